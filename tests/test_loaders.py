@@ -1,0 +1,129 @@
+import json
+
+import pytest
+
+from arcsolver.data.loaders import (
+    BUNDLED,
+    export_challenges,
+    load_tasks,
+    read_bundled,
+    read_challenges,
+    read_directory,
+)
+from arcsolver.errors import DataError
+
+GOOD = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]]}]}
+
+
+@pytest.mark.parametrize(
+    "name, n_tasks",
+    [("arc1/training", 400), ("arc1/evaluation", 400), ("arc2/training", 1000), ("arc2/evaluation", 120)],
+)
+def test_bundled_sets_load_with_their_sizes_and_solutions(name, n_tasks):
+    tasks, problems = read_bundled(name)
+    assert problems == []
+    assert len(tasks) == n_tasks
+    assert all(t.has_solutions for t in tasks)
+
+
+def test_kaggle_copies_are_bundled_too():
+    assert {"kaggle2024/evaluation", "kaggle2025/evaluation"} <= set(BUNDLED)
+    tasks, problems = read_bundled("kaggle2025/evaluation")
+    assert len(tasks) == 120 and problems == []
+
+
+def test_unknown_bundled_name_is_a_data_error():
+    with pytest.raises(DataError, match="unknown bundled set"):
+        read_bundled("arc3/training")
+
+
+def write(path, obj):
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def test_challenges_file_finds_solutions_beside_it(tmp_path):
+    write(tmp_path / "x_challenges.json", {"t1": GOOD})
+    write(tmp_path / "x_solutions.json", {"t1": [[[4, 3]]]})
+    tasks, problems = read_challenges(tmp_path / "x_challenges.json")
+    assert problems == []
+    assert tasks["t1"].test[0].output.tolist() == [[4, 3]]
+
+
+def test_challenges_without_solutions_have_unknown_outputs(tmp_path):
+    tasks = load_tasks(str(write(tmp_path / "c.json", {"t1": GOOD})))
+    assert tasks["t1"].test[0].output is None and not tasks["t1"].has_solutions
+
+
+def test_solutions_must_line_up_with_test_inputs(tmp_path):
+    write(tmp_path / "x_challenges.json", {"t1": GOOD, "t2": GOOD})
+    write(tmp_path / "x_solutions.json", {"t1": [[[1]], [[2]]], "t3": [[[1]]]})
+    tasks, problems = read_challenges(tmp_path / "x_challenges.json")
+    text = "\n".join(map(str, problems))
+    assert len(tasks) == 0
+    assert "task t1: the solutions give 2 outputs for 1 test inputs" in text
+    assert "task t2: has no entry in" in text
+    assert "task t3: has solutions but is not in the challenges" in text
+
+
+def test_lenient_read_keeps_good_tasks_and_names_every_bad_one(tmp_path):
+    bad = {
+        "ragged": {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]},
+        "colour": {"train": [{"input": [[1]], "output": [[10]]}], "test": [{"input": [[1]]}]},
+        "huge": {"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[0] * 31] * 31}]},
+        "empty": {"train": [], "test": [{"input": [[1]]}]},
+        "notest": {"train": [{"input": [[1]], "output": [[1]]}]},
+        "noout": {"train": [{"input": [[1]]}], "test": [{"input": [[1]]}]},
+    }
+    path = write(tmp_path / "c.json", {"good": GOOD, **bad})
+    tasks, problems = read_challenges(path)
+    assert tasks.ids() == ["good"]
+    assert sorted(p.task_id for p in problems) == sorted(bad)
+    by_id = {p.task_id: str(p) for p in problems}
+    assert "train pair 0 input: ragged grid" in by_id["ragged"]
+    assert "train pair 0 output: colour 10" in by_id["colour"]
+    assert "test pair 0 input: grid is 31x31" in by_id["huge"]
+    assert "'train' list is empty" in by_id["empty"]
+    assert "has no 'test' list" in by_id["notest"]
+    assert "has no 'output' grid" in by_id["noout"]
+    assert all(str(path) in s and "\n" not in s for s in by_id.values())
+    with pytest.raises(DataError, match="and 5 more problems"):
+        load_tasks(str(path))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("{not json", "invalid JSON at line 1"), ("[1, 2]", "expected an object mapping task ids")],
+)
+def test_whole_file_problems_are_one_line(tmp_path, content, message):
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_tasks(str(path))
+
+
+def test_missing_file_and_unknown_source(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_tasks(str(tmp_path / "missing.json"))
+    with pytest.raises(DataError, match="neither a file, a directory nor a bundled set"):
+        load_tasks("arc9/nothing")
+
+
+def test_directory_of_task_files(tmp_path):
+    write(tmp_path / "aaa.json", GOOD)
+    (tmp_path / "bbb.json").write_text("{oops")
+    tasks, problems = read_directory(tmp_path)
+    assert tasks.ids() == ["aaa"]
+    assert len(problems) == 1 and problems[0].task_id == "bbb" and "invalid JSON" in str(problems[0])
+    with pytest.raises(DataError, match="no .json task files"):
+        read_directory(tmp_path / "nowhere")
+
+
+def test_export_round_trips(tmp_path):
+    tasks = read_bundled("arc1/evaluation")[0].filter(lambda t: t.max_side() <= 5)
+    files = export_challenges(tasks, tmp_path, "small")
+    assert [f.name for f in files] == ["small_challenges.json", "small_solutions.json"]
+    again = load_tasks(str(files[0]))
+    assert again.ids() == tasks.ids()
+    for a, b in zip(again, tasks):
+        assert a.content_hash() == b.content_hash()
