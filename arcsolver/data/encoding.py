@@ -1,0 +1,161 @@
+"""Grids to token canvases and back: the model reads and writes fixed canvases of 12 tokens.
+
+A grid sits on a canvas x canvas board (30 x 30 by default, read row-major as 900 tokens).
+Colour c is token c + 2; the row just below the grid and the column just right of it are EOS,
+which tells the model (and the decoder) the grid's height and width; every other cell is PAD.
+With a translation offset (r0, c0) the grid's top-left cell sits at (r0, c0) instead of (0, 0).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from arcsolver.data.task import MAX_SIDE, N_COLOURS, Grid, Pair
+
+PAD = 0
+EOS = 1
+COLOUR_OFFSET = 2  # colour c is token c + COLOUR_OFFSET
+VOCAB_SIZE = COLOUR_OFFSET + N_COLOURS  # 12
+CANVAS = MAX_SIDE  # the largest ARC grid fills the whole default canvas
+
+Offset = tuple[int, int]
+
+
+def _check_fits(shape: tuple[int, ...], canvas: int, offset: Offset) -> tuple[int, int]:
+    """The offset as two ints, or a ValueError saying why the grid does not fit there."""
+    if len(shape) != 2:
+        raise ValueError(f"a grid must be 2-D, got shape {shape}")
+    h, w = shape
+    r0, c0 = (int(v) for v in offset)
+    if r0 < 0 or c0 < 0:
+        raise ValueError(f"offset {offset} must not be negative")
+    if r0 + h > canvas or c0 + w > canvas:
+        raise ValueError(
+            f"a {h}x{w} grid at offset ({r0}, {c0}) does not fit a {canvas}x{canvas} canvas"
+        )
+    return r0, c0
+
+
+def _write_grid(board: np.ndarray, grid: Grid, offset: Offset) -> None:
+    """Draw grid and its EOS border onto a PAD-filled [canvas, canvas] board, in place."""
+    canvas = board.shape[0]
+    r0, c0 = _check_fits(grid.shape, canvas, offset)
+    h, w = grid.shape
+    board[r0 : r0 + h, c0 : c0 + w] = grid + COLOUR_OFFSET
+    # Slices past the canvas edge are cut short by numpy, which is exactly the "skip" we want;
+    # the corner (r0 + h, c0 + w) is on both the EOS row and the EOS column.
+    if r0 + h < canvas:
+        board[r0 + h, c0 : c0 + w + 1] = EOS
+    if c0 + w < canvas:
+        board[r0 : r0 + h + 1, c0 + w] = EOS
+
+
+def encode_grid(grid: Grid, canvas: int = CANVAS, offset: Offset = (0, 0)) -> np.ndarray:
+    """A [canvas, canvas] uint8 token array: PAD, the grid's colour tokens at offset, EOS border."""
+    board = np.full((canvas, canvas), PAD, dtype=np.uint8)
+    _write_grid(board, grid, offset)
+    return board
+
+
+def encode_batch(
+    grids: Sequence[Grid], canvas: int = CANVAS, offsets: Sequence[Offset] | None = None
+) -> np.ndarray:
+    """[len(grids), canvas, canvas] uint8: encode_grid of each grid (offsets default to (0, 0))."""
+    if offsets is not None and len(offsets) != len(grids):
+        raise ValueError(f"{len(offsets)} offsets for {len(grids)} grids")
+    boards = np.full((len(grids), canvas, canvas), PAD, dtype=np.uint8)
+    for i, grid in enumerate(grids):
+        _write_grid(boards[i], grid, (0, 0) if offsets is None else offsets[i])
+    return boards
+
+
+def _output_of(pair: Pair) -> Grid:
+    if pair.output is None:
+        raise ValueError("a pair without an output has no label; encode its input with encode_grid")
+    return pair.output
+
+
+def encode_pair(
+    pair: Pair, canvas: int = CANVAS, offset: Offset = (0, 0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(input canvas, label canvas) of one example; both grids share the offset."""
+    return encode_grid(pair.input, canvas, offset), encode_grid(_output_of(pair), canvas, offset)
+
+
+def encode_pairs(
+    pairs: Sequence[Pair], canvas: int = CANVAS, offsets: Sequence[Offset] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels), each [len(pairs), canvas, canvas] uint8; pair i uses offsets[i] twice."""
+    outputs = [_output_of(p) for p in pairs]
+    inputs = encode_batch([p.input for p in pairs], canvas, offsets)
+    return inputs, encode_batch(outputs, canvas, offsets)
+
+
+def random_offset(
+    rng: np.random.Generator, shapes: Iterable[tuple[int, int]], canvas: int = CANVAS
+) -> Offset:
+    """A uniformly random top-left offset at which every grid of the given shapes fits the canvas.
+
+    Draw one per example and use it for both its input and output (translation augmentation).
+    The grid may touch the canvas edge, in which case its EOS row or column is cut off.
+    """
+    shapes = [tuple(s) for s in shapes]
+    if not shapes:
+        raise ValueError("random_offset needs at least one grid shape")
+    max_h = max(s[0] for s in shapes)
+    max_w = max(s[1] for s in shapes)
+    if max_h > canvas or max_w > canvas:
+        raise ValueError(f"a {max_h}x{max_w} extent does not fit a {canvas}x{canvas} canvas")
+    return int(rng.integers(canvas - max_h + 1)), int(rng.integers(canvas - max_w + 1))
+
+
+def _as_boards(tokens, batched: bool) -> np.ndarray:
+    """Token input as a [B, canvas, canvas] array; flat canvases (canvas * canvas) are reshaped."""
+    arr = np.asarray(tokens)
+    square_ndim = 3 if batched else 2
+    if arr.ndim == square_ndim - 1:  # flat canvases, as the model's sequence dimension gives them
+        side = int(round(np.sqrt(arr.shape[-1])))
+        if side * side != arr.shape[-1]:
+            raise ValueError(f"a flat canvas of {arr.shape[-1]} tokens is not square")
+        arr = arr.reshape(*arr.shape[:-1], side, side)
+    if arr.ndim != square_ndim or arr.shape[-1] != arr.shape[-2]:
+        expected = "[batch, canvas, canvas]" if batched else "[canvas, canvas]"
+        raise ValueError(f"expected tokens shaped {expected}, got {arr.shape}")
+    return arr if batched else arr[None]
+
+
+def _decode_boards(boards: np.ndarray) -> list[Grid | None]:
+    # A prediction may be any token anywhere, and the canvas may exceed MAX_SIDE; looking only at
+    # the top-left MAX_SIDE x MAX_SIDE keeps every answer a valid grid.
+    view = boards[:, :MAX_SIDE, :MAX_SIDE]
+    is_colour = (view >= COLOUR_OFFSET) & (view < VOCAB_SIZE)
+    leading = np.cumprod(is_colour, axis=2, dtype=np.int32).sum(axis=2)  # colour run of each row
+    # Narrowest row so far: once a row has no leading colour, every later width is 0 (we stop).
+    width_so_far = np.minimum.accumulate(leading, axis=1)
+    areas = width_so_far * np.arange(1, view.shape[1] + 1)
+    best = areas.argmax(axis=1)  # the first of equal areas wins (the shorter, wider rectangle)
+    grids: list[Grid | None] = []
+    for b, row in enumerate(best):
+        h, w = int(row) + 1, int(width_so_far[b, row])
+        if w == 0:
+            grids.append(None)  # the top-left cell is not a colour
+        else:
+            grids.append(np.ascontiguousarray(view[b, :h, :w] - COLOUR_OFFSET, dtype=np.uint8))
+    return grids
+
+
+def decode_grid(tokens) -> Grid | None:
+    """The grid a token canvas shows, or None when its top-left cell is not a colour.
+
+    Takes the largest-area top-left rectangle made only of colour tokens (each row counts its
+    leading colour cells; the first row with none ends the search). Accepts any integer dtype,
+    shaped [canvas, canvas] or flat [canvas * canvas].
+    """
+    return _decode_boards(_as_boards(tokens, batched=False))[0]
+
+
+def decode_batch(tokens) -> list[Grid | None]:
+    """decode_grid of each canvas of a [batch, canvas, canvas] or [batch, canvas * canvas] array."""
+    return _decode_boards(_as_boards(tokens, batched=True))
