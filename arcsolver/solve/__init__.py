@@ -1,0 +1,1 @@
+"""Solving tasks: augmented inference, voting, scoring (and, later, test-time adaptation)."""

@@ -1,0 +1,136 @@
+"""Scoring a submission file against a Kaggle solutions file the way the competition does
+(pass@2), with pass@1 and per-cell accuracy beside it to show how near the misses are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from arcsolver.atomic import atomic_write_text
+from arcsolver.data.loaders import _read_json
+from arcsolver.data.task import Grid, GridError, as_grid
+from arcsolver.errors import DataError
+from arcsolver.solve.scoring import cell_accuracy, same_grid, test_output_solved
+from arcsolver.solve.submission import coverage_problems, parse_submission
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """A submission's scores. Each score is a mean over tasks of the task's mean over its test outputs."""
+
+    pass_at_2: float  # the competition's score: either attempt exactly right
+    pass_at_1: float  # attempt_1 alone
+    cell_accuracy: float  # attempt_1's share of right cells; 0 where its shape is wrong
+    n_tasks: int
+    solved_tasks: int  # tasks whose every test output is solved by one of the two attempts
+    per_test: pd.DataFrame  # one row per (task_id, test_index)
+    per_task: pd.DataFrame  # one row per task_id, derived from per_test
+
+    def summary(self) -> dict:
+        """The headline numbers, as plain Python values (for JSON)."""
+        return {
+            "pass@2": self.pass_at_2,
+            "pass@1": self.pass_at_1,
+            "cell_accuracy": self.cell_accuracy,
+            "tasks": self.n_tasks,
+            "solved_tasks": self.solved_tasks,
+        }
+
+    def write_csv(self, path) -> None:
+        """Write the per-test-output table as CSV, atomically."""
+        try:
+            atomic_write_text(path, self.per_test.to_csv(index=False))
+        except OSError as e:
+            raise DataError(f"{path}: cannot write: {e}") from None
+
+
+def _shape(grid: Grid | None) -> str:
+    return "" if grid is None else f"{grid.shape[0]}x{grid.shape[1]}"
+
+
+def read_solutions(path) -> dict[str, list[Grid]]:
+    """Read a Kaggle solutions file (task id -> output grids in test order), strictly."""
+    path = Path(path)
+    obj = _read_json(path)
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected an object mapping task ids to lists of output grids, got {type(obj).__name__}")
+    solutions, problems = {}, []
+    for task_id, outputs in obj.items():
+        if not isinstance(outputs, list) or not outputs:
+            problems.append(f"{path}: task {task_id}: expected a non-empty list of output grids")
+            continue
+        grids = []
+        for i, output in enumerate(outputs):
+            try:
+                grids.append(as_grid(output))
+            except GridError as e:
+                problems.append(f"{path}: task {task_id}: output {i}: {e}")
+        solutions[task_id] = grids
+    if problems:
+        raise DataError(_first_of(problems))
+    if not solutions:
+        raise DataError(f"{path}: holds no tasks, so there is nothing to score")
+    return solutions
+
+
+def _first_of(problems: list[str]) -> str:
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
+
+
+def per_task_table(per_test: pd.DataFrame) -> pd.DataFrame:
+    """Per-task means of the per-test-output table, tasks in their original order."""
+    return (
+        per_test.groupby("task_id", sort=False)
+        .agg(
+            test_outputs=("test_index", "size"),
+            **{"pass@1": ("attempt_1_correct", "mean"), "pass@2": ("solved", "mean")},
+            cell_accuracy=("cell_accuracy", "mean"),
+        )
+        .reset_index()
+    )
+
+
+def evaluate_submission(submission_path, solutions_path) -> EvaluationResult:
+    """Score a submission file against a solutions file.
+
+    Raises DataError if either file is unreadable, or if the competition would reject the
+    submission for the tasks of the solutions file.
+    """
+    submission_path = Path(submission_path)
+    obj = _read_json(submission_path)
+    solutions = read_solutions(solutions_path)
+    source = str(submission_path)
+    submission, problems = parse_submission(obj, source)
+    problems += coverage_problems(obj, {task_id: len(outputs) for task_id, outputs in solutions.items()}, source)
+    if problems:
+        raise DataError(f"rejected submission: {_first_of(problems)}")
+
+    rows = []
+    for task_id, answers in solutions.items():
+        for i, (answer, (attempt_1, attempt_2)) in enumerate(zip(answers, submission[task_id])):
+            rows.append(
+                {
+                    "task_id": task_id,
+                    "test_index": i,
+                    "attempt_1_correct": same_grid(attempt_1, answer),
+                    "attempt_2_correct": same_grid(attempt_2, answer),
+                    "solved": test_output_solved([attempt_1, attempt_2], answer, k=2),
+                    "cell_accuracy": cell_accuracy(attempt_1, answer),
+                    "answer_shape": _shape(answer),
+                    "attempt_1_shape": _shape(attempt_1),
+                }
+            )
+    per_test = pd.DataFrame(rows)
+    per_task = per_task_table(per_test)
+    return EvaluationResult(
+        pass_at_2=float(per_task["pass@2"].mean()),
+        pass_at_1=float(per_task["pass@1"].mean()),
+        cell_accuracy=float(per_task["cell_accuracy"].mean()),
+        n_tasks=len(per_task),
+        solved_tasks=int((per_task["pass@2"] == 1.0).sum()),
+        per_test=per_test,
+        per_task=per_task,
+    )

@@ -1,0 +1,153 @@
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from arcsolver.cli import app
+from arcsolver.errors import DataError
+from arcsolver.solve.evaluate import evaluate_submission
+
+SOLUTIONS = {
+    "aaaa0001": [[[1, 2], [3, 4]], [[5, 5, 5]]],
+    "bbbb0002": [[[1, 0], [0, 1]]],
+    "cccc0003": [[[3, 3], [3, 3]], [[1]]],
+}
+SUBMISSION = {
+    "aaaa0001": [
+        {"attempt_1": [[1, 2], [3, 0]], "attempt_2": [[1, 2], [3, 4]]},  # attempt_2 only; 3/4 cells
+        {"attempt_1": [[5, 0, 0]], "attempt_2": [[0, 0, 0]]},  # unsolved; 1/3 cells
+    ],
+    "bbbb0002": [{"attempt_1": [[1, 0], [0, 1]], "attempt_2": [[0]]}],  # attempt_1
+    "cccc0003": [
+        {"attempt_1": [[3, 3, 3]], "attempt_2": [[3]]},  # wrong shape: 0 cells
+        {"attempt_1": [[2]], "attempt_2": [[2]]},  # right shape, no cell right
+    ],
+}
+# By hand, per task then over tasks (pooling the 5 test outputs would give 2/5 and 1/5 instead):
+PASS_AT_2 = (1 / 2 + 1 + 0) / 3
+PASS_AT_1 = (0 + 1 + 0) / 3
+CELL_ACCURACY = ((3 / 4 + 1 / 3) / 2 + 1 + (0 + 0) / 2) / 3  # = 37/72
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def files(tmp_path):
+    sub, sol = tmp_path / "sub.json", tmp_path / "eval_solutions.json"
+    sub.write_text(json.dumps(SUBMISSION))
+    sol.write_text(json.dumps(SOLUTIONS))
+    return sub, sol
+
+
+def test_scores_match_the_hand_computed_ones(files):
+    result = evaluate_submission(*files)
+    assert result.pass_at_2 == pytest.approx(PASS_AT_2) == pytest.approx(0.5)
+    assert result.pass_at_1 == pytest.approx(PASS_AT_1)
+    assert result.cell_accuracy == pytest.approx(CELL_ACCURACY) == pytest.approx(37 / 72)
+    assert (result.n_tasks, result.solved_tasks) == (3, 1)
+
+
+def test_per_test_table_has_a_row_per_test_output(files):
+    table = evaluate_submission(*files).per_test
+    assert list(zip(table.task_id, table.test_index)) == [
+        ("aaaa0001", 0), ("aaaa0001", 1), ("bbbb0002", 0), ("cccc0003", 0), ("cccc0003", 1)
+    ]
+    assert table.attempt_1_correct.tolist() == [False, False, True, False, False]
+    assert table.attempt_2_correct.tolist() == [True, False, False, False, False]
+    assert table.cell_accuracy.tolist() == pytest.approx([0.75, 1 / 3, 1.0, 0.0, 0.0])
+    assert table.answer_shape.tolist() == ["2x2", "1x3", "2x2", "2x2", "1x1"]
+    assert table.attempt_1_shape.tolist() == ["2x2", "1x3", "2x2", "1x3", "1x1"]
+
+
+def test_per_task_table_is_the_mean_over_test_outputs(files):
+    table = evaluate_submission(*files).per_task.set_index("task_id")
+    assert table["pass@2"].tolist() == [0.5, 1.0, 0.0]
+    assert table["pass@1"].tolist() == [0.0, 1.0, 0.0]
+    assert table["test_outputs"].tolist() == [2, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda s: s.pop("bbbb0002"), "task bbbb0002: missing"),
+        (lambda s: s["bbbb0002"][0].pop("attempt_2"), "task bbbb0002: test 0: attempt_2 missing"),
+        (lambda s: s["aaaa0001"][1].update(attempt_1=[[1], [2, 3]]), "task aaaa0001: test 1: attempt_1: ragged grid"),
+        (lambda s: s["cccc0003"].pop(), "task cccc0003: 1 test entries for 2 test inputs"),
+    ],
+)
+def test_a_submission_the_competition_would_reject_is_a_data_error(files, edit, fragment):
+    sub, sol = files
+    obj = json.loads(json.dumps(SUBMISSION))
+    edit(obj)
+    sub.write_text(json.dumps(obj))
+    with pytest.raises(DataError) as e:
+        evaluate_submission(sub, sol)
+    message = str(e.value)
+    assert f"{sub}: {fragment}" in message and "\n" not in message
+
+
+def test_the_first_problem_is_named_and_the_rest_counted(files):
+    sub, sol = files
+    sub.write_text(json.dumps({"aaaa0001": SUBMISSION["aaaa0001"]}))
+    with pytest.raises(DataError, match=r"task bbbb0002: missing .*\(and 1 more problems\)$"):
+        evaluate_submission(sub, sol)
+
+
+def test_unreadable_files_are_data_errors(files, tmp_path):
+    sub, sol = files
+    with pytest.raises(DataError, match="no such file"):
+        evaluate_submission(sub, tmp_path / "nope.json")
+    sol.write_text('{"aaaa0001": [')
+    with pytest.raises(DataError, match="eval_solutions.json: invalid JSON"):
+        evaluate_submission(sub, sol)
+    sol.write_text(json.dumps({"aaaa0001": [[[1, 2], [3]]]}))
+    with pytest.raises(DataError, match="task aaaa0001: output 0: ragged grid"):
+        evaluate_submission(sub, sol)
+
+
+def test_cli_json_is_one_object_matching_the_scores(files):
+    sub, sol = files
+    result = runner.invoke(app, ["evaluate", str(sub), "--solutions", str(sol), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert scores == {
+        "pass@2": pytest.approx(PASS_AT_2),
+        "pass@1": pytest.approx(PASS_AT_1),
+        "cell_accuracy": pytest.approx(CELL_ACCURACY),
+        "tasks": 3,
+        "solved_tasks": 1,
+    }
+
+
+def test_cli_table_and_csv_beside_the_submission(files):
+    sub, sol = files
+    result = runner.invoke(app, ["evaluate", str(sub), "--solutions", str(sol)])
+    assert result.exit_code == 0, result.output
+    assert "pass@2" in result.output and "0.5000" in result.output and "tasks solved" in result.output
+    table = pd.read_csv(sub.with_name("sub.scores.csv"))
+    assert len(table) == sum(len(v) for v in SOLUTIONS.values())
+    assert table.cell_accuracy.tolist() == pytest.approx([0.75, 1 / 3, 1.0, 0.0, 0.0])
+
+
+def test_cli_csv_path_can_be_chosen(files, tmp_path):
+    sub, sol = files
+    out = tmp_path / "scores" / "per_test.csv"
+    result = runner.invoke(app, ["evaluate", str(sub), "--solutions", str(sol), "--csv", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 5 and not sub.with_name("sub.scores.csv").exists()
+
+
+def test_cli_errors_are_one_line(files, tmp_path):
+    sub, sol = files
+    sub_missing_task = tmp_path / "partial.json"
+    sub_missing_task.write_text(json.dumps({"aaaa0001": SUBMISSION["aaaa0001"]}))
+    for args in (
+        [str(tmp_path / "missing.json"), "--solutions", str(sol)],
+        [str(sub), "--solutions", str(tmp_path / "missing.json")],
+        [str(sub_missing_task), "--solutions", str(sol)],
+    ):
+        result = runner.invoke(app, ["evaluate", *args])
+        assert result.exit_code == 1, args
+        assert "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
