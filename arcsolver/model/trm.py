@@ -1,0 +1,282 @@
+"""The Tiny Recursive Model: one small network f refines an answer y through a latent z.
+
+    x = embed(puzzle vector, input canvas)
+    one recursion:        n times  z = f(z, x + y);  then  y = f(y, z)
+    one supervision step: T recursions, the first T-1 without gradients
+    deep supervision:     up to N_sup steps per sample, y and z carried (detached) between
+                          steps, a loss and an optimiser step after each; a sample halts when
+                          its halting logit says its answer is right, and a fresh one takes
+                          its place in the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from arcsolver.errors import ConfigError
+from arcsolver.model.layers import Block, RotaryEmbedding, lecun_linear, trunc_normal_
+from arcsolver.model.puzzle_embedding import PuzzleEmbedding
+
+Rope = tuple[torch.Tensor, torch.Tensor]  # (cos, sin) tables for the current canvas
+
+
+class TRMConfig(BaseModel):
+    """The model's shape and recursion schedule; defaults are the paper's ARC settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden_size: int = Field(512, gt=0)
+    n_heads: int = Field(8, gt=0)
+    n_layers: int = Field(2, gt=0)
+    expansion: float = Field(4.0, gt=0)
+    n_latent_steps: int = Field(4, ge=1)  # n: z updates per recursion
+    n_recursions: int = Field(3, ge=1)  # T: recursions per supervision step, T-1 without grad
+    n_supervision: int = Field(16, ge=1)  # N_sup: most supervision steps per sample
+    puzzle_emb_len: int = Field(16, ge=1)  # prefix positions; the task vector fills the first
+    n_puzzle_ids: int = Field(1, ge=1)  # rows of the task-vector table, blank row 0 included
+    canvas: int = Field(30, gt=0)
+    vocab_size: int = Field(12, gt=0)
+    rope_theta: float = Field(10000.0, gt=0)
+    positions: Literal["rope1d", "rope2d"] = "rope1d"
+    rms_eps: float = Field(1e-5, gt=0)
+    halt_exploration_prob: float = Field(0.1, ge=0, le=1)
+    halt_loss_weight: float = Field(0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _check_heads(self) -> TRMConfig:
+        if self.hidden_size % self.n_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} must be divisible by n_heads {self.n_heads}"
+            )
+        head_dim = self.hidden_size // self.n_heads
+        needed = 4 if self.positions == "rope2d" else 2  # rope2d splits pairs into rows and cols
+        if head_dim % needed:
+            raise ValueError(
+                f"{self.positions} needs a head dimension divisible by {needed}, got {head_dim}"
+            )
+        return self
+
+    @property
+    def seq_len(self) -> int:
+        """Positions per sample on the configured canvas: prefix plus cells."""
+        return self.puzzle_emb_len + self.canvas * self.canvas
+
+
+@dataclass
+class Carry:
+    """What deep supervision carries from one step to the next, per sample of the batch.
+
+    y, z: [B, L, D] detached states. steps: [B] supervision steps taken by the current sample.
+    halted: [B] bool, the sample is done and is replaced at the next step. min_steps: [B] the
+    exploration minimum drawn when the sample came in (0 = none). inputs, labels: [B, H, W] and
+    puzzle_ids: [B], the current samples.
+    """
+
+    y: torch.Tensor
+    z: torch.Tensor
+    steps: torch.Tensor
+    halted: torch.Tensor
+    min_steps: torch.Tensor
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    puzzle_ids: torch.Tensor
+
+
+@dataclass
+class StepOutput:
+    """One supervision step's answer: logits [B, H*W, vocab], halt_logit [B] (float32) and the
+    labels [B, H, W] of the samples they belong to."""
+
+    logits: torch.Tensor
+    halt_logit: torch.Tensor
+    labels: torch.Tensor
+
+
+def _batch_fields(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, labels, puzzle_ids) from a mapping or an object with those attributes."""
+    if isinstance(batch, Mapping):
+        return batch["inputs"], batch["labels"], batch["puzzle_ids"]
+    return batch.inputs, batch.labels, batch.puzzle_ids
+
+
+class TRM(nn.Module):
+    """Tiny Recursive Model: network f, token and task embeddings, answer and halting heads."""
+
+    def __init__(self, config: TRMConfig):
+        super().__init__()
+        self.config = config
+        D = config.hidden_size
+        self.embed_scale = math.sqrt(D)
+        # std 1/sqrt(D), times sqrt(D) at use: unit-scale inputs, the same scale as the state.
+        self.embed_tokens = nn.Embedding(config.vocab_size, D)
+        trunc_normal_(self.embed_tokens.weight, std=1.0 / self.embed_scale)
+        self.puzzle_emb = PuzzleEmbedding(config.n_puzzle_ids, D)
+        self.rotary = RotaryEmbedding(
+            D // config.n_heads, config.puzzle_emb_len, config.rope_theta, config.positions
+        )
+        self.blocks = nn.ModuleList(
+            Block(D, config.n_heads, config.expansion, config.rms_eps)
+            for _ in range(config.n_layers)
+        )
+        # Where the answer and the reasoning start, broadcast over positions. Fixed random
+        # vectors, saved with the model: with T > 1 the no-grad recursions come right after
+        # them, so no gradient could reach them, and as parameters weight decay would only
+        # shrink them.
+        self.register_buffer("y_init", trunc_normal_(torch.empty(D), std=1.0))
+        self.register_buffer("z_init", trunc_normal_(torch.empty(D), std=1.0))
+        self.lm_head = lecun_linear(D, config.vocab_size)
+        self.halt_head = nn.Linear(D, 1)
+        # Start confident that the answer is wrong: halting has to be learned, not stumbled into.
+        with torch.no_grad():
+            self.halt_head.weight.zero_()
+            self.halt_head.bias.fill_(-5.0)
+
+    # --- the recursion -----------------------------------------------------------------
+
+    def f(self, a: torch.Tensor, b: torch.Tensor, rope: Rope) -> torch.Tensor:
+        """The one network: its blocks applied to a + b (b is the injected input)."""
+        h = a + b
+        for block in self.blocks:
+            h = block(h, rope)
+        return h
+
+    def latent_recursion(self, x, y, z, rope: Rope) -> tuple[torch.Tensor, torch.Tensor]:
+        """n updates of the latent from question, answer and latent, then one of the answer.
+
+        Both calls use the same f; only the presence of x tells it which job it is doing.
+        """
+        for _ in range(self.config.n_latent_steps):
+            z = self.f(z, x + y, rope)
+        y = self.f(y, z, rope)
+        return y, z
+
+    def supervision_step(self, x, y, z, rope: Rope) -> tuple[torch.Tensor, torch.Tensor]:
+        """T recursions: T-1 improve y and z without a graph, the last is backpropagated in full."""
+        with torch.no_grad():
+            for _ in range(self.config.n_recursions - 1):
+                y, z = self.latent_recursion(x, y, z, rope)
+        return self.latent_recursion(x, y, z, rope)
+
+    # --- embeddings and heads ------------------------------------------------------------
+
+    def rope_for(self, inputs: torch.Tensor) -> Rope:
+        """cos/sin for the canvas of `inputs` [B, H, W]; rope1d only knows its own canvas."""
+        H, W = inputs.shape[-2:]
+        canvas = self.config.canvas
+        if self.config.positions == "rope1d" and (H, W) != (canvas, canvas):
+            raise ConfigError(
+                f"this model uses rope1d positions for a {canvas}x{canvas} canvas, got a "
+                f"{H}x{W} one: encode the data on a {canvas}x{canvas} canvas (flattened positions "
+                f"change meaning with the canvas width), or use a model with positions='rope2d'"
+            )
+        return self.rotary(H, W, inputs.device)
+
+    def embed_input(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:
+        """x [B, L, D]: the task vector, zeros for the rest of the prefix, then the input cells."""
+        B = inputs.shape[0]
+        tokens = self.embed_tokens(inputs.flatten(1))
+        task = self.puzzle_emb(puzzle_ids).to(tokens.dtype)
+        rest = tokens.new_zeros(B, self.config.puzzle_emb_len - 1, tokens.shape[-1])
+        # The task vector is scaled with the tokens: sign-SGD moves it in steps of lr x sqrt(D).
+        return self.embed_scale * torch.cat([task[:, None, :], rest, tokens], dim=1)
+
+    def heads(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B, H*W, vocab] on the answer positions and halt logit [B] from position 0."""
+        logits = self.lm_head(y[:, self.config.puzzle_emb_len :])
+        halt_logit = self.halt_head(y[:, 0]).squeeze(-1).float()
+        return logits, halt_logit
+
+    def initial_state(self, batch_size: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """y and z at the start of a sample: the initial vectors at every position."""
+        shape = (batch_size, seq_len, self.config.hidden_size)
+        return self.y_init.expand(shape), self.z_init.expand(shape)
+
+    # --- deep supervision --------------------------------------------------------------
+
+    def initial_carry(self, batch: Any) -> Carry:
+        """A carry in which every sample is halted, so the first forward loads the whole batch."""
+        inputs, labels, puzzle_ids = _batch_fields(batch)
+        B, H, W = inputs.shape
+        y, z = self.initial_state(B, self.config.puzzle_emb_len + H * W)
+        steps = torch.zeros(B, dtype=torch.long, device=inputs.device)
+        halted = torch.ones(B, dtype=torch.bool, device=inputs.device)
+        return Carry(y, z, steps, halted, steps.clone(), inputs, labels, puzzle_ids)
+
+    def forward(self, carry: Carry, batch: Any) -> tuple[Carry, StepOutput]:
+        """One supervision step for every sample, replacing halted samples by `batch`'s rows.
+
+        `batch` has inputs, labels [B, H, W] and puzzle_ids [B] (a mapping or attributes), with
+        the carry's B, H and W. Returns the next carry (y, z detached) and this step's output.
+        In training a sample halts when its halt logit > 0 (once past its exploration minimum)
+        or after N_sup steps; in eval mode only after N_sup steps.
+        """
+        fresh_inputs, fresh_labels, fresh_ids = _batch_fields(batch)
+        reset = carry.halted
+        cells = reset[:, None, None]
+        inputs = torch.where(cells, fresh_inputs, carry.inputs)
+        labels = torch.where(cells, fresh_labels, carry.labels)
+        puzzle_ids = torch.where(reset, fresh_ids, carry.puzzle_ids)
+        y = torch.where(cells, self.y_init, carry.y)
+        z = torch.where(cells, self.z_init, carry.z)
+        steps = torch.where(reset, 0, carry.steps)
+        min_steps = torch.where(reset, self._draw_min_steps(reset), carry.min_steps)
+
+        rope = self.rope_for(inputs)
+        x = self.embed_input(inputs, puzzle_ids)
+        y, z = self.supervision_step(x, y, z, rope)
+        logits, halt_logit = self.heads(y)
+
+        steps = steps + 1
+        with torch.no_grad():
+            halted = steps >= self.config.n_supervision
+            if self.training:
+                wants_to_halt = (halt_logit > 0) & (steps >= min_steps)
+                halted = halted | wants_to_halt
+        y, z = y.detach(), z.detach()
+        next_carry = Carry(y, z, steps, halted, min_steps, inputs, labels, puzzle_ids)
+        return next_carry, StepOutput(logits, halt_logit, labels)
+
+    def _draw_min_steps(self, like: torch.Tensor) -> torch.Tensor:
+        """Per sample: with prob halt_exploration_prob a minimum of 2..N_sup steps, else 0.
+
+        Forcing some samples to keep going shows the halting head states it would not
+        otherwise visit (the answer improving after the model wanted to stop). Training only.
+        """
+        if not self.training:
+            return torch.zeros_like(like, dtype=torch.long)
+        n_sup = self.config.n_supervision
+        explore = torch.rand(like.shape, device=like.device) < self.config.halt_exploration_prob
+        minimum = torch.randint(2, max(n_sup, 2) + 1, like.shape, device=like.device)
+        return torch.where(explore, minimum, 0)
+
+    # --- inference ---------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(
+        self, inputs: torch.Tensor, puzzle_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All N_sup supervision steps from scratch, without halting or gradients.
+
+        Returns the last step's logits [B, H*W, vocab] and halt logits [B], in either mode.
+        """
+        rope = self.rope_for(inputs)
+        x = self.embed_input(inputs, puzzle_ids)
+        y, z = self.initial_state(x.shape[0], x.shape[1])
+        for _ in range(self.config.n_supervision):
+            y, z = self.supervision_step(x, y, z, rope)
+        return self.heads(y)
+
+    # --- the task table ----------------------------------------------------------------
+
+    def grow_puzzles(self, n_new: int) -> range:
+        """Add `n_new` task rows (initialised to the mean trained row); return their ids."""
+        ids = self.puzzle_emb.grow(n_new)
+        self.config = self.config.model_copy(update={"n_puzzle_ids": self.puzzle_emb.n_rows})
+        return ids

@@ -1,0 +1,338 @@
+from types import SimpleNamespace
+
+import pydantic
+import pytest
+import torch
+
+from arcsolver.errors import ConfigError
+from arcsolver.model import TRM, TRMConfig, halting_target, trm_loss
+
+PAD, EOS = 0, 1
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Models this small run faster on one thread, and do not stall when the CPU is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(**overrides) -> TRMConfig:
+    settings = dict(
+        hidden_size=32,
+        n_heads=2,
+        n_layers=2,
+        n_latent_steps=2,
+        n_recursions=3,
+        n_supervision=4,
+        puzzle_emb_len=3,
+        canvas=5,
+        n_puzzle_ids=6,
+    )
+    settings.update(overrides)
+    return TRMConfig(**settings)
+
+
+def random_batch(batch_size=4, canvas=5, seed=0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "inputs": torch.randint(0, 12, (batch_size, canvas, canvas), generator=g),
+        "labels": torch.randint(0, 12, (batch_size, canvas, canvas), generator=g),
+        "puzzle_ids": torch.randint(1, 6, (batch_size,), generator=g),
+    }
+
+
+def graph_size(tensor: torch.Tensor) -> int:
+    """Number of autograd nodes reachable from `tensor`."""
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return len(seen)
+
+
+# --- config --------------------------------------------------------------------------
+
+
+def test_config_defaults_are_the_papers_arc_settings():
+    config = TRMConfig()
+    assert (config.hidden_size, config.n_heads, config.n_layers, config.expansion) == (512, 8, 2, 4)
+    assert (config.n_latent_steps, config.n_recursions, config.n_supervision) == (4, 3, 16)
+    assert (config.puzzle_emb_len, config.canvas, config.vocab_size) == (16, 30, 12)
+    assert config.seq_len == 916
+    assert (config.halt_exploration_prob, config.halt_loss_weight) == (0.1, 0.5)
+
+
+def test_config_is_validated():
+    with pytest.raises(pydantic.ValidationError, match="divisible by n_heads"):
+        TRMConfig(hidden_size=100, n_heads=8)
+    with pytest.raises(pydantic.ValidationError):
+        TRMConfig(positions="learned")
+    with pytest.raises(pydantic.ValidationError):
+        TRMConfig(n_recursion=3)  # a typo is an error, not a silently ignored key
+    with pytest.raises(pydantic.ValidationError, match="rope2d"):
+        TRMConfig(hidden_size=12, n_heads=2, positions="rope2d")  # head dim 6
+
+
+def test_paper_sized_network_has_about_seven_million_parameters():
+    n_params = sum(p.numel() for p in TRM(TRMConfig()).parameters())
+    assert 6_500_000 < n_params < 7_500_000
+
+
+# --- recursion and gradients -----------------------------------------------------------
+
+
+def test_only_the_last_recursion_builds_a_graph():
+    torch.manual_seed(0)
+    model = TRM(tiny_config(n_recursions=3, n_latent_steps=2))
+    outputs = []
+    model.blocks[-1].register_forward_hook(lambda module, args, out: outputs.append(out))
+    batch = random_batch()
+    carry, out = model(model.initial_carry(batch), batch)
+    per_recursion = model.config.n_latent_steps + 1  # f calls: n for z, one for y
+    assert len(outputs) == 3 * per_recursion
+    assert all(o.grad_fn is None and not o.requires_grad for o in outputs[: 2 * per_recursion])
+    assert all(o.grad_fn is not None for o in outputs[2 * per_recursion :])
+
+    loss, _ = trm_loss(out.logits, out.labels, out.halt_logit)
+    loss.backward()
+    assert all(p.grad is not None for p in model.blocks.parameters())
+    assert model.embed_tokens.weight.grad is not None and model.halt_head.weight.grad is not None
+
+
+def test_graph_size_does_not_depend_on_the_number_of_recursions():
+    batch = random_batch()
+    sizes = []
+    for n_recursions in (2, 4):
+        torch.manual_seed(0)
+        model = TRM(tiny_config(n_recursions=n_recursions))
+        _, out = model(model.initial_carry(batch), batch)
+        sizes.append(graph_size(trm_loss(out.logits, out.labels, out.halt_logit)[0]))
+    assert sizes[0] == sizes[1]
+
+
+def test_carried_state_holds_no_graph():
+    model = TRM(tiny_config())
+    batch = random_batch()
+    carry = model.initial_carry(batch)
+    for _ in range(2):
+        carry, out = model(carry, batch)
+        for state in (carry.y, carry.z):
+            assert state.grad_fn is None and not state.requires_grad
+        assert out.logits.requires_grad
+
+
+# --- deep supervision with a carry ----------------------------------------------------
+
+
+def test_halted_samples_are_replaced_and_the_others_kept():
+    torch.manual_seed(0)
+    model = TRM(tiny_config()).eval()  # eval: no exploration randomness, halting only at N_sup
+    first, second = random_batch(seed=1), random_batch(seed=2)
+    carry, _ = model(model.initial_carry(first), first)
+    assert not carry.halted.any() and carry.steps.tolist() == [1, 1, 1, 1]
+
+    carry.halted = torch.tensor([True, False, True, False])
+    new_carry, out = model(carry, second)
+    fresh = torch.tensor([0, 2])
+    kept = torch.tensor([1, 3])
+    assert new_carry.steps.tolist() == [1, 2, 1, 2]
+    assert torch.equal(new_carry.inputs[fresh], second["inputs"][fresh])
+    assert torch.equal(new_carry.inputs[kept], first["inputs"][kept])
+    assert torch.equal(out.labels[fresh], second["labels"][fresh])
+    assert torch.equal(out.labels[kept], first["labels"][kept])
+    assert torch.equal(new_carry.puzzle_ids[kept], first["puzzle_ids"][kept])
+
+    # fresh rows start over from the initial state; kept rows continue from their carry
+    _, fresh_out = model(model.initial_carry(second), second)
+    carry.halted[:] = False
+    _, kept_out = model(carry, first)
+    assert torch.allclose(out.logits[fresh], fresh_out.logits[fresh], atol=1e-5)
+    assert torch.allclose(out.logits[kept], kept_out.logits[kept], atol=1e-5)
+
+
+def test_eval_mode_runs_exactly_n_supervision_steps():
+    model = TRM(tiny_config(n_supervision=5)).eval()
+    with torch.no_grad():
+        model.halt_head.bias.fill_(10.0)  # the model wants to halt at once; eval ignores it
+    batch = random_batch()
+    carry = model.initial_carry(batch)
+    for step in range(1, 6):
+        carry, _ = model(carry, batch)
+        assert carry.steps.tolist() == [step] * 4
+        assert carry.halted.all() == (step == 5)
+
+
+def test_training_halts_on_a_positive_logit_or_at_n_supervision():
+    model = TRM(tiny_config(n_supervision=3, halt_exploration_prob=0.0)).train()
+    batch = random_batch()
+    carry, _ = model(model.initial_carry(batch), batch)
+    assert not carry.halted.any()  # halt bias -5: keep going
+    carry, _ = model(carry, batch)
+    carry, _ = model(carry, batch)
+    assert carry.halted.all() and carry.steps.tolist() == [3] * 4
+    with torch.no_grad():
+        model.halt_head.bias.fill_(10.0)
+    carry, _ = model(carry, batch)
+    assert carry.halted.all() and carry.steps.tolist() == [1] * 4
+
+
+def test_exploration_sets_a_minimum_number_of_steps():
+    torch.manual_seed(0)
+    model = TRM(tiny_config(n_supervision=6, halt_exploration_prob=1.0)).train()
+    with torch.no_grad():
+        model.halt_head.bias.fill_(10.0)
+    batch = random_batch(batch_size=16)
+    carry, _ = model(model.initial_carry(batch), batch)
+    drawn = carry.min_steps.clone()  # drawn when the samples came in
+    assert ((drawn >= 2) & (drawn <= 6)).all()
+    halted_at = torch.where(carry.halted, carry.steps, 0)
+    for _ in range(5):
+        carry, _ = model(carry, batch)
+        newly = carry.halted & (halted_at == 0)
+        halted_at[newly] = carry.steps[newly]
+    assert torch.equal(halted_at, drawn)  # each halted as soon as its minimum allowed
+
+
+def test_predict_matches_n_supervision_eval_steps():
+    torch.manual_seed(0)
+    model = TRM(tiny_config(n_supervision=3)).eval()
+    batch = random_batch()
+    carry = model.initial_carry(batch)
+    for _ in range(3):
+        carry, out = model(carry, batch)
+    logits, halt_logit = model.predict(batch["inputs"], batch["puzzle_ids"])
+    assert logits.shape == (4, 25, 12) and halt_logit.shape == (4,)
+    assert not logits.requires_grad
+    assert torch.allclose(logits, out.logits, atol=1e-5)
+    assert torch.allclose(halt_logit, out.halt_logit, atol=1e-5)
+
+
+def test_batch_may_be_an_object_with_attributes():
+    model = TRM(tiny_config())
+    batch = SimpleNamespace(**random_batch())
+    carry, out = model(model.initial_carry(batch), batch)
+    assert out.logits.shape == (4, 25, 12)
+
+
+def test_runs_under_bf16_autocast():
+    model = TRM(tiny_config())
+    batch = random_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        carry, out = model(model.initial_carry(batch), batch)
+        loss, _ = trm_loss(out.logits, out.labels, out.halt_logit)
+    loss.backward()
+    assert torch.isfinite(loss) and out.halt_logit.dtype == torch.float32
+    assert carry.y.dtype == torch.bfloat16  # the carried state is in the compute dtype
+
+
+# --- positions ------------------------------------------------------------------------
+
+
+def test_rope2d_model_runs_on_canvases_of_different_sizes():
+    model = TRM(tiny_config(positions="rope2d", canvas=6)).eval()
+    for canvas in (5, 8):
+        batch = random_batch(canvas=canvas)
+        logits, halt_logit = model.predict(batch["inputs"], batch["puzzle_ids"])
+        assert logits.shape == (4, canvas * canvas, 12) and torch.isfinite(halt_logit).all()
+
+
+def test_rope1d_refuses_another_canvas():
+    model = TRM(tiny_config(positions="rope1d", canvas=6))
+    batch = random_batch(canvas=8)
+    with pytest.raises(ConfigError, match="rope1d.*6x6.*8x8.*rope2d"):
+        model(model.initial_carry(batch), batch)
+
+
+# --- the task table -------------------------------------------------------------------
+
+
+def test_puzzle_rows_are_updated_only_for_the_batch():
+    torch.manual_seed(0)
+    model = TRM(tiny_config(n_puzzle_ids=6))
+    batch = random_batch()
+    batch["puzzle_ids"] = torch.tensor([1, 3, 3, 1])
+    carry, out = model(model.initial_carry(batch), batch)
+    trm_loss(out.logits, out.labels, out.halt_logit)[0].backward()
+    model.puzzle_emb.step(lr=0.01, weight_decay=0.1)
+    changed = (model.puzzle_emb.weight != 0).any(-1)
+    assert changed.tolist() == [False, True, False, True, False, False]
+
+
+def test_grow_and_state_dict_round_trip():
+    torch.manual_seed(0)
+    model = TRM(tiny_config(n_puzzle_ids=3))
+    model.puzzle_emb.weight[1:] = torch.randn(2, 32)
+    state = model.state_dict()
+    network = {k: v.clone() for k, v in state.items() if not k.startswith("puzzle_emb")}
+    new_ids = model.grow_puzzles(2)
+    assert list(new_ids) == [3, 4] and model.config.n_puzzle_ids == 5
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in network.items())
+
+    restored = TRM(tiny_config(n_puzzle_ids=3))
+    restored.load_state_dict(model.state_dict())
+    assert restored.puzzle_emb.n_rows == 5
+    batch = random_batch()
+    batch["puzzle_ids"] = torch.tensor([4, 3, 1, 2])
+    expected, _ = model.eval().predict(batch["inputs"], batch["puzzle_ids"])
+    got, _ = restored.eval().predict(batch["inputs"], batch["puzzle_ids"])
+    assert torch.equal(got, expected)
+
+
+# --- it learns ------------------------------------------------------------------------
+
+
+def on_canvas(grid: torch.Tensor, canvas: int) -> torch.Tensor:
+    """Tokens of `grid` on a PAD canvas with the EOS row below and EOS column right of it."""
+    board = torch.full((canvas, canvas), PAD, dtype=torch.long)
+    h, w = grid.shape
+    board[:h, :w] = grid + 2
+    board[h, : w + 1] = EOS
+    board[: h + 1, w] = EOS
+    return board
+
+
+def test_overfits_four_tiny_tasks():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    tasks = [lambda x: x.flip(1), lambda x: x.flip(0), lambda x: x.T, lambda x: (x + 1) % 4]
+    inputs, labels, ids = [], [], []
+    for task_id, transform in enumerate(tasks, start=1):
+        for _ in range(2):
+            grid = torch.randint(0, 4, (3, 3), generator=g)
+            inputs.append(on_canvas(grid, 4))
+            labels.append(on_canvas(transform(grid), 4))
+            ids.append(task_id)
+    batch = {
+        "inputs": torch.stack(inputs),
+        "labels": torch.stack(labels),
+        "puzzle_ids": torch.tensor(ids),
+    }
+
+    config = TRMConfig(
+        hidden_size=64, n_heads=2, n_latent_steps=2, n_recursions=2, n_supervision=4,
+        puzzle_emb_len=2, canvas=4, n_puzzle_ids=len(tasks) + 1,
+    )  # fmt: skip
+    model = TRM(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    carry = model.initial_carry(batch)
+    exact = 0.0
+    for step in range(1500):
+        carry, out = model(carry, batch)
+        loss, _ = trm_loss(out.logits, out.labels, out.halt_logit, config.halt_loss_weight)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        model.puzzle_emb.step(lr=1e-2, weight_decay=0.1)
+        if step % 25 == 24:
+            logits, _ = model.eval().predict(batch["inputs"], batch["puzzle_ids"])
+            model.train()
+            exact = halting_target(logits, batch["labels"]).mean().item()
+            if exact == 1.0:
+                break
+    assert exact == 1.0, f"exact accuracy {exact} after {step + 1} steps"
