@@ -1,0 +1,1 @@
+"""Training: the TRM data protocol, the deep-supervision loop, checkpoints, distribution."""

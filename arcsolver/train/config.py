@@ -1,0 +1,74 @@
+"""The pretraining recipe: what to train on, the model, the optimisation, evaluation, output.
+
+Defaults are the paper's ARC-AGI-1 settings; `pretrain/*.toml` recipes override them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from arcsolver.model.trm import TRMConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    # All pairs of these tasks are trained on (their test pairs too, where the outputs are known).
+    train_sets: list[str] = ["arc1/training"]
+    # Demonstration pairs trained on, test pairs held out for evaluation (the TRM protocol).
+    heldout_sets: list[str] = ["arc1/evaluation"]
+    max_side: int | None = Field(None, ge=1, le=30)  # keep tasks whose grids all fit this side
+    max_tasks: int | None = Field(None, ge=1)  # first N tasks of each set (quick runs, tests)
+    n_augmentations: int = Field(1000, ge=1)  # versions per task, identity included
+    fixed_colours: list[int] = [0]
+    translate: bool = True
+
+
+class OptimConfig(_Section):
+    optimizer: Literal["adam_atan2", "adamw"] = "adam_atan2"
+    global_batch_size: int = Field(768, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = Field(0.1, ge=0)
+    warmup_steps: int = Field(2000, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+    puzzle_emb_lr: float = Field(1e-2, gt=0)
+    puzzle_emb_weight_decay: float = Field(0.1, ge=0)
+    ema_rate: float | None = Field(0.999, gt=0, lt=1)  # None: evaluate the raw weights
+
+
+class RunConfig(_Section):
+    steps: int = Field(100_000, ge=1)  # optimiser steps (one per supervision step)
+    time_limit_s: float | None = Field(None, gt=0)  # stop early, checkpoint and evaluate
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"  # auto: bf16 autocast on CUDA and AMX CPUs
+    compile: bool = False  # torch.compile the network (CUDA)
+    threads: int | None = Field(None, ge=1)  # CPU threads (default: torch's choice)
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(1000, ge=1)
+    keep_checkpoints: int = Field(3, ge=1)
+
+
+class EvalConfig(_Section):
+    every: int | None = Field(None, ge=1)  # steps between held-out evaluations (None: at the end only)
+    max_versions: int | None = Field(None, ge=1)  # augmented versions per test input (None: all)
+    batch_size: int = Field(256, ge=1)
+
+
+class PretrainConfig(_Section):
+    data: DataConfig = DataConfig()
+    model: TRMConfig = TRMConfig()
+    optim: OptimConfig = OptimConfig()
+    run: RunConfig = RunConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> PretrainConfig:
+        if self.data.max_side is not None and self.data.max_side > self.model.canvas:
+            raise ValueError(f"data.max_side {self.data.max_side} exceeds model.canvas {self.model.canvas}")
+        return self

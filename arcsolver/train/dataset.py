@@ -1,0 +1,133 @@
+"""The TRM training protocol over augmented ARC tasks, generated lazily.
+
+Every task gets up to N augmented versions (dihedral x colour permutation, deduplicated); each
+version is its own puzzle with its own embedding row (id 0 is the blank puzzle). We keep only the
+(task, augmentation) of each version and augment grids when a batch is drawn, instead of writing
+N copies of the dataset to disk.
+
+Training examples: every pair of the `train_tasks` and the demonstration pairs of the
+`heldout_tasks`, in every version. The held-out tasks' test pairs are never trained on: they are
+what evaluation scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from arcsolver.data.augment import Augmentation, augment_task, augmented_id
+from arcsolver.data.encoding import encode_grid
+from arcsolver.data.task import Pair, Task
+
+
+@dataclass(frozen=True)
+class Puzzle:
+    """One augmented version of a task: puzzle id i is row i of the puzzle-embedding table."""
+
+    task: Task
+    augmentation: Augmentation
+
+    @property
+    def name(self) -> str:
+        return augmented_id(self.task.id, self.augmentation)
+
+
+def build_puzzles(tasks: list[Task], n_augmentations: int, seed: int, fixed_colours=(0,)) -> list[Puzzle]:
+    """The augmented versions of tasks, in task order, the identity first for each task."""
+    puzzles = []
+    for i, task in enumerate(tasks):
+        # One seed per task (not one stream for all) so adding a task leaves the others' versions.
+        rng = np.random.default_rng([seed, i])
+        puzzles.extend(Puzzle(task, aug) for aug, _ in augment_task(task, n_augmentations, rng, fixed_colours))
+    return puzzles
+
+
+@dataclass
+class Batch:
+    """Token canvases of a batch of examples, as numpy arrays (the loop moves them to torch)."""
+
+    inputs: np.ndarray  # [B, canvas, canvas] uint8 tokens
+    labels: np.ndarray  # [B, canvas, canvas] uint8 tokens (PAD where unsupervised)
+    puzzle_ids: np.ndarray  # [B] int64
+
+
+class TrainStream:
+    """An endless, seeded stream of training batches, addressable by batch index.
+
+    Batch b is a pure function of (seed, b): a resumed run continues with exactly the batches it
+    would have seen, and every process of a distributed run agrees on the global batch and
+    encodes only its own slice of it.
+    """
+
+    def __init__(
+        self,
+        puzzles: list[Puzzle],
+        trainable: dict[str, tuple[Pair, ...]],
+        canvas: int,
+        seed: int,
+        translate: bool = True,
+        first_id: int = 1,
+    ):
+        self.puzzles = puzzles
+        self.trainable = trainable
+        self.canvas = canvas
+        self.seed = seed
+        self.translate = translate
+        rows = [
+            (first_id + p, j)
+            for p, puzzle in enumerate(puzzles)
+            for j in range(len(trainable[puzzle.task.id]))
+        ]
+        if not rows:
+            raise ValueError("no training examples: every task was filtered out")
+        self.examples = np.asarray(rows, dtype=np.int64)  # (puzzle id, pair index)
+        self.first_id = first_id
+        self._epoch, self._order = -1, None
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, np.random.default_rng([self.seed, 0, epoch]).permutation(len(self))
+        return self._order
+
+    def example_indices(self, batch_index: int, batch_size: int) -> np.ndarray:
+        """Which examples (rows of self.examples) make up global batch batch_index."""
+        positions = batch_index * batch_size + np.arange(batch_size)
+        out = np.empty(batch_size, dtype=np.int64)
+        for epoch in np.unique(positions // len(self)):
+            mask = positions // len(self) == epoch
+            out[mask] = self._epoch_order(int(epoch))[positions[mask] % len(self)]
+        return out
+
+    def batch(self, batch_index: int, batch_size: int, rank: int = 0, world_size: int = 1) -> Batch:
+        """This process's slice of global batch batch_index (batch_size is the global size)."""
+        rows = self.example_indices(batch_index, batch_size)
+        # Translation draws for the whole global batch, so they do not depend on the world size.
+        shifts = np.random.default_rng([self.seed, 1, batch_index]).random((batch_size, 2))
+        local = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
+        inputs, labels, ids = [], [], []
+        for (puzzle_id, pair_index), shift in zip(self.examples[rows[local]], shifts[local]):
+            puzzle = self.puzzles[puzzle_id - self.first_id]
+            pair = puzzle.augmentation.apply_pair(self.trainable[puzzle.task.id][pair_index])
+            offset = (0, 0)
+            # The first pair of every puzzle stays at the top-left corner, as at inference.
+            if self.translate and pair_index > 0:
+                h = max(pair.input.shape[0], pair.output.shape[0])
+                w = max(pair.input.shape[1], pair.output.shape[1])
+                offset = (int(shift[0] * (self.canvas - h + 1)), int(shift[1] * (self.canvas - w + 1)))
+            inputs.append(encode_grid(pair.input, self.canvas, offset))
+            labels.append(encode_grid(pair.output, self.canvas, offset))
+            ids.append(puzzle_id)
+        return Batch(np.stack(inputs), np.stack(labels), np.asarray(ids, dtype=np.int64))
+
+
+def trainable_pairs(train_tasks: list[Task], heldout_tasks: list[Task]) -> dict[str, tuple[Pair, ...]]:
+    """Task id -> the pairs we may train on: all pairs of a training task (its test pairs when
+    their outputs are known), only the demonstrations of a held-out task."""
+    pairs = {t.id: t.train + tuple(p for p in t.test if p.output is not None) for t in train_tasks}
+    pairs.update({t.id: t.train for t in heldout_tasks})
+    return pairs
+

@@ -1,0 +1,90 @@
+"""Data parallelism over torch.distributed: one process per device, launched by torchrun.
+
+Each process runs its slice of the global batch; gradients are averaged with one all-reduce of
+a flat buffer, and the puzzle-embedding gradients are all-gathered so every process applies the
+same sign-SGD update. NCCL on CUDA, gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device_type: str) -> Dist:
+    """Join the process group torchrun describes in the environment; a single process otherwise."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Dist()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend)
+    return Dist(rank, world_size, local_rank)
+
+
+def average_gradients(model: nn.Module, d: Dist) -> None:
+    """Average the network's gradients over processes (one all-reduce of a flat buffer)."""
+    if not d.enabled:
+        return
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    flat /= d.world_size
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+        offset += n
+
+
+def gather(t: torch.Tensor, d: Dist) -> torch.Tensor:
+    """Concatenate a tensor of the same shape from every process, in rank order."""
+    if not d.enabled:
+        return t
+    parts = [torch.empty_like(t) for _ in range(d.world_size)]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
+
+
+def mean_over_processes(values: dict[str, float], d: Dist, device: torch.device) -> dict[str, float]:
+    """Average scalar metrics over processes (equal local batch sizes)."""
+    if not d.enabled or not values:
+        return values
+    t = torch.tensor(list(values.values()), dtype=torch.float32, device=device)
+    dist.all_reduce(t)
+    return dict(zip(values, (t / d.world_size).tolist()))
+
+
+def barrier(d: Dist) -> None:
+    if d.enabled:
+        dist.barrier()
+
+
+def shutdown(d: Dist) -> None:
+    if d.enabled and dist.is_initialized():
+        dist.destroy_process_group()

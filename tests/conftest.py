@@ -1,0 +1,41 @@
+import pytest
+
+from arcsolver.recipes import load_recipe
+from arcsolver.train.config import PretrainConfig
+
+# A tiny pretraining run: a handful of 5x5 tasks, a 32-wide model, seconds on one thread.
+TINY = [
+    "data.train_sets=['arc1/training']",
+    "data.heldout_sets=['arc1/evaluation']",
+    "data.max_side=5",
+    "data.max_tasks=3",
+    "data.n_augmentations=2",
+    "model.canvas=5",
+    "model.hidden_size=32",
+    "model.n_heads=2",
+    "model.puzzle_emb_len=2",
+    "model.n_latent_steps=1",
+    "model.n_recursions=2",
+    "model.n_supervision=3",
+    "optim.global_batch_size=8",
+    "optim.warmup_steps=2",
+    "optim.lr=1e-3",
+    "run.threads=1",
+    "run.log_every=1",
+    "run.time_limit_s=600",
+    "eval.max_versions=2",
+]
+
+
+def tiny_config(*extra) -> PretrainConfig:
+    return load_recipe(PretrainConfig, "pretrain", "cpu-small", TINY + list(extra))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A run directory holding a checkpoint of a tiny model trained for a few steps."""
+    from arcsolver.train.loop import pretrain
+
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    pretrain(tiny_config("run.steps=3"), run)
+    return run

@@ -1,0 +1,142 @@
+"""The training loop: data protocol, checkpoints, kill/resume, and 1- vs 2-process parity."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from arcsolver.data.loaders import load_tasks
+from arcsolver.train.dataset import TrainStream, build_puzzles, trainable_pairs
+from arcsolver.train.loop import select_tasks
+
+from conftest import TINY, tiny_config as tiny
+
+
+def cli(args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
+    return subprocess.Popen([sys.executable, "-m", "arcsolver", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def sets(args):
+    return [x for s in args for x in ("--set", s)]
+
+
+def test_heldout_test_pairs_are_never_trained_on():
+    cfg = tiny("data.heldout_sets=['arc1/training']")  # the same tasks in both lists
+    train, heldout = select_tasks(cfg)
+    assert train == [] and len(heldout) == 3
+    pairs = trainable_pairs(train, heldout)
+    for task in heldout:
+        assert pairs[task.id] == task.train
+
+
+def test_stream_is_a_pure_function_of_seed_and_batch_index():
+    tasks = list(load_tasks("arc1/training").filter(lambda t: t.max_side() <= 5))[:3]
+    puzzles = build_puzzles(tasks, 4, seed=0)
+    pairs = trainable_pairs(tasks, [])
+    a = TrainStream(puzzles, pairs, canvas=6, seed=1)
+    b = TrainStream(puzzles, pairs, canvas=6, seed=1)
+    for index in (5, 0, 5, 123):
+        x, y = a.batch(index, 16), b.batch(index, 16)
+        assert np.array_equal(x.inputs, y.inputs) and np.array_equal(x.puzzle_ids, y.puzzle_ids)
+    # Two processes' slices make up the one-process batch.
+    whole = a.batch(7, 16)
+    halves = [a.batch(7, 16, rank=r, world_size=2) for r in (0, 1)]
+    assert np.array_equal(np.concatenate([h.labels for h in halves]), whole.labels)
+    # One epoch visits every example once.
+    rows = np.concatenate([a.example_indices(i, 8) for i in range(len(a) // 8)])
+    assert len(set(rows.tolist())) == len(rows)
+
+
+def test_translation_keeps_the_pair_aligned():
+    tasks = list(load_tasks("arc1/training").filter(lambda t: t.max_side() <= 4))[:2]
+    puzzles = build_puzzles(tasks, 1, seed=0)
+    stream = TrainStream(puzzles, trainable_pairs(tasks, []), canvas=8, seed=0, translate=True)
+    batch = stream.batch(0, 32)
+    for inp, lab in zip(batch.inputs, batch.labels):
+        r_in, c_in = np.argwhere(inp >= 2).min(0)
+        r_out, c_out = np.argwhere(lab >= 2).min(0)
+        assert (r_in, c_in) == (r_out, c_out)
+
+
+def run_to_end(run_dir: Path, extra=()):
+    proc = cli(["pretrain", "--out", str(run_dir), *sets(TINY + list(extra))])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    return out
+
+
+def final_weights(run_dir: Path) -> dict:
+    latest = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
+    return load_file(latest / "model.safetensors") | {
+        f"ema.{k}": v for k, v in load_file(latest / "ema.safetensors").items()
+    }
+
+
+def test_pretrain_writes_a_run_directory_and_prints_scores(tmp_path):
+    out = run_to_end(tmp_path / "run", ["run.steps=6", "run.checkpoint_every=4"])
+    assert "held-out: pass@1" in out
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["model"]["hidden_size"] == 32
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 7))
+    assert "heldout_pass@2" in records[-1]
+    assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["step_0000004", "step_0000006"]
+    assert len((run / "puzzles.txt").read_text().split()) == 6 * 2  # 3+3 tasks x 2 versions
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    steps = ["run.steps=12", "run.checkpoint_every=4"]
+    run_to_end(tmp_path / "straight", steps)
+
+    killed = tmp_path / "killed"
+    proc = cli(["pretrain", "--out", str(killed), *sets(TINY + steps)])
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoints" / "step_0000008").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "run ended before its 2nd checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "checkpoints" / "step_0000012").exists()
+
+    resumed = cli(["pretrain", "--out", str(killed), "--resume"])
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out
+    assert "resumed at step" in out
+
+    a, b = final_weights(tmp_path / "straight"), final_weights(killed)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert (a[name] == b[name]).all(), name
+
+
+def test_existing_run_needs_resume(tmp_path):
+    run_to_end(tmp_path / "run", ["run.steps=2"])
+    proc = cli(["pretrain", "--out", str(tmp_path / "run"), *sets(TINY + ["run.steps=2"])])
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "--resume" in out and "Traceback" not in out
+
+
+def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
+    same = ["run.steps=8", "run.dtype='float32'", "model.halt_exploration_prob=0.0"]
+    run_to_end(tmp_path / "one", same)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "arcsolver", "pretrain", "--out", str(tmp_path / "two"), *sets(TINY + same)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def losses(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["loss"] for line in lines if '"loss"' in line]
+
+    one, two = losses("one"), losses("two")
+    assert len(one) == len(two) == 8
+    assert one == pytest.approx(two, rel=1e-3, abs=1e-4)
