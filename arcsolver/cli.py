@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 
@@ -117,6 +118,117 @@ def data_show(
             return
     where = source or "any bundled set"
     raise ArcsolverError(f"task {task_id} is not in {where}; `arcsolver data list` shows the sets")
+
+
+@app.command()
+@user_errors
+def pretrain(
+    recipe: str = typer.Option("cpu-small", help="A recipe file, or the name of a shipped one (pretrain/*.toml)."),
+    out: Path = typer.Option(None, "--out", help="Run directory (default: runs/<recipe>)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set optim.lr=3e-4 (repeatable)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its newest checkpoint."),
+) -> None:
+    """Pretrain a TRM on augmented ARC tasks (CPU or GPU; several processes via torchrun)."""
+    from arcsolver.recipes import load_recipe, validate
+    from arcsolver.train import checkpoint as ckpt
+    from arcsolver.train.config import PretrainConfig
+    from arcsolver.train.loop import pretrain as run_pretrain
+
+    run_dir = out or Path("runs") / Path(recipe).stem
+    if resume and (run_dir / "config.json").exists():
+        # A resumed run keeps the settings it was started with, plus any --set given now.
+        from arcsolver.recipes import apply_overrides
+
+        settings = apply_overrides(json.loads((run_dir / "config.json").read_text()), set_)
+        cfg = validate(PretrainConfig, settings, str(run_dir / "config.json"))
+    else:
+        if ckpt.latest_checkpoint(run_dir) is not None and not resume:
+            raise ArcsolverError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+        cfg = load_recipe(PretrainConfig, "pretrain", recipe, set_)
+    result = run_pretrain(cfg, run_dir, resume=resume, console=console)
+    if "pass@2" in result:
+        console.print(
+            f"held-out: pass@1 {result['pass@1']:.3f}  pass@2 {result['pass@2']:.3f}  "
+            f"({result['tasks']} tasks) after {result['step']} steps; run in {run_dir}",
+            highlight=False,
+        )
+
+
+@app.command()
+@user_errors
+def evaluate(
+    submission: Path = typer.Argument(..., help="The submission.json to score."),
+    solutions: Path = typer.Option(..., "--solutions", help="A Kaggle solutions file: task id -> output grids."),
+    json_out: bool = typer.Option(False, "--json", help="Print only the scores, as one JSON object."),
+    csv: Path = typer.Option(None, "--csv", help="Per-test-output scores (default: <submission stem>.scores.csv beside it)."),
+) -> None:
+    """Score a submission as the competition does (pass@2), with pass@1 and per-cell accuracy."""
+    from arcsolver.solve.evaluate import evaluate_submission
+
+    result = evaluate_submission(submission, solutions)
+    csv_path = csv or submission.with_name(f"{submission.stem}.scores.csv")
+    result.write_csv(csv_path)
+    if json_out:
+        typer.echo(json.dumps(result.summary()))
+        return
+    table = Table(title=f"{submission} against {solutions}")
+    table.add_column("score", no_wrap=True)
+    table.add_column("value", justify="right")
+    table.add_row("pass@2 (competition score)", f"{result.pass_at_2:.4f}")
+    table.add_row("pass@1", f"{result.pass_at_1:.4f}")
+    table.add_row("per-cell accuracy (attempt_1)", f"{result.cell_accuracy:.4f}")
+    table.add_row("tasks", str(result.n_tasks))
+    table.add_row("tasks solved", str(result.solved_tasks))
+    console.print(table)
+    console.print(f"wrote {csv_path} ({len(result.per_test)} test outputs)", highlight=False)
+
+
+@app.command()
+@user_errors
+def solve(
+    challenges: Path = typer.Argument(..., help="A Kaggle challenges file (task id -> train pairs and test inputs)."),
+    out: Path = typer.Option(Path("submission.json"), "--out", help="Where to write the submission."),
+    checkpoint: str = typer.Option(None, help="A checkpoint or run directory (default: the newest run under runs/)."),
+    recipe: str = typer.Option("cpu-small", help="A submit recipe file, or the name of a shipped one (submit/*.toml)."),
+    time_budget: float = typer.Option(None, "--time-budget", help="Seconds for the whole solve; it plans to end inside them."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set adapt.steps=500 (repeatable)."),
+    workers: str = typer.Option(None, help="Processes over disjoint task shards ('auto': one per GPU)."),
+    shard: str = typer.Option(None, hidden=True, help="k/N: solve only shard k of N (used by --workers)."),
+) -> None:
+    """Adapt the model to new tasks and write a Kaggle submission.json."""
+    from arcsolver.recipes import load_recipe
+    from arcsolver.solve.config import SolveConfig
+    from arcsolver.solve.solver import solve as run_solve, solve_sharded, visible_gpus
+
+    overrides = list(set_)
+    if time_budget is not None:
+        overrides.append(f"run.time_budget_s={time_budget}")
+    if workers is not None:
+        overrides.append(f"run.workers={workers if workers == 'auto' else int(workers) if workers.isdigit() else workers!r}")
+    cfg = load_recipe(SolveConfig, "submit", recipe, overrides)
+    checkpoint = checkpoint or str(newest_run())
+    n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)
+    if shard is None and n_workers > 1:
+        solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
+        console.print(f"wrote {out} (merged from {n_workers} shards)", highlight=False)
+        return
+    k, n = (0, 1) if shard is None else (int(x) for x in shard.split("/"))
+    report = run_solve(challenges, out, checkpoint, cfg, console, shard=(k, n))
+    console.print(
+        f"wrote {out}: {report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks; "
+        f"adaptation {report.adapt_steps} steps in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s",
+        highlight=False,
+    )
+
+
+def newest_run(root: Path = Path("runs")) -> Path:
+    """The run directory under root with the most recent checkpoint."""
+    from arcsolver.train import checkpoint as ckpt
+
+    runs = [(latest.stat().st_mtime, run) for run in root.glob("*") if (latest := ckpt.latest_checkpoint(run))]
+    if not runs:
+        raise ArcsolverError(f"no checkpoint under {root}/: train one with `arcsolver pretrain`, or pass --checkpoint")
+    return max(runs)[1]
 
 
 def main() -> None:  # pragma: no cover - the console-script entry point

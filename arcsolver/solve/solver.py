@@ -1,0 +1,250 @@
+"""`arcsolver solve`: challenges file in, Kaggle submission out, whatever happens in between.
+
+The order of work guarantees a valid file at every moment: first every task gets fallback
+attempts and the file is written; then the model adapts to the tasks; then each task's
+inference replaces its fallback and the file is rewritten. A bad task, a task too big for the
+model's canvas, an inference error or the time budget costs only the tasks concerned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from arcsolver.data.loaders import _read_json, read_challenges
+from arcsolver.data.task import GridError, Task, as_grid
+from arcsolver.errors import DataError
+from arcsolver.solve.adapt import adapt, load_model
+from arcsolver.solve.config import SolveConfig
+from arcsolver.solve.inference import predict, queries_for, rank_by_likelihood, vote_queries
+from arcsolver.solve.submission import fallback_attempts, submission_json, write_submission
+from arcsolver.train.loop import resolve_device, resolve_dtype
+
+RANKINGS = ("votes", "likelihood")
+
+
+@dataclass
+class SolveReport:
+    tasks: int = 0
+    solved_by_model: int = 0  # tasks whose attempts came from the model (not fallbacks)
+    fallbacks: dict[str, str] = field(default_factory=dict)  # task id -> reason
+    adapt_steps: int = 0
+    adapt_s: float = 0.0
+    infer_s: float = 0.0
+
+
+def raw_fallback(obj) -> list[tuple]:
+    """Attempts for a task that did not even parse: its test inputs where they are grids, else [[0]]."""
+    tests = obj.get("test") if isinstance(obj, dict) else None
+    entries = []
+    for item in tests if isinstance(tests, list) and tests else [None]:
+        try:
+            grid = as_grid(item["input"])
+        except (GridError, TypeError, KeyError):
+            grid = np.zeros((1, 1), dtype=np.uint8)
+        entries.append((grid, grid))
+    return entries
+
+
+def side_path(out: Path, tag: str) -> Path:
+    return out.with_name(f"{out.stem}.{tag}{out.suffix}")
+
+
+class Submissions:
+    """The attempts of every task under each ranking rule, written after every change."""
+
+    def __init__(self, out: Path, order: list[str], fallbacks: dict[str, list], main: str, write_all: bool):
+        self.out, self.order, self.main, self.write_all = out, order, main, write_all
+        self.entries = {rule: dict(fallbacks) for rule in RANKINGS}
+
+    def set(self, task_id: str, rule: str, attempts: list) -> None:
+        self.entries[rule][task_id] = attempts
+
+    def write(self) -> None:
+        """The main file under the chosen rule; with write_all also <out>.<rule>.json per rule."""
+        for rule in RANKINGS:
+            obj = submission_json({tid: self.entries[rule][tid] for tid in self.order})
+            if rule == self.main:
+                write_submission(self.out, obj)
+            if self.write_all:
+                write_submission(side_path(self.out, rule), obj)
+
+
+def two_attempts(ranked: list, fallback: tuple) -> tuple:
+    """The top two distinct grids, topped up from the fallback when the vote has fewer."""
+    grids = [c.grid for c in ranked[:2]]
+    for g in fallback:
+        if len(grids) >= 2:
+            break
+        if not any(g.shape == h.shape and (g == h).all() for h in grids):
+            grids.append(g)
+    while len(grids) < 2:
+        grids.append(grids[0])
+    return tuple(grids)
+
+
+def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, console, shard: tuple[int, int] = (0, 1)) -> SolveReport:
+    """Adapt to the tasks of a challenges file (this shard of them) and write the submission."""
+    started = time.monotonic()
+    budget = cfg.run.time_budget_s
+    deadline = None if budget is None else started + budget - cfg.run.safety_margin_s
+    report = SolveReport()
+
+    raw = _read_json(Path(challenges))
+    if not isinstance(raw, dict):
+        raise DataError(f"{challenges}: expected an object mapping task ids to tasks, got {type(raw).__name__}")
+    tasks, problems = read_challenges(challenges)
+    for problem in problems:
+        report.fallbacks[problem.task_id or "?"] = f"malformed: {problem.message}"
+        console.print(f"[yellow]fallback[/] {problem}", highlight=False)
+    order = [tid for tid in raw if tid in tasks or tid in report.fallbacks]
+    order = [tid for i, tid in enumerate(order) if i % shard[1] == shard[0]]
+    fallbacks = {tid: fallback_attempts(tasks[tid]) if tid in tasks else raw_fallback(raw[tid]) for tid in order}
+    subs = Submissions(Path(out), order, fallbacks, cfg.infer.ranking, cfg.infer.write_all_rankings)
+    subs.write()
+    report.tasks = len(order)
+
+    device = resolve_device(cfg.run.device)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    dtype = resolve_dtype(cfg.run.dtype, device)
+    model, pcfg, ckpt_dir = load_model(checkpoint, device)
+    canvas = pcfg.model.canvas
+    todo: list[Task] = []
+    for tid in order:
+        if tid not in tasks:
+            continue
+        if tasks[tid].max_side() > canvas:
+            reason = f"grids up to {tasks[tid].max_side()}x{tasks[tid].max_side()} exceed the model's {canvas}x{canvas} canvas"
+            report.fallbacks[tid] = reason
+            console.print(f"[yellow]fallback[/] task {tid}: {reason}", highlight=False)
+        else:
+            todo.append(tasks[tid])
+    console.print(f"checkpoint {ckpt_dir}; {len(todo)} of {len(order)} tasks for the model; {device}, "
+                  f"{str(dtype).removeprefix('torch.')}", highlight=False)
+
+    # Budget: leave inference the time it needs, measured on the real model; the rest adapts.
+    n_versions = min(cfg.data.n_augmentations, cfg.infer.max_versions or cfg.data.n_augmentations)
+    n_queries = sum(len(t.test) for t in todo) * n_versions
+    adapt_deadline = None
+    if deadline is not None and todo:
+        seconds_per_query = time_inference(model, todo[0], cfg, canvas, dtype)
+        adapt_deadline = deadline - 1.25 * seconds_per_query * n_queries
+        console.print(f"inference estimate {seconds_per_query * n_queries:.0f}s for {n_queries} queries; "
+                      f"adaptation until {max(adapt_deadline - time.monotonic(), 0):.0f}s from now", highlight=False)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(f"adapting {len(todo)} tasks", total=cfg.adapt.steps, status="")
+
+        def on_step(step, loss, metrics):
+            progress.update(bar, completed=step, status=f"loss {loss:.3f} exact {metrics['exact_accuracy']:.2f}")
+
+        adapted = adapt(model, todo, cfg, dtype, adapt_deadline, on_step)
+        progress.update(bar, completed=adapted.steps, total=max(adapted.steps, 1))
+        report.adapt_steps, report.adapt_s = adapted.steps, adapted.seconds
+
+        infer_started = time.monotonic()
+        bar = progress.add_task("inference", total=len(todo), status="")
+        for task in todo:
+            if deadline is not None and time.monotonic() > deadline:
+                report.fallbacks[task.id] = "time budget reached before its inference"
+                continue
+            try:
+                rankings = infer_task(model, task, adapted.versions[task.id], cfg, canvas, dtype)
+            except Exception as e:  # one task's failure must not cost the others
+                report.fallbacks[task.id] = f"inference failed: {type(e).__name__}: {e}"
+                console.print(f"[yellow]fallback[/] task {task.id}: {report.fallbacks[task.id]}", highlight=False)
+            else:
+                for rule, ranked in rankings.items():
+                    subs.set(task.id, rule, [two_attempts(r, fb) for r, fb in zip(ranked, fallbacks[task.id])])
+                subs.write()
+                report.solved_by_model += 1
+            progress.update(bar, advance=1)
+        report.infer_s = time.monotonic() - infer_started
+    for tid, reason in report.fallbacks.items():
+        if reason.startswith("time budget"):
+            console.print(f"[yellow]fallback[/] task {tid}: {reason}", highlight=False)
+    subs.write()
+    return report
+
+
+def time_inference(model, task: Task, cfg: SolveConfig, canvas: int, dtype) -> float:
+    """Seconds per query, from one batch of a real task (the model is not changed)."""
+    from arcsolver.data.augment import Augmentation
+
+    n = min(cfg.infer.batch_size, 64)
+    queries = queries_for(task, [(0, Augmentation.identity())] * n)[:n]
+    begin = time.monotonic()
+    predict(model, {task.id: task}, queries, canvas, cfg.infer.batch_size, dtype)
+    return (time.monotonic() - begin) / len(queries)
+
+
+def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas: int, dtype) -> dict[str, list]:
+    """Ranked candidates per test input of one task, under each ranking rule."""
+    queries = queries_for(task, versions, cfg.infer.max_versions)
+    need_lp = cfg.infer.ranking == "likelihood" or cfg.infer.write_all_rankings
+    preds, log_probs = predict(model, {task.id: task}, queries, canvas, cfg.infer.batch_size, dtype, keep_log_probs=need_lp)
+    voted = vote_queries(queries, preds)
+    by_votes = [voted.get((task.id, i), []) for i in range(len(task.test))]
+    out = {"votes": by_votes}
+    if need_lp:
+        out["likelihood"] = []
+        for i, ranked in enumerate(by_votes):
+            mine = [k for k, q in enumerate(queries) if q.test_index == i]
+            out["likelihood"].append(
+                rank_by_likelihood(ranked, [queries[k] for k in mine], log_probs[mine], canvas, cfg.infer.likelihood_candidates)
+                if ranked else ranked
+            )
+    else:
+        out["likelihood"] = by_votes
+    return out
+
+
+def visible_gpus() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def solve_sharded(challenges: Path, out: Path, checkpoint: str, recipe: str, overrides: list[str], workers: int,
+                  cfg: SolveConfig, console) -> None:
+    """One process per GPU over disjoint task shards; their files merged into out as they end."""
+    raw = _read_json(Path(challenges))
+    if not isinstance(raw, dict):
+        raise DataError(f"{challenges}: expected an object mapping task ids to tasks, got {type(raw).__name__}")
+    tasks, _ = read_challenges(challenges)
+    fallback = {tid: fallback_attempts(tasks[tid]) if tid in tasks else raw_fallback(raw[tid]) for tid in raw}
+    write_submission(out, submission_json(fallback))
+    procs = []
+    for k in range(workers):
+        env = {**os.environ}
+        if visible_gpus():
+            env["CUDA_VISIBLE_DEVICES"] = str(k)
+        cmd = [sys.executable, "-m", "arcsolver", "solve", str(challenges), "--out", str(side_path(out, f"shard{k}")),
+               "--checkpoint", str(checkpoint), "--recipe", recipe, "--shard", f"{k}/{workers}", "--workers", "1",
+               *[x for s in overrides for x in ("--set", s)]]
+        if cfg.run.time_budget_s:
+            cmd += ["--time-budget", str(cfg.run.time_budget_s)]
+        procs.append(subprocess.Popen(cmd, env=env))
+    for p in procs:
+        p.wait()
+    merged = dict(submission_json(fallback))
+    for k, p in enumerate(procs):
+        part = side_path(out, f"shard{k}")
+        try:
+            merged.update({tid: v for tid, v in json.loads(part.read_text()).items() if tid in merged})
+        except (OSError, json.JSONDecodeError) as e:
+            console.print(f"[yellow]shard {k} left no readable file ({e}); its tasks keep fallbacks", highlight=False)
+        if p.returncode:
+            console.print(f"[yellow]shard {k} exited with {p.returncode}", highlight=False)
+    write_submission(out, merged)

@@ -1,0 +1,186 @@
+"""The submission stage: adaptation, augmented inference, voting, and a file that is always valid."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from arcsolver.data.augment import Augmentation
+from arcsolver.data.encoding import COLOUR_OFFSET, VOCAB_SIZE, encode_grid
+from arcsolver.data.loaders import export_challenges, load_tasks
+from arcsolver.data.task import Pair, Task, as_grid
+from arcsolver.recipes import load_recipe
+from arcsolver.solve.adapt import adapt, load_model
+from arcsolver.solve.config import SolveConfig
+from arcsolver.solve.inference import predict, queries_for, rank_by_likelihood, vote_queries
+from arcsolver.solve.submission import check_submission
+from arcsolver.solve.voting import Candidate, vote
+
+QUICK = ["data.n_augmentations=2", "adapt.steps=4", "adapt.log_every=1", "optim.global_batch_size=8",
+         "infer.max_versions=2", "infer.batch_size=16", "run.threads=1"]
+
+
+def quick(*extra) -> SolveConfig:
+    return load_recipe(SolveConfig, "submit", "cpu-small", QUICK + list(extra))
+
+
+class Oracle(torch.nn.Module):
+    """Predicts, for every query, the known answer mapped into the query's augmented frame."""
+
+    def __init__(self, answers_by_input: dict[bytes, np.ndarray], canvas: int):
+        super().__init__()
+        self.answers, self.canvas = answers_by_input, canvas
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def predict(self, inputs, puzzle_ids):
+        logits = torch.full((len(inputs), self.canvas**2, VOCAB_SIZE), -10.0)
+        for i, board in enumerate(inputs.numpy().astype(np.uint8)):
+            target = encode_grid(self.answers[board.tobytes()], self.canvas).reshape(-1).astype(np.int64)
+            logits[i, np.arange(self.canvas**2), target] = 10.0
+        return logits, torch.zeros(len(inputs))
+
+
+def test_inverse_mapping_recovers_the_answer_from_every_frame():
+    inp = as_grid([[1, 2, 0], [0, 3, 0]])
+    answer = as_grid([[4, 0], [5, 6], [0, 7]])
+    task = Task("t", (Pair(inp, answer),), (Pair(inp, answer),))
+    augs = [Augmentation(d, tuple([0, *np.random.default_rng(d).permutation(range(1, 10))])) for d in range(8)]
+    canvas = 6
+    # The oracle answers each augmented input with the augmented answer, as a perfect model would.
+    oracle = Oracle({encode_grid(a.apply_grid(inp), canvas).tobytes(): a.apply_grid(answer) for a in augs}, canvas)
+    queries = queries_for(task, [(i + 1, a) for i, a in enumerate(augs)])
+    preds, _ = predict(oracle, {"t": task}, queries, canvas, batch_size=3)
+    assert all(np.array_equal(grid, answer) for grid, _ in preds)
+    ranked = vote_queries(queries, preds)[("t", 0)]
+    assert len(ranked) == 1 and ranked[0].votes == 8 and np.array_equal(ranked[0].grid, answer)
+
+
+def test_vote_ranks_by_count_then_halting_confidence():
+    a, b, c = as_grid([[1]]), as_grid([[2]]), as_grid([[3, 3]])
+    ranked = vote([(a, -1.0), (b, 3.0), (a, -1.0), (c, 5.0), (b, -3.0), (None, 9.0)])
+    assert [r.votes for r in ranked] == [2, 2, 1]
+    # a and b both have 2 votes; b's mean confidence (sigmoid 3, sigmoid -3) averages 0.5 > a's.
+    assert ranked[0].grid.tolist() == [[2]] and ranked[1].grid.tolist() == [[1]]
+    assert ranked[2].votes == 1
+
+
+def test_likelihood_reranks_the_top_candidates():
+    canvas = 4
+    good, bad = as_grid([[2, 2], [2, 2]]), as_grid([[3]])
+    task = Task("t", (Pair(good, good),), (Pair(good, good),))
+    queries = queries_for(task, [(1, Augmentation.identity()), (2, Augmentation(1, tuple(range(10))))])
+    log_probs = torch.full((2, canvas**2, VOCAB_SIZE), -5.0)
+    for q in range(2):  # the model puts its mass on `good` in both frames
+        target = encode_grid(queries[q].augmentation.apply_grid(good), canvas).reshape(-1).astype(np.int64)
+        log_probs[q, np.arange(canvas**2), target] = -0.01
+    ranked = rank_by_likelihood([Candidate(bad, 5, 0.9), Candidate(good, 1, 0.1)], queries, log_probs, canvas, top=2)
+    assert np.array_equal(ranked[0].grid, good)
+
+
+def test_adaptation_grows_the_table_and_leaves_the_network_alone_at_first(tiny_run):
+    model, pcfg, _ = load_model(tiny_run, torch.device("cpu"))
+    before = {k: v.clone() for k, v in model.state_dict().items() if "puzzle_emb" not in k}
+    rows_before = model.puzzle_emb.n_rows
+    tasks = list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:2]
+    adapted = adapt(model, tasks, quick("adapt.embeddings_only_fraction=1.0", "optim.ema_rate=0.5"), torch.float32)
+    assert model.puzzle_emb.n_rows == rows_before + sum(len(v) for v in adapted.versions.values())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # embeddings only: network untouched
+    new_rows = model.puzzle_emb.weight[rows_before:]
+    assert new_rows.abs().sum() > 0
+
+    model2, _, _ = load_model(tiny_run, torch.device("cpu"))
+    adapt(model2, tasks, quick("adapt.embeddings_only_fraction=0.5"), torch.float32)
+    changed = [k for k in before if not torch.equal(before[k], model2.state_dict()[k])]
+    assert changed  # the second phase trains the network
+
+
+def write_challenges(path, tasks, extra=None):
+    obj = {
+        t.id: {"train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in t.train],
+               "test": [{"input": p.input.tolist()} for p in t.test]}
+        for t in tasks
+    }
+    obj.update(extra or {})
+    path.write_text(json.dumps(obj))
+    return obj
+
+
+def run_solve(args, timeout=600):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "arcsolver", "solve", *args, *[x for s in QUICK for x in ("--set", s)]]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_malformed_and_oversized_tasks_get_fallbacks_and_the_rest_are_solved(tiny_run, tmp_path):
+    good = list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:2]
+    big = list(load_tasks("arc2/evaluation"))[:1]  # far larger than the 5x5 canvas
+    bad = {
+        "ragged00": {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1, 2]]}]},
+        "colour10": {"train": [{"input": [[1]], "output": [[10]]}], "test": [{"input": [[1]]}, {"input": [[2]]}]},
+        "notatask": [1, 2, 3],
+    }
+    challenges = tmp_path / "c.json"
+    obj = write_challenges(challenges, good + big, bad)
+    out = tmp_path / "submission.json"
+    done = run_solve([str(challenges), "--out", str(out), "--checkpoint", str(tiny_run)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    sub = json.loads(out.read_text())
+    assert list(sub) == list(obj)  # every task, in the input's order
+    assert check_submission(sub, None, str(out)) == []
+    assert len(sub["colour10"]) == 2 and len(sub["notatask"]) == 1
+    for task in good + big:
+        assert len(sub[task.id]) == len(task.test)
+    log = done.stdout
+    for tid in ("ragged00", "colour10", "notatask", big[0].id):
+        assert f"task {tid}:" in log and "fallback" in log
+    assert "2 from the model" in log and "4 fallbacks" in log
+    for rule in ("votes", "likelihood"):
+        assert json.loads((tmp_path / f"submission.{rule}.json").read_text()).keys() == sub.keys()
+
+
+def test_solve_killed_midway_leaves_a_valid_file(tiny_run, tmp_path):
+    tasks = list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:6]
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, tasks)
+    out = tmp_path / "submission.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "arcsolver", "solve", str(challenges), "--out", str(out), "--checkpoint", str(tiny_run),
+           *[x for s in QUICK + ["adapt.steps=100000"] for x in ("--set", s)]]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not out.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # well into adaptation
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    sub = json.loads(out.read_text())
+    assert set(sub) == {t.id for t in tasks}
+    assert check_submission(sub, None, str(out)) == []
+
+
+def test_time_budget_is_kept(tiny_run, tmp_path):
+    tasks = list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:3]
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, tasks)
+    out = tmp_path / "submission.json"
+    began = time.monotonic()
+    done = run_solve([str(challenges), "--out", str(out), "--checkpoint", str(tiny_run), "--time-budget", "25",
+                      "--set", "adapt.steps=1000000", "--set", "run.safety_margin_s=5"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert time.monotonic() - began < 25 + 15  # start-up (imports) is outside the planner's view
+    assert "3 from the model" in done.stdout
+
+
+def test_no_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "c.json").write_text("{}")
+    done = run_solve([str(tmp_path / "c.json"), "--checkpoint", str(tmp_path / "nothing")])
+    assert done.returncode == 1 and "no checkpoint here" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr + done.stdout
