@@ -181,6 +181,6 @@ def test_time_budget_is_kept(tiny_run, tmp_path):
 
 def test_no_checkpoint_is_one_line(tmp_path):
     (tmp_path / "c.json").write_text("{}")
-    done = run_solve([str(tmp_path / "c.json"), "--checkpoint", str(tmp_path / "nothing")])
+    done = run_solve([str(tmp_path / "c.json"), "--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "s.json")])
     assert done.returncode == 1 and "no checkpoint here" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr + done.stdout
