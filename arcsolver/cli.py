@@ -222,10 +222,10 @@ def solve(
 
 
 def newest_run(root: Path = Path("runs")) -> Path:
-    """The run directory under root with the most recent checkpoint."""
+    """The run directory under root (at any depth) with the most recent checkpoint."""
     from arcsolver.train import checkpoint as ckpt
 
-    runs = [(latest.stat().st_mtime, run) for run in root.glob("*") if (latest := ckpt.latest_checkpoint(run))]
+    runs = [(latest.stat().st_mtime, d.parent) for d in root.glob("**/checkpoints") if (latest := ckpt.latest_checkpoint(d.parent))]
     if not runs:
         raise ArcsolverError(f"no checkpoint under {root}/: train one with `arcsolver pretrain`, or pass --checkpoint")
     return max(runs)[1]

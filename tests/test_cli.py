@@ -80,3 +80,16 @@ def test_data_show_draws_a_task():
     result = run("data", "show", "007bbfb7")
     assert result.exit_code == 0
     assert "task 007bbfb7" in result.output and "3x3 -> 9x9" in result.output
+
+
+def test_solve_defaults_to_the_newest_checkpoint_at_any_depth(tmp_path):
+    import os
+    import time
+
+    from arcsolver.cli import newest_run
+
+    for i, run in enumerate(["runs/old", "runs/demo/pretrain"]):
+        step = tmp_path / run / "checkpoints" / "step_0000001"
+        step.mkdir(parents=True)
+        os.utime(step, (time.time() + i, time.time() + i))
+    assert newest_run(tmp_path / "runs") == tmp_path / "runs/demo/pretrain"
