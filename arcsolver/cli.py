@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from arcsolver.errors import ArcsolverError
@@ -16,6 +17,9 @@ from arcsolver.errors import ArcsolverError
 app = typer.Typer(help="ARC-AGI with the Tiny Recursive Model.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="The ARC data: bundled sets, checking and exporting files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+from arcsolver.kaggle.cli import kaggle_app  # noqa: E402 (its commands use user_errors below when they run)
+
+app.add_typer(kaggle_app, name="kaggle")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,7 +33,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ArcsolverError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -69,7 +73,7 @@ def data_check(
 
     tasks, problems = read_tasks(path, solutions)
     for problem in problems:
-        err_console.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]problem:[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
     n_test = sum(len(t.test) for t in tasks)
     solved = sum(t.has_solutions for t in tasks)
     summary = f"{path}: {len(tasks)} valid tasks, {n_test} test inputs, {solved} with solutions"
@@ -161,13 +165,21 @@ def evaluate(
     solutions: Path = typer.Option(..., "--solutions", help="A Kaggle solutions file: task id -> output grids."),
     json_out: bool = typer.Option(False, "--json", help="Print only the scores, as one JSON object."),
     csv: Path = typer.Option(None, "--csv", help="Per-test-output scores (default: <submission stem>.scores.csv beside it)."),
+    html: Path = typer.Option(None, "--html", help="Also write a self-contained HTML page of every task, its attempts and answer."),
+    challenges: Path = typer.Option(None, "--challenges", help="Demonstrations for --html (default: the *_challenges.json beside --solutions)."),
 ) -> None:
     """Score a submission as the competition does (pass@2), with pass@1 and per-cell accuracy."""
     from arcsolver.solve.evaluate import evaluate_submission
 
+    if challenges is not None and html is None:
+        raise ArcsolverError("--challenges only feeds the HTML page: add --html PATH")
     result = evaluate_submission(submission, solutions)
     csv_path = csv or submission.with_name(f"{submission.stem}.scores.csv")
     result.write_csv(csv_path)
+    if html is not None:
+        from arcsolver.report.html import write_evaluation_page
+
+        used = write_evaluation_page(html, result, submission, solutions, challenges)
     if json_out:
         typer.echo(json.dumps(result.summary()))
         return
@@ -181,6 +193,9 @@ def evaluate(
     table.add_row("tasks solved", str(result.solved_tasks))
     console.print(table)
     console.print(f"wrote {csv_path} ({len(result.per_test)} test outputs)", highlight=False)
+    if html is not None:
+        source = f"demonstrations from {used}" if used else "no challenges file beside the solutions: pass --challenges"
+        console.print(f"wrote {html} ({source})", highlight=False)
 
 
 @app.command()
@@ -229,6 +244,19 @@ def newest_run(root: Path = Path("runs")) -> Path:
     if not runs:
         raise ArcsolverError(f"no checkpoint under {root}/: train one with `arcsolver pretrain`, or pass --checkpoint")
     return max(runs)[1]
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Path = typer.Argument(..., help="A training run directory (it holds metrics.jsonl)."),
+    out: Path = typer.Option(None, "--out", help="The PNG to write (default: RUN_DIR/curves.png)."),
+) -> None:
+    """Draw a training run's curves (loss, accuracy, halting steps, held-out pass@k) into a PNG."""
+    from arcsolver.report.curves import plot_training_curves
+
+    path = plot_training_curves(run_dir, out)
+    console.print(f"wrote {path}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - the console-script entry point

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.markup import escape
 
 from arcsolver.data.loaders import _read_json, read_challenges
 from arcsolver.data.task import GridError, Task, as_grid
@@ -104,7 +105,7 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
     tasks, problems = read_challenges(challenges)
     for problem in problems:
         report.fallbacks[problem.task_id or "?"] = f"malformed: {problem.message}"
-        console.print(f"[yellow]fallback[/] {problem}", highlight=False)
+        console.print(f"[yellow]fallback[/] {escape(str(problem))}", highlight=False)
     order = [tid for tid in raw if tid in tasks or tid in report.fallbacks]
     order = [tid for i, tid in enumerate(order) if i % shard[1] == shard[0]]
     fallbacks = {tid: fallback_attempts(tasks[tid]) if tid in tasks else raw_fallback(raw[tid]) for tid in order}
