@@ -39,3 +39,16 @@ def tiny_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("tiny") / "run"
     pretrain(tiny_config("run.steps=3"), run)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tmp_path_factory):
+    """A Kaggle bundle of the tiny run's checkpoint (built once: it downloads the dependency wheels)."""
+    from typer.testing import CliRunner
+
+    from arcsolver.cli import app
+
+    out = tmp_path_factory.mktemp("bundle") / "arcsolver-bundle"
+    result = CliRunner().invoke(app, ["kaggle", "bundle", "--checkpoint", str(tiny_run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out

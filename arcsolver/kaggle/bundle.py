@@ -1,0 +1,221 @@
+"""Build the bundle a competitor uploads as a Kaggle dataset.
+
+    wheels/        arcsolver and every runtime dependency but torch, for the target Python on
+                   manylinux x86_64 (Kaggle's image)
+    checkpoint/    model.safetensors, ema.safetensors, state.json of one checkpoint (solving needs
+                   neither the optimiser moments nor the training carry)
+    recipe.toml    the submit recipe
+    manifest.json  versions, the checkpoint's step, the requirements to install, and every file's
+                   size and SHA-256; written last, so a folder without it is an unfinished bundle
+"""
+
+from __future__ import annotations
+
+import email.parser
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from pydantic import BaseModel
+
+import arcsolver
+from arcsolver.atomic import atomic_write_text
+from arcsolver.errors import ArcsolverError, CheckpointError
+
+MANIFEST = "manifest.json"
+WHEELS = "wheels"
+CHECKPOINT = "checkpoint"
+RECIPE = "recipe.toml"
+CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.json")
+# Kaggle's image ships a CUDA build of torch; bundling another would add gigabytes. Its own
+# dependencies (nvidia-*, triton, sympy, ...) never enter: torch is not resolved at all.
+NOT_BUNDLED = {"torch"}
+# Wheels for glibc up to 2.35 (Ubuntu 22.04, the base of Kaggle's Python image).
+PLATFORMS = ["manylinux2014_x86_64", *(f"manylinux_2_{minor}_x86_64" for minor in range(17, 36))]
+
+
+class FileEntry(BaseModel):
+    path: str  # relative to the bundle, with forward slashes
+    size: int
+    sha256: str
+
+
+class CheckpointInfo(BaseModel):
+    name: str  # the step_XXXXXXX directory it was copied from
+    step: int
+
+
+class Manifest(BaseModel):
+    arcsolver: str
+    python: str  # the Python version the wheels are for, e.g. "3.11"
+    platform: str
+    recipe: str
+    checkpoint: CheckpointInfo
+    requirements: list[str]  # what to install from wheels/ besides arcsolver (markers resolved)
+    files: list[FileEntry]
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def bundle_files(root: Path) -> list[Path]:
+    """Every file under root but the manifest, as sorted relative paths."""
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p != root / MANIFEST)
+
+
+def pip(args: list[str], what: str, env: dict | None = None) -> str:
+    """Run pip with this interpreter; a failure becomes one line: pip's own last line."""
+    done = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=env)
+    if done.returncode:
+        lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
+        raise ArcsolverError(f"{what} failed: {lines[-1] if lines else f'pip exited with {done.returncode}'}")
+    return done.stdout
+
+
+def target_args(python_version: str) -> list[str]:
+    """pip options that pick wheels for the target Python on manylinux x86_64, whatever runs pip."""
+    abi = "cp" + python_version.replace(".", "")
+    platforms = [x for p in PLATFORMS for x in ("--platform", p)]
+    return ["--only-binary=:all:", "--python-version", python_version, "--implementation", "cp", "--abi", abi, *platforms]
+
+
+def offline_env() -> dict:
+    """The environment for a pip that may use nothing but the bundle: no configured indexes or links."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
+def source_tree() -> Path:
+    """The project directory the imported arcsolver package lives in (a wheel is built from it)."""
+    root = Path(arcsolver.__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    if not pyproject.exists() or 'name = "arcsolver"' not in pyproject.read_text(encoding="utf-8"):
+        raise ArcsolverError(f"arcsolver is imported from {root}, not a source checkout: run the bundle from a clone of the project")
+    return root
+
+
+def build_wheel(source: Path, wheel_dir: Path) -> Path:
+    """The arcsolver wheel, built from a copy of the project so the checkout gains no build files."""
+    with tempfile.TemporaryDirectory(prefix="arcsolver-wheel-") as tmp:
+        copy = Path(tmp) / "src"
+        copy.mkdir()
+        for path in source.iterdir():
+            if path.is_file() and (path.suffix in (".toml", ".cfg", ".in", ".md") or path.name in ("setup.py", "LICENSE")):
+                shutil.copy2(path, copy / path.name)
+        shutil.copytree(source / "arcsolver", copy / "arcsolver", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        pip(["wheel", "--no-deps", "--quiet", "--wheel-dir", str(Path(tmp) / "out"), str(copy)], "pip wheel (building arcsolver)")
+        built = list((Path(tmp) / "out").glob("arcsolver-*.whl"))
+        if len(built) != 1:
+            raise ArcsolverError(f"pip wheel built {len(built)} arcsolver wheels from {source}, expected one")
+        wheel_dir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.move(str(built[0]), wheel_dir / built[0].name))
+
+
+def wheel_metadata(wheel: Path):
+    """The METADATA of a wheel, as an email message (Name, Version, Requires-Dist, ...)."""
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        return email.parser.HeaderParser().parsestr(zf.read(name).decode("utf-8"))
+
+
+def runtime_requirements(metadata, python_version: str) -> list[str]:
+    """A wheel's Requires-Dist for the target Python on Linux: extras and torch left out, markers resolved."""
+    try:
+        from packaging.requirements import Requirement
+        from packaging.utils import canonicalize_name
+    except ImportError:
+        raise ArcsolverError("building a bundle needs the 'packaging' package: pip install packaging") from None
+    # pip download --python-version judges markers by the running interpreter, so judge them here.
+    target = {"python_version": python_version, "python_full_version": f"{python_version}.0", "sys_platform": "linux",
+              "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix", "extra": "",
+              "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+    kept = []
+    for line in metadata.get_all("Requires-Dist") or []:
+        req = Requirement(line)
+        if canonicalize_name(req.name) in NOT_BUNDLED or (req.marker and not req.marker.evaluate(target)):
+            continue
+        req.marker = None
+        kept.append(str(req))
+    return kept
+
+
+def download_dependencies(requirements: list[str], python_version: str, wheel_dir: Path) -> None:
+    pip(["download", "--quiet", "--dest", str(wheel_dir), *target_args(python_version), *requirements],
+        f"pip download (the dependencies for Python {python_version})")
+    pulled = [w.name for w in wheel_dir.glob("*.whl") if w.name.split("-")[0].lower() in NOT_BUNDLED]
+    if pulled:
+        raise ArcsolverError(f"a dependency pulled {', '.join(pulled)} into the bundle; it must come from Kaggle's image")
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
+    """The checkpoint directory for path (validated by loading it on the CPU) and its step."""
+    import torch
+
+    from arcsolver.solve.adapt import load_model
+    from arcsolver.train.checkpoint import find_checkpoint, read_state
+
+    if not Path(path).exists():
+        raise CheckpointError(f"{path}: no such checkpoint or run directory")
+    ckpt_dir = find_checkpoint(path)
+    load_model(ckpt_dir, torch.device("cpu"))
+    return ckpt_dir, int(read_state(ckpt_dir).get("step", 0))
+
+
+def copy_checkpoint(ckpt_dir: Path, dest: Path) -> None:
+    dest.mkdir(parents=True)
+    for name in CHECKPOINT_FILES:
+        if (ckpt_dir / name).exists():
+            shutil.copy2(ckpt_dir / name, dest / name)
+
+
+def write_manifest(root: Path, manifest: Manifest) -> None:
+    atomic_write_text(root / MANIFEST, json.dumps(manifest.model_dump(mode="json"), indent=1) + "\n")
+
+
+def file_entries(root: Path) -> list[FileEntry]:
+    return [FileEntry(path=p.as_posix(), size=(root / p).stat().st_size, sha256=sha256(root / p)) for p in bundle_files(root)]
+
+
+def build_bundle(checkpoint: str | Path, out: Path, recipe: str = "kaggle", python_version: str = "3.11") -> Manifest:
+    """Write the bundle for a checkpoint (or a run's newest) into out, which must be empty or absent."""
+    from arcsolver.recipes import load_recipe, recipe_path
+    from arcsolver.solve.config import SolveConfig
+
+    if not re.fullmatch(r"3\.\d+", python_version):
+        raise ArcsolverError(f"--python-version {python_version!r}: expected major.minor, e.g. 3.11")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ArcsolverError(f"{out}: already exists and is not an empty folder; remove it or choose another --out")
+    ckpt_dir, step = resolve_checkpoint(checkpoint)
+    load_recipe(SolveConfig, "submit", recipe)  # a recipe that does not validate here would fail on Kaggle
+    recipe_file = recipe_path("submit", recipe)
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        metadata = wheel_metadata(build_wheel(source_tree(), out / WHEELS))
+        requirements = runtime_requirements(metadata, python_version)
+        download_dependencies(requirements, python_version, out / WHEELS)
+        copy_checkpoint(ckpt_dir, out / CHECKPOINT)
+        shutil.copyfile(recipe_file, out / RECIPE)
+        manifest = Manifest(
+            arcsolver=metadata["Version"], python=python_version, platform="manylinux x86_64", recipe=recipe_file.stem,
+            checkpoint=CheckpointInfo(name=ckpt_dir.name, step=step), requirements=requirements, files=file_entries(out),
+        )
+        write_manifest(out, manifest)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # it was empty: leave no half-built bundle behind
+        raise
+    return manifest

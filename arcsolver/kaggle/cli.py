@@ -1,0 +1,69 @@
+"""`arcsolver kaggle bundle` and `arcsolver kaggle check`."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+kaggle_app = typer.Typer(help="The Kaggle submission: the dataset bundle the notebook installs from.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(fn):
+    """arcsolver.cli.user_errors, looked up when the command runs (arcsolver.cli imports this module)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from arcsolver.cli import user_errors as one_line_errors
+
+        return one_line_errors(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+@kaggle_app.command("bundle")
+@user_errors
+def bundle(
+    checkpoint: str = typer.Option(..., help="A checkpoint or run directory (then its newest checkpoint)."),
+    out: Path = typer.Option(..., "--out", help="The folder to write (absent or empty); upload it as a Kaggle dataset."),
+    recipe: str = typer.Option("kaggle", help="A submit recipe file, or the name of a shipped one (submit/*.toml)."),
+    python_version: str = typer.Option("3.11", "--python-version", help="The Python of the Kaggle image the wheels are for."),
+) -> None:
+    """Write the wheels, the checkpoint, the recipe and a manifest for the offline Kaggle notebook."""
+    from arcsolver.kaggle.bundle import build_bundle
+
+    manifest = build_bundle(checkpoint, out, recipe, python_version)
+    wheels = [f for f in manifest.files if f.path.startswith("wheels/")]
+    ckpt = [f for f in manifest.files if f.path.startswith("checkpoint/")]
+    total = sum(f.size for f in manifest.files)
+    console.print(
+        f"wrote {escape(str(out))}: arcsolver {manifest.arcsolver} and {len(wheels) - 1} dependencies for Python {manifest.python} "
+        f"({sum(f.size for f in wheels) / 1e6:.1f} MB), checkpoint step {manifest.checkpoint.step} "
+        f"({sum(f.size for f in ckpt) / 1e6:.1f} MB), recipe {manifest.recipe}; {total / 1e6:.1f} MB in all",
+        highlight=False, soft_wrap=True,
+    )
+    console.print(f"check it with `arcsolver kaggle check {escape(str(out))}`, then upload it as the dataset the notebook attaches "
+                  "(arcsolver-bundle)", highlight=False, soft_wrap=True)
+
+
+@kaggle_app.command("check")
+@user_errors
+def check(bundle_dir: Path = typer.Argument(..., metavar="DIR", help="A bundle written by `arcsolver kaggle bundle`.")) -> None:
+    """Verify a bundle: sums and sizes, an offline install into an empty folder, the checkpoint loads."""
+    from arcsolver.kaggle.check import check_bundle
+
+    report = check_bundle(bundle_dir)
+    for line in report.summary:
+        console.print(escape(line), highlight=False, soft_wrap=True)
+    for problem in report.problems:
+        err_console.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+    if report.problems:
+        n = len(report.problems)
+        err_console.print(f"{escape(str(bundle_dir))}: {n} problem{'s' * (n > 1)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"{escape(str(bundle_dir))}: ready to upload", highlight=False)
