@@ -80,6 +80,15 @@ def mean_over_processes(values: dict[str, float], d: Dist, device: torch.device)
     return dict(zip(values, (t / d.world_size).tolist()))
 
 
+def sum_over_processes(values: list[float], d: Dist, device: torch.device) -> list[float]:
+    """Element-wise sums of a list of numbers over processes."""
+    if not d.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64 if device.type == "cpu" else torch.float32, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

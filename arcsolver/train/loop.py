@@ -9,6 +9,7 @@ held-out evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -34,6 +35,7 @@ from arcsolver.train.distributed import (
     gather,
     init_distributed,
     mean_over_processes,
+    sum_over_processes,
     shutdown,
 )
 from arcsolver.train.optim import EMA, build_optimizer, clip_grad_norm, warmup_factor
@@ -112,10 +114,10 @@ class Logger:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
-    def advance(self, step: int, status: str | None = None) -> None:
+    def advance(self, step: int, status: str | None = None, total: int | None = None) -> None:
         if self.progress is not None:
             fields = {} if status is None else {"status": status}
-            self.progress.update(self.task, completed=step, **fields)
+            self.progress.update(self.task, completed=step, total=total, **fields)
 
     def print(self, text: str) -> None:
         if self.progress is not None:
@@ -124,26 +126,32 @@ class Logger:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
 
 
-def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout: list[Task], cfg: PretrainConfig, dtype) -> dict:
-    """pass@1/pass@2 on the held-out test inputs, over their augmented versions, voted."""
+def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout: list[Task], cfg: PretrainConfig,
+                     dtype, d: Dist, device: torch.device) -> dict:
+    """pass@1/pass@2 on the held-out test inputs, over their augmented versions, voted.
+
+    Every process scores its own share of the tasks; the sums are combined.
+    """
     versions: dict[str, list] = {}
     for pid, puzzle in enumerate(puzzles, start=1):
         versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
-    tasks = {t.id: t for t in heldout}
-    queries = [q for t in heldout for q in queries_for(t, versions[t.id], cfg.eval.max_versions)]
+    mine = heldout[d.rank :: d.world_size]
+    tasks = {t.id: t for t in mine}
+    queries = [q for t in mine for q in queries_for(t, versions[t.id], cfg.eval.max_versions)]
     was_training = model.training
     model.eval()
     try:
-        if ema is not None:
-            with ema.applied(model):
-                preds, _ = predict(model, tasks, queries, cfg.model.canvas, cfg.eval.batch_size, dtype)
-        else:
+        with ema.applied(model) if ema is not None else contextlib.nullcontext():
             preds, _ = predict(model, tasks, queries, cfg.model.canvas, cfg.eval.batch_size, dtype)
     finally:
         model.train(was_training)
-    return heldout_scores(tasks, vote_queries(queries, preds))
+    scores = heldout_scores(tasks, vote_queries(queries, preds))
+    n = scores["tasks"]
+    sums = sum_over_processes([scores["pass@1"] * n, scores["pass@2"] * n, n], d, device)
+    return {"pass@1": sums[0] / max(sums[2], 1), "pass@2": sums[1] / max(sums[2], 1), "tasks": int(sums[2])}
 
 
 def save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d: Dist, keep: int) -> None:
@@ -265,7 +273,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
 
     local_batch = cfg.optim.global_batch_size // d.world_size
     cells = cfg.model.canvas**2
-    started, window_start, window_steps = time.monotonic(), time.monotonic(), 0
+    started, window_start, window_steps, first_step = time.monotonic(), time.monotonic(), 0, step
     scores: dict = {}
     try:
         while step < cfg.run.steps:
@@ -292,21 +300,26 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 if grad_norm is not None:
                     record["grad_norm"] = grad_norm
                 logger.log(record)
-                logger.advance(step, f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
+                # Under a time limit the run ends at the step the clock allows: show that as the total.
+                total = None
+                if cfg.run.time_limit_s:
+                    rate = (step - first_step) / max(time.monotonic() - started, 1e-9)
+                    total = min(cfg.run.steps, step + round(rate * max(cfg.run.time_limit_s - (time.monotonic() - started), 0)))
+                logger.advance(step, total=total, status=f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
                                f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s")
                 window_start, window_steps = time.monotonic(), 0
 
             if step % cfg.run.checkpoint_every == 0 and step < cfg.run.steps:
                 save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints)
-            if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.run.steps and d.is_main and heldout:
-                scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype)
+            if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.run.steps and heldout:
+                scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device)
                 logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
                 logger.print(f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} ({scores['tasks']} tasks)")
 
         save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints)
         logger.close()
-        if d.is_main and heldout:
-            scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype)
+        if heldout:
+            scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device)
             logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
         barrier(d)
     finally:
