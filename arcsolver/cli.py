@@ -219,7 +219,7 @@ def solve(
     if time_budget is not None:
         overrides.append(f"run.time_budget_s={time_budget}")
     if workers is not None:
-        overrides.append(f"run.workers={workers if workers == 'auto' else int(workers) if workers.isdigit() else workers!r}")
+        overrides.append(f"run.workers={workers}")  # a number, or the bare word auto
     cfg = load_recipe(SolveConfig, "submit", recipe, overrides)
     checkpoint = checkpoint or str(newest_run())
     n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)

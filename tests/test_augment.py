@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from arcsolver.data.augment import (
     DIHEDRAL_INVERSE,
@@ -23,14 +22,7 @@ from arcsolver.data.augment import (
 )
 from arcsolver.data.task import Pair, Task, as_grid
 
-FAST = settings(max_examples=60, deadline=None)
-
-
-@st.composite
-def grids(draw, max_side=30):
-    h = draw(st.integers(1, max_side))
-    w = draw(st.integers(1, max_side))
-    return draw(hnp.arrays(np.uint8, (h, w), elements=st.integers(0, 9)))
+from strategies import FAST, grids
 
 
 permutations = st.permutations(list(range(10))).map(tuple)

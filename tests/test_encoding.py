@@ -22,14 +22,7 @@ from arcsolver.data.encoding import (
 )
 from arcsolver.data.task import Pair, as_grid
 
-FAST = settings(max_examples=60, deadline=None)
-
-
-@st.composite
-def grids(draw, max_side=30):
-    h = draw(st.integers(1, max_side))
-    w = draw(st.integers(1, max_side))
-    return draw(hnp.arrays(np.uint8, (h, w), elements=st.integers(0, 9)))
+from strategies import FAST, grids
 
 
 def reference_decode(tokens):

@@ -8,12 +8,11 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import torch
 
 from arcsolver.data.augment import Augmentation
-from arcsolver.data.encoding import COLOUR_OFFSET, VOCAB_SIZE, encode_grid
-from arcsolver.data.loaders import export_challenges, load_tasks
+from arcsolver.data.encoding import VOCAB_SIZE, encode_grid
+from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Pair, Task, as_grid
 from arcsolver.recipes import load_recipe
 from arcsolver.solve.adapt import adapt, load_model

@@ -127,13 +127,22 @@ def _parse_task_map(obj, file: str, solutions: dict | None, solutions_file: str,
     return TaskSet(tasks, name=name), problems
 
 
-def solutions_path_for(challenges: Path) -> Path | None:
-    """The `*_solutions.json` beside a `*_challenges.json`, if it exists."""
-    if challenges.name.endswith("_challenges.json"):
-        candidate = challenges.with_name(challenges.name[: -len("_challenges.json")] + "_solutions.json")
+def _sibling(path: Path, suffix: str, other: str) -> Path | None:
+    if path.name.endswith(suffix):
+        candidate = path.with_name(path.name[: -len(suffix)] + other)
         if candidate.exists():
             return candidate
     return None
+
+
+def solutions_path_for(challenges: Path) -> Path | None:
+    """The `*_solutions.json` beside a `*_challenges.json`, if it exists."""
+    return _sibling(challenges, "_challenges.json", "_solutions.json")
+
+
+def challenges_path_for(solutions: Path) -> Path | None:
+    """The `*_challenges.json` beside a `*_solutions.json`, if it exists."""
+    return _sibling(solutions, "_solutions.json", "_challenges.json")
 
 
 def read_challenges(path, solutions=None) -> tuple[TaskSet, list[Problem]]:

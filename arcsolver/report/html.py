@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from arcsolver.atomic import atomic_write_text
-from arcsolver.data.loaders import _read_json, read_challenges
+from arcsolver.data.loaders import _read_json, challenges_path_for, read_challenges
 from arcsolver.data.render import ARC_COLOURS
 from arcsolver.data.task import Grid, Task, TaskSet
 from arcsolver.errors import DataError
@@ -23,15 +23,6 @@ from arcsolver.solve.submission import Submission, parse_submission
 
 GRID_PX = 150  # a task's largest grid is drawn about this wide...
 CELL_PX = (4, 20)  # ...with cells no smaller or larger than these
-
-
-def challenges_path_for(solutions: Path) -> Path | None:
-    """The `*_challenges.json` beside a `*_solutions.json`, if it exists."""
-    if solutions.name.endswith("_solutions.json"):
-        candidate = solutions.with_name(solutions.name[: -len("_solutions.json")] + "_challenges.json")
-        if candidate.exists():
-            return candidate
-    return None
 
 
 def _runs(row: np.ndarray):

@@ -271,7 +271,6 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         + (f"; resumed at step {step}" if step else "")
     )
 
-    local_batch = cfg.optim.global_batch_size // d.world_size
     cells = cfg.model.canvas**2
     started, window_start, window_steps, first_step = time.monotonic(), time.monotonic(), 0, step
     scores: dict = {}
