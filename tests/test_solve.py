@@ -183,3 +183,14 @@ def test_no_checkpoint_is_one_line(tmp_path):
     done = run_solve([str(tmp_path / "c.json"), "--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "s.json")])
     assert done.returncode == 1 and "no checkpoint here" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_solve_ignores_a_broken_solutions_file_beside_the_challenges(tiny_run, tmp_path):
+    tasks = list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:1]
+    challenges = tmp_path / "x_challenges.json"
+    write_challenges(challenges, tasks)
+    (tmp_path / "x_solutions.json").write_text("{}")  # lines up with nothing
+    out = tmp_path / "submission.json"
+    done = run_solve([str(challenges), "--out", str(out), "--checkpoint", str(tiny_run)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 from the model, 0 fallbacks" in done.stdout

@@ -155,8 +155,18 @@ def read_challenges(path, solutions=None) -> tuple[TaskSet, list[Problem]]:
         sol_obj = _read_json(sol_path)
         if not isinstance(sol_obj, dict):
             raise DataError(f"{sol_path}: expected an object mapping task ids to lists of output grids")
-    name = path.name.removesuffix(".json").removesuffix("_challenges")
-    return _parse_task_map(obj, str(path), sol_obj, str(sol_path), name)
+    return _parse_task_map(obj, str(path), sol_obj, str(sol_path), _set_name(path))
+
+
+def read_challenges_only(path) -> tuple[TaskSet, list[Problem]]:
+    """Read a challenges file leniently, ignoring any solutions beside it (solving hidden tasks:
+    a problem in a solutions file must not cost a task its attempts)."""
+    path = Path(path)
+    return _parse_task_map(_read_json(path), str(path), None, "", _set_name(path))
+
+
+def _set_name(path: Path) -> str:
+    return path.name.removesuffix(".json").removesuffix("_challenges")
 
 
 def read_directory(path) -> tuple[TaskSet, list[Problem]]:

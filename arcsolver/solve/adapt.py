@@ -74,7 +74,7 @@ def adapt(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, d
     device = next(model.parameters()).device
     canvas = model.config.canvas
     stream = TrainStream(puzzles, trainable_pairs([], tasks), canvas, cfg.run.seed, cfg.data.translate, first_id=first_id)
-    network = [p for p in model.parameters()]
+    network = list(model.parameters())
     optimizer = build_optimizer(model, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay)
     ema = EMA(model, cfg.optim.ema_rate) if cfg.optim.ema_rate else None
     embeddings_only = round(cfg.adapt.steps * cfg.adapt.embeddings_only_fraction)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from arcsolver.data.loaders import _read_json, read_challenges
+from arcsolver.data.loaders import _read_json, read_challenges_only
 from arcsolver.data.task import GridError, Task, as_grid
 from arcsolver.errors import DataError
 from arcsolver.solve.adapt import adapt, load_model
@@ -53,6 +53,20 @@ def raw_fallback(obj) -> list[tuple]:
             grid = np.zeros((1, 1), dtype=np.uint8)
         entries.append((grid, grid))
     return entries
+
+
+def read_for_submission(challenges: Path):
+    """(raw task map, parsed tasks, problems, fallback attempts of every task id in the file).
+
+    Only a file that cannot be read at all, or is not a task map, is an error: every id it
+    holds gets an entry, parsed or not.
+    """
+    raw = _read_json(Path(challenges))
+    if not isinstance(raw, dict):
+        raise DataError(f"{challenges}: expected an object mapping task ids to tasks, got {type(raw).__name__}")
+    tasks, problems = read_challenges_only(challenges)
+    fallbacks = {tid: fallback_attempts(tasks[tid]) if tid in tasks else raw_fallback(obj) for tid, obj in raw.items()}
+    return raw, tasks, problems, fallbacks
 
 
 def side_path(out: Path, tag: str) -> Path:
@@ -99,16 +113,12 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
     deadline = None if budget is None else started + budget - cfg.run.safety_margin_s
     report = SolveReport()
 
-    raw = _read_json(Path(challenges))
-    if not isinstance(raw, dict):
-        raise DataError(f"{challenges}: expected an object mapping task ids to tasks, got {type(raw).__name__}")
-    tasks, problems = read_challenges(challenges)
+    raw, tasks, problems, fallbacks = read_for_submission(challenges)
+    order = [tid for i, tid in enumerate(raw) if i % shard[1] == shard[0]]
     for problem in problems:
-        report.fallbacks[problem.task_id or "?"] = f"malformed: {problem.message}"
-        console.print(f"[yellow]fallback[/] {escape(str(problem))}", highlight=False)
-    order = [tid for tid in raw if tid in tasks or tid in report.fallbacks]
-    order = [tid for i, tid in enumerate(order) if i % shard[1] == shard[0]]
-    fallbacks = {tid: fallback_attempts(tasks[tid]) if tid in tasks else raw_fallback(raw[tid]) for tid in order}
+        if problem.task_id in order:
+            report.fallbacks[problem.task_id] = f"malformed: {problem.message}"
+            console.print(f"[yellow]fallback[/] {escape(str(problem))}", highlight=False)
     subs = Submissions(Path(out), order, fallbacks, cfg.infer.ranking, cfg.infer.write_all_rankings)
     subs.write()
     report.tasks = len(order)
@@ -220,11 +230,7 @@ def visible_gpus() -> int:
 def solve_sharded(challenges: Path, out: Path, checkpoint: str, recipe: str, overrides: list[str], workers: int,
                   cfg: SolveConfig, console) -> None:
     """One process per GPU over disjoint task shards; their files merged into out as they end."""
-    raw = _read_json(Path(challenges))
-    if not isinstance(raw, dict):
-        raise DataError(f"{challenges}: expected an object mapping task ids to tasks, got {type(raw).__name__}")
-    tasks, _ = read_challenges(challenges)
-    fallback = {tid: fallback_attempts(tasks[tid]) if tid in tasks else raw_fallback(raw[tid]) for tid in raw}
+    _, _, _, fallback = read_for_submission(challenges)
     write_submission(out, submission_json(fallback))
     procs = []
     for k in range(workers):
