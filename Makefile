@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml scripts/setup-venv.sh
 
 setup: $(VENV)/.installed
 
-# The whole chain on the embedded default (about 15 minutes on 2 CPU cores): pretrain on the
+# The whole chain on the embedded default (15-20 minutes on 2 CPU cores): pretrain on the
 # ARC-AGI-1 training tasks that fit 10x10, then adapt to the 77 unseen ARC-AGI-1 evaluation tasks
 # that fit 10x10, write their submission and score it. runs/demo is started afresh each time.
 DEMO := runs/demo
