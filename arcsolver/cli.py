@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from arcsolver.console import console, err_console, user_errors
 from arcsolver.errors import ArcsolverError
+from arcsolver.kaggle.cli import kaggle_app
 
 app = typer.Typer(help="ARC-AGI with the Tiny Recursive Model.", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="The ARC data: bundled sets, checking and exporting files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-from arcsolver.kaggle.cli import kaggle_app  # noqa: E402 (its commands use user_errors below when they run)
-
 app.add_typer(kaggle_app, name="kaggle")
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def user_errors(fn):
-    """Print errors the user can cause as one line and exit 1, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ArcsolverError as e:
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 @data_app.command("list")

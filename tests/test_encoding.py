@@ -43,6 +43,15 @@ def reference_decode(tokens):
     return (tokens[:h, :w] - 2).astype(np.uint8)
 
 
+def assert_matches_reference(decoded, board):
+    expected = reference_decode(board)
+    if expected is None:
+        assert decoded is None
+    else:
+        assert_valid_grid(decoded)
+        np.testing.assert_array_equal(decoded, expected)
+
+
 def assert_valid_grid(grid):
     assert isinstance(grid, np.ndarray) and grid.dtype == np.uint8
     np.testing.assert_array_equal(as_grid(grid), grid)
@@ -231,25 +240,14 @@ def test_decode_of_arbitrary_canvases_is_always_valid(canvas, dtype, stop_rate, 
     stops = rng.random((canvas, canvas)) < stop_rate
     board[stops] = rng.integers(0, COLOUR_OFFSET, stops.sum())
     board = board.astype(dtype)
-    decoded = decode_grid(board)
-    expected = reference_decode(board)
-    if expected is None:
-        assert decoded is None
-    else:
-        assert_valid_grid(decoded)
-        np.testing.assert_array_equal(decoded, expected)
+    assert_matches_reference(decode_grid(board), board)
 
 
 @FAST
 @given(hnp.arrays(np.int64, (3, 31, 31), elements=st.integers(-3, 20)))
 def test_decode_batch_of_anything_matches_reference(boards):
     for decoded, board in zip(decode_batch(boards), boards):
-        expected = reference_decode(board)
-        if expected is None:
-            assert decoded is None
-        else:
-            assert_valid_grid(decoded)
-            np.testing.assert_array_equal(decoded, expected)
+        assert_matches_reference(decoded, board)
 
 
 @settings(max_examples=30, deadline=None)

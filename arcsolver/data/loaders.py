@@ -217,9 +217,14 @@ def load_tasks(source: str, solutions=None) -> TaskSet:
     """Load tasks strictly: raise DataError naming the first problem."""
     tasks, problems = read_tasks(source, solutions)
     if problems:
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        raise DataError(f"{problems[0]}{more}")
+        raise DataError(first_of(problems))
     return tasks
+
+
+def first_of(problems: list) -> str:
+    """One line for a list of problems: the first, and how many more there are."""
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
 
 
 def export_challenges(tasks: TaskSet, out_dir, stem: str) -> list[Path]:

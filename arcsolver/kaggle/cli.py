@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from arcsolver.console import console, err_console, user_errors
+
 kaggle_app = typer.Typer(help="The Kaggle submission: the dataset bundle the notebook installs from.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
-
-
-def user_errors(fn):
-    """arcsolver.cli.user_errors, looked up when the command runs (arcsolver.cli imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from arcsolver.cli import user_errors as one_line_errors
-
-        return one_line_errors(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 @kaggle_app.command("bundle")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from arcsolver.atomic import atomic_write_text
-from arcsolver.data.loaders import _read_json
+from arcsolver.data.loaders import _read_json, first_of
 from arcsolver.data.task import Grid, GridError, as_grid
 from arcsolver.errors import DataError
 from arcsolver.solve.scoring import cell_accuracy, same_grid, test_output_solved
@@ -69,15 +69,10 @@ def read_solutions(path) -> dict[str, list[Grid]]:
                 problems.append(f"{path}: task {task_id}: output {i}: {e}")
         solutions[task_id] = grids
     if problems:
-        raise DataError(_first_of(problems))
+        raise DataError(first_of(problems))
     if not solutions:
         raise DataError(f"{path}: holds no tasks, so there is nothing to score")
     return solutions
-
-
-def _first_of(problems: list[str]) -> str:
-    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-    return f"{problems[0]}{more}"
 
 
 def per_task_table(per_test: pd.DataFrame) -> pd.DataFrame:
@@ -106,7 +101,7 @@ def evaluate_submission(submission_path, solutions_path) -> EvaluationResult:
     submission, problems = parse_submission(obj, source)
     problems += coverage_problems(obj, {task_id: len(outputs) for task_id, outputs in solutions.items()}, source)
     if problems:
-        raise DataError(f"rejected submission: {_first_of(problems)}")
+        raise DataError(f"rejected submission: {first_of(problems)}")
 
     rows = []
     for task_id, answers in solutions.items():
