@@ -151,3 +151,24 @@ def test_cli_errors_are_one_line(files, tmp_path):
         assert result.exit_code == 1, args
         assert "Traceback" not in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("cell", [10**30, 2**63])
+def test_huge_integers_in_either_file_are_one_line_data_errors(files, cell):
+    sub, sol = files
+    obj = json.loads(json.dumps(SUBMISSION))
+    obj["bbbb0002"][0]["attempt_1"] = [[cell]]
+    sub.write_text(json.dumps(obj))
+    with pytest.raises(DataError, match=r"task bbbb0002: test 0: attempt_1: cell \(0,0\) is a \d+-bit integer"):
+        evaluate_submission(sub, sol)
+    sub.write_text(json.dumps(SUBMISSION))
+    sol.write_text(json.dumps({**SOLUTIONS, "cccc0003": [[[cell]], [[1]]]}))
+    with pytest.raises(DataError, match=r"eval_solutions.json: task cccc0003: output 0: cell \(0,0\) is a \d+-bit"):
+        evaluate_submission(sub, sol)
+
+
+def test_deeply_nested_json_is_one_line_naming_the_file(files):
+    sub, sol = files
+    sub.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataError, match=r"sub.json: JSON nested too deeply"):
+        evaluate_submission(sub, sol)

@@ -97,3 +97,19 @@ def test_a_failed_download_names_pips_last_line_and_leaves_no_folder(tiny_run, t
     assert result.exit_code == 1
     assert "pip download (the dependencies for Python 3.99) failed: ERROR: No matching distribution found for numpy" in result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("[" * 100_000 + "]" * 100_000, "manifest.json: JSON nested too deeply"),
+        ('{"arcsolver": ' + "9" * 5000 + "}", "manifest.json: invalid JSON: Exceeds the limit"),
+        ("{oops", "manifest.json: invalid JSON at line 1"),
+        ('{"arcsolver": "0.1.0"}', "manifest.json: python: Field required"),
+    ],
+)
+def test_an_unreadable_manifest_is_one_line_naming_it(tmp_path, content, fragment):
+    (tmp_path / "manifest.json").write_text(content)
+    result = run("kaggle", "check", str(tmp_path))
+    assert result.exit_code == 1 and fragment in result.output, result.output
+    assert "Traceback" not in result.output

@@ -127,3 +127,43 @@ def test_export_round_trips(tmp_path):
     assert again.ids() == tasks.ids()
     for a, b in zip(again, tasks):
         assert a.content_hash() == b.content_hash()
+
+
+@pytest.mark.parametrize("cell", [10**30, 2**63, -(2**63) - 1])
+def test_huge_integers_are_a_problem_of_their_task_only(tmp_path, cell):
+    bad = {"train": [{"input": [[1]], "output": [[1, cell]]}], "test": [{"input": [[1]]}]}
+    path = write(tmp_path / "c.json", {"good": GOOD, "big": bad})
+    tasks, problems = read_challenges(path)
+    assert tasks.ids() == ["good"] and len(problems) == 1
+    assert f"{path}: task big: train pair 0 output: cell (0,1) is a " in str(problems[0])
+    assert "colours are integers 0..9" in str(problems[0])
+
+
+def test_huge_integers_in_solutions_are_a_problem_of_their_task(tmp_path):
+    write(tmp_path / "x_challenges.json", {"t1": GOOD, "t2": GOOD})
+    write(tmp_path / "x_solutions.json", {"t1": [[[10**30]]], "t2": [[[4, 3]]]})
+    tasks, problems = read_challenges(tmp_path / "x_challenges.json")
+    assert tasks.ids() == ["t2"]
+    assert len(problems) == 1 and "task t1: solution 0: cell (0,0) is a 100-bit integer" in str(problems[0])
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"t": [' + "7" * 5000 + "]}", "invalid JSON: Exceeds the limit"),
+        ("\xff\xfe{}", "cannot read"),
+    ],
+)
+def test_unreadable_json_is_one_data_error_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "c.json"
+    path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(DataError, match=message) as e:
+        load_tasks(str(path))
+    assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)
+
+
+def test_a_byte_order_mark_is_allowed(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text("\ufeff" + json.dumps({"t1": GOOD}), encoding="utf-8")
+    assert load_tasks(str(path)).ids() == ["t1"]

@@ -42,3 +42,33 @@ def test_taskset_indexing():
     ts = TaskSet([t], name="s")
     assert ts["x"] is t and ts[0] is t and "x" in ts and len(ts) == 1
     assert len(ts.filter(lambda task: False)) == 0
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ([[10**30]], r"cell \(0,0\) is a 100-bit integer; colours are integers 0\.\.9"),
+        ([[1, 2**63]], r"cell \(0,1\) is a 64-bit integer"),
+        ([[-(2**63) - 1]], r"a negative 64-bit integer"),
+        ([[10**5000]], r"a 16610-bit integer"),
+    ],
+)
+def test_integers_numpy_cannot_hold_are_grid_errors_with_short_messages(value, message):
+    with pytest.raises(GridError, match=message) as e:
+        as_grid(value)
+    assert len(str(e.value)) < 80
+
+
+def test_a_deeply_nested_cell_is_described_briefly():
+    cell = 1
+    for _ in range(500):
+        cell = [cell]
+    with pytest.raises(GridError, match=r"cell \(0,0\) is \[\[\[.*\.\.\..*not an integer colour") as e:
+        as_grid([[cell]])
+    assert len(str(e.value)) < 80
+
+
+def test_arrays_must_hold_integers():
+    assert as_grid(np.array([[1, 2]], dtype=np.int64)).dtype == np.uint8
+    with pytest.raises(GridError, match="float64"):
+        as_grid(np.array([[1.0]]))

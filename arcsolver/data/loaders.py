@@ -96,16 +96,25 @@ def parse_task(task_id: str, obj, solutions=None) -> Task:
     return Task(id=str(task_id), train=train, test=test)
 
 
-def _read_json(path: Path):
+def read_json(path) -> object:
+    """Parse a JSON file (a UTF-8 byte-order mark is allowed); any fault is one DataError naming the file."""
+    path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to read; an ARC file nests at most 4 levels") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: cannot read: {e}") from None
+    except ValueError as e:  # an integer of thousands of digits
+        raise DataError(f"{path}: invalid JSON: {str(e).split(':')[0]}") from None
+
+
+_read_json = read_json  # the name other modules import
 
 
 def _parse_task_map(obj, file: str, solutions: dict | None, solutions_file: str, name: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import reprlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -20,31 +21,61 @@ class GridError(ValueError):
     """A value that is not a valid ARC grid; the message says what is wrong."""
 
 
+def _describe(cell) -> str:
+    """A non-colour cell for an error message, short even for a 10**4000 from a hostile file."""
+    if isinstance(cell, (int, np.integer)) and not isinstance(cell, bool):
+        return f"a {'negative ' if cell < 0 else ''}{int(abs(cell)).bit_length()}-bit integer"
+    return reprlib.repr(cell)  # bounded in length and depth
+
+
+def _check_rows(rows: list | tuple) -> tuple[int, int]:
+    """(rows, columns) of nested lists, checked to be a list of rows of one length."""
+    for r, row in enumerate(rows):
+        if not isinstance(row, (list, tuple)):
+            raise GridError(f"row {r} is not a list")
+    widths = {len(row) for row in rows}
+    if len(widths) != 1:
+        raise GridError(f"ragged grid: rows have lengths {sorted(widths)}")
+    return len(rows), widths.pop()
+
+
+def _check_cells(rows: list | tuple) -> None:
+    """Every cell an integer colour 0..9, checked on the Python values (numpy cannot hold an
+    integer like 10**30 and would raise OverflowError)."""
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            # bool is an int subclass; a float like 3.0 is not a colour either.
+            if not isinstance(cell, (int, np.integer)) or isinstance(cell, bool):
+                raise GridError(f"cell ({r},{c}) is {_describe(cell)}, not an integer colour 0..{N_COLOURS - 1}")
+            if abs(cell) >= 10**6:
+                raise GridError(f"cell ({r},{c}) is {_describe(cell)}; colours are integers 0..{N_COLOURS - 1}")
+            if not 0 <= cell < N_COLOURS:
+                raise GridError(f"colour {cell} is outside 0..{N_COLOURS - 1}")
+
+
+def _check_shape(h: int, w: int) -> None:
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise GridError(f"grid is {h}x{w}; each side must be 1..{MAX_SIDE}")
+
+
 def as_grid(value) -> Grid:
     """Convert nested lists (or an array) to a grid, raising GridError on anything invalid."""
     if isinstance(value, np.ndarray):
-        arr = value
-    else:
-        if not isinstance(value, (list, tuple)) or len(value) == 0:
-            raise GridError("a grid must be a non-empty list of rows")
-        widths = set()
-        for r, row in enumerate(value):
-            if not isinstance(row, (list, tuple)):
-                raise GridError(f"row {r} is not a list")
-            widths.add(len(row))
-            for c, cell in enumerate(row):
-                # bool is an int subclass; a float like 3.0 is not a colour either.
-                if not isinstance(cell, (int, np.integer)) or isinstance(cell, bool):
-                    raise GridError(f"cell ({r},{c}) is {cell!r}, not an integer colour 0..9")
-        if len(widths) != 1:
-            raise GridError(f"ragged grid: rows have lengths {sorted(widths)}")
-        arr = np.asarray(value, dtype=np.int64)
+        return _array_grid(value)
+    if not isinstance(value, (list, tuple)) or len(value) == 0:
+        raise GridError("a grid must be a non-empty list of rows")
+    _check_shape(*_check_rows(value))
+    _check_cells(value)
+    return np.asarray(value, dtype=np.uint8)
+
+
+def _array_grid(arr: np.ndarray) -> Grid:
+    if arr.dtype.kind not in "iu":
+        raise GridError(f"a grid must hold integers, got an array of {arr.dtype}")
     if arr.ndim != 2:
         raise GridError(f"a grid must be 2-D, got {arr.ndim}-D")
-    h, w = arr.shape
-    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-        raise GridError(f"grid is {h}x{w}; each side must be 1..{MAX_SIDE}")
-    if arr.size and (arr.min() < 0 or arr.max() >= N_COLOURS):
+    _check_shape(*arr.shape)
+    if arr.min() < 0 or arr.max() >= N_COLOURS:
         bad = int(arr.max()) if arr.max() >= N_COLOURS else int(arr.min())
         raise GridError(f"colour {bad} is outside 0..{N_COLOURS - 1}")
     return np.ascontiguousarray(arr, dtype=np.uint8)

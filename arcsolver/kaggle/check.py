@@ -8,7 +8,6 @@ loads. Each problem is one line naming the file.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -29,18 +28,16 @@ class CheckReport:
 
 
 def read_manifest(bundle: Path) -> Manifest:
+    """The bundle's manifest, validated; raises ArcsolverError naming the file."""
+    from arcsolver.data.loaders import read_json
     from arcsolver.recipes import validate
 
     path = bundle / MANIFEST
     if not bundle.is_dir():
         raise ArcsolverError(f"{bundle}: no such folder")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArcsolverError(f"{path}: missing; an unfinished bundle, or not one (build it with `arcsolver kaggle bundle`)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArcsolverError(f"{path}: not valid JSON ({e})") from None
-    return validate(Manifest, obj, str(path))
+    if not path.is_file():
+        raise ArcsolverError(f"{path}: missing; an unfinished bundle, or not one (build it with `arcsolver kaggle bundle`)")
+    return validate(Manifest, read_json(path), str(path))
 
 
 def file_problems(bundle: Path, manifest: Manifest) -> list[str]:

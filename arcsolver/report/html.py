@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from arcsolver.atomic import atomic_write_text
-from arcsolver.data.loaders import _read_json, challenges_path_for, read_challenges
+from arcsolver.data.loaders import challenges_path_for, read_challenges, read_json
 from arcsolver.data.render import ARC_COLOURS
 from arcsolver.data.task import Grid, Task, TaskSet
 from arcsolver.errors import DataError
@@ -165,7 +165,7 @@ def write_evaluation_page(path, result: EvaluationResult, submission_path, solut
     """Write the page for a submission scored by `evaluate_submission`. The demonstrations come from
     challenges_path, else from the `*_challenges.json` beside the solutions; returns the file used."""
     submission_path, solutions_path = Path(submission_path), Path(solutions_path)
-    submission, _ = parse_submission(_read_json(submission_path), str(submission_path))
+    submission, _ = parse_submission(read_json(submission_path), str(submission_path))
     solutions = read_solutions(solutions_path)
     challenges = Path(challenges_path) if challenges_path is not None else challenges_path_for(solutions_path)
     tasks = None

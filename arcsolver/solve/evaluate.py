@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from arcsolver.atomic import atomic_write_text
-from arcsolver.data.loaders import _read_json, first_of
+from arcsolver.data.loaders import first_of, read_json
 from arcsolver.data.task import Grid, GridError, as_grid
 from arcsolver.errors import DataError
 from arcsolver.solve.scoring import cell_accuracy, same_grid, test_output_solved
@@ -53,7 +53,7 @@ def _shape(grid: Grid | None) -> str:
 def read_solutions(path) -> dict[str, list[Grid]]:
     """Read a Kaggle solutions file (task id -> output grids in test order), strictly."""
     path = Path(path)
-    obj = _read_json(path)
+    obj = read_json(path)
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected an object mapping task ids to lists of output grids, got {type(obj).__name__}")
     solutions, problems = {}, []
@@ -95,7 +95,7 @@ def evaluate_submission(submission_path, solutions_path) -> EvaluationResult:
     submission for the tasks of the solutions file.
     """
     submission_path = Path(submission_path)
-    obj = _read_json(submission_path)
+    obj = read_json(submission_path)
     solutions = read_solutions(solutions_path)
     source = str(submission_path)
     submission, problems = parse_submission(obj, source)
