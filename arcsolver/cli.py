@@ -57,7 +57,7 @@ def data_check(
         err_console.print(f"[red]problem:[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
     n_test = sum(len(t.test) for t in tasks)
     solved = sum(t.has_solutions for t in tasks)
-    summary = f"{path}: {len(tasks)} valid tasks, {n_test} test inputs, {solved} with solutions"
+    summary = f"{escape(path)}: {len(tasks)} valid tasks, {n_test} test inputs, {solved} with solutions"
     if problems:
         err_console.print(f"{summary}; {len(problems)} problems", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
@@ -81,7 +81,7 @@ def data_export(
     if max_side is not None:
         stem += f"-max{max_side}"
     for path in export_challenges(tasks, out, stem):
-        console.print(f"wrote {path} ({len(tasks)} tasks)", highlight=False)
+        console.print(f"wrote {escape(str(path))} ({len(tasks)} tasks)", highlight=False, soft_wrap=True)
 
 
 @data_app.command("show")
@@ -98,7 +98,7 @@ def data_show(
     for src in [source] if source else list(BUNDLED):
         tasks, _ = read_tasks(src)
         if task_id in tasks:
-            console.print(f"[dim]from {src}[/]")
+            console.print(f"[dim]from {escape(src)}[/]", highlight=False, soft_wrap=True)
             console.print(task_view(tasks[task_id], show_answers=not hide_answers))
             return
     where = source or "any bundled set"
@@ -164,7 +164,7 @@ def evaluate(
     if json_out:
         typer.echo(json.dumps(result.summary()))
         return
-    table = Table(title=f"{submission} against {solutions}")
+    table = Table(title=escape(f"{submission} against {solutions}"))
     table.add_column("score", no_wrap=True)
     table.add_column("value", justify="right")
     table.add_row("pass@2 (competition score)", f"{result.pass_at_2:.4f}")
@@ -173,10 +173,10 @@ def evaluate(
     table.add_row("tasks", str(result.n_tasks))
     table.add_row("tasks solved", str(result.solved_tasks))
     console.print(table)
-    console.print(f"wrote {csv_path} ({len(result.per_test)} test outputs)", highlight=False)
+    console.print(f"wrote {escape(str(csv_path))} ({len(result.per_test)} test outputs)", highlight=False, soft_wrap=True)
     if html is not None:
         source = f"demonstrations from {used}" if used else "no challenges file beside the solutions: pass --challenges"
-        console.print(f"wrote {html} ({source})", highlight=False)
+        console.print(escape(f"wrote {html} ({source})"), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -194,7 +194,7 @@ def solve(
     """Adapt the model to new tasks and write a Kaggle submission.json."""
     from arcsolver.recipes import load_recipe
     from arcsolver.solve.config import SolveConfig
-    from arcsolver.solve.solver import solve as run_solve, solve_sharded, visible_gpus
+    from arcsolver.solve.solver import exit_with_parent, solve as run_solve, solve_sharded, visible_gpus
 
     overrides = list(set_)
     if time_budget is not None:
@@ -208,11 +208,14 @@ def solve(
         solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
         console.print(f"wrote {out} (merged from {n_workers} shards)", highlight=False)
         return
+    if shard is not None:
+        exit_with_parent()  # a worker of solve_sharded: an orphan has no one to merge its file
     k, n = (0, 1) if shard is None else (int(x) for x in shard.split("/"))
     report = run_solve(challenges, out, checkpoint, cfg, console, shard=(k, n))
+    adaptation = "failed" if report.adapt_error else f"{report.adapt_steps} steps"
     console.print(
         f"wrote {out}: {report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks; "
-        f"adaptation {report.adapt_steps} steps in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s",
+        f"adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s",
         highlight=False,
     )
 
@@ -237,7 +240,7 @@ def report(
     from arcsolver.report.curves import plot_training_curves
 
     path = plot_training_curves(run_dir, out)
-    console.print(f"wrote {path}", highlight=False)
+    console.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - the console-script entry point

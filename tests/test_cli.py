@@ -93,3 +93,33 @@ def test_solve_defaults_to_the_newest_checkpoint_at_any_depth(tmp_path):
         step.mkdir(parents=True)
         os.utime(step, (time.time() + i, time.time() + i))
     assert newest_run(tmp_path / "runs") == tmp_path / "runs/demo/pretrain"
+
+
+MARKUP_IDS = ["[/x]", "[bold]b", "[red]r[/red]"]
+
+
+def test_task_ids_and_paths_with_markup_are_printed_as_written(tmp_path):
+    task = {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]]}]}
+    folder = tmp_path / "[bold]data"
+    folder.mkdir()
+    path = folder / "m_challenges.json"
+    path.write_text(json.dumps({task_id: task for task_id in MARKUP_IDS} | {"[/bad]": {"train": []}}))
+    check = run("data", "check", str(path))
+    assert check.exit_code == 1 and "Traceback" not in check.output, check.output
+    assert f"{path}: task [/bad]: has no 'test' list" in check.output
+    assert f"{path}: 3 valid tasks" in check.output
+    for task_id in MARKUP_IDS:
+        show = run("data", "show", task_id, "--source", str(path))
+        assert show.exit_code == 0, show.output
+        assert f"task {task_id}" in show.output and f"from {path}" in show.output
+    missing = run("data", "show", "[/nope]", "--source", str(path))
+    assert missing.exit_code == 1 and "task [/nope] is not in" in missing.output
+    export = run("data", "export", str(path), "--out", str(folder / "[i]out"))
+    assert export.exit_code == 1 and "task [/bad]: has no 'test' list" in export.output
+
+
+def test_report_names_a_path_with_markup(tmp_path):
+    run_dir = tmp_path / "[i]run"
+    run_dir.mkdir()
+    result = run("report", str(run_dir))
+    assert result.exit_code == 1 and f"{run_dir}/metrics.jsonl: no such file" in result.output

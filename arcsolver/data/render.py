@@ -28,7 +28,7 @@ def grid_text(grid: Grid) -> Text:
 
 def task_view(task: Task, show_answers: bool = True) -> Group:
     """A table per pair (input -> output) for every demonstration and test pair of a task."""
-    table = Table(title=f"task {task.id}", show_lines=True, title_justify="left")
+    table = Table(title=Text(f"task {task.id}"), show_lines=True, title_justify="left")
     table.add_column("pair")
     table.add_column("input")
     table.add_column("output")
