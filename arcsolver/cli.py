@@ -144,19 +144,24 @@ def pretrain(
 def evaluate(
     submission: Path = typer.Argument(..., help="The submission.json to score."),
     solutions: Path = typer.Option(..., "--solutions", help="A Kaggle solutions file: task id -> output grids."),
-    json_out: bool = typer.Option(False, "--json", help="Print only the scores, as one JSON object."),
-    csv: Path = typer.Option(None, "--csv", help="Per-test-output scores (default: <submission stem>.scores.csv beside it)."),
+    json_out: bool = typer.Option(False, "--json", help="Print only the scores (or the problems), as one JSON object."),
+    csv: Path = typer.Option(None, "--csv", help="Per-test-output scores (default without --json: <submission stem>.scores.csv beside it)."),
     html: Path = typer.Option(None, "--html", help="Also write a self-contained HTML page of every task, its attempts and answer."),
     challenges: Path = typer.Option(None, "--challenges", help="Demonstrations for --html (default: the *_challenges.json beside --solutions)."),
 ) -> None:
     """Score a submission as the competition does (pass@2), with pass@1 and per-cell accuracy."""
+    from arcsolver.errors import SubmissionRejected
     from arcsolver.solve.evaluate import evaluate_submission
 
     if challenges is not None and html is None:
         raise ArcsolverError("--challenges only feeds the HTML page: add --html PATH")
-    result = evaluate_submission(submission, solutions)
-    csv_path = csv or submission.with_name(f"{submission.stem}.scores.csv")
-    result.write_csv(csv_path)
+    try:
+        result = evaluate_submission(submission, solutions)
+    except SubmissionRejected as e:
+        report_rejection(e, json_out)
+    csv_path = csv or (None if json_out else submission.with_name(f"{submission.stem}.scores.csv"))
+    if csv_path is not None:
+        result.write_csv(csv_path)
     if html is not None:
         from arcsolver.report.html import write_evaluation_page
 
@@ -164,7 +169,30 @@ def evaluate(
     if json_out:
         typer.echo(json.dumps(result.summary()))
         return
-    table = Table(title=escape(f"{submission} against {solutions}"))
+    console.print(score_table(result, f"{submission} against {solutions}"))
+    if csv_path is not None:
+        console.print(f"wrote {escape(str(csv_path))} ({len(result.per_test)} test outputs)", highlight=False, soft_wrap=True)
+    if html is not None:
+        source = f"demonstrations from {used}" if used else "no challenges file beside the solutions: pass --challenges"
+        console.print(escape(f"wrote {html} ({source})"), highlight=False, soft_wrap=True)
+
+
+def report_rejection(e, json_out: bool) -> None:
+    """Name every problem of a rejected submission, one line each (in the JSON with --json), and exit 1."""
+    if json_out:
+        typer.echo(json.dumps({"rejected": True, "problems": e.problems}))
+    else:
+        for problem in e.problems:
+            err_console.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+    n = len(e.problems)
+    err_console.print(f"[bold red]error:[/] {escape(e.source)}: the competition would reject this submission: "
+                      f"{n} problem{'s' * (n > 1)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def score_table(result, title: str) -> Table:
+    """The headline scores of an evaluation as a table."""
+    table = Table(title=escape(title))
     table.add_column("score", no_wrap=True)
     table.add_column("value", justify="right")
     table.add_row("pass@2 (competition score)", f"{result.pass_at_2:.4f}")
@@ -172,11 +200,7 @@ def evaluate(
     table.add_row("per-cell accuracy (attempt_1)", f"{result.cell_accuracy:.4f}")
     table.add_row("tasks", str(result.n_tasks))
     table.add_row("tasks solved", str(result.solved_tasks))
-    console.print(table)
-    console.print(f"wrote {escape(str(csv_path))} ({len(result.per_test)} test outputs)", highlight=False, soft_wrap=True)
-    if html is not None:
-        source = f"demonstrations from {used}" if used else "no challenges file beside the solutions: pass --challenges"
-        console.print(escape(f"wrote {html} ({source})"), highlight=False, soft_wrap=True)
+    return table
 
 
 @app.command()

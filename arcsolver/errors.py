@@ -15,3 +15,13 @@ class ConfigError(ArcsolverError):
 
 class CheckpointError(ArcsolverError):
     """A checkpoint is missing, corrupt or does not match the model."""
+
+
+class SubmissionRejected(DataError):
+    """A submission the competition would reject; `problems` holds every reason, one line each."""
+
+    def __init__(self, source: str, problems: list[str]):
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        super().__init__(f"rejected submission: {problems[0]}{more}")  # each problem names the file
+        self.source = source
+        self.problems = problems

@@ -140,12 +140,10 @@ def test_cli_csv_path_can_be_chosen(files, tmp_path):
 
 def test_cli_errors_are_one_line(files, tmp_path):
     sub, sol = files
-    sub_missing_task = tmp_path / "partial.json"
-    sub_missing_task.write_text(json.dumps({"aaaa0001": SUBMISSION["aaaa0001"]}))
     for args in (
         [str(tmp_path / "missing.json"), "--solutions", str(sol)],
         [str(sub), "--solutions", str(tmp_path / "missing.json")],
-        [str(sub_missing_task), "--solutions", str(sol)],
+        [str(sub), "--solutions", str(sol), "--csv", str(sub / "x.csv")],  # a file as the folder
     ):
         result = runner.invoke(app, ["evaluate", *args])
         assert result.exit_code == 1, args
@@ -172,3 +170,66 @@ def test_deeply_nested_json_is_one_line_naming_the_file(files):
     sub.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(DataError, match=r"sub.json: JSON nested too deeply"):
         evaluate_submission(sub, sol)
+
+
+REJECTED = {"aaaa0001": SUBMISSION["aaaa0001"][:1], "cccc0003": [{"attempt_1": [[1]]}] * 2, "zzzz9999": []}
+REJECTED_PROBLEMS = [
+    "task cccc0003: test 0: attempt_2 missing",
+    "task cccc0003: test 1: attempt_2 missing",
+    "task aaaa0001: 1 test entries for 2 test inputs",
+    "task bbbb0002: missing (every task of the challenges needs an entry)",
+    "task zzzz9999: not a task of the challenges",
+]
+
+
+def test_cli_names_every_problem_of_a_rejected_submission_one_line_each(files):
+    sub, sol = files
+    sub.write_text(json.dumps(REJECTED))
+    result = runner.invoke(app, ["evaluate", str(sub), "--solutions", str(sol)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert lines[:-1] == [f"problem: {sub}: {p}" for p in REJECTED_PROBLEMS]
+    assert lines[-1] == f"error: {sub}: the competition would reject this submission: 5 problems"
+    assert not sub.with_name("sub.scores.csv").exists()
+
+
+def test_cli_json_of_a_rejected_submission_holds_every_problem(files):
+    sub, sol = files
+    sub.write_text(json.dumps(REJECTED))
+    result = runner.invoke(app, ["evaluate", str(sub), "--solutions", str(sol), "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"rejected": True, "problems": [f"{sub}: {p}" for p in REJECTED_PROBLEMS]}
+
+
+def test_cli_json_writes_no_csv_unless_asked(files):
+    sub, sol = files
+    sub.parent.chmod(0o555)  # a read-only folder (root ignores this; the CSV path is what is checked)
+    try:
+        result = runner.invoke(app, ["evaluate", str(sub), "--solutions", str(sol), "--json"])
+    finally:
+        sub.parent.chmod(0o755)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["tasks"] == 3
+    assert [p.name for p in sub.parent.iterdir() if p.suffix == ".csv"] == []
+
+
+def test_csv_cells_that_start_a_formula_are_quoted_but_numbers_are_not(tmp_path):
+    ids = ["=1+1", "+cmd", "-2", "@SUM(A1)", "plain", "a=b"]
+    sol, sub = tmp_path / "s.json", tmp_path / "sub.json"
+    sol.write_text(json.dumps({task_id: [[[1]]] for task_id in ids}))
+    sub.write_text(json.dumps({task_id: [{"attempt_1": [[1]], "attempt_2": [[2]]}] for task_id in ids}))
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(app, ["evaluate", str(sub), "--solutions", str(sol), "--csv", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, keep_default_na=False)
+    assert table.task_id.tolist() == ["'=1+1", "'+cmd", "'-2", "'@SUM(A1)", "plain", "a=b"]
+    assert table.cell_accuracy.tolist() == [1.0] * 6 and table.test_index.tolist() == [0] * 6
+
+
+def test_spreadsheet_safe_leaves_negative_numbers_alone():
+    from arcsolver.solve.evaluate import spreadsheet_safe
+
+    table = pd.DataFrame({"task_id": ["-x", "y"], "delta": [-1.5, 2.0], "n": [-3, 4]})
+    safe = spreadsheet_safe(table)
+    assert safe.task_id.tolist() == ["'-x", "y"]
+    assert safe.delta.tolist() == [-1.5, 2.0] and safe.n.tolist() == [-3, 4]

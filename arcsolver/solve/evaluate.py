@@ -11,7 +11,7 @@ import pandas as pd
 from arcsolver.atomic import atomic_write_text
 from arcsolver.data.loaders import first_of, read_json
 from arcsolver.data.task import Grid, GridError, as_grid
-from arcsolver.errors import DataError
+from arcsolver.errors import DataError, SubmissionRejected
 from arcsolver.solve.scoring import cell_accuracy, same_grid, test_output_solved
 from arcsolver.solve.submission import coverage_problems, parse_submission
 
@@ -39,11 +39,24 @@ class EvaluationResult:
         }
 
     def write_csv(self, path) -> None:
-        """Write the per-test-output table as CSV, atomically."""
+        """Write the per-test-output table as CSV, atomically, with text cells safe to open in a spreadsheet."""
         try:
-            atomic_write_text(path, self.per_test.to_csv(index=False))
+            atomic_write_text(path, spreadsheet_safe(self.per_test).to_csv(index=False))
         except OSError as e:
-            raise DataError(f"{path}: cannot write: {e}") from None
+            raise DataError(f"{path}: cannot write the scores: {e.strerror or e}; choose another --csv") from None
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting so as a formula
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells (task ids from the input files) cannot start a formula: such a cell
+    gets a leading single quote. Numbers are left alone, so -1 stays a number."""
+    safe = table.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in safe[column]]
+    return safe
 
 
 def _shape(grid: Grid | None) -> str:
@@ -101,7 +114,7 @@ def evaluate_submission(submission_path, solutions_path) -> EvaluationResult:
     submission, problems = parse_submission(obj, source)
     problems += coverage_problems(obj, {task_id: len(outputs) for task_id, outputs in solutions.items()}, source)
     if problems:
-        raise DataError(f"rejected submission: {first_of(problems)}")
+        raise SubmissionRejected(source, problems)
 
     rows = []
     for task_id, answers in solutions.items():
