@@ -113,3 +113,18 @@ def test_an_unreadable_manifest_is_one_line_naming_it(tmp_path, content, fragmen
     result = run("kaggle", "check", str(tmp_path))
     assert result.exit_code == 1 and fragment in result.output, result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("listed", ["../outside.txt", "/etc/hostname", "wheels/../../outside.txt", "C:\\x.whl", ""])
+def test_a_manifest_listing_a_path_outside_the_bundle_is_rejected_in_one_line(tmp_path, listed):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (tmp_path / "outside.txt").write_text("x")
+    manifest = {"arcsolver": "0.1.0", "python": "3.11", "platform": "manylinux", "recipe": "kaggle",
+                "checkpoint": {"name": "step_0000001", "step": 1}, "requirements": [],
+                "files": [{"path": listed, "size": 1, "sha256": sha256(tmp_path / "outside.txt")}]}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    result = run("kaggle", "check", str(bundle))
+    assert result.exit_code == 1, result.output
+    assert f"manifest.json: lists {listed!r}, which is not a relative path inside the bundle" in result.output
+    assert "Traceback" not in result.output

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from arcsolver.errors import ArcsolverError
 from arcsolver.kaggle.bundle import (
@@ -37,7 +37,19 @@ def read_manifest(bundle: Path) -> Manifest:
         raise ArcsolverError(f"{bundle}: no such folder")
     if not path.is_file():
         raise ArcsolverError(f"{path}: missing; an unfinished bundle, or not one (build it with `arcsolver kaggle bundle`)")
-    return validate(Manifest, read_json(path), str(path))
+    manifest = validate(Manifest, read_json(path), str(path))
+    for entry in manifest.files:
+        if outside_bundle(entry.path):
+            raise ArcsolverError(f"{path}: lists {entry.path!r}, which is not a relative path inside the bundle; "
+                                 "rebuild the bundle with `arcsolver kaggle bundle`")
+    return manifest
+
+
+def outside_bundle(rel: str) -> bool:
+    """Whether a manifest path could name a file outside the bundle (absolute, a drive, '..', empty)."""
+    posix, windows = PurePosixPath(rel), PureWindowsPath(rel)
+    return (not rel or posix.is_absolute() or bool(windows.drive or windows.root)
+            or ".." in posix.parts or ".." in windows.parts)
 
 
 def file_problems(bundle: Path, manifest: Manifest) -> list[str]:
