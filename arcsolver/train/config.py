@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arcsolver.model.trm import TRMConfig
+from arcsolver.train.dataset import steps_for_epochs
 
 
 class _Section(BaseModel):
@@ -26,6 +27,9 @@ class DataConfig(_Section):
     n_augmentations: int = Field(1000, ge=1)  # versions per task, identity included
     fixed_colours: list[int] = [0]
     translate: bool = True
+    # reference: each epoch takes one random version of every task, with all its pairs (TRM's);
+    # uniform: every (version, pair) example once per epoch, so tasks with more versions weigh more.
+    sampling: Literal["reference", "uniform"] = "reference"
 
 
 class OptimConfig(_Section):
@@ -42,7 +46,10 @@ class OptimConfig(_Section):
 
 
 class RunConfig(_Section):
-    steps: int = Field(100_000, ge=1)  # optimiser steps (one per supervision step)
+    # The length of the run, in epochs of data.sampling (the paper's unit) or in optimiser steps
+    # (one per supervision step): exactly one of the two.
+    epochs: int | None = Field(100_000, ge=1)
+    steps: int | None = Field(None, ge=1)
     time_limit_s: float | None = Field(None, gt=0)  # stop early, checkpoint and evaluate
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -52,6 +59,23 @@ class RunConfig(_Section):
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(3, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_replace_default_epochs(cls, data):
+        # A recipe that gives steps and no epochs means steps, not both.
+        if isinstance(data, dict) and data.get("steps") is not None and "epochs" not in data:
+            return {**data, "epochs": None}
+        return data
+
+    @model_validator(mode="after")
+    def _one_length(self) -> RunConfig:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError(
+                f"run.epochs = {self.epochs} and run.steps = {self.steps}: give the run's length in exactly one "
+                "of them (a recipe in epochs is shortened with --set run.epochs=N)"
+            )
+        return self
 
 
 class EvalConfig(_Section):
@@ -72,3 +96,10 @@ class PretrainConfig(_Section):
         if self.data.max_side is not None and self.data.max_side > self.model.canvas:
             raise ValueError(f"data.max_side {self.data.max_side} exceeds model.canvas {self.model.canvas}")
         return self
+
+    def total_steps(self, examples_per_epoch: int) -> int:
+        """The run's length in optimiser steps: run.steps, or enough global batches for run.epochs
+        epochs of examples_per_epoch examples (TrainStream.examples_per_epoch)."""
+        if self.run.steps is not None:
+            return self.run.steps
+        return steps_for_epochs(self.run.epochs, examples_per_epoch, self.optim.global_batch_size)

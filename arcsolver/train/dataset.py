@@ -8,11 +8,16 @@ N copies of the dataset to disk.
 Training examples: every pair of the `train_tasks` and the demonstration pairs of the
 `heldout_tasks`, in every version. The held-out tasks' test pairs are never trained on: they are
 what evaluation scores.
+
+Two ways to walk through them. "reference" is TRM's: an epoch draws one random version of every
+task and takes all of that version's pairs, so every task weighs the same whatever its number of
+distinct versions. "uniform" shuffles all (version, pair) examples into one epoch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -52,12 +57,16 @@ class Batch:
     puzzle_ids: np.ndarray  # [B] int64
 
 
+Sampling = Literal["reference", "uniform"]
+
+
 class TrainStream:
     """An endless, seeded stream of training batches, addressable by batch index.
 
     Batch b is a pure function of (seed, b): a resumed run continues with exactly the batches it
     would have seen, and every process of a distributed run agrees on the global batch and
-    encodes only its own slice of it.
+    encodes only its own slice of it. Global batches run through the epochs without a gap, so
+    an epoch may end inside a batch.
     """
 
     def __init__(
@@ -68,38 +77,76 @@ class TrainStream:
         seed: int,
         translate: bool = True,
         first_id: int = 1,
+        sampling: Sampling = "uniform",  # recipes pass data.sampling; uniform: the batches streams drew before
     ):
         self.puzzles = puzzles
         self.trainable = trainable
         self.canvas = canvas
         self.seed = seed
         self.translate = translate
-        rows = [
-            (first_id + p, j)
-            for p, puzzle in enumerate(puzzles)
-            for j in range(len(trainable[puzzle.task.id]))
-        ]
-        if not rows:
+        self.sampling = sampling
+        pair_counts = np.asarray([len(trainable[p.task.id]) for p in puzzles], dtype=np.int64)
+        if not pair_counts.sum():
             raise ValueError("no training examples: every task was filtered out")
-        self.examples = np.asarray(rows, dtype=np.int64)  # (puzzle id, pair index)
+        # Row r of examples is (puzzle id, pair index), puzzle by puzzle: puzzle p owns the rows
+        # from first_row[p] on.
+        self.examples = np.stack(
+            [np.repeat(first_id + np.arange(len(puzzles)), pair_counts), np.concatenate([np.arange(n) for n in pair_counts])],
+            axis=1,
+        )
         self.first_id = first_id
+        self._first_row = np.concatenate([[0], np.cumsum(pair_counts)[:-1]])
+        self._group_versions_by_task(pair_counts)
         self._epoch, self._order = -1, None
 
+    def _group_versions_by_task(self, pair_counts: np.ndarray) -> None:
+        """For the reference sampling: task t's versions are the puzzles
+        self._versions[self._version_start[t]:][:self._n_versions[t]], each with self._task_pairs[t] pairs."""
+        by_task: dict[str, list[int]] = {}
+        for p, puzzle in enumerate(self.puzzles):
+            by_task.setdefault(puzzle.task.id, []).append(p)
+        groups = list(by_task.values())
+        self._versions = np.concatenate([np.asarray(g, dtype=np.int64) for g in groups])
+        self._n_versions = np.asarray([len(g) for g in groups], dtype=np.int64)
+        self._version_start = np.concatenate([[0], np.cumsum(self._n_versions)[:-1]])
+        self._task_pairs = pair_counts[[g[0] for g in groups]]
+        # Position of each example of an epoch within its version's pairs.
+        self._pair_within = np.concatenate([np.arange(n) for n in self._task_pairs])
+
     def __len__(self) -> int:
+        """The number of distinct training examples: every pair of every version."""
         return len(self.examples)
 
+    @property
+    def examples_per_epoch(self) -> int:
+        """Examples in one epoch: the trainable pairs of every task once (reference sampling),
+        or every pair of every version once (uniform sampling)."""
+        return int(self._task_pairs.sum()) if self.sampling == "reference" else len(self)
+
+    def _uniform_epoch(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, 0, epoch]).permutation(len(self))
+
+    def _reference_epoch(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, 2, epoch])
+        version = self._versions[self._version_start + rng.integers(self._n_versions)]
+        rows = np.repeat(self._first_row[version], self._task_pairs) + self._pair_within
+        return rng.permutation(rows)
+
     def _epoch_order(self, epoch: int) -> np.ndarray:
+        """The rows of self.examples that make up epoch `epoch`, in the order they are trained."""
         if epoch != self._epoch:
-            self._epoch, self._order = epoch, np.random.default_rng([self.seed, 0, epoch]).permutation(len(self))
+            draw = self._reference_epoch if self.sampling == "reference" else self._uniform_epoch
+            self._epoch, self._order = epoch, draw(epoch)
         return self._order
 
     def example_indices(self, batch_index: int, batch_size: int) -> np.ndarray:
         """Which examples (rows of self.examples) make up global batch batch_index."""
+        length = self.examples_per_epoch
         positions = batch_index * batch_size + np.arange(batch_size)
         out = np.empty(batch_size, dtype=np.int64)
-        for epoch in np.unique(positions // len(self)):
-            mask = positions // len(self) == epoch
-            out[mask] = self._epoch_order(int(epoch))[positions[mask] % len(self)]
+        for epoch in np.unique(positions // length):
+            mask = positions // length == epoch
+            out[mask] = self._epoch_order(int(epoch))[positions[mask] % length]
         return out
 
     def batch(self, batch_index: int, batch_size: int, rank: int = 0, world_size: int = 1) -> Batch:
@@ -131,3 +178,7 @@ def trainable_pairs(train_tasks: list[Task], heldout_tasks: list[Task]) -> dict[
     pairs.update({t.id: t.train for t in heldout_tasks})
     return pairs
 
+
+def steps_for_epochs(epochs: int, examples_per_epoch: int, global_batch_size: int) -> int:
+    """Optimiser steps that cover `epochs` epochs in global batches (the last one completed)."""
+    return -(-epochs * examples_per_epoch // global_batch_size)
