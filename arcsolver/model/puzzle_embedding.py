@@ -6,6 +6,9 @@ step, while a batch only ever touches a few hundred rows. Instead each training 
 gathers the batch's rows into a small leaf tensor; after backward its gradient is summed per
 task id and applied to those rows only.
 
+Gradient accumulation runs several forwards before one update: their rows are all kept, and
+the update sums the gradients of every row of every forward.
+
 Single process:  loss.backward(); table.step(lr, weight_decay)
 Distributed:     ids, grads = table.batch_gradients(); all-gather both across processes;
                  table.apply_sign_sgd(all_ids, all_grads, lr, weight_decay); table.clear_batch()
@@ -32,9 +35,9 @@ class PuzzleEmbedding(nn.Module):
         _check_rows(n_rows)
         self.dim = dim
         self.register_buffer("weight", torch.zeros(n_rows, dim))
-        # The rows gathered by the last training forward pass, and their task ids.
-        self._batch_rows: torch.Tensor | None = None
-        self._batch_ids: torch.Tensor | None = None
+        # The rows gathered by the training forward passes since the last update, and their ids.
+        self._batch_rows: list[torch.Tensor] = []
+        self._batch_ids: list[torch.Tensor] = []
 
     @property
     def n_rows(self) -> int:
@@ -47,21 +50,21 @@ class PuzzleEmbedding(nn.Module):
         rows = self.weight[puzzle_ids]  # a copy: gradients land here, not in the table
         if self.training and torch.is_grad_enabled():
             rows.requires_grad_(True)
-            self._batch_rows, self._batch_ids = rows, puzzle_ids
+            self._batch_rows.append(rows)
+            self._batch_ids.append(puzzle_ids)
         return rows
 
     def batch_gradients(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ids [B], grads [B, dim]) of the last training forward, one row per sample.
+        """(ids [B], grads [B, dim]) of the training forwards since the last update, one row per
+        sample (B summed over the micro-batches).
 
         Shapes are fixed per batch so that a distributed trainer can all-gather them: the sign
         must be taken of the gradient summed over all processes. Zeros where no grad arrived.
         """
-        if self._batch_rows is None:
+        if not self._batch_rows:
             raise RuntimeError("no training forward pass since the last update: nothing to apply")
-        grads = self._batch_rows.grad
-        if grads is None:
-            grads = torch.zeros_like(self._batch_rows)
-        return self._batch_ids, grads
+        grads = [r.grad if r.grad is not None else torch.zeros_like(r) for r in self._batch_rows]
+        return torch.cat(self._batch_ids), torch.cat(grads)
 
     @torch.no_grad()
     def apply_sign_sgd(
@@ -86,8 +89,8 @@ class PuzzleEmbedding(nn.Module):
         self.clear_batch()
 
     def clear_batch(self) -> None:
-        """Forget the last batch's rows (and their gradient)."""
-        self._batch_rows = self._batch_ids = None
+        """Forget the rows gathered since the last update (and their gradients)."""
+        self._batch_rows, self._batch_ids = [], []
 
     @torch.no_grad()
     def grow(self, n_new: int) -> range:

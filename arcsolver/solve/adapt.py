@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from arcsolver.data.task import Task
+from arcsolver.engine.step import Stepper, to_device
 from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import validate
@@ -23,24 +25,82 @@ from arcsolver.train import checkpoint as ckpt
 from arcsolver.train.config import PretrainConfig
 from arcsolver.train.dataset import Puzzle, TrainStream, build_puzzles, trainable_pairs
 from arcsolver.train.distributed import Dist
-from arcsolver.train.loop import optimisation_step, to_device
 from arcsolver.train.optim import EMA, build_optimizer, warmup_factor
 
 
+# The pretrained puzzle table's key, and how many of its rows are read at a time to average it
+# (64Ki rows of 512 floats: 128 MiB, where the whole table can reach 2 GB).
+TABLE_KEY = "puzzle_emb.weight"
+TABLE_CHUNK_ROWS = 65536
+
+
 def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, PretrainConfig, Path]:
-    """The pretrained TRM of a checkpoint (or a run's newest), with its EMA weights in place."""
+    """The pretrained TRM of a checkpoint (or a run's newest), with its EMA weights in place.
+
+    New tasks only ever use the mean of the trained puzzle rows (`PuzzleEmbedding.grow` starts
+    their rows there), so the table is loaded as two rows: the blank row and that mean.
+    """
     ckpt_dir = ckpt.find_checkpoint(checkpoint)
     state = ckpt.read_state(ckpt_dir)
     cfg = validate(PretrainConfig, state.get("config", {}), str(ckpt_dir / "state.json"))
-    model = TRM(cfg.model)
+    weights = read_weights(ckpt_dir / "model.safetensors")
+    model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": 2}))  # the table takes the loaded row count
+    ema_path = ckpt_dir / "ema.safetensors"
+    ema = read_weights(ema_path) if ema_path.exists() else None
+    if ema is not None:
+        check_ema_keys(model, ema, ema_path)
     try:
-        model.load_state_dict(ckpt.load_tensors(ckpt_dir / "model.safetensors"))
-        if (ckpt_dir / "ema.safetensors").exists():
-            # Evaluation weights: the EMA is what pretraining scored, and what we adapt from.
-            model.load_state_dict(ckpt.load_tensors(ckpt_dir / "ema.safetensors"), strict=False)
+        model.load_state_dict(weights)
+        if ema is not None:
+            # Evaluation weights: the EMA is what pretraining scored, and what we adapt from. It
+            # averages the parameters only, so the buffers (the puzzle table) come from the weights.
+            model.load_state_dict(ema, strict=False)
     except RuntimeError as e:
         raise CheckpointError(f"{ckpt_dir}: weights do not match its config ({str(e).splitlines()[0]})") from None
+    model.config = model.config.model_copy(update={"n_puzzle_ids": model.puzzle_emb.n_rows})
     return model.to(device), cfg, ckpt_dir
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors on the CPU, its puzzle table reduced by `table_mean_rows`."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: table_mean_rows(f.get_slice(k)) if k == TABLE_KEY else f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing from the checkpoint") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def table_mean_rows(table) -> torch.Tensor:
+    """[row 0, mean of rows 1..] of a puzzle table (a safetensors slice), read TABLE_CHUNK_ROWS
+    rows at a time so that the whole table is never in memory. A table of the blank row alone,
+    or not a table at all, is returned as it is."""
+    shape = table.get_shape()
+    if len(shape) != 2 or shape[0] < 2:
+        return table[:]
+    n_rows, dim = shape
+    total = torch.zeros(dim, dtype=torch.float64)  # float64: a million float32 rows sum without loss
+    for start in range(1, n_rows, TABLE_CHUNK_ROWS):
+        total += table[start : start + TABLE_CHUNK_ROWS].to(torch.float64).sum(0)
+    blank = table[0:1]
+    return torch.cat([blank, (total / (n_rows - 1)).to(blank.dtype)[None]])
+
+
+def check_ema_keys(model: TRM, ema: dict[str, torch.Tensor], path: Path) -> None:
+    """An EMA file holds every parameter of the model and nothing the model lacks (buffers are
+    optional: the EMA does not average them)."""
+    missing = sorted({name for name, _ in model.named_parameters()} - set(ema))
+    unexpected = sorted(set(ema) - set(model.state_dict()))
+    problems = [f"{what} {names_of(keys)}" for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+    if problems:
+        raise CheckpointError(f"{path}: not the EMA of this checkpoint's model ({'; '.join(problems)}); "
+                              "delete it to solve with model.safetensors alone")
+
+
+def names_of(keys: list[str], shown: int = 3) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
 
 
 @dataclass
@@ -59,15 +119,27 @@ def add_puzzles(model: TRM, tasks: list[Task], cfg: SolveConfig) -> tuple[list[P
     return puzzles, first_id
 
 
-def adapt(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, deadline: float | None = None,
-          on_step=None) -> Adapted:
-    """Fine-tune model (in place) on the demonstration pairs of tasks, until cfg.adapt.steps or
-    the monotonic-clock deadline; the EMA weights are left in the model at the end."""
-    started = time.monotonic()
-    puzzles, first_id = add_puzzles(model, tasks, cfg)
+def versions_of(puzzles: list[Puzzle], first_id: int) -> dict[str, list]:
+    """Per task id, the (puzzle id, augmentation) of each of its versions added by add_puzzles."""
     versions: dict[str, list] = {}
     for pid, puzzle in enumerate(puzzles, start=first_id):
         versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
+    return versions
+
+
+def adapt(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, deadline: float | None = None,
+          on_step=None, micro_batch: int | None = None, on_message=None,
+          added: tuple[list[Puzzle], int] | None = None) -> Adapted:
+    """Fine-tune model (in place) on the demonstration pairs of tasks, until cfg.adapt.steps or
+    the monotonic-clock deadline; the EMA weights are left in the model at the end.
+
+    micro_batch: samples per forward/backward (None: the whole batch); an out-of-memory error
+    halves it and retries the step, with a line to on_message.
+    added: what add_puzzles returned for tasks, where the caller added their rows already.
+    """
+    started = time.monotonic()
+    puzzles, first_id = added if added is not None else add_puzzles(model, tasks, cfg)
+    versions = versions_of(puzzles, first_id)
     if cfg.adapt.steps == 0 or not tasks:
         return Adapted(versions, 0, time.monotonic() - started)
 
@@ -79,6 +151,7 @@ def adapt(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, d
     ema = EMA(model, cfg.optim.ema_rate) if cfg.optim.ema_rate else None
     embeddings_only = round(cfg.adapt.steps * cfg.adapt.embeddings_only_fraction)
     model.train()
+    stepper = Stepper(model, model, optimizer, ema, cfg.optim, Dist(), dtype, micro_batch, on_message)
     carry, step = None, 0
     for step in range(cfg.adapt.steps):
         if deadline is not None and time.monotonic() > deadline:
@@ -91,9 +164,7 @@ def adapt(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, d
             carry = model.initial_carry(batch)
         # The network's warm-up starts with its phase; the embeddings' with the run.
         scale = warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
-        carry, loss, metrics, _ = optimisation_step(
-            model, model, carry, batch, optimizer, ema, cfg.optim, scale, model.config.halt_loss_weight, Dist(), dtype
-        )
+        carry, loss, metrics, _ = stepper.step(carry, batch, scale)
         if on_step is not None and (step + 1) % cfg.adapt.log_every == 0:
             on_step(step + 1, float(loss.detach()), {k: float(v) for k, v in metrics.items()})
     else:

@@ -38,6 +38,7 @@ class SolveRunConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     threads: int | None = Field(None, ge=1)
+    gpu_memory_gb: float | None = Field(None, gt=0)  # cap each process's GPU memory (rehearse a smaller card)
     time_budget_s: float | None = Field(None, gt=0)  # the whole solve, adaptation and inference
     safety_margin_s: float = Field(60.0, ge=0)  # kept free at the end of the budget
     workers: int | Literal["auto"] = "auto"  # processes over disjoint task shards (auto: one per GPU)

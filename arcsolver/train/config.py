@@ -5,7 +5,7 @@ Defaults are the paper's ARC-AGI-1 settings; `pretrain/*.toml` recipes override 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -34,7 +34,10 @@ class DataConfig(_Section):
 
 class OptimConfig(_Section):
     optimizer: Literal["adam_atan2", "adamw"] = "adam_atan2"
-    global_batch_size: int = Field(768, ge=1)
+    global_batch_size: int = Field(768, ge=1)  # what the optimiser and sign-SGD see per step
+    # Samples per forward/backward within a process; gradients accumulate up to the batch.
+    # auto: measured on CUDA to fill the GPU, the whole local batch on a CPU.
+    micro_batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     lr: float = Field(1e-4, gt=0)
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = Field(0.1, ge=0)
@@ -56,6 +59,7 @@ class RunConfig(_Section):
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"  # auto: bf16 autocast on CUDA and AMX CPUs
     compile: bool = False  # torch.compile the network (CUDA)
     threads: int | None = Field(None, ge=1)  # CPU threads (default: torch's choice)
+    gpu_memory_gb: float | None = Field(None, gt=0)  # cap this process's GPU memory (share or rehearse a smaller card)
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(3, ge=1)
@@ -81,6 +85,8 @@ class RunConfig(_Section):
 class EvalConfig(_Section):
     every: int | None = Field(None, ge=1)  # steps between held-out evaluations (None: at the end only)
     max_versions: int | None = Field(None, ge=1)  # augmented versions per test input (None: all)
+    # The periodic evaluations vote over fewer versions (cheaper); the final one uses max_versions.
+    periodic_max_versions: int | None = Field(64, ge=1)
     batch_size: int = Field(256, ge=1)
 
 

@@ -89,6 +89,15 @@ def sum_over_processes(values: list[float], d: Dist, device: torch.device) -> li
     return t.tolist()
 
 
+def any_process(flag: bool, d: Dist, device: torch.device) -> bool:
+    """True in every process if it is true in any (one small all-reduce)."""
+    if not d.enabled:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

@@ -22,47 +22,24 @@ from arcsolver.atomic import atomic_write_json, atomic_write_text
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Task
 from arcsolver.errors import CheckpointError, ConfigError
-from arcsolver.model.loss import trm_loss
+from arcsolver.engine.device import cpu_has_amx, limit_gpu_memory, resolve_device, resolve_dtype  # noqa: F401
+from arcsolver.engine.memory import choose_micro_batch
+from arcsolver.engine.step import Stepper, to_device  # noqa: F401
 from arcsolver.model.trm import TRM, Carry
 from arcsolver.solve.inference import heldout_scores, predict, queries_for, vote_queries
 from arcsolver.train import checkpoint as ckpt
-from arcsolver.train.config import OptimConfig, PretrainConfig
-from arcsolver.train.dataset import Batch, Puzzle, TrainStream, build_puzzles, trainable_pairs
+from arcsolver.train.config import PretrainConfig
+from arcsolver.train.dataset import Puzzle, TrainStream, build_puzzles, trainable_pairs
 from arcsolver.train.distributed import (
     Dist,
-    average_gradients,
+    any_process,
     barrier,
-    gather,
     init_distributed,
     mean_over_processes,
     sum_over_processes,
     shutdown,
 )
-from arcsolver.train.optim import EMA, build_optimizer, clip_grad_norm, warmup_factor
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
-def cpu_has_amx() -> bool:
-    """AMX tiles make bf16 matrix products several times faster than fp32 on this CPU."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype: bf16 where the hardware makes it fast, else fp32."""
-    if name == "auto":
-        fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_amx())
-        return torch.bfloat16 if fast_bf16 else torch.float32
-    return getattr(torch, name)
+from arcsolver.train.optim import EMA, build_optimizer, warmup_factor
 
 
 def select_tasks(cfg: PretrainConfig) -> tuple[list[Task], list[Task]]:
@@ -130,17 +107,19 @@ class Logger:
 
 
 def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout: list[Task], cfg: PretrainConfig,
-                     dtype, d: Dist, device: torch.device) -> dict:
+                     dtype, d: Dist, device: torch.device, max_versions: int | None = None) -> dict:
     """pass@1/pass@2 on the held-out test inputs, over their augmented versions, voted.
 
-    Every process scores its own share of the tasks; the sums are combined.
+    Every process scores its own share of the tasks; the sums are combined. The versions voted
+    per test input are the fewer of max_versions and eval.max_versions (None: no limit).
     """
+    limits = [v for v in (max_versions, cfg.eval.max_versions) if v is not None]
     versions: dict[str, list] = {}
     for pid, puzzle in enumerate(puzzles, start=1):
         versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
     mine = heldout[d.rank :: d.world_size]
     tasks = {t.id: t for t in mine}
-    queries = [q for t in mine for q in queries_for(t, versions[t.id], cfg.eval.max_versions)]
+    queries = [q for t in mine for q in queries_for(t, versions[t.id], min(limits, default=None))]
     was_training = model.training
     model.eval()
     try:
@@ -191,41 +170,6 @@ def restore(ckpt_dir: Path, model, ema, optimizer, d: Dist, device) -> tuple[int
     return state["step"], carry
 
 
-def to_device(b: Batch, device: torch.device) -> dict[str, torch.Tensor]:
-    return {
-        "inputs": torch.from_numpy(b.inputs).to(device, torch.long, non_blocking=True),
-        "labels": torch.from_numpy(b.labels).to(device, torch.long, non_blocking=True),
-        "puzzle_ids": torch.from_numpy(b.puzzle_ids).to(device, non_blocking=True),
-    }
-
-
-def optimisation_step(model: TRM, forward, carry: Carry, batch: dict, optimizer, ema: EMA | None, optim: OptimConfig,
-                      lr_scale: float, halt_loss_weight: float, d: Dist, dtype: torch.dtype):
-    """One supervision step of every sample and one update of everything trainable.
-
-    Network parameters with requires_grad=False are left alone (the embeddings-only phase of
-    test-time adaptation); the batch's puzzle-embedding rows always get their sign-SGD step.
-    Returns (next carry, loss, metrics, gradient norm or None).
-    """
-    with torch.autocast(carry.y.device.type, dtype=dtype, enabled=dtype != torch.float32):
-        carry, out = forward(carry, batch)
-    loss, metrics = trm_loss(out.logits, out.labels, out.halt_logit, halt_loss_weight, carry.halted, carry.steps)
-
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    average_gradients(model, d)
-    grad_norm = clip_grad_norm(model, optim.grad_clip) if optim.grad_clip else None
-    for group in optimizer.param_groups:
-        group["lr"] = optim.lr * lr_scale
-    optimizer.step()
-    ids, grads = model.puzzle_emb.batch_gradients()
-    model.puzzle_emb.apply_sign_sgd(gather(ids, d), gather(grads, d), optim.puzzle_emb_lr * lr_scale, optim.puzzle_emb_weight_decay)
-    model.puzzle_emb.clear_batch()
-    if ema is not None:
-        ema.update(model)
-    return carry, loss, metrics, grad_norm
-
-
 def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=None) -> dict:
     """Train a TRM per the recipe into run_dir; returns the final held-out scores."""
     run_dir = Path(run_dir)
@@ -236,6 +180,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     dtype = resolve_dtype(cfg.run.dtype, device)
+    limit_gpu_memory(cfg.run.gpu_memory_gb, device)
     if cfg.optim.global_batch_size % d.world_size:
         raise ConfigError(f"optim.global_batch_size {cfg.optim.global_batch_size} is not divisible by {d.world_size} processes")
     seed_everything(cfg.run.seed)  # the same initial weights in every process
@@ -271,21 +216,25 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         + (f"; resumed at step {step}" if step else "")
     )
 
+    local_batch = cfg.optim.global_batch_size // d.world_size
+    micro = choose_micro_batch(cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb,
+                               logger.print)
+    stepper = Stepper(model, forward, optimizer, ema, cfg.optim, d, dtype, micro, on_message=logger.print)
+
     cells = cfg.model.canvas**2
     started, window_start, window_steps, first_step = time.monotonic(), time.monotonic(), 0, step
     scores: dict = {}
     try:
         while step < cfg.run.steps:
-            if cfg.run.time_limit_s and time.monotonic() - started > cfg.run.time_limit_s:
+            # Every process stops at the same step, or one would wait alone at the next collective.
+            if cfg.run.time_limit_s and any_process(time.monotonic() - started > cfg.run.time_limit_s, d, device):
                 logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}")
                 break
             batch = to_device(stream.batch(step, cfg.optim.global_batch_size, d.rank, d.world_size), device)
             if carry is None:
                 carry = model.initial_carry(batch)
             scale = warmup_factor(step, cfg.optim.warmup_steps)
-            carry, loss, metrics, grad_norm = optimisation_step(
-                model, forward, carry, batch, optimizer, ema, cfg.optim, scale, cfg.model.halt_loss_weight, d, dtype
-            )
+            carry, loss, metrics, grad_norm = stepper.step(carry, batch, scale)
             step += 1
             window_steps += 1
 
@@ -311,7 +260,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             if step % cfg.run.checkpoint_every == 0 and step < cfg.run.steps:
                 save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints)
             if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.run.steps and heldout:
-                scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device)
+                scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device, cfg.eval.periodic_max_versions)
                 logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
                 logger.print(f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} ({scores['tasks']} tasks)")
 

@@ -1,0 +1,166 @@
+"""How much memory a training step needs, and the largest micro-batch that fits a GPU.
+
+Per sample, a step keeps the activations that backward needs (the last recursion's f calls),
+and the deep-supervision carry (y and z) of every sample in the local batch. The rest is fixed:
+weights, gradients, optimiser moments, the EMA and the puzzle-embedding table. On CUDA we
+measure a real forward and backward at two micro-batch sizes and fit a line; on a CPU we count
+the bytes autograd saves, which is what `--plan` reports for a GPU it has not seen.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+
+import torch
+
+from arcsolver.model.loss import trm_loss
+from arcsolver.model.trm import TRM
+
+GiB = 2**30
+MARGIN = 0.85  # of the memory the allocator may use: fragmentation and the CUDA workspace
+CUDA_CONTEXT = 1 * GiB  # the driver's context and cuBLAS/cuDNN workspaces, outside torch's count
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """fixed + per_sample x micro-batch + carry_per_sample x local batch, in bytes."""
+
+    fixed: float
+    per_sample: float
+    carry_per_sample: float
+
+    def micro_batch(self, budget: float, local_batch: int) -> int:
+        """The largest micro-batch (at most local_batch, at least 1) whose step fits budget bytes."""
+        room = budget - self.fixed - self.carry_per_sample * local_batch
+        return int(max(1, min(local_batch, room // max(self.per_sample, 1))))
+
+    def peak(self, micro_batch: int, local_batch: int) -> float:
+        return self.fixed + self.per_sample * micro_batch + self.carry_per_sample * local_batch
+
+
+def example_batch(model: TRM, size: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch of random colour canvases of the model's shape: memory depends on shapes only."""
+    side = model.config.canvas
+    g = torch.Generator().manual_seed(0)
+    cells = torch.randint(2, 12, (size, side, side), generator=g)
+    ids = torch.randint(0, model.puzzle_emb.n_rows, (size,), generator=g)
+    return {"inputs": cells.to(device), "labels": cells.to(device), "puzzle_ids": ids.to(device)}
+
+
+def _forward_backward(model: TRM, forward, batch: dict, dtype: torch.dtype, backward: bool = True):
+    carry = model.initial_carry(batch)
+    device_type = batch["inputs"].device.type
+    with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
+        carry, out = forward(carry, batch)
+    loss, _ = trm_loss(out.logits, out.labels, out.halt_logit, model.config.halt_loss_weight)
+    if backward:
+        loss.backward()
+    return carry, loss
+
+
+def saved_activation_bytes(model: TRM, size: int, dtype: torch.dtype, train_network: bool = True) -> int:
+    """Bytes autograd keeps for backward over one training forward of `size` samples."""
+    device = next(model.parameters()).device
+    seen: dict[tuple[int, int], int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        seen[(storage.data_ptr(), t.device.index or 0)] = storage.nbytes()
+        return t
+
+    was_training, grads = model.training, [p.requires_grad for p in model.parameters()]
+    model.train()
+    for p in model.parameters():
+        p.requires_grad_(train_network)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            _forward_backward(model, model, example_batch(model, size, device), dtype, backward=False)
+    finally:
+        model.puzzle_emb.clear_batch()
+        model.train(was_training)
+        for p, g in zip(model.parameters(), grads):
+            p.requires_grad_(g)
+    # Parameters (and their autocast copies) are saved too but do not grow with the batch.
+    return sum(seen.values())
+
+
+def activation_bytes_per_sample(model: TRM, dtype: torch.dtype, train_network: bool = True) -> float:
+    """Saved-activation bytes one more sample adds to a training step (difference of 2 and 1)."""
+    return float(saved_activation_bytes(model, 2, dtype, train_network) - saved_activation_bytes(model, 1, dtype, train_network))
+
+
+def carry_bytes_per_sample(model: TRM, dtype: torch.dtype) -> float:
+    """y and z of one sample, held for the current and the next step."""
+    cfg = model.config
+    size = 2 if dtype == torch.bfloat16 else 4
+    return 2 * 2 * (cfg.puzzle_emb_len + cfg.canvas**2) * cfg.hidden_size * size
+
+
+def state_bytes(model: TRM) -> float:
+    """Weights, gradients, two optimiser moments and the EMA (fp32), plus the puzzle table."""
+    params = sum(p.numel() for p in model.parameters())
+    return 5 * 4 * params + model.puzzle_emb.weight.numel() * model.puzzle_emb.weight.element_size()
+
+
+def estimate_step_memory(model: TRM, dtype: torch.dtype, train_network: bool = True) -> StepMemory:
+    """The memory model of a GPU step from CPU arithmetic: saved activations counted on the
+    real shapes (gpu_budget_for takes the CUDA context off the card)."""
+    per_sample = activation_bytes_per_sample(model, dtype, train_network)
+    return StepMemory(state_bytes(model), per_sample, carry_bytes_per_sample(model, dtype))
+
+
+def measure_step_memory(model: TRM, forward, dtype: torch.dtype, sizes: tuple[int, int] = (2, 8)) -> StepMemory:
+    """Peak allocated bytes of a real forward and backward at two micro-batch sizes, on CUDA.
+
+    The model's weights, RNG and puzzle table are left as they were: nothing is updated.
+    """
+    device = next(model.parameters()).device
+    peaks = []
+    with torch.random.fork_rng(devices=[device]):
+        for size in sizes:
+            model.zero_grad(set_to_none=True)
+            gc.collect()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            _forward_backward(model, forward, example_batch(model, size, device), dtype)
+            torch.cuda.synchronize(device)
+            peaks.append(torch.cuda.max_memory_allocated(device))
+            model.zero_grad(set_to_none=True)
+            model.puzzle_emb.clear_batch()
+    per_sample = max((peaks[1] - peaks[0]) / (sizes[1] - sizes[0]), 1.0)
+    fixed = peaks[0] - per_sample * sizes[0]
+    # Adam's moments and the EMA do not exist yet at the first step: count them in.
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    return StepMemory(fixed + 3 * params, per_sample, carry_bytes_per_sample(model, dtype))
+
+
+def gpu_budget(device: torch.device, cap_gb: float | None = None) -> float:
+    """Bytes a step may plan to use on this GPU: what the allocator can get, times a margin."""
+    free, total = torch.cuda.mem_get_info(device)
+    available = free + torch.cuda.memory_reserved(device)
+    if cap_gb is not None:
+        available = min(available, cap_gb * GiB)
+    return available * MARGIN
+
+
+def gpu_budget_for(gigabytes: float) -> float:
+    """What gpu_budget would give on an idle card of this size (for plans made elsewhere)."""
+    return (gigabytes * GiB - CUDA_CONTEXT) * MARGIN
+
+
+def choose_micro_batch(setting, model: TRM, local_batch: int, dtype, device: torch.device,
+                       cap_gb: float | None, say) -> int | None:
+    """The micro-batch of a step: as set, or (auto) the largest that fits this GPU, measured on
+    the real shapes with the eager network (a compiled one needs no more); None means the whole
+    local batch."""
+    if setting != "auto":
+        return min(setting, local_batch)
+    if device.type != "cuda":
+        return None
+    memory = measure_step_memory(model, model, dtype)
+    budget = gpu_budget(device, cap_gb)
+    micro = memory.micro_batch(budget, local_batch)
+    say(f"micro-batch {micro} of {local_batch} per process: {memory.per_sample / 2**20:.0f} MiB per sample, "
+        f"{memory.fixed / GiB:.1f} GiB fixed, budget {budget / GiB:.1f} GiB (optim.micro_batch_size=N to choose)")
+    return micro
