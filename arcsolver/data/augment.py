@@ -16,6 +16,7 @@ swapped.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -227,10 +228,46 @@ def augment_task(
     *,
     max_tries: int | None = None,
 ) -> list[tuple[Augmentation, Task]]:
-    """Up to n distinct augmented versions of a task, the identity first.
+    """Up to n distinct augmented versions of a task, the identity first, with the tasks built.
+
+    The versions are those of distinct_augmentations(), which documents the draws.
+    """
+    augmentations = distinct_augmentations(task, n, rng_or_seed, fixed_colours, max_tries=max_tries)
+    return [(a, a.apply_task(task)) for a in augmentations]
+
+
+class _VersionKeys:
+    """Content keys of a task's augmented versions without building them: per dihedral
+    transform the grids' shapes and their cells in one array, so a version's key is one colour
+    lookup over that array and a hash (the shapes are part of the key, as in content_hash)."""
+
+    def __init__(self, task: Task):
+        grids = [g for pair in (*task.train, *task.test) for g in (pair.input, pair.output)]
+        self.shapes, self.cells = [], []
+        for transform in _TRANSFORMS:
+            images = [None if g is None else transform(g) for g in grids]
+            self.shapes.append(repr([None if im is None else im.shape for im in images]).encode())
+            parts = [np.ascontiguousarray(im).ravel() for im in images if im is not None]
+            self.cells.append(np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8))
+
+    def key(self, augmentation: Augmentation) -> bytes:
+        h = hashlib.blake2b(self.shapes[augmentation.dihedral], digest_size=16)
+        h.update(augmentation._lookup.take(self.cells[augmentation.dihedral]).tobytes())
+        return h.digest()
+
+
+def distinct_augmentations(
+    task: Task,
+    n: int,
+    rng_or_seed: np.random.Generator | int,
+    fixed_colours=DEFAULT_FIXED_COLOURS,
+    *,
+    max_tries: int | None = None,
+) -> list[Augmentation]:
+    """Up to n augmentations giving distinct versions of a task, the identity first.
 
     Versions are random (dihedral, colour permutation) draws, kept only when the augmented task's
-    content_hash() is new. A task with fewer than n distinct versions yields fewer: drawing stops
+    content is new. A task with fewer than n distinct versions yields fewer: drawing stops
     after max_tries draws (default 10 * n + 100) or once every distinct draw has been seen.
     The same seed (or a generator in the same state) gives the same list. Augmented ids follow
     augmented_id(); the identity version is renamed too, so every version has its own id.
@@ -243,8 +280,9 @@ def augment_task(
         max_tries = 10 * n + 100
 
     identity = Augmentation.identity()
-    versions = [(identity, identity.apply_task(task))]
-    hashes = {versions[0][1].content_hash()}
+    contents = _VersionKeys(task)
+    chosen = [identity]
+    seen = {contents.key(identity)}
 
     # Two draws with the same transform that agree on the task's own colours give the same task,
     # so we skip them before building anything; this also bounds how many draws can be new.
@@ -253,7 +291,7 @@ def augment_task(
     keys = {(0, tuple(used_free))}
 
     for _ in range(max_tries):
-        if len(versions) >= n or len(keys) >= n_keys:
+        if len(chosen) >= n or len(keys) >= n_keys:
             break
         # The same draws as Augmentation.random, with the cheap duplicate check before building.
         index = int(rng.integers(N_DIHEDRAL))
@@ -263,10 +301,9 @@ def augment_task(
             continue
         keys.add(key)
         augmentation = Augmentation(index, colours)
-        version = augmentation.apply_task(task)
-        digest = version.content_hash()
-        if digest in hashes:
+        digest = contents.key(augmentation)
+        if digest in seen:
             continue  # a symmetry of the task maps this draw onto a version we already have
-        hashes.add(digest)
-        versions.append((augmentation, version))
-    return versions
+        seen.add(digest)
+        chosen.append(augmentation)
+    return chosen

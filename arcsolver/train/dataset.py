@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from arcsolver.data.augment import Augmentation, augment_task, augmented_id
+from arcsolver.data.augment import Augmentation, augmented_id, distinct_augmentations
 from arcsolver.data.encoding import encode_grid
 from arcsolver.data.task import Pair, Task
 
@@ -44,7 +44,7 @@ def build_puzzles(tasks: list[Task], n_augmentations: int, seed: int, fixed_colo
     for i, task in enumerate(tasks):
         # One seed per task (not one stream for all) so adding a task leaves the others' versions.
         rng = np.random.default_rng([seed, i])
-        puzzles.extend(Puzzle(task, aug) for aug, _ in augment_task(task, n_augmentations, rng, fixed_colours))
+        puzzles.extend(Puzzle(task, aug) for aug in distinct_augmentations(task, n_augmentations, rng, fixed_colours))
     return puzzles
 
 
