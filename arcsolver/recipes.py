@@ -7,11 +7,15 @@ repository point to).
 
 from __future__ import annotations
 
+import difflib
+import reprlib
 import sys
+import types
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from arcsolver.errors import ConfigError
 
@@ -44,38 +48,167 @@ def _parse_value(text: str):
         return text
 
 
-def apply_overrides(settings: dict, overrides: list[str]) -> dict:
-    """Apply `section.key=value` overrides to a nested settings dict (in place; returned)."""
+def stage_model(stage: str) -> type[BaseModel]:
+    """The settings model of a recipe stage: pretrain -> PretrainConfig, submit -> SolveConfig."""
+    if stage == "pretrain":
+        from arcsolver.train.config import PretrainConfig
+
+        return PretrainConfig
+    if stage == "submit":
+        from arcsolver.solve.config import SolveConfig
+
+        return SolveConfig
+    raise ConfigError(f"{stage}: no such recipe stage; choose pretrain or submit")
+
+
+def _section(annotation) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def setting_fields(model: type[BaseModel], prefix: str = "") -> dict[str, FieldInfo]:
+    """Every setting of a settings model, as `section.key` -> its pydantic field, in model order."""
+    fields = {}
+    for name, info in model.model_fields.items():
+        section = _section(info.annotation)
+        if section is not None:
+            fields.update(setting_fields(section, f"{prefix}{name}."))
+        else:
+            fields[f"{prefix}{name}"] = info
+    return fields
+
+
+def closest_setting(key: str, keys) -> str:
+    """' (did you mean X?)' for the valid key most like key, or '' when none is near."""
+    near = difflib.get_close_matches(key, list(keys), n=1, cutoff=0.6)
+    if not near:  # a misspelt section with a right key: compare the key alone
+        leaf = key.rpartition(".")[2]
+        near = [k for k in keys if k.rpartition(".")[2] == leaf][:1]
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
+def _not_a_setting(key: str, keys) -> str:
+    inside = [k for k in keys if k.startswith(key + ".")]
+    if inside:
+        return f"{key} is a section; set one of its keys, e.g. {inside[0]}"
+    return f"{key} is not a setting{closest_setting(key, keys)}"
+
+
+def _split_override(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=3e-4")
+    return key.strip(), value.strip()
+
+
+def apply_overrides(settings: dict, overrides: list[str], model: type[BaseModel] | None = None) -> dict:
+    """Apply `section.key=value` overrides to a nested settings dict (in place; returned).
+
+    Given the settings model, a key it does not have is an error naming the --set and the
+    closest valid key.
+    """
+    keys = setting_fields(model) if model is not None else None
     for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.lr=3e-4")
-        *parents, leaf = key.strip().split(".")
+        key, value = _split_override(item)
+        if keys is not None and key not in keys:
+            raise ConfigError(f"--set {item!r}: {_not_a_setting(key, keys)}; `arcsolver settings pretrain|submit` lists them")
+        *parents, leaf = key.split(".")
         node = settings
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part} is not a section")
-        node[leaf] = _parse_value(value.strip())
+        node[leaf] = _parse_value(value)
     return settings
 
 
 def load_recipe(model: type[C], stage: str, name_or_path: str, overrides: list[str] = ()) -> C:
-    """Read a recipe, apply overrides and validate it; errors name the file and the field."""
+    """Read a recipe, apply overrides and validate it; errors name the file (or the --set) and the field."""
     path = recipe_path(stage, name_or_path)
     try:
         settings = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    apply_overrides(settings, list(overrides))
-    return validate(model, settings, str(path))
+    apply_overrides(settings, list(overrides), model)
+    return validate(model, settings, str(path), list(overrides))
 
 
-def validate(model: type[C], settings: dict, source: str) -> C:
+def _origin(where: str, overrides: list[str]) -> str | None:
+    """The --set that gave the setting at `where` (or a part of it), if one did; the last one wins."""
+    for item in reversed(overrides):
+        key = item.partition("=")[0].strip()
+        if where == key or where.startswith(key + "."):
+            return item
+    return None
+
+
+def _within(where: str, overrides: list[str]) -> list[str]:
+    """The --set items inside the section at `where` (every one for the top level)."""
+    return [item for item in overrides if not where or item.partition("=")[0].strip().startswith(where + ".")]
+
+
+def validate(model: type[C], settings: dict, source: str, overrides: list[str] = ()) -> C:
+    """Validate settings against a model; the error names the --set a bad value came from, else
+    source, with the field and, for an unknown key, the closest valid one."""
     try:
         return model.model_validate(settings)
     except ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in first["loc"])
+        item = _origin(where, list(overrides))
+        if item is not None:
+            source = f"--set {item!r}"
+        elif related := _within(where, list(overrides)):  # a check across settings, some of them set
+            source = f"{source} with {' '.join(f'--set {r}' for r in related)}"
+        hint = closest_setting(where, setting_fields(model)) if first["type"] == "extra_forbidden" else ""
+        got = f" (got {reprlib.repr(first['input'])})" if item is not None else ""
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {where}: {first['msg']}{more}") from None
+        raise ConfigError(f"{source}: {where or '(top level)'}: {first['msg']}{got}{hint}{more}") from None
+
+
+def type_name(annotation) -> str:
+    """A field's type as a reader writes it: int | None, "auto" | "cpu", list[str]."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return type_name(args[0]) + "".join(_bounds(a) for a in args[1:] if isinstance(a, FieldInfo))
+    if origin is Literal:
+        return " | ".join(_shown(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is not None:
+        return f"{getattr(origin, '__name__', origin)}[{', '.join(type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def _bounds(info: FieldInfo) -> str:
+    """' >= 1, < 2' from a field's constraints."""
+    parts = [f"{sign} {getattr(c, attr)}" for c in info.metadata for attr, sign in _BOUNDS if hasattr(c, attr)]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _shown(value) -> str:
+    """A setting's value in --set syntax (TOML); (none) for None, which a recipe leaves out."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(_shown(v) for v in value)}]"
+    return str(value)
+
+
+def setting_rows(config: BaseModel) -> list[tuple[str, str, str, str]]:
+    """(section.key, value, type, meaning) for every setting of a validated config."""
+    rows = []
+    for key, info in setting_fields(type(config)).items():
+        value = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        rows.append((key, _shown(value), type_name(info.annotation) + _bounds(info), info.description or ""))
+    return rows

@@ -123,3 +123,32 @@ def test_report_names_a_path_with_markup(tmp_path):
     run_dir.mkdir()
     result = run("report", str(run_dir))
     assert result.exit_code == 1 and f"{run_dir}/metrics.jsonl: no such file" in result.output
+
+
+def test_settings_lists_every_setting_with_its_default_and_type():
+    from arcsolver.recipes import setting_fields
+    from arcsolver.train.config import PretrainConfig
+
+    result = runner.invoke(app, ["settings", "pretrain"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for key in setting_fields(PretrainConfig):
+        assert f" {key} " in result.output, key
+    line = next(line for line in result.output.splitlines() if " optim.lr " in line)
+    assert "0.0001" in line and "float (> 0)" in line
+    assert "pretrain settings: defaults" in result.output
+
+
+def test_settings_of_a_recipe_show_its_values():
+    result = runner.invoke(app, ["settings", "submit", "--recipe", "kaggle"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if " run.safety_margin_s " in line)
+    assert "600.0" in line and "kaggle.toml" in result.output
+
+
+def test_settings_errors_and_a_bad_set_are_one_line():
+    for args, fragment in ((["settings", "train"], "no such recipe stage"),
+                           (["settings", "pretrain", "--recipe", "nope"], "nope: no such recipe file"),
+                           (["solve", "x_challenges.json", "--set", "adapt.step=3"], "(did you mean adapt.steps?)")):
+        result = run(*args)
+        assert result.exit_code == 1 and fragment in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

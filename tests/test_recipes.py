@@ -1,0 +1,96 @@
+from typing import Annotated, Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from arcsolver.errors import ConfigError
+from arcsolver.recipes import load_recipe, setting_fields, setting_rows, stage_model, type_name, validate
+from arcsolver.solve.config import SolveConfig
+from arcsolver.train.config import PretrainConfig
+
+
+def load(*overrides, model=PretrainConfig, stage="pretrain", recipe="cpu-small"):
+    return load_recipe(model, stage, recipe, list(overrides))
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("run.step=30", r"^--set 'run.step=30': run.step is not a setting \(did you mean run.steps\?\); "
+                        r"`arcsolver settings pretrain\|submit` lists them$"),
+        ("optm.lr=3e-4", r"^--set 'optm.lr=3e-4': optm.lr is not a setting \(did you mean optim.lr\?\)"),
+        ("run=3", r"^--set 'run=3': run is a section; set one of its keys, e.g. run\."),
+        ("zzzz=1", r"^--set 'zzzz=1': zzzz is not a setting; "),
+        ("optim.lr", r"^--set 'optim.lr': expected key=value"),
+    ],
+)
+def test_a_bad_key_names_its_set_and_the_closest_valid_key(item, message):
+    with pytest.raises(ConfigError, match=message):
+        load(item)
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("run.steps=abc", r"^--set 'run.steps=abc': run.steps: Input should be a valid integer.* \(got 'abc'\)$"),
+        ("optim.lr=-1", r"^--set 'optim.lr=-1': optim.lr: Input should be greater than 0 \(got -1\)$"),
+        ("data.train_sets=[1]", r"^--set 'data.train_sets=\[1\]': data.train_sets.0: Input should be a valid string"),
+    ],
+)
+def test_a_bad_value_names_its_set_not_the_recipe(item, message):
+    with pytest.raises(ConfigError, match=message):
+        load("run.seed=1", item)
+
+
+def test_a_check_across_settings_names_the_recipe_and_the_sets_involved():
+    with pytest.raises(ConfigError, match=r"cpu-small.toml with --set model.hidden_size=30: model: .*divisible"):
+        load("run.seed=1", "model.hidden_size=30")
+
+
+def test_a_typo_in_a_recipe_file_names_the_file_and_the_closest_key(tmp_path):
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text("[adapt]\nstep = 5\n")
+    with pytest.raises(ConfigError, match=r"mine.toml: adapt.step: Extra inputs are not permitted \(did you mean adapt.steps\?\)"):
+        load(model=SolveConfig, stage="submit", recipe=str(recipe))
+
+
+def test_the_later_of_two_sets_of_one_key_wins_and_a_valid_set_applies():
+    assert load("run.steps=5", "run.steps=7").run.steps == 7
+    assert load("optim.lr=3e-4").optim.lr == 3e-4
+
+
+def test_every_leaf_setting_is_listed_with_its_value_and_type():
+    fields = setting_fields(SolveConfig)
+    assert {"adapt.steps", "infer.ranking", "optim.lr", "run.workers", "data.n_augmentations"} <= set(fields)
+    assert not any(key in ("adapt", "optim", "run") for key in fields)  # sections are not settings
+    rows = {row[0]: row for row in setting_rows(load(model=SolveConfig, stage="submit", recipe="kaggle"))}
+    assert len(rows) == len(fields)
+    assert rows["run.safety_margin_s"][1:3] == ("600.0", "float (>= 0)")  # the recipe's, not the default 60
+    assert rows["infer.ranking"][1:3] == ('"votes"', '"votes" | "likelihood"')
+    assert rows["run.time_budget_s"][1:3] == ("(none)", "float | None (> 0)")
+
+
+def test_type_names_read_as_written():
+    assert type_name(int | None) == "int | None"
+    assert type_name(list[str]) == "list[str]"
+    assert type_name(Annotated[int, Field(ge=1)] | Literal["auto"]) == 'int (>= 1) | "auto"'
+
+
+def test_descriptions_are_the_meaning_where_a_field_has_one():
+    class Inner(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        steps: int = Field(3, ge=1, description="optimiser steps")
+        plain: bool = False
+
+    class Outer(BaseModel):
+        run: Inner = Inner()
+
+    assert setting_rows(Outer()) == [("run.steps", "3", "int (>= 1)", "optimiser steps"), ("run.plain", "false", "bool", "")]
+    with pytest.raises(ConfigError, match=r"^src: run.stepz: Extra inputs are not permitted \(did you mean run.steps\?\)$"):
+        validate(Outer, {"run": {"stepz": 1}}, "src")
+
+
+def test_stages():
+    assert stage_model("pretrain") is PretrainConfig and stage_model("submit") is SolveConfig
+    with pytest.raises(ConfigError, match="no such recipe stage; choose pretrain or submit"):
+        stage_model("train")
