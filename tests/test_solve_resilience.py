@@ -1,0 +1,131 @@
+"""The solve stage never scores zero: a killed parent still leaves every task finished so far
+answered by the model."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from arcsolver.data.loaders import load_tasks
+from arcsolver.solve import solver
+from arcsolver.solve.submission import check_submission, fallback_attempts, submission_json
+from test_solve import QUICK, write_challenges
+
+
+def small_tasks(n: int):
+    return list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:n]
+
+
+def test_merge_overlays_each_shard_and_its_side_files(tmp_path):
+    tasks = small_tasks(3)
+    base = submission_json({t.id: fallback_attempts(t) for t in tasks})
+    out = tmp_path / "submission.json"
+    targets = solver.merge_targets(out, 2, write_all=True)
+    answer = [{"attempt_1": [[7]], "attempt_2": [[8]]}] * len(tasks[0].test)
+    likely = [{"attempt_1": [[8]], "attempt_2": [[7]]}] * len(tasks[0].test)
+    solver.shard_path(out, 0).write_text(json.dumps({tasks[0].id: answer, "stranger": answer}))
+    solver.side_path(solver.shard_path(out, 0), "votes").write_text(json.dumps({tasks[0].id: answer}))
+    solver.side_path(solver.shard_path(out, 0), "likelihood").write_text(json.dumps({tasks[0].id: likely}))
+    problems = solver.merge_shards(targets, base)  # shard 1 has written nothing yet
+    assert [str(solver.shard_path(out, 1)) in p for p in problems[out]] == [True]
+    for path, first in ((out, answer), (tmp_path / "submission.votes.json", answer),
+                        (tmp_path / "submission.likelihood.json", likely)):
+        merged = json.loads(path.read_text())
+        assert list(merged) == list(base) and merged[tasks[0].id] == first
+        assert all(merged[t.id] == base[t.id] for t in tasks[1:])
+
+
+def process_state(pid: int) -> str | None:
+    """The /proc state letter of a process (Z: a zombie, ended), None if there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def children_of(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return kids
+
+
+def wait_gone(pids: list[int], seconds: float) -> list[int]:
+    """The pids still running (not zombies) after up to seconds."""
+    end = time.monotonic() + seconds
+    while (alive := [p for p in pids if process_state(p) not in (None, "Z")]) and time.monotonic() < end:
+        time.sleep(0.1)
+    return alive
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+
+
+@needs_proc
+def test_sharded_solve_killed_keeps_finished_answers_and_its_workers_die(tiny_run, tmp_path):
+    tasks = small_tasks(6)
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, tasks)
+    fallback = submission_json({t.id: fallback_attempts(t) for t in tasks})
+    out = tmp_path / "submission.json"
+    # Many versions per task: inference takes seconds per task, so the kill lands mid-run.
+    slow = ["data.n_augmentations=200", "infer.max_versions=200", "adapt.steps=2"]
+    cmd = [sys.executable, "-m", "arcsolver", "solve", str(challenges), "--out", str(out), "--checkpoint",
+           str(tiny_run), "--workers", "2", *[x for s in QUICK + slow for x in ("--set", s)]]
+    log = (tmp_path / "log.txt").open("w")
+    parent = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=log, stderr=log)
+    workers = []
+    try:
+        deadline = time.monotonic() + 300
+        answered: dict = {}
+        while not answered:
+            assert parent.poll() is None and time.monotonic() < deadline, (tmp_path / "log.txt").read_text()
+            time.sleep(0.05)
+            try:
+                merged = json.loads(out.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            answered = {tid: v for tid, v in merged.items() if v != fallback[tid]}
+        workers = children_of(parent.pid)
+        assert workers, "the workers had finished before the kill"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        assert wait_gone(workers, 5) == []
+        merged = json.loads(out.read_text())
+        assert check_submission(merged, None, str(out)) == [] and list(merged) == list(fallback)
+        assert all(merged[tid] == v for tid, v in answered.items())
+    finally:
+        for pid in wait_gone(workers, 0):
+            os.kill(pid, signal.SIGKILL)
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+@needs_proc
+def test_an_orphaned_worker_ends_itself(tmp_path):
+    # A middle process starts a worker without the parent-death signal, then is killed: the
+    # worker's own watch must notice that its parent is gone.
+    worker = ("import time; from arcsolver.solve.solver import exit_with_parent; exit_with_parent(); "
+              "print('ready', flush=True); time.sleep(120)")
+    middle = (f"import os, subprocess, sys; env = {{**os.environ, {solver.PARENT_PID_ENV!r}: str(os.getpid())}}; "
+              f"p = subprocess.Popen([sys.executable, '-c', {worker!r}], env=env); print(p.pid, flush=True); p.wait()")
+    proc = subprocess.Popen([sys.executable, "-c", middle], stdout=subprocess.PIPE, text=True)
+    pid = int(proc.stdout.readline())
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert wait_gone([pid], 5) == []
+    finally:
+        if process_state(pid) not in (None, "Z"):
+            os.kill(pid, signal.SIGKILL)
