@@ -1,6 +1,7 @@
-"""The solve stage never scores zero: a killed parent still leaves every task finished so far
-answered by the model."""
+"""The solve stage never scores zero: a failed adaptation or a killed parent still leave
+every task answered by the model where it can be."""
 
+import io
 import json
 import os
 import signal
@@ -10,15 +11,44 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from rich.console import Console
 
 from arcsolver.data.loaders import load_tasks
 from arcsolver.solve import solver
 from arcsolver.solve.submission import check_submission, fallback_attempts, submission_json
-from test_solve import QUICK, write_challenges
+from test_solve import QUICK, quick, write_challenges
 
 
 def small_tasks(n: int):
     return list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:n]
+
+
+def test_failed_adaptation_answers_with_the_unadapted_network(tiny_run, tmp_path, monkeypatch):
+    tasks = small_tasks(4)
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, tasks)
+    real_adapt = solver.adapt
+
+    def failing_adapt(model, tasks, cfg, dtype, deadline=None, on_step=None, **kwargs):
+        def fail_at_third(step, loss, metrics):
+            if step == 3:  # the network has already taken steps: they must be undone
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_adapt(model, tasks, cfg, dtype, deadline, fail_at_third, **kwargs)
+
+    unadapted = tmp_path / "unadapted.json"
+    solver.solve(challenges, unadapted, str(tiny_run), quick("adapt.steps=0"), Console(file=io.StringIO()))
+
+    monkeypatch.setattr(solver, "adapt", failing_adapt)
+    log = io.StringIO()
+    out = tmp_path / "submission.json"
+    report = solver.solve(challenges, out, str(tiny_run), quick("adapt.embeddings_only_fraction=0"),
+                          Console(file=log, width=300))
+    assert report.solved_by_model == len(tasks) and not report.fallbacks
+    assert report.adapt_error == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    failed = [line for line in log.getvalue().splitlines() if "adaptation failed" in line]
+    assert len(failed) == 1 and "OutOfMemoryError" in failed[0] and "unadapted network" in failed[0]
+    assert json.loads(out.read_text()) == json.loads(unadapted.read_text())
 
 
 def test_merge_overlays_each_shard_and_its_side_files(tmp_path):

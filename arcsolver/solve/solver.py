@@ -9,6 +9,7 @@ model's canvas, an inference error or the time budget costs only the tasks conce
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from rich.markup import escape
 from arcsolver.data.loaders import _read_json, read_challenges_only
 from arcsolver.data.task import GridError, Task, as_grid
 from arcsolver.errors import DataError
-from arcsolver.solve.adapt import adapt, load_model
+from arcsolver.solve.adapt import Adapted, adapt, add_puzzles, load_model, versions_of
 from arcsolver.solve.config import SolveConfig
 from arcsolver.solve.inference import predict, queries_for, rank_by_likelihood, vote_queries
 from arcsolver.solve.submission import fallback_attempts, submission_json, write_submission
@@ -42,6 +43,7 @@ class SolveReport:
     fallbacks: dict[str, str] = field(default_factory=dict)  # task id -> reason
     adapt_steps: int = 0
     adapt_s: float = 0.0
+    adapt_error: str | None = None  # why adaptation failed; the unadapted network answered
     infer_s: float = 0.0
 
 
@@ -165,7 +167,10 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
         def on_step(step, loss, metrics):
             progress.update(bar, completed=step, status=f"loss {loss:.3f} exact {metrics['exact_accuracy']:.2f}")
 
-        adapted = adapt(model, todo, cfg, dtype, adapt_deadline, on_step)
+        adapted, report.adapt_error = adapt_or_restore(model, todo, cfg, dtype, adapt_deadline, on_step)
+        if report.adapt_error is not None:
+            console.print(f"[yellow]adaptation failed[/] ({escape(report.adapt_error)}); "
+                          "the tasks are answered by the unadapted network", highlight=False)
         progress.update(bar, completed=adapted.steps, total=max(adapted.steps, 1))
         report.adapt_steps, report.adapt_s = adapted.steps, adapted.seconds
 
@@ -178,7 +183,7 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
             try:
                 rankings = infer_task(model, task, adapted.versions[task.id], cfg, canvas, dtype)
             except Exception as e:  # one task's failure must not cost the others
-                report.fallbacks[task.id] = f"inference failed: {type(e).__name__}: {e}"
+                report.fallbacks[task.id] = f"inference failed: {one_line(e)}"
                 console.print(f"[yellow]fallback[/] task {task.id}: {report.fallbacks[task.id]}", highlight=False)
             else:
                 for rule, ranked in rankings.items():
@@ -192,6 +197,41 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
             console.print(f"[yellow]fallback[/] task {tid}: {reason}", highlight=False)
     subs.write()
     return report
+
+
+def adapt_or_restore(model, tasks: list[Task], cfg: SolveConfig, dtype, deadline: float | None,
+                     on_step) -> tuple[Adapted, str | None]:
+    """Adapt model to tasks, or, if adaptation fails for any reason, put the network back as it
+    was and return why: the tasks' rows exist either way, so inference can always run."""
+    started = time.monotonic()
+    saved = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    added = add_puzzles(model, tasks, cfg)
+    try:
+        return adapt(model, tasks, cfg, dtype, deadline, on_step, added=added), None
+    except Exception as e:  # out of GPU memory included: the unadapted network still answers
+        reason = one_line(e)
+    # Past the except block the exception is gone, and with it the failed step's tensors.
+    restore(model, saved, added)
+    return Adapted(versions_of(*added), 0, time.monotonic() - started), reason
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as its type and the first line of its message."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
+def restore(model, saved: dict[str, torch.Tensor], added: tuple[list, int]) -> None:
+    """The state saved before add_puzzles, and the same new rows again (same ids, same mean)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    model.load_state_dict(saved)  # the puzzle table shrinks back to its saved rows
+    puzzles, first_id = added
+    assert model.grow_puzzles(len(puzzles)).start == first_id
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.eval()
 
 
 def time_inference(model, task: Task, cfg: SolveConfig, canvas: int, dtype) -> float:
