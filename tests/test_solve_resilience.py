@@ -1,9 +1,10 @@
-"""The solve stage never scores zero: a failed adaptation or a killed parent still leave
-every task answered by the model where it can be."""
+"""The solve stage never scores zero: a huge puzzle table, a failed adaptation or a killed
+parent still leave every task answered by the model where it can be."""
 
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,15 +14,86 @@ from pathlib import Path
 import pytest
 import torch
 from rich.console import Console
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
 
+from arcsolver.cli import app
 from arcsolver.data.loaders import load_tasks
+from arcsolver.errors import CheckpointError
+from arcsolver.model.trm import TRM
+from arcsolver.solve import adapt as adapt_module
 from arcsolver.solve import solver
+from arcsolver.solve.adapt import adapt, load_model
 from arcsolver.solve.submission import check_submission, fallback_attempts, submission_json
+from arcsolver.train import checkpoint as ckpt
 from test_solve import QUICK, quick, write_challenges
 
 
 def small_tasks(n: int):
     return list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:n]
+
+
+def copy_checkpoint(tiny_run, tmp_path) -> Path:
+    dest = tmp_path / "ckpt"
+    shutil.copytree(ckpt.find_checkpoint(tiny_run), dest)
+    return dest
+
+
+def load_whole(ckpt_dir: Path) -> TRM:
+    """The model as loading it used to be: the whole puzzle table, then the EMA over it."""
+    cfg = load_model(ckpt_dir, torch.device("cpu"))[1]
+    model = TRM(cfg.model)
+    model.load_state_dict(load_file(ckpt_dir / "model.safetensors"))
+    model.load_state_dict(load_file(ckpt_dir / "ema.safetensors"), strict=False)
+    return model
+
+
+def test_a_large_puzzle_table_loads_as_its_mean_and_answers_the_same(tiny_run, tmp_path, monkeypatch):
+    ckpt_dir = copy_checkpoint(tiny_run, tmp_path)
+    weights = load_file(ckpt_dir / "model.safetensors")
+    dim = weights["puzzle_emb.weight"].shape[1]
+    table = torch.randn(3001, dim, generator=torch.Generator().manual_seed(0)) + 0.5
+    table[0] = 0
+    save_file({**weights, "puzzle_emb.weight": table}, ckpt_dir / "model.safetensors")
+    monkeypatch.setattr(adapt_module, "TABLE_CHUNK_ROWS", 128)  # many chunks, a partial last one
+
+    model, _, _ = load_model(ckpt_dir, torch.device("cpu"))
+    whole = load_whole(ckpt_dir)
+    assert model.puzzle_emb.n_rows == 2
+    new_ids, old_ids = model.grow_puzzles(5), whole.grow_puzzles(5)
+    new_rows, old_rows = model.puzzle_emb.weight[new_ids.start :], whole.puzzle_emb.weight[old_ids.start :]
+    assert len(new_rows) == len(old_rows) == 5
+    torch.testing.assert_close(new_rows, old_rows, rtol=0, atol=1e-6)
+    torch.testing.assert_close(new_rows[0], table[1:].double().mean(0).float(), rtol=0, atol=1e-6)
+    new_sd, old_sd = model.state_dict(), whole.state_dict()
+    assert all(torch.equal(new_sd[k], old_sd[k]) for k in new_sd if k != "puzzle_emb.weight")
+
+    # The same adaptation and inference give the same answers from either.
+    tasks = small_tasks(3)
+    answers = []
+    for m in (load_model(ckpt_dir, torch.device("cpu"))[0], load_whole(ckpt_dir)):
+        torch.manual_seed(0)
+        adapted = adapt(m, tasks, quick(), torch.float32)
+        answers.append([[[c.grid.tolist() for c in ranked] for ranked in solver.infer_task(
+            m, t, adapted.versions[t.id], quick(), m.config.canvas, torch.float32)["votes"]] for t in tasks])
+    assert answers[0] == answers[1]
+
+
+def test_an_ema_file_of_another_model_is_a_one_line_error(tiny_run, tmp_path):
+    ckpt_dir = copy_checkpoint(tiny_run, tmp_path)
+    ema = load_file(ckpt_dir / "ema.safetensors")
+    del ema["lm_head.weight"]
+    ema["head.weight"] = torch.zeros(2, 2)
+    save_file(ema, ckpt_dir / "ema.safetensors")
+    with pytest.raises(CheckpointError, match="missing lm_head.weight; unexpected head.weight") as e:
+        load_model(ckpt_dir, torch.device("cpu"))
+    assert str(ckpt_dir / "ema.safetensors") in str(e.value) and "\n" not in str(e.value)
+
+    (tmp_path / "c.json").write_text("{}")
+    result = CliRunner().invoke(app, ["solve", str(tmp_path / "c.json"), "--checkpoint", str(ckpt_dir),
+                                      "--out", str(tmp_path / "s.json")])
+    assert result.exit_code == 1 and "ema.safetensors: not the EMA" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_failed_adaptation_answers_with_the_unadapted_network(tiny_run, tmp_path, monkeypatch):
