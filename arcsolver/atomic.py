@@ -1,11 +1,24 @@
-"""Atomic file writes: a reader (or a run killed midway) never sees a half-written file."""
+"""Atomic file writes: a reader (or a run killed midway) never sees a half-written file.
+
+The data go to a temporary file beside the target, named `.<target>.arcsolver-<host>-<pid>-<random>.tmp`,
+and are renamed over the target once complete. A process killed mid-write leaves that file
+behind; the next write of the same target removes it once its writer is gone.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
+
+# A temporary of another machine (a shared file system) is stale after this long; one of this
+# machine is stale as soon as its process is gone.
+STALE_AFTER_S = 24 * 3600
+_HOST = re.sub(r"\W", "_", socket.gethostname(), flags=re.ASCII)[:40] or "host"
 
 
 def _current_umask() -> int:
@@ -17,11 +30,53 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def temp_prefix(path: Path) -> str:
+    """The start of the name of this process's temporary files for path."""
+    return f".{path.name}.arcsolver-{_HOST}-{os.getpid()}-"
+
+
+def _temp_name(path: Path) -> re.Pattern:
+    return re.compile(rf"\.{re.escape(path.name)}\.arcsolver-(?P<host>\w+?)-(?P<pid>\d+)-\w+\.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process; or a pid we cannot ask about
+    return True
+
+
+def stale_temps(path: Path) -> list[Path]:
+    """Temporary files of earlier writes of path whose writer was killed before renaming them."""
+    pattern, stale = _temp_name(path), []
+    with os.scandir(path.parent) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match is None:
+                continue
+            gone = match["host"] == _HOST and not _alive(int(match["pid"]))
+            try:
+                old = time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
+            except FileNotFoundError:
+                continue  # renamed into place meanwhile
+            if gone or old:
+                stale.append(Path(entry.path))
+    return stale
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write data to a temporary file beside path, fsync it, then rename it over path."""
+    """Write data to a temporary file beside path, fsync it, then rename it over path.
+
+    Temporary files that killed earlier writes of path left behind are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    for stale in stale_temps(path):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
         os.fchmod(fd, 0o666 & ~_UMASK)
@@ -36,8 +91,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text as UTF-8, atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    """Write obj as compact JSON, atomically."""
     atomic_write_text(path, json.dumps(obj, separators=(",", ":")))
