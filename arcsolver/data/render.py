@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from arcsolver.data.task import Grid, Task
+from arcsolver.data.task import Grid, Task, task_label
 
 # ARC's standard palette: black, blue, red, green, yellow, grey, magenta, orange, sky, maroon.
 ARC_COLOURS = (
@@ -28,7 +28,7 @@ def grid_text(grid: Grid) -> Text:
 
 def task_view(task: Task, show_answers: bool = True) -> Group:
     """A table per pair (input -> output) for every demonstration and test pair of a task."""
-    table = Table(title=Text(f"task {task.id}"), show_lines=True, title_justify="left")
+    table = Table(title=Text(f"task {task_label(task.id)}"), show_lines=True, title_justify="left")
     table.add_column("pair")
     table.add_column("input")
     table.add_column("output")

@@ -81,6 +81,13 @@ def _array_grid(arr: np.ndarray) -> Grid:
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
+def task_label(task_id: str) -> str:
+    """A task id as messages show it: as written, but quoted where it holds control characters
+    (a newline would split the message) and shortened where it is very long."""
+    label = task_id if task_id.isprintable() else repr(task_id)
+    return label if len(label) <= 80 else f"{label[:60]}... ({len(task_id)} characters)"
+
+
 def grid_to_list(grid: Grid) -> list[list[int]]:
     """A grid as nested lists of Python ints (for JSON)."""
     return grid.astype(int).tolist()

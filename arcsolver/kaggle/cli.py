@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from arcsolver.console import console, err_console, user_errors
+from arcsolver.console import console, err_console, one_line, user_errors
 
 kaggle_app = typer.Typer(help="The Kaggle submission: the dataset bundle the notebook installs from.", no_args_is_help=True)
 
@@ -28,12 +27,12 @@ def bundle(
     ckpt = [f for f in manifest.files if f.path.startswith("checkpoint/")]
     total = sum(f.size for f in manifest.files)
     console.print(
-        f"wrote {escape(str(out))}: arcsolver {manifest.arcsolver} and {len(wheels) - 1} dependencies for Python {manifest.python} "
+        f"wrote {one_line(str(out))}: arcsolver {manifest.arcsolver} and {len(wheels) - 1} dependencies for Python {manifest.python} "
         f"({sum(f.size for f in wheels) / 1e6:.1f} MB), checkpoint step {manifest.checkpoint.step} "
         f"({sum(f.size for f in ckpt) / 1e6:.1f} MB), recipe {manifest.recipe}; {total / 1e6:.1f} MB in all",
         highlight=False, soft_wrap=True,
     )
-    console.print(f"check it with `arcsolver kaggle check {escape(str(out))}`, then upload it as the dataset the notebook attaches "
+    console.print(f"check it with `arcsolver kaggle check {one_line(str(out))}`, then upload it as the dataset the notebook attaches "
                   "(arcsolver-bundle)", highlight=False, soft_wrap=True)
 
 
@@ -45,11 +44,11 @@ def check(bundle_dir: Path = typer.Argument(..., metavar="DIR", help="A bundle w
 
     report = check_bundle(bundle_dir)
     for line in report.summary:
-        console.print(escape(line), highlight=False, soft_wrap=True)
+        console.print(one_line(line), highlight=False, soft_wrap=True)
     for problem in report.problems:
-        err_console.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]problem:[/] {one_line(problem)}", highlight=False, soft_wrap=True)
     if report.problems:
         n = len(report.problems)
-        err_console.print(f"{escape(str(bundle_dir))}: {n} problem{'s' * (n > 1)}", highlight=False, soft_wrap=True)
+        err_console.print(f"{one_line(str(bundle_dir))}: {n} problem{'s' * (n > 1)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"{escape(str(bundle_dir))}: ready to upload", highlight=False)
+    console.print(f"{one_line(str(bundle_dir))}: ready to upload", highlight=False)
