@@ -92,6 +92,8 @@ def test_a_line_being_written_at_the_end_is_ignored(tmp_path):
         ("[1, 2]\n", "line 1: expected a JSON object with a numeric 'step'"),
         ('{"loss": 1.0}\n', "line 1: expected a JSON object with a numeric 'step'"),
         ('{"step": 1, "samples_per_s": 3.0}\n', "no record holds any of loss"),
+        ('{"step": 1, "loss": ' + "9" * 5000 + '}\n', "line 1: not a metrics record"),
+        ('{"step": 1, "x": ' + "[" * 5000 + "]" * 5000 + '}\n', "line 1: not a metrics record"),
     ],
 )
 def test_bad_metrics_are_one_line_errors_naming_the_file(tmp_path, content, fragment):

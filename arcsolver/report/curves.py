@@ -45,6 +45,8 @@ def read_metrics(path) -> list[dict]:
             if records and n == len(lines) and not text.endswith("\n"):
                 break  # a live run is writing this line right now
             raise DataError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
+        except (ValueError, RecursionError):  # an integer of thousands of digits; nesting too deep to parse
+            raise DataError(f"{path}: line {n}: not a metrics record (a number or nesting too large to read)") from None
         step = record.get("step") if isinstance(record, dict) else None
         if not isinstance(step, (int, float)) or isinstance(step, bool):
             raise DataError(f"{path}: line {n}: expected a JSON object with a numeric 'step'")
@@ -94,7 +96,7 @@ def _subtitle(run_dir: Path) -> str:
             f"hidden {model['hidden_size']}, n={model['n_latent_steps']}, T={model['n_recursions']}, "
             f"N_sup={model['n_supervision']}; batch {optim['global_batch_size']}, lr {optim['lr']:g}"
         )
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return ""  # the title is a courtesy; the curves do not depend on it
 
 
