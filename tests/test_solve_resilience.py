@@ -118,6 +118,7 @@ def test_failed_adaptation_answers_with_the_unadapted_network(tiny_run, tmp_path
                           Console(file=log, width=300))
     assert report.solved_by_model == len(tasks) and not report.fallbacks
     assert report.adapt_error == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert len(solver.one_line(RuntimeError("x" * 1000))) == 200
     failed = [line for line in log.getvalue().splitlines() if "adaptation failed" in line]
     assert len(failed) == 1 and "OutOfMemoryError" in failed[0] and "unadapted network" in failed[0]
     assert json.loads(out.read_text()) == json.loads(unadapted.read_text())

@@ -215,10 +215,12 @@ def adapt_or_restore(model, tasks: list[Task], cfg: SolveConfig, dtype, deadline
     return Adapted(versions_of(*added), 0, time.monotonic() - started), reason
 
 
-def one_line(e: BaseException) -> str:
-    """An exception as its type and the first line of its message."""
+def one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception as its type and the first line of its message, cut at limit characters
+    (CUDA's out-of-memory message runs to several hundred)."""
     lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def restore(model, saved: dict[str, torch.Tensor], added: tuple[list, int]) -> None:
