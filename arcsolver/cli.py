@@ -112,6 +112,9 @@ def pretrain(
     out: Path = typer.Option(None, "--out", help="Run directory (default: runs/<recipe>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting: --set optim.lr=3e-4 (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its newest checkpoint."),
+    plan: bool = typer.Option(False, "--plan", help="Print the data, schedule, memory and micro-batch of the run; do not train."),
+    gpu_memory: list[float] = typer.Option([80.0, 24.0], "--gpu-memory", help="GPU sizes in GB that --plan sizes micro-batches for."),
+    processes: int = typer.Option(1, "--processes", help="Processes the global batch is split over, for --plan."),
 ) -> None:
     """Pretrain a TRM on augmented ARC tasks (CPU or GPU; several processes via torchrun)."""
     from arcsolver.recipes import load_recipe, validate
@@ -119,6 +122,14 @@ def pretrain(
     from arcsolver.train.config import PretrainConfig
     from arcsolver.train.loop import pretrain as run_pretrain
 
+    if plan:
+        from arcsolver.train.plan import plan as make_plan
+
+        if processes < 1:
+            raise ArcsolverError(f"--processes {processes}: give 1 or more")
+        for line in make_plan(load_recipe(PretrainConfig, "pretrain", recipe, set_), gpu_memory, processes):
+            console.print(one_line(line), highlight=False, soft_wrap=True)
+        return
     run_dir = out or Path("runs") / Path(recipe).stem
     if resume and (run_dir / "config.json").exists():
         # A resumed run keeps the settings it was started with, plus any --set given now.

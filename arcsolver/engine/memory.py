@@ -59,8 +59,21 @@ def _forward_backward(model: TRM, forward, batch: dict, dtype: torch.dtype, back
     return carry, loss
 
 
+def shallow_copy(model: TRM, **schedule) -> TRM:
+    """A TRM of the same shapes and device with another recursion schedule (its own weights:
+    memory depends on shapes only) and a 2-row puzzle table."""
+    device = next(model.parameters()).device
+    config = model.config.model_copy(update={**schedule, "n_puzzle_ids": 2})
+    return TRM(config).to(device)
+
+
 def saved_activation_bytes(model: TRM, size: int, dtype: torch.dtype, train_network: bool = True) -> int:
-    """Bytes autograd keeps for backward over one training forward of `size` samples."""
+    """Bytes autograd keeps for backward over one training forward of `size` samples.
+
+    Only the last recursion keeps activations (the first T-1 run without a graph): the count
+    runs on a copy with T = 1.
+    """
+    model = shallow_copy(model, n_recursions=1)
     device = next(model.parameters()).device
     seen: dict[tuple[int, int], int] = {}
 
@@ -164,3 +177,60 @@ def choose_micro_batch(setting, model: TRM, local_batch: int, dtype, device: tor
     say(f"micro-batch {micro} of {local_batch} per process: {memory.per_sample / 2**20:.0f} MiB per sample, "
         f"{memory.fixed / GiB:.1f} GiB fixed, budget {budget / GiB:.1f} GiB (optim.micro_batch_size=N to choose)")
     return micro
+
+
+def peak_live_bytes(fn) -> int:
+    """The most bytes of tensors alive at once while fn() runs (tensors made inside fn only).
+
+    A CPU stand-in for CUDA's peak-memory counter: every op's outputs are counted until the
+    last reference to them goes.
+    """
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    live = {"now": 0, "peak": 0}
+    storages: dict[int, int] = {}
+
+    def release(ptr: int) -> None:
+        live["now"] -= storages.pop(ptr, 0)
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in storages:
+                    ptr = t.untyped_storage().data_ptr()
+                    if ptr == 0:
+                        continue
+                    storages[ptr] = t.untyped_storage().nbytes()
+                    live["now"] += storages[ptr]
+                    live["peak"] = max(live["peak"], live["now"])
+                    weakref.finalize(t, release, ptr)
+            return out
+
+    with Count():
+        fn()
+    return live["peak"]
+
+
+def inference_bytes_per_sample(model: TRM, dtype: torch.dtype) -> float:
+    """Peak bytes one more sample adds to a forward of all N_sup steps without gradients.
+
+    Every step holds the same tensors, so one recursion of one step has the same peak: the
+    count runs on a copy of that depth.
+    """
+    model = shallow_copy(model, n_supervision=1, n_recursions=1, n_latent_steps=1)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+
+    def peak(size: int) -> int:
+        batch = example_batch(model, size, device)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            return peak_live_bytes(lambda: model.predict(batch["inputs"], batch["puzzle_ids"]))
+
+    try:
+        return float(peak(2) - peak(1))
+    finally:
+        model.train(was_training)

@@ -31,7 +31,8 @@ from arcsolver.solve.adapt import Adapted, adapt, add_puzzles, load_model, versi
 from arcsolver.solve.config import SolveConfig
 from arcsolver.solve.inference import predict, queries_for, rank_by_likelihood, vote_queries
 from arcsolver.solve.submission import fallback_attempts, submission_json, write_submission
-from arcsolver.train.loop import resolve_device, resolve_dtype
+from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype
+from arcsolver.engine.memory import choose_micro_batch
 
 RANKINGS = ("votes", "likelihood")
 
@@ -132,8 +133,10 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     dtype = resolve_dtype(cfg.run.dtype, device)
+    limit_gpu_memory(cfg.run.gpu_memory_gb, device)
     model, pcfg, ckpt_dir = load_model(checkpoint, device)
     canvas = pcfg.model.canvas
+    say = lambda text: console.print(escape(text), highlight=False)  # noqa: E731
     todo: list[Task] = []
     for tid in order:
         if tid not in tasks:
@@ -146,6 +149,8 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
             todo.append(tasks[tid])
     console.print(f"checkpoint {ckpt_dir}; {len(todo)} of {len(order)} tasks for the model; {device}, "
                   f"{str(dtype).removeprefix('torch.')}", highlight=False)
+
+    micro = pick_micro_batch(model, cfg, dtype, device, say) if todo and cfg.adapt.steps else None
 
     # Budget: leave inference the time it needs, measured on the real model; the rest adapts.
     n_versions = min(cfg.data.n_augmentations, cfg.infer.max_versions or cfg.data.n_augmentations)
@@ -167,7 +172,8 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
         def on_step(step, loss, metrics):
             progress.update(bar, completed=step, status=f"loss {loss:.3f} exact {metrics['exact_accuracy']:.2f}")
 
-        adapted, report.adapt_error = adapt_or_restore(model, todo, cfg, dtype, adapt_deadline, on_step)
+        adapted, report.adapt_error = adapt_or_restore(model, todo, cfg, dtype, adapt_deadline, on_step, micro,
+                                                       lambda text: progress.console.print(escape(text), highlight=False))
         if report.adapt_error is not None:
             console.print(f"[yellow]adaptation failed[/] ({escape(report.adapt_error)}); "
                           "the tasks are answered by the unadapted network", highlight=False)
@@ -199,15 +205,27 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
     return report
 
 
+def pick_micro_batch(model, cfg: SolveConfig, dtype, device, say) -> int | None:
+    """The adaptation's micro-batch (see choose_micro_batch); if measuring fails, the whole
+    batch, which the out-of-memory retry then shrinks as needed."""
+    try:
+        return choose_micro_batch(cfg.optim.micro_batch_size, model, cfg.optim.global_batch_size, dtype, device,
+                                  cfg.run.gpu_memory_gb, say)
+    except Exception as e:  # the measurement must never cost the solve
+        say(f"could not measure the adaptation's memory ({one_line(e)}); starting with the whole batch")
+        return None
+
+
 def adapt_or_restore(model, tasks: list[Task], cfg: SolveConfig, dtype, deadline: float | None,
-                     on_step) -> tuple[Adapted, str | None]:
+                     on_step, micro_batch: int | None = None, on_message=None) -> tuple[Adapted, str | None]:
     """Adapt model to tasks, or, if adaptation fails for any reason, put the network back as it
     was and return why: the tasks' rows exist either way, so inference can always run."""
     started = time.monotonic()
     saved = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     added = add_puzzles(model, tasks, cfg)
     try:
-        return adapt(model, tasks, cfg, dtype, deadline, on_step, added=added), None
+        return adapt(model, tasks, cfg, dtype, deadline, on_step, micro_batch=micro_batch, on_message=on_message,
+                     added=added), None
     except Exception as e:  # out of GPU memory included: the unadapted network still answers
         reason = one_line(e)
     # Past the except block the exception is gone, and with it the failed step's tensors.

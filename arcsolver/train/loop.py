@@ -62,6 +62,14 @@ def select_tasks(cfg: PretrainConfig) -> tuple[list[Task], list[Task]]:
     return train, heldout
 
 
+def schedule(cfg: PretrainConfig, stream: TrainStream, total_steps: int) -> str:
+    """The run's length in the recipe's unit and in steps, for the first lines of a run."""
+    per_epoch = f"{stream.examples_per_epoch} examples per epoch ({cfg.data.sampling} sampling)"
+    if cfg.run.epochs is not None:
+        return f"{cfg.run.epochs} epochs of {per_epoch} = {total_steps} steps of {cfg.optim.global_batch_size}"
+    return f"{total_steps} steps of {cfg.optim.global_batch_size}, {per_epoch}"
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -188,7 +196,9 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     train_tasks, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train_tasks + heldout, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1})})
-    stream = TrainStream(puzzles, trainable_pairs(train_tasks, heldout), cfg.model.canvas, cfg.run.seed, cfg.data.translate)
+    stream = TrainStream(puzzles, trainable_pairs(train_tasks, heldout), cfg.model.canvas, cfg.run.seed, cfg.data.translate,
+                         sampling=cfg.data.sampling)
+    total_steps = cfg.total_steps(stream.examples_per_epoch)
 
     model = TRM(cfg.model).to(device)
     model.train()
@@ -208,10 +218,10 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
         # Which task version each puzzle-embedding row belongs to: the solve stage needs it.
         atomic_write_text(run_dir / "puzzles.txt", "\n".join(p.name for p in puzzles) + "\n")
-    logger = Logger(run_dir, cfg.run.steps, step, d.is_main, console)
+    logger = Logger(run_dir, total_steps, step, d.is_main, console)
     logger.print(
         f"{len(train_tasks)} train + {len(heldout)} held-out tasks, {len(puzzles)} puzzles, "
-        f"{len(stream)} examples; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; "
+        f"{len(stream)} examples; {schedule(cfg, stream, total_steps)}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; "
         f"{device} {str(dtype).removeprefix('torch.')}, {d.world_size} process(es)"
         + (f"; resumed at step {step}" if step else "")
     )
@@ -225,7 +235,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     started, window_start, window_steps, first_step = time.monotonic(), time.monotonic(), 0, step
     scores: dict = {}
     try:
-        while step < cfg.run.steps:
+        while step < total_steps:
             # Every process stops at the same step, or one would wait alone at the next collective.
             if cfg.run.time_limit_s and any_process(time.monotonic() - started > cfg.run.time_limit_s, d, device):
                 logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}")
@@ -238,7 +248,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             step += 1
             window_steps += 1
 
-            if step % cfg.run.log_every == 0 or step == cfg.run.steps:
+            if step % cfg.run.log_every == 0 or step == total_steps:
                 values = {k: float(v) for k, v in metrics.items()} | {"loss": float(loss.detach())}
                 values = mean_over_processes(values, d, device)
                 elapsed = time.monotonic() - window_start
@@ -252,14 +262,14 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 total = None
                 if cfg.run.time_limit_s:
                     rate = (step - first_step) / max(time.monotonic() - started, 1e-9)
-                    total = min(cfg.run.steps, step + round(rate * max(cfg.run.time_limit_s - (time.monotonic() - started), 0)))
+                    total = min(total_steps, step + round(rate * max(cfg.run.time_limit_s - (time.monotonic() - started), 0)))
                 logger.advance(step, total=total, status=f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
                                f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s")
                 window_start, window_steps = time.monotonic(), 0
 
-            if step % cfg.run.checkpoint_every == 0 and step < cfg.run.steps:
+            if step % cfg.run.checkpoint_every == 0 and step < total_steps:
                 save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints)
-            if cfg.eval.every and step % cfg.eval.every == 0 and step < cfg.run.steps and heldout:
+            if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
                 scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device, cfg.eval.periodic_max_versions)
                 logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
                 logger.print(f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} ({scores['tasks']} tasks)")

@@ -1,0 +1,61 @@
+"""`arcsolver pretrain --plan`: what a run would do and need, without training.
+
+The data (tasks, versions, examples), the length in the recipe's unit and in steps, the memory a
+step needs per sample, and the micro-batch that would fit GPUs of given sizes. Activation memory
+is counted on this machine on the real shapes (see arcsolver/engine/memory.py): a GPU run
+measures its own at start.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from arcsolver.engine.memory import (
+    GiB,
+    activation_bytes_per_sample,
+    estimate_step_memory,
+    gpu_budget_for,
+    inference_bytes_per_sample,
+)
+from arcsolver.model.trm import TRM
+from arcsolver.train.config import PretrainConfig
+from arcsolver.train.dataset import TrainStream, build_puzzles, trainable_pairs
+from arcsolver.train.loop import schedule, select_tasks
+
+MiB = 2**20
+
+
+def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> list[str]:
+    """The lines of a run's plan: data, schedule, memory per sample, micro-batch per GPU size."""
+    train, heldout = select_tasks(cfg)
+    puzzles = build_puzzles(train + heldout, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
+    stream = TrainStream(puzzles, trainable_pairs(train, heldout), cfg.model.canvas, cfg.run.seed, cfg.data.translate,
+                         sampling=cfg.data.sampling)
+    total = cfg.total_steps(stream.examples_per_epoch)
+    # Autocast precision as on a GPU (bf16 unless the recipe says float32).
+    dtype = torch.float32 if cfg.run.dtype == "float32" else torch.bfloat16
+    model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1}))
+    step = estimate_step_memory(model, dtype)
+    embeddings_only = activation_bytes_per_sample(model, dtype, train_network=False)
+    inference = inference_bytes_per_sample(model, dtype)
+    local = cfg.optim.global_batch_size // processes
+    n_params = sum(p.numel() for p in model.parameters())
+    lines = [
+        f"data: {len(train)} train + {len(heldout)} held-out tasks, {len(puzzles)} versions (puzzles), "
+        f"{len(stream)} examples over all versions",
+        f"schedule: {schedule(cfg, stream, total)}",
+        f"model: {n_params / 1e6:.2f}M parameters, puzzle table {model.puzzle_emb.n_rows} rows "
+        f"({model.puzzle_emb.weight.numel() * 4 / GiB:.2f} GiB); {str(dtype).removeprefix('torch.')} autocast",
+        f"memory per sample: training {step.per_sample / MiB:.0f} MiB, embeddings only {embeddings_only / MiB:.0f} MiB, "
+        f"inference {inference / MiB:.1f} MiB, carry {step.carry_per_sample / MiB:.1f} MiB; "
+        f"fixed {step.fixed / GiB:.2f} GiB (weights, gradients, Adam, EMA, puzzle table)",
+    ]
+    for gb in gpu_sizes_gb:
+        micro = step.micro_batch(gpu_budget_for(gb), local)
+        n_micro = -(-local // micro)
+        fits = step.peak(micro, local) <= gpu_budget_for(gb)
+        lines.append(
+            f"on a {gb:g} GB GPU: micro-batch {micro} of {local} per process, {n_micro} forward/backward per step"
+            + (f", about {step.peak(micro, local) / GiB:.1f} GiB" if fits else " - does NOT fit even at 1 sample")
+        )
+    return lines
