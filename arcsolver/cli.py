@@ -250,7 +250,8 @@ def solve(
     adaptation = "failed" if report.adapt_error else f"{report.adapt_steps} steps"
     console.print(
         f"wrote {out}: {report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks; "
-        f"adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s",
+        f"adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s"
+        + ("" if report.gpu_peak_gib is None else f"; peak GPU memory {report.gpu_peak_gib:.1f} GiB"),
         highlight=False,
     )
 

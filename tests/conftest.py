@@ -21,6 +21,7 @@ TINY = [
     "optim.warmup_steps=2",
     "optim.lr=1e-3",
     "run.threads=1",
+    "run.device='cpu'",  # also on a GPU machine: two test processes would share one card
     "run.log_every=1",
     "run.time_limit_s=600",
     "eval.max_versions=2",

@@ -38,6 +38,7 @@ def limit_gpu_memory(gigabytes: float | None, device: torch.device) -> None:
     smaller one: 24 on an 80 GB card behaves like an L4 for the caching allocator)."""
     if gigabytes is None or device.type != "cuda":
         return
+    device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
     total = torch.cuda.get_device_properties(device).total_memory
     fraction = gigabytes * 2**30 / total
     if fraction > 1:

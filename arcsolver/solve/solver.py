@@ -46,6 +46,7 @@ class SolveReport:
     adapt_s: float = 0.0
     adapt_error: str | None = None  # why adaptation failed; the unadapted network answered
     infer_s: float = 0.0
+    gpu_peak_gib: float | None = None  # the most GPU memory torch held at once
 
 
 def raw_fallback(obj) -> list[tuple]:
@@ -202,6 +203,8 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
         if reason.startswith("time budget"):
             console.print(f"[yellow]fallback[/] task {tid}: {reason}", highlight=False)
     subs.write()
+    if device.type == "cuda":
+        report.gpu_peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
     return report
 
 

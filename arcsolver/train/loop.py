@@ -257,6 +257,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                           "tokens_per_s": samples_per_s * cells, "time_s": time.monotonic() - started}
                 if grad_norm is not None:
                     record["grad_norm"] = grad_norm
+                if device.type == "cuda":
+                    record["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
                 logger.log(record)
                 # Under a time limit the run ends at the step the clock allows: show that as the total.
                 total = None
