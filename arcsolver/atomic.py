@@ -7,6 +7,7 @@ behind; the next write of the same target removes it once its writer is gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,8 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+
+from arcsolver.errors import ArcsolverError
 
 # A temporary of another machine (a shared file system) is stale after this long; one of this
 # machine is stale as soon as its process is gone.
@@ -98,3 +101,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     """Write obj as compact JSON, atomically."""
     atomic_write_text(path, json.dumps(obj, separators=(",", ":")))
+
+
+def write_problem(e: BaseException) -> str:
+    """Why a write failed, in a few words: the system's reason ("No space left on device"), else
+    the first line of the message."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+@contextlib.contextmanager
+def reported_writes(path: str | os.PathLike, intact: str = "the files already there are intact"):
+    """Turn a failed write inside (a full disk, a read-only directory) into one ArcsolverError line
+    naming path and what is left as it was."""
+    try:
+        yield
+    except OSError as e:
+        raise ArcsolverError(f"{path}: cannot write ({write_problem(e)}); {intact}") from None

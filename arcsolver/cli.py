@@ -108,16 +108,23 @@ def data_show(
 @app.command()
 @user_errors
 def pretrain(
-    recipe: str = typer.Option("cpu-small", help="A recipe file, or the name of a shipped one (pretrain/*.toml)."),
+    recipe: str = typer.Option(None, help="A recipe file, or the name of a shipped one (pretrain/*.toml); default "
+                               "cpu-small. With --resume the run's own settings are used unless a recipe is given, "
+                               "and a given one is compared with the run's checkpoint: only run length, logging, "
+                               "evaluation and hardware settings may differ."),
     out: Path = typer.Option(None, "--out", help="Run directory (default: runs/<recipe>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting: --set optim.lr=3e-4 (repeatable)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its newest checkpoint."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its newest readable checkpoint."),
     plan: bool = typer.Option(False, "--plan", help="Print the data, schedule, memory and micro-batch of the run; do not train."),
     gpu_memory: list[float] = typer.Option([80.0, 24.0], "--gpu-memory", help="GPU sizes in GB that --plan sizes micro-batches for."),
     processes: int = typer.Option(1, "--processes", help="Processes the global batch is split over, for --plan."),
 ) -> None:
-    """Pretrain a TRM on augmented ARC tasks (CPU or GPU; several processes via torchrun)."""
-    from arcsolver.recipes import load_recipe, validate
+    """Pretrain a TRM on augmented ARC tasks (CPU or GPU; several processes via torchrun).
+
+    Ctrl-C or SIGTERM stops after the current step with a checkpoint and prints the command that
+    continues the run; the exit code is then 130 (SIGINT) or 143 (SIGTERM).
+    """
+    from arcsolver.recipes import load_recipe
     from arcsolver.train import checkpoint as ckpt
     from arcsolver.train.config import PretrainConfig
     from arcsolver.train.loop import pretrain as run_pretrain
@@ -127,27 +134,38 @@ def pretrain(
 
         if processes < 1:
             raise ArcsolverError(f"--processes {processes}: give 1 or more")
-        for line in make_plan(load_recipe(PretrainConfig, "pretrain", recipe, set_), gpu_memory, processes):
+        for line in make_plan(load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_), gpu_memory, processes):
             console.print(one_line(line), highlight=False, soft_wrap=True)
         return
-    run_dir = out or Path("runs") / Path(recipe).stem
-    if resume and (run_dir / "config.json").exists():
-        # A resumed run keeps the settings it was started with, plus any --set given now.
-        from arcsolver.recipes import apply_overrides
-
-        settings = apply_overrides(json.loads((run_dir / "config.json").read_text()), set_)
-        cfg = validate(PretrainConfig, settings, str(run_dir / "config.json"))
+    run_dir = out or Path("runs") / Path(recipe or "cpu-small").stem
+    if resume and recipe is None and (run_dir / "config.json").exists():
+        cfg = resumed_settings(run_dir / "config.json", set_)
     else:
         if ckpt.latest_checkpoint(run_dir) is not None and not resume:
-            raise ArcsolverError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
-        cfg = load_recipe(PretrainConfig, "pretrain", recipe, set_)
+            raise ArcsolverError(f"{run_dir}: already holds a run: pass --resume to continue it, or choose another --out")
+        cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
     result = run_pretrain(cfg, run_dir, resume=resume, console=console)
+    if "signal" in result:
+        raise typer.Exit(128 + result["signal"])
     if "pass@2" in result:
         console.print(
             f"held-out: pass@1 {result['pass@1']:.3f}  pass@2 {result['pass@2']:.3f}  "
-            f"({result['tasks']} tasks) after {result['step']} steps; run in {run_dir}",
-            highlight=False,
+            f"({result['tasks']} tasks) after {result['step']} steps; run in {one_line(str(run_dir))}",
+            highlight=False, soft_wrap=True,
         )
+
+
+def resumed_settings(path: Path, overrides: list[str]):
+    """A run's own settings (its config.json) with --set overrides, validated; errors name the --set."""
+    from arcsolver.data.loaders import read_json
+    from arcsolver.recipes import apply_overrides, validate
+    from arcsolver.train.config import PretrainConfig
+
+    settings = read_json(path)
+    if not isinstance(settings, dict):
+        raise ArcsolverError(f"{path}: not an object of settings; resume with --recipe naming the run's recipe")
+    apply_overrides(settings, list(overrides), PretrainConfig)
+    return validate(PretrainConfig, settings, str(path), list(overrides))
 
 
 @app.command()

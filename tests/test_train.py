@@ -1,7 +1,10 @@
 """The training loop: data protocol, checkpoints, kill/resume, and 1- vs 2-process parity."""
 
+import io
 import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 from safetensors.torch import load_file
 
 from arcsolver.data.loaders import load_tasks
@@ -140,3 +144,84 @@ def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
     one, two = losses("one"), losses("two")
     assert len(one) == len(two) == 8
     assert one == pytest.approx(two, rel=1e-3, abs=1e-4)
+
+
+def test_the_first_line_says_what_held_out_tasks_are(tmp_path):
+    from arcsolver.train.loop import pretrain
+
+    log = io.StringIO()
+    pretrain(tiny("run.steps=1", "data.train_sets=[]", "data.heldout_sets=['arc1/training']"), tmp_path / "run",
+             console=Console(file=log, width=300))
+    assert log.getvalue().startswith("3 tasks: demonstrations trained on, test inputs held out; 6 puzzles")
+
+
+def bar_counts(text: str) -> tuple[int, int]:
+    """The m/n of the progress bar's last line."""
+    line = [line for line in text.splitlines() if line.startswith("pretrain ") and "━" in line][-1]
+    done, total = re.search(r"(\d+)/(\d+)", line).groups()
+    return int(done), int(total)
+
+
+def test_plain_progress_lines_off_a_terminal_and_bar_totals_where_the_run_ended(tmp_path, monkeypatch):
+    from arcsolver.train import loop
+
+    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.0)  # a line at every chance
+    log = io.StringIO()
+    loop.pretrain(tiny("run.steps=5"), tmp_path / "five", console=Console(file=log, width=300))
+    lines = log.getvalue().splitlines()
+    steps = [re.match(r"pretrain step (\d+)/5: loss [\d.]+ exact [\d.]+ .*elapsed, about \S+ left$", line)
+             for line in lines if line.startswith("pretrain step")]
+    assert [int(m[1]) for m in steps] == [1, 2, 3, 4, 5], lines
+    assert any(re.match(r"held-out evaluation: \d+/\d+ queries of this process", line) for line in lines), lines
+    assert bar_counts(log.getvalue()) == (5, 5)
+
+    # A run stopped by its time limit ends its bar at the step it reached, out of that step.
+    log = io.StringIO()
+    result = loop.pretrain(tiny("run.steps=100000", "run.time_limit_s=1"), tmp_path / "limited",
+                           console=Console(file=log, width=300))
+    assert f"time limit of 1s reached at step {result['step']}" in log.getvalue()
+    assert bar_counts(log.getvalue()) == (result["step"], result["step"])
+
+    # On a terminal the bar says it all.
+    terminal = io.StringIO()
+    loop.pretrain(tiny("run.steps=2"), tmp_path / "terminal", console=Console(file=terminal, width=300, force_terminal=True))
+    assert "pretrain step" not in terminal.getvalue() and "held-out evaluation:" not in terminal.getvalue()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_earlier_ones_stay(tmp_path):
+    """A real full disk: the file size limit makes the checkpoint's writes fail as ENOSPC would."""
+    from arcsolver.train.loop import pretrain
+
+    run = tmp_path / "run"
+    pretrain(tiny("run.steps=2"), run, console=Console(file=io.StringIO()))
+    before = {p: p.read_bytes() for p in (run / "checkpoints").rglob("*") if p.is_file()}
+    limit = 32 * 1024  # room for config.json and the metrics, not for a checkpoint's tensors
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = cli(["pretrain", "--out", str(run), "--resume", "--set", "run.steps=4"], preexec_fn=small_files)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in out, out
+    error = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].startswith(f"error: {run}/checkpoints: cannot write the checkpoint of step 4 ("), out
+    assert "File too large" in error[0] and "the checkpoints already there are intact" in error[0]
+    assert {p: p.read_bytes() for p in (run / "checkpoints").rglob("*") if p.is_file()} == before  # no staging left
+
+
+def test_run_files_that_cannot_be_written_are_one_line(tmp_path, monkeypatch):
+    import errno
+
+    from typer.testing import CliRunner
+
+    from arcsolver.cli import app
+    from arcsolver.train import loop
+
+    def read_only(path, obj):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+    monkeypatch.setattr(loop, "atomic_write_json", read_only)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["pretrain", "--out", str(run), *sets(TINY + ["run.steps=2"])])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == f"error: {run}: cannot write (Read-only file system); the files already there are intact"

@@ -42,7 +42,9 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
     """
     ckpt_dir = ckpt.find_checkpoint(checkpoint)
     state = ckpt.read_state(ckpt_dir)
-    cfg = validate(PretrainConfig, state.get("config", {}), str(ckpt_dir / "state.json"))
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{ckpt_dir / 'state.json'}: corrupt (config is not an object of settings)")
+    cfg = validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
     weights = read_weights(ckpt_dir / "model.safetensors")
     model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": 2}))  # the table takes the loaded row count
     ema_path = ckpt_dir / "ema.safetensors"

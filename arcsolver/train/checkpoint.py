@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -52,14 +52,6 @@ def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor]
             else:
                 scalars[f"{index}.{key}"] = value
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    state: dict[int, dict] = {}
-    for name, value in [*tensors.items(), *meta["scalars"].items()]:
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 def carry_tensors(carry) -> dict[str, torch.Tensor]:
@@ -115,13 +107,125 @@ def publish(staging: Path, step: int, keep: int) -> Path:
 
 
 def read_state(ckpt: Path) -> dict:
+    """A checkpoint's state.json, which must hold a JSON object."""
     path = Path(ckpt) / "state.json"
     try:
-        return json.loads(path.read_text())
+        state = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing; {ckpt} is not an arcsolver checkpoint") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: corrupt ({e.msg})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: not readable ({type(e).__name__})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: corrupt (an object of step, world_size, config and optimizer expected, "
+                              f"got {type(state).__name__})")
+    return state
+
+
+def _is_count(value, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def read_training_state(ckpt: Path) -> dict:
+    """state.json with everything resuming needs, each of the right type; CheckpointError otherwise."""
+    state = read_state(ckpt)
+    path = Path(ckpt) / "state.json"
+    optimizer = state.get("optimizer")
+    problems = [
+        *(["step is not a count of steps"] if not _is_count(state.get("step"), 0) else []),
+        *(["world_size is not a number of processes"] if not _is_count(state.get("world_size"), 1) else []),
+        *(["config is not an object of settings"] if not isinstance(state.get("config"), dict) else []),
+        *(["optimizer is not an object of param_groups and scalars"]
+          if not (isinstance(optimizer, dict) and isinstance(optimizer.get("param_groups"), list)
+                  and all(isinstance(g, dict) for g in optimizer["param_groups"])
+                  and isinstance(optimizer.get("scalars"), dict)) else []),
+    ]
+    if problems:
+        raise CheckpointError(f"{path}: corrupt ({'; '.join(problems)})")
+    return state
+
+
+@dataclass
+class Snapshot:
+    """A checkpoint read whole and checked against the live training objects, none of them changed yet."""
+
+    path: Path
+    step: int
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] | None  # None: no EMA in the run, or none saved
+    optimizer: dict  # the optimiser's state_dict
+    carry: dict[str, torch.Tensor] | None  # this process's carry and RNG state; None: start afresh
+
+
+def _shape(t) -> str:
+    return "x".join(map(str, t.shape)) or "scalar"
+
+
+def _check_like(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    """The same names and shapes as expected; CheckpointError naming the first differences."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    reshaped = [f"{k} is {_shape(tensors[k])} not {_shape(expected[k])}"
+                for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    problems = [*([f"missing {', '.join(missing[:3])}"] if missing else []),
+                *([f"unexpected {', '.join(unexpected[:3])}"] if unexpected else []), *reshaped[:3]]
+    if problems:
+        raise CheckpointError(f"{path}: not {what} ({'; '.join(problems)})")
+
+
+def _optimizer_state_dict(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> dict:
+    """The optimiser state_dict a checkpoint holds (path: its tensors), checked against the live
+    optimiser: the same groups with the same hyperparameter names (from state.json), and moments
+    shaped like their parameters."""
+    live = opt.state_dict()["param_groups"]
+    saved = meta["param_groups"]
+    if len(saved) != len(live):
+        raise CheckpointError(f"{path.parent / 'state.json'}: the optimiser settings of another model "
+                              f"({len(saved)} parameter groups, not {len(live)})")
+    for mine, theirs in zip(live, saved):
+        missing, unexpected = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
+        if missing or unexpected or theirs["params"] != mine["params"]:
+            what = "; ".join([*([f"missing {', '.join(missing)}"] if missing else []),
+                              *([f"unexpected {', '.join(unexpected)}"] if unexpected else [])]) or "other parameters"
+            raise CheckpointError(f"{path.parent / 'state.json'}: the optimiser settings of another optimiser "
+                                  f"or model ({what})")
+    params = [p for group in opt.param_groups for p in group["params"]]
+    state: dict[int, dict] = {}
+    for name, value in [*tensors.items(), *meta["scalars"].items()]:
+        index, _, key = name.partition(".")
+        if not index.isdigit() or int(index) >= len(params) or not key:
+            raise CheckpointError(f"{path}: optimiser state {name!r} names no parameter of this model")
+        if torch.is_tensor(value) and value.ndim and value.shape != params[int(index)].shape:
+            raise CheckpointError(f"{path}: optimiser state {name} is {_shape(value)}, its parameter {_shape(params[int(index)])}")
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": saved}
+
+
+def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, world_size: int,
+                  carry_like: dict[str, torch.Tensor]) -> Snapshot:
+    """Read every file of a checkpoint this process needs and check each against the live model,
+    EMA, optimiser and carry (carry_like: a fresh carry of this run); CheckpointError names the file."""
+    ckpt = Path(ckpt)
+    weights = load_tensors(ckpt / "model.safetensors")
+    _check_like(weights, model.state_dict(), ckpt / "model.safetensors", "the weights of this run's model")
+    ema_tensors = None
+    if ema is not None and (ckpt / "ema.safetensors").exists():
+        ema_tensors = load_tensors(ckpt / "ema.safetensors")
+        _check_like(ema_tensors, ema.state_dict(), ckpt / "ema.safetensors", "the EMA of this run's model")
+    opt_path = ckpt / "optimizer.safetensors"
+    opt_state = _optimizer_state_dict(optimizer, load_tensors(opt_path), state["optimizer"], opt_path)
+    carry = None
+    part = ckpt / f"carry_rank{rank}.safetensors"
+    if state["world_size"] == world_size and part.exists():
+        carry = load_tensors(part)
+        tensors = {k: v for k, v in carry.items() if k != "cuda_rng"}  # a GPU run's, unused on a CPU
+        # A carry holds every field of a fresh one, or none (a checkpoint written before the first step).
+        expected = {"torch_rng": torch.get_rng_state()} | (carry_like if len(tensors) > 1 else {})
+        _check_like(tensors, expected, part, "a carry of this run")
+        if tensors["torch_rng"].dtype != torch.uint8:
+            raise CheckpointError(f"{part}: not a carry of this run (torch_rng is {tensors['torch_rng'].dtype}, not uint8)")
+    return Snapshot(ckpt, state["step"], weights, ema_tensors, opt_state, carry)
 
 
 def find_checkpoint(path: str | Path) -> Path:

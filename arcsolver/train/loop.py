@@ -12,16 +12,23 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import shlex
+import shutil
+import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
-from arcsolver.atomic import atomic_write_json, atomic_write_text
+from arcsolver.atomic import atomic_write_json, atomic_write_text, reported_writes, write_problem
+from arcsolver.console import one_line
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Task
-from arcsolver.errors import CheckpointError, ConfigError
+from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
 from arcsolver.engine.device import cpu_has_amx, limit_gpu_memory, resolve_device, resolve_dtype  # noqa: F401
 from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.step import Stepper, to_device  # noqa: F401
@@ -76,19 +83,237 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def task_counts(train: list[Task], heldout: list[Task]) -> str:
+    """The tasks of a run in the README's words: trained on in full, or held out (demonstrations
+    trained on, test inputs held out for evaluation)."""
+    parts = []
+    if train:
+        parts.append(f"{len(train)} tasks trained on in full")
+    if heldout:
+        parts.append(f"{len(heldout)} tasks: demonstrations trained on, test inputs held out")
+    return " + ".join(parts)
+
+
+# --- resuming ------------------------------------------------------------------------------
+
+# What a resumed run may change: how long it runs, how often it logs, checkpoints and evaluates,
+# and how it uses the hardware. Every other setting shapes the data, the model or the
+# optimisation, and must be what the checkpoint was trained with.
+MAY_CHANGE = {"run.steps", "run.epochs", "run.time_limit_s", "run.log_every", "run.checkpoint_every",
+              "run.keep_checkpoints", "run.threads", "run.compile", "run.gpu_memory_gb", "optim.micro_batch_size"}
+MAY_CHANGE_SECTIONS = ("eval.",)
+DERIVED = {"model.n_puzzle_ids"}  # follows from the data settings, which are compared
+
+
+def flat_settings(settings: dict, prefix: str = "") -> dict:
+    """A nested settings dict as section.key -> value."""
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def settings_differences(now: PretrainConfig, saved: PretrainConfig) -> list[str]:
+    """`key: <checkpoint's> -> <now>` for every setting that may not change on resume and did."""
+    a, b = flat_settings(saved.model_dump(mode="json")), flat_settings(now.model_dump(mode="json"))
+    fixed = [k for k in a if k not in MAY_CHANGE | DERIVED and not k.startswith(MAY_CHANGE_SECTIONS)]
+    return [f"{k}: {json.dumps(a[k])} -> {json.dumps(b.get(k))}" for k in fixed if a[k] != b.get(k)]
+
+
+def saved_config(ckpt_dir: Path, state: dict) -> PretrainConfig:
+    """The settings a checkpoint was trained with (state.json's config)."""
+    from arcsolver.recipes import validate
+
+    try:
+        return validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
+    except ConfigError as e:
+        raise CheckpointError(f"{e} (its config is not a pretraining recipe)") from None
+
+
+def readable_checkpoints(run_dir: Path, cfg: PretrainConfig, say) -> list[tuple[Path, dict]]:
+    """The run's checkpoints whose state.json reads, newest first, each checked to hold the
+    settings of cfg (ConfigError listing every difference otherwise). An unreadable one is
+    reported through say and passed over."""
+    dirs = ckpt.checkpoint_dirs(run_dir)
+    if not dirs:
+        raise CheckpointError(f"{run_dir}: --resume given but there is no checkpoint to resume from")
+    found = []
+    for path in reversed(dirs):
+        try:
+            state = ckpt.read_training_state(path)
+            saved = saved_config(path, state)
+        except CheckpointError as e:
+            say(f"{e}; trying the checkpoint before it")
+            continue
+        differences = settings_differences(cfg, saved)
+        if differences:
+            raise ConfigError(
+                f"{run_dir}: cannot resume: {len(differences)} setting{'s' * (len(differences) > 1)} differ from its "
+                f"checkpoint {path.name} ({'; '.join(differences)}); resume with the run's own settings (no --recipe, "
+                "no --set of these), or start a new run with another --out")
+        found.append((path, state))
+    if not found:
+        raise CheckpointError(f"{run_dir}: no usable checkpoint to resume from (every state.json is unreadable)")
+    return found
+
+
+def restore_newest(run_dir: Path, candidates: list[tuple[Path, dict]], model, ema, optimizer, carry_like: dict,
+                   d: Dist, device, say) -> tuple[int, Carry | None]:
+    """Load the newest checkpoint every process can read whole into the live objects; return
+    (its step, this process's carry or None). The processes agree on which, or one would train
+    from another step than the rest."""
+    for path, state in candidates:
+        try:
+            snap, problem = ckpt.read_snapshot(path, state, model, ema, optimizer, d.rank, d.world_size, carry_like), None
+        except CheckpointError as e:
+            snap, problem = None, str(e)
+        if any_process(problem is not None, d, device):
+            say(f"{problem or f'{path}: another process could not read its part'}; trying the checkpoint before it")
+            continue
+        return snap.step, apply_snapshot(snap, model, ema, optimizer, device)
+    raise CheckpointError(f"{run_dir}: no usable checkpoint to resume from (every one is unreadable, see above)")
+
+
+def apply_snapshot(snap: ckpt.Snapshot, model, ema, optimizer, device) -> Carry | None:
+    """Put a checked checkpoint into the live objects; return the carry (None: start afresh)."""
+    model.load_state_dict(snap.model)
+    if snap.ema is not None:
+        ema.load_state_dict(snap.ema)
+    optimizer.load_state_dict(snap.optimizer)
+    if snap.carry is None:
+        return None
+    tensors = dict(snap.carry)
+    torch.set_rng_state(tensors.pop("torch_rng"))
+    cuda_rng = tensors.pop("cuda_rng", None)
+    if cuda_rng is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda_rng)
+    return Carry(**{k: v.to(device) for k, v in tensors.items()}) if tensors else None
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop the records past step, which a run killed after its last checkpoint had logged and
+    the resumed run logs again; rewritten atomically, and only where there is something to drop."""
+    if not path.exists():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()  # half a record: the kill came mid-write
+
+    def past(line: str) -> bool:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False
+        return isinstance(record, dict) and isinstance(record.get("step"), (int, float)) and record["step"] > step
+
+    kept = [line for line in lines if not past(line)]
+    if len(kept) != len(text.splitlines()):
+        atomic_write_text(path, "".join(kept))
+
+
+# --- stopping ------------------------------------------------------------------------------
+
+
+class Interrupted(BaseException):
+    """A stop signal during a phase that writes nothing (the final evaluation): end it at once."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopRequests:
+    """SIGINT (Ctrl-C) and SIGTERM while training. The first asks the loop to stop after the
+    current step and write a checkpoint; later ones are noted only, so that a second Ctrl-C
+    cannot cut the checkpoint short. With immediate set, a signal raises Interrupted instead.
+    Handlers can only be installed from the main thread; elsewhere signals keep their defaults."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.immediate = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self.immediate:
+            raise Interrupted(signum)
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+
+def resume_hint(run_dir: Path) -> str:
+    return f"arcsolver pretrain --out {shlex.quote(str(run_dir))} --resume"
+
+
+# --- progress ------------------------------------------------------------------------------
+
+HEARTBEAT_S = 30.0  # how often a long phase prints a plain line where the console is not a terminal
+
+
+class Heartbeat:
+    """Plain progress lines where the console is not a terminal (a log file, a notebook cell),
+    where a rich bar only shows once, at the end. On a terminal the bar says it all."""
+
+    def __init__(self, console, every_s: float | None = None):
+        self.console = console
+        self.enabled = console is not None and not console.is_terminal
+        self.every_s = HEARTBEAT_S if every_s is None else every_s
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return self.enabled and time.monotonic() - self.last >= self.every_s
+
+    def __call__(self, line: Callable[[], str]) -> None:
+        """Print line() if a beat is due (line is only built then)."""
+        if self.due():
+            self.console.print(one_line(line()), highlight=False, soft_wrap=True)
+            self.last = time.monotonic()
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
 class Logger:
-    """Rank 0 only: a rich progress bar and metrics.jsonl."""
+    """Rank 0 only: a rich progress bar (plain lines off a terminal) and metrics.jsonl."""
 
     def __init__(self, run_dir: Path, total: int, start: int, enabled: bool, console=None):
+        from rich import get_console
+
         self.enabled = enabled
+        self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
+        self.console = console or get_console()
         self.progress = None
+        self.total, self.step, self.start, self.status = total, start, start, ""
+        self.started = time.monotonic()
+        self.heartbeat = Heartbeat(self.console if enabled else None)
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
                 TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[status]}"), console=console, transient=False,
+                TextColumn("{task.fields[status]}"), console=self.console, transient=False,
             )
             self.task = self.progress.add_task("steps", total=total, completed=start, status="")
             self.progress.start()
@@ -96,17 +321,37 @@ class Logger:
     def log(self, record: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        with reported_writes(self.path, "the records and checkpoints already there are intact; free space, then "
+                                        f"resume with `{resume_hint(self.run_dir)}`"):
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
 
     def advance(self, step: int, status: str | None = None, total: int | None = None) -> None:
+        self.step, self.total = step, total or self.total
+        self.status = self.status if status is None else status
         if self.progress is not None:
             fields = {} if status is None else {"status": status}
             self.progress.update(self.task, completed=step, total=total, **fields)
 
+    def tick(self, step: int) -> None:
+        """A step is done: off a terminal, a plain line every HEARTBEAT_S seconds."""
+        self.step = step
+
+        def line() -> str:
+            elapsed = time.monotonic() - self.started
+            left = (self.total - step) * elapsed / max(step - self.start, 1)
+            return (f"pretrain step {step}/{self.total}: {self.status}; {duration(elapsed)} elapsed, "
+                    f"about {duration(left)} left")
+
+        self.heartbeat(line)
+
+    def finish(self, step: int, total: int) -> None:
+        """The bar's last state: where the run ended, out of total."""
+        self.advance(step, total=total)
+
     def print(self, text: str) -> None:
-        if self.progress is not None:
-            self.progress.console.print(text, highlight=False)
+        if self.enabled:
+            self.console.print(one_line(text), highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.progress is not None:
@@ -115,11 +360,13 @@ class Logger:
 
 
 def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout: list[Task], cfg: PretrainConfig,
-                     dtype, d: Dist, device: torch.device, max_versions: int | None = None) -> dict:
+                     dtype, d: Dist, device: torch.device, max_versions: int | None = None,
+                     on_progress: Callable[[int, int], None] | None = None) -> dict:
     """pass@1/pass@2 on the held-out test inputs, over their augmented versions, voted.
 
     Every process scores its own share of the tasks; the sums are combined. The versions voted
     per test input are the fewer of max_versions and eval.max_versions (None: no limit).
+    on_progress(done, total) hears of this process's queries after every batch.
     """
     limits = [v for v in (max_versions, cfg.eval.max_versions) if v is not None]
     versions: dict[str, list] = {}
@@ -130,9 +377,15 @@ def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout
     queries = [q for t in mine for q in queries_for(t, versions[t.id], min(limits, default=None))]
     was_training = model.training
     model.eval()
+    preds = []
     try:
         with ema.applied(model) if ema is not None else contextlib.nullcontext():
-            preds, _ = predict(model, tasks, queries, cfg.model.canvas, cfg.eval.batch_size, dtype)
+            # A batch at a time, the batches predict would make, so that progress can be told.
+            for start in range(0, len(queries), cfg.eval.batch_size):
+                chunk = queries[start : start + cfg.eval.batch_size]
+                preds += predict(model, tasks, chunk, cfg.model.canvas, cfg.eval.batch_size, dtype)[0]
+                if on_progress is not None:
+                    on_progress(len(preds), len(queries))
     finally:
         model.train(was_training)
     scores = heldout_scores(tasks, vote_queries(queries, preds))
@@ -141,50 +394,70 @@ def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout
     return {"pass@1": sums[0] / max(sums[2], 1), "pass@2": sums[1] / max(sums[2], 1), "tasks": int(sums[2])}
 
 
-def save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d: Dist, keep: int) -> None:
-    staging = ckpt.staging_dir(run_dir, step)
-    barrier(d)
-    ckpt.write_rank_part(staging, d.rank, carry)
-    if d.is_main:
-        state = {"step": step, "world_size": d.world_size, "config": cfg.model_dump(mode="json")}
-        ckpt.write_main_part(staging, model, ema, optimizer, state)
-    barrier(d)
-    if d.is_main:
-        ckpt.publish(staging, step, keep)
-    barrier(d)
+# --- checkpoints ---------------------------------------------------------------------------
 
 
-def restore(ckpt_dir: Path, model, ema, optimizer, d: Dist, device) -> tuple[int, Carry | None]:
-    """Load a checkpoint's state into the live objects; return (next step, carry or None)."""
-    state = ckpt.read_state(ckpt_dir)
-    weights = ckpt.load_tensors(ckpt_dir / "model.safetensors")
+def save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d: Dist, keep: int, device) -> Path:
+    """Every process stages its part, then the main process publishes the checkpoint. A write
+    that fails in any process (a full disk) is one error line in all of them, with the staged
+    part removed and the checkpoints already published intact."""
+    barrier(d)
+    staging, problem = None, None
     try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"{ckpt_dir}: does not match the model of this recipe ({str(e).splitlines()[0]})") from None
-    if ema is not None and (ckpt_dir / "ema.safetensors").exists():
-        ema.load_state_dict(ckpt.load_tensors(ckpt_dir / "ema.safetensors"))
-    ckpt.load_optimizer_state(optimizer, ckpt.load_tensors(ckpt_dir / "optimizer.safetensors"), state["optimizer"])
-    carry = None
-    part = ckpt_dir / f"carry_rank{d.rank}.safetensors"
-    if state["world_size"] == d.world_size and part.exists():
-        tensors = ckpt.load_tensors(part)
-        torch.set_rng_state(tensors.pop("torch_rng"))
-        cuda_rng = tensors.pop("cuda_rng", None)
-        if cuda_rng is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(cuda_rng)
-        if tensors:
-            carry = Carry(**{k: v.to(device) for k, v in tensors.items()})
-    return state["step"], carry
+        staging = ckpt.staging_dir(run_dir, step)
+        ckpt.write_rank_part(staging, d.rank, carry)
+        if d.is_main:
+            state = {"step": step, "world_size": d.world_size, "config": cfg.model_dump(mode="json")}
+            ckpt.write_main_part(staging, model, ema, optimizer, state)
+    except (OSError, SafetensorError) as e:
+        problem = write_problem(e)
+    if not any_process(problem is not None, d, device) and d.is_main:
+        try:
+            ckpt.publish(staging, step, keep)
+        except OSError as e:
+            problem = write_problem(e)
+    if any_process(problem is not None, d, device):
+        if d.is_main and staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)  # give back the space a partial checkpoint took
+        where = Path(run_dir) / ckpt.CHECKPOINTS
+        raise ArcsolverError(
+            f"{where}: cannot write the checkpoint of step {step} ({problem or 'failed in another process'}); "
+            f"the checkpoints already there are intact: free space, then `{resume_hint(Path(run_dir))}`")
+    return Path(run_dir) / ckpt.CHECKPOINTS / f"{ckpt.PREFIX}{step:07d}"
+
+
+def write_run_files(run_dir: Path, cfg: PretrainConfig, puzzles: list[Puzzle], step: int) -> None:
+    """config.json, puzzles.txt and metrics.jsonl trimmed to step: the main process, once every
+    check of a (resumed) run has passed."""
+    with reported_writes(run_dir, "the files already there are intact"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+        # Which task version each puzzle-embedding row belongs to: the solve stage needs it.
+        atomic_write_text(run_dir / "puzzles.txt", "\n".join(p.name for p in puzzles) + "\n")
+        trim_metrics(run_dir / "metrics.jsonl", step)
+
+
+# --- the run -------------------------------------------------------------------------------
 
 
 def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=None) -> dict:
-    """Train a TRM per the recipe into run_dir; returns the final held-out scores."""
+    """Train a TRM per the recipe into run_dir; returns the final held-out scores and step.
+
+    With resume, the newest checkpoint every process can read is continued; settings other than
+    the run's length, logging, evaluation and hardware use must be the checkpoint's. SIGINT or
+    SIGTERM ends the run after the current step with a checkpoint; the result then holds the
+    signal's number under "signal".
+    """
+    from rich import get_console
+
     run_dir = Path(run_dir)
     device = resolve_device(cfg.run.device)
     d = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", d.local_rank)
+    say = (lambda text: (console or get_console()).print(one_line(text), highlight=False, soft_wrap=True)) \
+        if d.is_main else (lambda text: None)
+    candidates = readable_checkpoints(run_dir, cfg, say) if resume else []
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     dtype = resolve_dtype(cfg.run.dtype, device)
@@ -207,20 +480,18 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     ema = EMA(model, cfg.optim.ema_rate) if cfg.optim.ema_rate else None
     step, carry = 0, None
     if resume:
-        latest = ckpt.latest_checkpoint(run_dir)
-        if latest is None:
-            raise CheckpointError(f"{run_dir}: --resume given but there is no checkpoint to resume from")
-        step, carry = restore(latest, model, ema, optimizer, d, device)
+        local_batch = to_device(stream.batch(0, cfg.optim.global_batch_size, d.rank, d.world_size), device)
+        carry_like = ckpt.carry_tensors(model.initial_carry(local_batch))
+        step, carry = restore_newest(run_dir, candidates, model, ema, optimizer, carry_like, d, device, say)
     forward = torch.compile(model) if cfg.run.compile else model
 
+    # Every check has passed: only now is the run directory written.
     if d.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-        # Which task version each puzzle-embedding row belongs to: the solve stage needs it.
-        atomic_write_text(run_dir / "puzzles.txt", "\n".join(p.name for p in puzzles) + "\n")
+        write_run_files(run_dir, cfg, puzzles, step)
+    barrier(d)
     logger = Logger(run_dir, total_steps, step, d.is_main, console)
     logger.print(
-        f"{len(train_tasks)} train + {len(heldout)} held-out tasks, {len(puzzles)} puzzles, "
+        f"{task_counts(train_tasks, heldout)}; {len(puzzles)} puzzles, "
         f"{len(stream)} examples; {schedule(cfg, stream, total_steps)}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; "
         f"{device} {str(dtype).removeprefix('torch.')}, {d.world_size} process(es)"
         + (f"; resumed at step {step}" if step else "")
@@ -234,55 +505,109 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     cells = cfg.model.canvas**2
     started, window_start, window_steps, first_step = time.monotonic(), time.monotonic(), 0, step
     scores: dict = {}
+    stops = StopRequests()
     try:
-        while step < total_steps:
-            # Every process stops at the same step, or one would wait alone at the next collective.
-            if cfg.run.time_limit_s and any_process(time.monotonic() - started > cfg.run.time_limit_s, d, device):
-                logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}")
-                break
-            batch = to_device(stream.batch(step, cfg.optim.global_batch_size, d.rank, d.world_size), device)
-            if carry is None:
-                carry = model.initial_carry(batch)
-            scale = warmup_factor(step, cfg.optim.warmup_steps)
-            carry, loss, metrics, grad_norm = stepper.step(carry, batch, scale)
-            step += 1
-            window_steps += 1
+        with stops:
+            while step < total_steps:
+                # Every process stops at the same step, or one would wait alone at the next collective.
+                time_up = bool(cfg.run.time_limit_s) and time.monotonic() - started > cfg.run.time_limit_s
+                if any_process(time_up or stops.requested, d, device):
+                    signum = agreed_signal(stops, d, device)
+                    if signum is not None:
+                        return stop_on_signal(run_dir, step, model, ema, optimizer, carry, cfg, d, device, logger, signum,
+                                              total_steps)
+                    logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}")
+                    total_steps = step
+                    break
+                batch = to_device(stream.batch(step, cfg.optim.global_batch_size, d.rank, d.world_size), device)
+                if carry is None:
+                    carry = model.initial_carry(batch)
+                scale = warmup_factor(step, cfg.optim.warmup_steps)
+                carry, loss, metrics, grad_norm = stepper.step(carry, batch, scale)
+                step += 1
+                window_steps += 1
 
-            if step % cfg.run.log_every == 0 or step == total_steps:
-                values = {k: float(v) for k, v in metrics.items()} | {"loss": float(loss.detach())}
-                values = mean_over_processes(values, d, device)
-                elapsed = time.monotonic() - window_start
-                samples_per_s = window_steps * cfg.optim.global_batch_size / max(elapsed, 1e-9)
-                record = {"step": step, **values, "lr": cfg.optim.lr * scale, "samples_per_s": samples_per_s,
-                          "tokens_per_s": samples_per_s * cells, "time_s": time.monotonic() - started}
-                if grad_norm is not None:
-                    record["grad_norm"] = grad_norm
-                if device.type == "cuda":
-                    record["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-                logger.log(record)
-                # Under a time limit the run ends at the step the clock allows: show that as the total.
-                total = None
-                if cfg.run.time_limit_s:
-                    rate = (step - first_step) / max(time.monotonic() - started, 1e-9)
-                    total = min(total_steps, step + round(rate * max(cfg.run.time_limit_s - (time.monotonic() - started), 0)))
-                logger.advance(step, total=total, status=f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
-                               f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s")
-                window_start, window_steps = time.monotonic(), 0
+                if step % cfg.run.log_every == 0 or step == total_steps:
+                    values = {k: float(v) for k, v in metrics.items()} | {"loss": float(loss.detach())}
+                    values = mean_over_processes(values, d, device)
+                    elapsed = time.monotonic() - window_start
+                    samples_per_s = window_steps * cfg.optim.global_batch_size / max(elapsed, 1e-9)
+                    record = {"step": step, **values, "lr": cfg.optim.lr * scale, "samples_per_s": samples_per_s,
+                              "tokens_per_s": samples_per_s * cells, "time_s": time.monotonic() - started}
+                    if grad_norm is not None:
+                        record["grad_norm"] = grad_norm
+                    if device.type == "cuda":
+                        record["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+                    logger.log(record)
+                    # Under a time limit the run ends at the step the clock allows: show that as the total.
+                    total = None
+                    if cfg.run.time_limit_s:
+                        rate = (step - first_step) / max(time.monotonic() - started, 1e-9)
+                        total = min(total_steps, step + round(rate * max(cfg.run.time_limit_s - (time.monotonic() - started), 0)))
+                    logger.advance(step, total=total, status=f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
+                                   f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s")
+                    window_start, window_steps = time.monotonic(), 0
+                logger.tick(step)
 
-            if step % cfg.run.checkpoint_every == 0 and step < total_steps:
-                save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints)
-            if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
-                scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device, cfg.eval.periodic_max_versions)
+                if step % cfg.run.checkpoint_every == 0 and step < total_steps:
+                    save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints, device)
+                if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
+                    scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device, cfg.eval.periodic_max_versions,
+                                              eval_progress(logger, f"step {step}: held-out evaluation"))
+                    logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
+                    logger.print(f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} ({scores['tasks']} tasks)")
+
+            logger.finish(step, total_steps)
+            saved = save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints, device)
+            logger.close()
+            signum = agreed_signal(stops, d, device)
+            if signum is not None:  # the signal came while the checkpoint was written
+                return stopped(run_dir, step, saved, logger, signum)
+            if heldout:
+                # Nothing is written until its end: a signal ends the evaluation at once.
+                stops.immediate = True
+                logger.print(f"held-out evaluation of {len(heldout)} tasks")
+                scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device,
+                                          on_progress=eval_progress(logger, "held-out evaluation"))
+                stops.immediate = False
                 logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
-                logger.print(f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} ({scores['tasks']} tasks)")
-
-        save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints)
-        logger.close()
-        if heldout:
-            scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device)
-            logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
-        barrier(d)
+            barrier(d)
+    except Interrupted as e:
+        logger.print(f"stopped by {signal.Signals(e.signum).name} during the final held-out evaluation; the checkpoint of "
+                     f"step {step} is complete: `{resume_hint(run_dir)}` evaluates it")
+        return {"step": step, "signal": e.signum}
     finally:
         logger.close()
         shutdown(d)
     return {"step": step, **scores}
+
+
+def eval_progress(logger: Logger, what: str) -> Callable[[int, int], None]:
+    """An on_progress for evaluate_heldout: plain lines off a terminal, as the steps have."""
+    started = time.monotonic()
+
+    def on_progress(done: int, total: int) -> None:
+        logger.heartbeat(lambda: f"{what}: {done}/{total} queries of this process, {duration(time.monotonic() - started)}")
+
+    return on_progress
+
+
+def agreed_signal(stops: StopRequests, d: Dist, device) -> int | None:
+    """The signal that stops the run, the same in every process (SIGINT if any process got a
+    Ctrl-C, else SIGTERM if any got that), or None when none did. Every process must call it."""
+    got = sum_over_processes([float(stops.signum == signal.SIGINT), float(stops.signum == signal.SIGTERM)], d, device)
+    return signal.SIGINT if got[0] else signal.SIGTERM if got[1] else None
+
+
+def stop_on_signal(run_dir, step, model, ema, optimizer, carry, cfg, d, device, logger, signum, total_steps) -> dict:
+    """The run was asked to stop: checkpoint the current step and say how to go on."""
+    logger.finish(step, total_steps)
+    saved = save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints, device)
+    logger.close()
+    return stopped(run_dir, step, saved, logger, signum)
+
+
+def stopped(run_dir: Path, step: int, saved: Path, logger: Logger, signum: int) -> dict:
+    logger.print(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint {saved} written; "
+                 f"continue with: {resume_hint(run_dir)}")
+    return {"step": step, "signal": signum}
