@@ -1,10 +1,17 @@
 """Training throughput of one supervision step (forward, backward, optimiser), the paper's model.
 
     python benchmarks/throughput.py [--batch 16] [--steps 5] [--dtype bf16 fp32] [--device cpu]
+    python benchmarks/throughput.py --pairs arc1/training [--batch 8] [--steps 14] [--compile]
 
 Prints samples/s and tokens/s (tokens = canvas cells, 900 at the paper's 30x30) per supervision
 step, for each dtype. Model settings can be changed with --set, as in recipes (e.g.
 --set hidden_size=128 --set canvas=10).
+
+With --pairs, batches are drawn from the real pairs of a named set and run twice through the same
+rope2d model: on grid-sized canvases (each batch from one side of CANVAS_SIDES, steps shared out
+in proportion to the pairs of each side) and on the fixed 30x30 canvas. It prints examples/s and
+real cells/s (the output grids' cells) of training steps and of inference (all N_sup steps, no
+gradients), and the speed-up.
 """
 
 from __future__ import annotations
@@ -56,6 +63,91 @@ def measure(cfg: TRMConfig, batch: int, steps: int, warmup: int, dtype: torch.dt
     return {"s_per_step": seconds, "samples_per_s": batch / seconds, "tokens_per_s": batch * cfg.canvas**2 / seconds}
 
 
+def pair_batches(name: str, batch: int, steps: int, seed: int = 0) -> list[tuple[int, list]]:
+    """`steps` batches of real pairs as (canvas side, pairs): each batch from one side, the
+    steps shared out over sides in proportion to their pairs (largest remainders)."""
+    import numpy as np
+
+    from arcsolver.data.encoding import fitting_side
+    from arcsolver.data.loaders import load_tasks
+
+    by_side: dict[int, list] = {}
+    for task in load_tasks(name):
+        for pair in task.train + tuple(p for p in task.test if p.output is not None):
+            by_side.setdefault(fitting_side([pair.input.shape, pair.output.shape]), []).append(pair)
+    total = sum(len(v) for v in by_side.values())
+    quota = {side: steps * len(v) / total for side, v in by_side.items()}
+    counts = {side: int(q) for side, q in quota.items()}
+    for side in sorted(quota, key=lambda s: quota[s] - counts[s], reverse=True)[: steps - sum(counts.values())]:
+        counts[side] += 1
+    rng = np.random.default_rng(seed)
+    out = []
+    for side in sorted(counts):
+        for _ in range(counts[side]):
+            picks = rng.choice(len(by_side[side]), batch, replace=len(by_side[side]) < batch)
+            out.append((side, [by_side[side][i] for i in picks]))
+    return out
+
+
+def measure_pairs(cfg: TRMConfig, batches: list, dtype, device, compile_: bool, fixed: bool, train: bool) -> dict:
+    """examples/s and real cells/s over the batches, each encoded on its side or on 30x30."""
+    from arcsolver.data.encoding import CANVAS, encode_pairs
+
+    torch.manual_seed(0)
+    model = TRM(cfg).to(device).train(train)
+    opt = AdamAtan2(model.parameters(), lr=1e-4)
+    forward = torch.compile(model) if compile_ else model
+    predict = torch.compile(model.predict) if compile_ else model.predict
+    data = []
+    for side, pairs in batches:
+        inputs, labels = encode_pairs(pairs, CANVAS if fixed else side)
+        data.append({"inputs": torch.from_numpy(inputs).long().to(device), "labels": torch.from_numpy(labels).long().to(device),
+                     "puzzle_ids": torch.randint(1, cfg.n_puzzle_ids, (len(pairs),), device=device)})
+
+    def run(b):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            if not train:
+                return predict(b["inputs"], b["puzzle_ids"])
+            _, out = forward(model.initial_carry(b), b)
+        loss, _ = trm_loss(out.logits, out.labels, out.halt_logit, cfg.halt_loss_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        model.puzzle_emb.step(1e-2, 0.1)
+
+    seen = set()
+    for b in data:  # one warm-up step per canvas shape (compilation, kernel choice)
+        if b["inputs"].shape not in seen:
+            seen.add(b["inputs"].shape)
+            run(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for b in data:
+        run(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    examples = sum(len(pairs) for _, pairs in batches)
+    cells = sum(p.output.size for _, pairs in batches for p in pairs)
+    return {"examples_per_s": examples / seconds, "cells_per_s": cells / seconds, "seconds": seconds}
+
+
+def main_pairs(args, cfg: TRMConfig, device) -> None:
+    batches = pair_batches(args.pairs, args.batch, args.steps)
+    sides = sorted({side for side, _ in batches})
+    print(f"{args.pairs}: {len(batches)} batches of {args.batch} real pairs over canvas sides {sides}")
+    for name in args.dtype:
+        dtype = torch.bfloat16 if name == "bf16" else torch.float32
+        for train in [m == "train" for m in args.modes]:
+            sized = measure_pairs(cfg, batches, dtype, device, args.compile, fixed=False, train=train)
+            fixed = measure_pairs(cfg, batches, dtype, device, args.compile, fixed=True, train=train)
+            what = "training" if train else "inference"
+            for label, r in (("sized", sized), ("30x30", fixed)):
+                print(f"{name} {what} {label:>5}: {r['examples_per_s']:.2f} examples/s  {r['cells_per_s']:.0f} real cells/s")
+            print(f"{name} {what} speed-up: {sized['examples_per_s'] / fixed['examples_per_s']:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
@@ -65,7 +157,17 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="TRMConfig field=value")
+    parser.add_argument("--pairs", default=None, help="a bundled set: draw batches from its real pairs (sized vs 30x30)")
+    parser.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"], help="with --pairs")
     args = parser.parse_args()
+    if args.pairs:
+        # One compiled graph per canvas side, for the sized and the fixed runs of the same code.
+        torch._dynamo.config.recompile_limit = 32
+        cfg = TRMConfig.model_validate(apply_overrides({"n_puzzle_ids": 1000, "positions": "rope2d"}, args.overrides))
+        device = torch.device(args.device)
+        print(f"TRM {sum(p.numel() for p in TRM(cfg).parameters()) / 1e6:.2f}M parameters, rope2d, {device}, "
+              f"{torch.get_num_threads()} threads, torch {torch.__version__}, compile {args.compile}")
+        return main_pairs(args, cfg, device)
 
     cfg = TRMConfig.model_validate(apply_overrides({"n_puzzle_ids": 1000}, args.overrides))
     device = torch.device(args.device)

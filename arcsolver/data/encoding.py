@@ -22,6 +22,21 @@ CANVAS = MAX_SIDE  # the largest ARC grid fills the whole default canvas
 
 Offset = tuple[int, int]
 
+# Square canvas sides a grid-sized layout draws from: a few fixed sizes (so a compiled network
+# sees a few shapes), every 4 cells, which keeps about 80% of the saving of exact sizes.
+CANVAS_SIDES = (6, 10, 14, 18, 22, 26, 30)
+
+
+def fitting_side(shapes: Iterable[tuple[int, ...]], sides: Sequence[int] = CANVAS_SIDES) -> int:
+    """The smallest side in `sides` whose square canvas holds grids of these shapes with their
+    EOS border (a grid of the largest side needs none: the canvas edge marks it)."""
+    need = max(max(shape) for shape in shapes) + 1
+    need = min(need, CANVAS)
+    for side in sorted(sides):
+        if side >= need:
+            return side
+    raise ValueError(f"no canvas side in {tuple(sides)} holds a grid of side {need - 1}")
+
 
 def _check_fits(shape: tuple[int, ...], canvas: int, offset: Offset) -> tuple[int, int]:
     """The offset as two ints, or a ValueError saying why the grid does not fit there."""
