@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def data_export(
     max_side: int = typer.Option(None, help="Keep only tasks whose grids all fit max_side x max_side."),
 ) -> None:
     """Write a task set as Kaggle `*_challenges.json` and `*_solutions.json` files."""
+    from arcsolver.atomic import reported_writes
     from arcsolver.data.loaders import export_challenges, load_tasks
 
     tasks = load_tasks(name)
@@ -79,7 +81,9 @@ def data_export(
     stem = name.replace("/", "-") if "/" in name else Path(name).stem.removesuffix("_challenges")
     if max_side is not None:
         stem += f"-max{max_side}"
-    for path in export_challenges(tasks, out, stem):
+    with reported_writes(out):
+        written = export_challenges(tasks, out, stem)
+    for path in written:
         console.print(f"wrote {one_line(str(path))} ({len(tasks)} tasks)", highlight=False, soft_wrap=True)
 
 
@@ -244,7 +248,12 @@ def solve(
     workers: str = typer.Option(None, help="Processes over disjoint task shards ('auto': one per GPU)."),
     shard: str = typer.Option(None, hidden=True, help="k/N: solve only shard k of N (used by --workers)."),
 ) -> None:
-    """Adapt the model to new tasks and write a Kaggle submission.json."""
+    """Adapt the model to new tasks and write a Kaggle submission.json.
+
+    The file is valid at every moment. If a write fails (a full disk), the file keeps its last
+    complete write: before any work solve stops at once; later it goes on, tries again with each
+    task, and exits 1 naming the file if the last write failed too.
+    """
     from arcsolver.recipes import load_recipe
     from arcsolver.solve.config import SolveConfig
     from arcsolver.solve.solver import exit_with_parent, solve as run_solve, solve_sharded, visible_gpus
@@ -254,24 +263,41 @@ def solve(
         overrides.append(f"run.time_budget_s={time_budget}")
     if workers is not None:
         overrides.append(f"run.workers={workers}")  # a number, or the bare word auto
+    shard_k_n = parse_shard(shard) if shard is not None else (0, 1)
     cfg = load_recipe(SolveConfig, "submit", recipe, overrides)
     checkpoint = checkpoint or str(newest_run())
     n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)
     if shard is None and n_workers > 1:
         solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
-        console.print(f"wrote {out} (merged from {n_workers} shards)", highlight=False)
+        console.print(f"wrote {one_line(str(out))} (merged from {n_workers} shards)", highlight=False, soft_wrap=True)
         return
     if shard is not None:
         exit_with_parent()  # a worker of solve_sharded: an orphan has no one to merge its file
-    k, n = (0, 1) if shard is None else (int(x) for x in shard.split("/"))
-    report = run_solve(challenges, out, checkpoint, cfg, console, shard=(k, n))
+    report = run_solve(challenges, out, checkpoint, cfg, console, shard=shard_k_n)
+    if report.unwritten:
+        path, reason = next(iter(report.unwritten.items()))
+        raise ArcsolverError(f"{path}: cannot write ({reason}); the file there is its last complete write: "
+                             "free space and run solve again")
+    console.print(one_line(solve_summary(out, report)), highlight=False, soft_wrap=True)
+
+
+def solve_summary(out: Path, report) -> str:
+    """The last line of a solve: what the file holds and where the time went."""
     adaptation = "failed" if report.adapt_error else f"{report.adapt_steps} steps"
-    console.print(
-        f"wrote {out}: {report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks; "
-        f"adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s"
-        + ("" if report.gpu_peak_gib is None else f"; peak GPU memory {report.gpu_peak_gib:.1f} GiB"),
-        highlight=False,
-    )
+    if report.tasks and not report.solved_by_model:
+        holds = f"{report.tasks} tasks, fallbacks only: the model answered none of them (reasons above)"
+    else:
+        holds = f"{report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks"
+    return (f"wrote {out}: {holds}; adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s"
+            + ("" if report.gpu_peak_gib is None else f"; peak GPU memory {report.gpu_peak_gib:.1f} GiB"))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """--shard K/N as (K, N), with 0 <= K < N."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text, re.ASCII)
+    if match and int(match[1]) < int(match[2]):
+        return int(match[1]), int(match[2])
+    raise ArcsolverError(f"--shard {text}: expected K/N with 0 <= K < N, e.g. 0/2 (the first of two shards)")
 
 
 def newest_run(root: Path = Path("runs")) -> Path:

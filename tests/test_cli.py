@@ -152,3 +152,18 @@ def test_settings_errors_and_a_bad_set_are_one_line():
         result = run(*args)
         assert result.exit_code == 1 and fragment in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_data_export_to_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from arcsolver.data import loaders
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    monkeypatch.setattr(loaders, "atomic_write_json", full)
+    out = tmp_path / "[i]out"
+    result = run("data", "export", "arc1/evaluation", "--max-side", "5", "--out", str(out))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == f"error: {out}: cannot write (No space left on device); the files already there are intact"

@@ -111,3 +111,41 @@ def test_a_byte_order_mark_is_read_and_of_duplicate_ids_the_last_counts():
     assert result.exit_code == 0 and "1 valid tasks" in result.output, result.output
     result = invoke("data", "check", str(HOSTILE / "duplicate_keys.json"))
     assert "task dup: train pair 0 output: colour 10" in result.output  # as json.load reads it
+
+
+SOLVE_QUICK = ["data.n_augmentations=2", "adapt.steps=2", "adapt.log_every=1", "optim.global_batch_size=8",
+               "infer.max_versions=2", "infer.batch_size=16", "run.threads=1", "run.device='cpu'"]
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_solve_ends_in_one_line_or_a_valid_submission_of_every_id(path, tiny_run, tmp_path):
+    from arcsolver.data.loaders import read_json
+    from arcsolver.errors import DataError
+    from arcsolver.solve.submission import check_submission
+
+    out = tmp_path / "submission.json"
+    result = invoke("solve", str(path), "--out", str(out), "--checkpoint", str(tiny_run),
+                    *[x for s in SOLVE_QUICK for x in ("--set", s)])
+    assert_errors_name(result, path)
+    try:
+        obj = read_json(path)
+    except DataError:
+        obj = None
+    if not isinstance(obj, dict):  # not a map of tasks: nothing to answer
+        assert result.exit_code == 1 and not out.exists(), result.output
+        return
+    assert result.exit_code == 0, result.output
+    sub = json.loads(out.read_text())
+    assert list(sub) == list(obj) and check_submission(sub, None, str(out)) == []
+    for line in result.output.splitlines():  # ids print as written, one line each
+        assert "\x1b" not in line
+
+
+def test_solve_prints_markup_and_control_character_ids_as_written(tiny_run, tmp_path):
+    out = tmp_path / "submission.json"
+    for name, ids in (("markup_ids.json", ["[/x]", "[red]r[/red]"]), ("control_char_ids.json", ["'a\\nb'", "'\\x1b[31mred\\x1b[0m'"])):
+        result = invoke("solve", str(HOSTILE / name), "--out", str(out), "--checkpoint", str(tiny_run),
+                        *[x for s in SOLVE_QUICK for x in ("--set", s)])
+        assert result.exit_code == 0, result.output
+        for task_id in ids:
+            assert f"task {task_id}: " in result.output, (task_id, result.output)

@@ -194,3 +194,105 @@ def test_solve_ignores_a_broken_solutions_file_beside_the_challenges(tiny_run, t
     done = run_solve([str(challenges), "--out", str(out), "--checkpoint", str(tiny_run)])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 from the model, 0 fallbacks" in done.stdout
+
+
+def invoke_solve(*args):
+    from typer.testing import CliRunner
+
+    from arcsolver.cli import app
+
+    return CliRunner().invoke(app, ["solve", *args, *[x for s in QUICK for x in ("--set", s)]], env={"COLUMNS": "300"})
+
+
+def small_tasks(n):
+    return list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:n]
+
+
+def test_a_bad_shard_is_one_line(tmp_path):
+    (tmp_path / "c.json").write_text("{}")
+    for shard in ("x", "1/0", "3/2", "1/2/3", "-1/2"):
+        result = invoke_solve(str(tmp_path / "c.json"), "--shard", shard)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.strip() == f"error: --shard {shard}: expected K/N with 0 <= K < N, e.g. 0/2 (the first of two shards)"
+
+
+def test_a_solve_of_fallbacks_only_says_so_and_prints_paths_and_ids_as_written(tiny_run, tmp_path):
+    big = list(load_tasks("arc2/evaluation"))[:2]  # far larger than the 5x5 canvas
+    folder = tmp_path / "[bold]out"
+    challenges = folder / "c.json"
+    folder.mkdir()
+    write_challenges(challenges, big, {"[/x]": {"train": [{"input": [[1]], "output": [[10]]}], "test": [{"input": [[3]]}]}})
+    out = folder / "s.json"
+    result = invoke_solve(str(challenges), "--out", str(out), "--checkpoint", str(tiny_run))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[-1].startswith(f"wrote {out}: 3 tasks, fallbacks only: the model answered none of them"), lines[-1]
+    assert f"fallback {challenges}: task [/x]: train pair 0 output: colour 10" in result.output
+    assert f"fallback task {big[0].id}: grids up to" in result.output
+    assert f"checkpoint {tiny_run}/checkpoints/step_" in result.output
+
+
+def test_progress_lines_off_a_terminal(tiny_run, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from arcsolver.solve import solver
+    from arcsolver.train import loop
+
+    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.0)
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, small_tasks(2))
+    log = io.StringIO()
+    solver.solve(challenges, tmp_path / "s.json", str(tiny_run), quick(), Console(file=log, width=300))
+    lines = log.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines if line.startswith("adapting 2 tasks: step")] == \
+        [f"adapting 2 tasks: step {k}/4" for k in (1, 2, 3, 4)]
+    assert [line.split(",")[0] for line in lines if line.startswith("inference: task")] == \
+        ["inference: task 1/2", "inference: task 2/2"]
+
+
+def test_a_submission_that_cannot_be_written_first_stops_at_once(tiny_run, tmp_path, monkeypatch):
+    import errno
+
+    from arcsolver.solve import solver
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(solver, "write_submission", full)
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, small_tasks(1))
+    out = tmp_path / "s.json"
+    out.write_text("{}")
+    result = invoke_solve(str(challenges), "--out", str(out), "--checkpoint", str(tiny_run))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == f"error: {out}: cannot write (No space left on device); the files already there are intact"
+    assert out.read_text() == "{}"
+
+
+def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_error(tiny_run, tmp_path, monkeypatch):
+    import errno
+
+    from arcsolver.solve import solver
+
+    real, calls = solver.write_submission, []
+
+    def fills_up(path, obj):
+        calls.append(path)
+        if len(calls) > 3:  # the fallbacks (3 files) are written, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, obj)
+    monkeypatch.setattr(solver, "write_submission", fills_up)
+    tasks = small_tasks(2)
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, tasks)
+    out = tmp_path / "s.json"
+    result = invoke_solve(str(challenges), "--out", str(out), "--checkpoint", str(tiny_run))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    warnings = [line for line in result.output.splitlines() if "each later task tries again" in line]
+    assert len(warnings) == 3  # once per file, not once per write
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: {out}: cannot write (No space left on device); the file there is its last complete write: "
+        "free space and run solve again")
+    sub = json.loads(out.read_text())  # the fallbacks, whole
+    assert set(sub) == {t.id for t in tasks} and check_submission(sub, None, str(out)) == []

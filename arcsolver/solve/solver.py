@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.markup import escape
 
+from arcsolver.atomic import reported_writes, write_problem
+from arcsolver.console import one_line as escaped
 from arcsolver.data.loaders import _read_json, read_challenges_only
-from arcsolver.data.task import GridError, Task, as_grid
-from arcsolver.errors import DataError
+from arcsolver.data.task import GridError, Task, as_grid, task_label
+from arcsolver.errors import ArcsolverError, DataError
 from arcsolver.solve.adapt import Adapted, adapt, add_puzzles, load_model, versions_of
 from arcsolver.solve.config import SolveConfig
 from arcsolver.solve.inference import predict, queries_for, rank_by_likelihood, vote_queries
@@ -47,6 +48,7 @@ class SolveReport:
     adapt_error: str | None = None  # why adaptation failed; the unadapted network answered
     infer_s: float = 0.0
     gpu_peak_gib: float | None = None  # the most GPU memory torch held at once
+    unwritten: dict[str, str] = field(default_factory=dict)  # file -> why its last write failed
 
 
 def raw_fallback(obj) -> list[tuple]:
@@ -81,11 +83,19 @@ def side_path(out: Path, tag: str) -> Path:
 
 
 class Submissions:
-    """The attempts of every task under each ranking rule, written after every change."""
+    """The attempts of every task under each ranking rule, written after every change.
 
-    def __init__(self, out: Path, order: list[str], fallbacks: dict[str, list], main: str, write_all: bool):
+    A write that fails (a full disk) leaves the file as its last complete write; it is reported
+    once through on_problem and tried again at the next write. `unwritten` holds the files whose
+    latest write failed, with why.
+    """
+
+    def __init__(self, out: Path, order: list[str], fallbacks: dict[str, list], main: str, write_all: bool,
+                 on_problem=None):
         self.out, self.order, self.main, self.write_all = out, order, main, write_all
         self.entries = {rule: dict(fallbacks) for rule in RANKINGS}
+        self.on_problem = on_problem or (lambda text: None)
+        self.unwritten: dict[Path, str] = {}
 
     def set(self, task_id: str, rule: str, attempts: list) -> None:
         self.entries[rule][task_id] = attempts
@@ -95,9 +105,20 @@ class Submissions:
         for rule in RANKINGS:
             obj = submission_json({tid: self.entries[rule][tid] for tid in self.order})
             if rule == self.main:
-                write_submission(self.out, obj)
+                self._write(self.out, obj)
             if self.write_all:
-                write_submission(side_path(self.out, rule), obj)
+                self._write(side_path(self.out, rule), obj)
+
+    def _write(self, path: Path, obj: dict) -> None:
+        try:
+            write_submission(path, obj)
+        except OSError as e:
+            if path not in self.unwritten:
+                self.on_problem(f"{path}: cannot write ({write_problem(e)}); the file there keeps its last complete "
+                                "write, and each later task tries again")
+            self.unwritten[path] = write_problem(e)
+        else:
+            self.unwritten.pop(path, None)
 
 
 def two_attempts(ranked: list, fallback: tuple) -> tuple:
@@ -122,12 +143,17 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
 
     raw, tasks, problems, fallbacks = read_for_submission(challenges)
     order = [tid for i, tid in enumerate(raw) if i % shard[1] == shard[0]]
+    say = lambda text: console.print(escaped(text), highlight=False, soft_wrap=True)  # noqa: E731
     for problem in problems:
         if problem.task_id in order:
             report.fallbacks[problem.task_id] = f"malformed: {problem.message}"
-            console.print(f"[yellow]fallback[/] {escape(str(problem))}", highlight=False)
+            console.print(f"[yellow]fallback[/] {escaped(str(problem))}", highlight=False, soft_wrap=True)
     subs = Submissions(Path(out), order, fallbacks, cfg.infer.ranking, cfg.infer.write_all_rankings)
     subs.write()
+    if subs.unwritten:  # before any work: nothing is lost by stopping here
+        path, reason = next(iter(subs.unwritten.items()))
+        raise ArcsolverError(f"{path}: cannot write ({reason}); the files already there are intact")
+    subs.on_problem = lambda text: console.print(f"[yellow]{escaped(text)}", highlight=False, soft_wrap=True)
     report.tasks = len(order)
 
     device = resolve_device(cfg.run.device)
@@ -137,7 +163,6 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
     limit_gpu_memory(cfg.run.gpu_memory_gb, device)
     model, pcfg, ckpt_dir = load_model(checkpoint, device)
     canvas = pcfg.model.canvas
-    say = lambda text: console.print(escape(text), highlight=False)  # noqa: E731
     todo: list[Task] = []
     for tid in order:
         if tid not in tasks:
@@ -145,11 +170,11 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
         if tasks[tid].max_side() > canvas:
             reason = f"grids up to {tasks[tid].max_side()}x{tasks[tid].max_side()} exceed the model's {canvas}x{canvas} canvas"
             report.fallbacks[tid] = reason
-            console.print(f"[yellow]fallback[/] task {tid}: {reason}", highlight=False)
+            say_fallback(console, tid, reason)
         else:
             todo.append(tasks[tid])
-    console.print(f"checkpoint {ckpt_dir}; {len(todo)} of {len(order)} tasks for the model; {device}, "
-                  f"{str(dtype).removeprefix('torch.')}", highlight=False)
+    say(f"checkpoint {ckpt_dir}; {len(todo)} of {len(order)} tasks for the model; {device}, "
+        f"{str(dtype).removeprefix('torch.')}")
 
     micro = pick_micro_batch(model, cfg, dtype, device, say) if todo and cfg.adapt.steps else None
 
@@ -160,52 +185,73 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
     if deadline is not None and todo:
         seconds_per_query = time_inference(model, todo[0], cfg, canvas, dtype)
         adapt_deadline = deadline - 1.25 * seconds_per_query * n_queries
-        console.print(f"inference estimate {seconds_per_query * n_queries:.0f}s for {n_queries} queries; "
-                      f"adaptation until {max(adapt_deadline - time.monotonic(), 0):.0f}s from now", highlight=False)
+        say(f"inference estimate {seconds_per_query * n_queries:.0f}s for {n_queries} queries; "
+            f"adaptation until {max(adapt_deadline - time.monotonic(), 0):.0f}s from now")
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from arcsolver.train.loop import Heartbeat, duration
+
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    heartbeat = Heartbeat(console)  # plain lines where the console is not a terminal
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(f"adapting {len(todo)} tasks", total=cfg.adapt.steps, status="")
+        adapt_started = time.monotonic()
 
         def on_step(step, loss, metrics):
-            progress.update(bar, completed=step, status=f"loss {loss:.3f} exact {metrics['exact_accuracy']:.2f}")
+            status = f"loss {loss:.3f} exact {metrics['exact_accuracy']:.2f}"
+            progress.update(bar, completed=step, status=status)
+            heartbeat(lambda: f"adapting {len(todo)} tasks: step {step}/{cfg.adapt.steps}, {status}; "
+                              f"{duration(time.monotonic() - adapt_started)} elapsed")
 
         adapted, report.adapt_error = adapt_or_restore(model, todo, cfg, dtype, adapt_deadline, on_step, micro,
-                                                       lambda text: progress.console.print(escape(text), highlight=False))
+                                                       lambda text: progress.console.print(escaped(text), highlight=False))
         if report.adapt_error is not None:
-            console.print(f"[yellow]adaptation failed[/] ({escape(report.adapt_error)}); "
-                          "the tasks are answered by the unadapted network", highlight=False)
+            console.print(f"[yellow]adaptation failed[/] ({escaped(report.adapt_error)}); "
+                          "the tasks are answered by the unadapted network", highlight=False, soft_wrap=True)
         progress.update(bar, completed=adapted.steps, total=max(adapted.steps, 1))
         report.adapt_steps, report.adapt_s = adapted.steps, adapted.seconds
 
         infer_started = time.monotonic()
         bar = progress.add_task("inference", total=len(todo), status="")
-        for task in todo:
+        for done, task in enumerate(todo, start=1):
             if deadline is not None and time.monotonic() > deadline:
                 report.fallbacks[task.id] = "time budget reached before its inference"
-                continue
-            try:
-                rankings = infer_task(model, task, adapted.versions[task.id], cfg, canvas, dtype)
-            except Exception as e:  # one task's failure must not cost the others
-                report.fallbacks[task.id] = f"inference failed: {one_line(e)}"
-                console.print(f"[yellow]fallback[/] task {task.id}: {report.fallbacks[task.id]}", highlight=False)
             else:
-                for rule, ranked in rankings.items():
-                    subs.set(task.id, rule, [two_attempts(r, fb) for r, fb in zip(ranked, fallbacks[task.id])])
-                subs.write()
-                report.solved_by_model += 1
+                infer_task_into(model, task, adapted, cfg, canvas, dtype, subs, fallbacks, report, console)
             progress.update(bar, advance=1)
+            heartbeat(lambda: f"inference: task {done}/{len(todo)}, {report.solved_by_model} answered by the model; "
+                              f"{duration(time.monotonic() - infer_started)} elapsed")
         report.infer_s = time.monotonic() - infer_started
     for tid, reason in report.fallbacks.items():
         if reason.startswith("time budget"):
-            console.print(f"[yellow]fallback[/] task {tid}: {reason}", highlight=False)
+            say_fallback(console, tid, reason)
     subs.write()
+    report.unwritten = {str(path): reason for path, reason in subs.unwritten.items()}
     if device.type == "cuda":
         report.gpu_peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
     return report
+
+
+def say_fallback(console, task_id: str, reason: str) -> None:
+    """One line: this task keeps its fallback attempts, and why."""
+    console.print(f"[yellow]fallback[/] {escaped(f'task {task_label(task_id)}: {reason}')}", highlight=False, soft_wrap=True)
+
+
+def infer_task_into(model, task: Task, adapted: Adapted, cfg: SolveConfig, canvas: int, dtype, subs: Submissions,
+                    fallbacks: dict, report: SolveReport, console) -> None:
+    """Answer one task with the model and rewrite the files; a failure costs this task only."""
+    try:
+        rankings = infer_task(model, task, adapted.versions[task.id], cfg, canvas, dtype)
+    except Exception as e:  # one task's failure must not cost the others
+        report.fallbacks[task.id] = f"inference failed: {one_line(e)}"
+        say_fallback(console, task.id, report.fallbacks[task.id])
+        return
+    for rule, ranked in rankings.items():
+        subs.set(task.id, rule, [two_attempts(r, fb) for r, fb in zip(ranked, fallbacks[task.id])])
+    subs.write()
+    report.solved_by_model += 1
 
 
 def pick_micro_batch(model, cfg: SolveConfig, dtype, device, say) -> int | None:
@@ -310,17 +356,28 @@ def solve_sharded(challenges: Path, out: Path, checkpoint: str, recipe: str, ove
     shard_files = [part for parts in targets.values() for part in parts]
     for part in shard_files:
         part.unlink(missing_ok=True)  # an earlier run's shard must not be merged into this one
-    merge_shards(targets, base)
+    with reported_writes(out):  # before any work: nothing is lost by stopping here
+        merge_shards(targets, base)
     procs = [start_worker(k, workers, challenges, Path(out), checkpoint, recipe, overrides, cfg) for k in range(workers)]
     seen: dict = {}
+    warned = False
     while any(p.poll() is None for p in procs):
         wait_some(procs, merge_every_s)
         now = file_stamps(shard_files)
         if now != seen:
-            merge_shards(targets, base)
+            try:
+                merge_shards(targets, base)
+            except OSError as e:  # a full disk may clear: the next round tries again, the end reports it
+                if not warned:
+                    console.print(f"[yellow]{escaped(f'{out}: cannot write ({write_problem(e)}); trying again')}",
+                                  highlight=False, soft_wrap=True)
+                warned = True
+                continue
             seen = now
-    for problem in merge_shards(targets, base)[Path(out)]:
-        console.print(f"[yellow]{escape(problem)}; its tasks keep their fallbacks", highlight=False)
+    with reported_writes(out, "the file there keeps its last complete merge"):
+        problems = merge_shards(targets, base)[Path(out)]
+    for problem in problems:
+        console.print(f"[yellow]{escaped(problem)}; its tasks keep their fallbacks", highlight=False, soft_wrap=True)
     for k, p in enumerate(procs):
         if p.returncode:
             console.print(f"[yellow]shard {k} exited with {p.returncode}", highlight=False)
