@@ -44,7 +44,7 @@ def stop_line(out: str, name: str) -> int:
     lines = [line for line in out.splitlines() if "stopped by" in line]
     assert len(lines) == 1, out
     match = re.search(rf"stopped by {name} at step (\d+); checkpoint (\S+) written; continue with: "
-                      r"arcsolver pretrain --out (\S+) --resume$", lines[0])
+                      r"arcsolver pretrain --out (\S+) --resume( under the same torchrun launch)?$", lines[0])
     assert match, lines[0]
     return int(match[1])
 
@@ -149,6 +149,7 @@ def test_under_torchrun_a_signal_to_one_process_stops_both_at_one_step(tmp_path)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     step = stop_line(out, "SIGINT")  # printed by rank 0, which learnt of the signal from rank 1
+    assert "--resume under the same torchrun launch" in out
     newest = run / "checkpoints" / f"step_{step:07d}"
     assert sorted(p.name for p in newest.glob("carry_rank*")) == ["carry_rank0.safetensors", "carry_rank1.safetensors"]
     assert ckpt.read_training_state(newest)["step"] == step

@@ -340,8 +340,8 @@ class Logger:
         def line() -> str:
             elapsed = time.monotonic() - self.started
             left = (self.total - step) * elapsed / max(step - self.start, 1)
-            return (f"pretrain step {step}/{self.total}: {self.status}; {duration(elapsed)} elapsed, "
-                    f"about {duration(left)} left")
+            status = f": {self.status}" if self.status else ""  # none before the first logged step
+            return f"pretrain step {step}/{self.total}{status}; {duration(elapsed)} elapsed, about {duration(left)} left"
 
         self.heartbeat(line)
 
@@ -562,7 +562,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             logger.close()
             signum = agreed_signal(stops, d, device)
             if signum is not None:  # the signal came while the checkpoint was written
-                return stopped(run_dir, step, saved, logger, signum)
+                return stopped(run_dir, step, saved, logger, signum, d)
             if heldout:
                 # Nothing is written until its end: a signal ends the evaluation at once.
                 stops.immediate = True
@@ -604,10 +604,12 @@ def stop_on_signal(run_dir, step, model, ema, optimizer, carry, cfg, d, device, 
     logger.finish(step, total_steps)
     saved = save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints, device)
     logger.close()
-    return stopped(run_dir, step, saved, logger, signum)
+    return stopped(run_dir, step, saved, logger, signum, d)
 
 
-def stopped(run_dir: Path, step: int, saved: Path, logger: Logger, signum: int) -> dict:
+def stopped(run_dir: Path, step: int, saved: Path, logger: Logger, signum: int, d: Dist) -> dict:
+    """Say where the run stopped and the command that continues it; the result pretrain returns."""
+    launch = " under the same torchrun launch" if d.enabled else ""
     logger.print(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint {saved} written; "
-                 f"continue with: {resume_hint(run_dir)}")
+                 f"continue with: {resume_hint(run_dir)}{launch}")
     return {"step": step, "signal": signum}
