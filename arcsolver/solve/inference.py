@@ -4,13 +4,15 @@ back through the inverse augmentation and vote."""
 from __future__ import annotations
 
 import contextlib
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from arcsolver.data.augment import Augmentation
-from arcsolver.data.encoding import PAD, decode_batch, encode_grid
+from arcsolver.data.encoding import PAD, decode_batch, encode_grid, fitting_side
 from arcsolver.model.loss import stablemax_log_probs
 from arcsolver.data.task import Grid, Task
 from arcsolver.solve.scoring import task_score
@@ -40,53 +42,98 @@ def autocast_for(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def inference_side(task: Task, test_index: int, sides: Sequence[int]) -> int:
+    """The canvas side for a test input on grid-sized canvases: it must hold the input and the
+    output, whose size is unknown. The demonstrations guess it: outputs the size of their inputs,
+    or all of one size; otherwise the largest grid of the task."""
+    grid = task.test[test_index].input
+    demos = task.train
+    if all(p.output.shape == p.input.shape for p in demos):
+        output = grid.shape
+    elif len({p.output.shape for p in demos}) == 1:
+        output = demos[0].output.shape
+    else:
+        output = (max(max(g.shape) for p in demos for g in (p.input, p.output)),) * 2
+    return fitting_side([grid.shape, output], sides)
+
+
+def query_sides(tasks: dict[str, Task], queries: list[Query], canvas: int | Sequence[int]) -> list[int]:
+    """Each query's canvas side: the fixed canvas, or (given the sides of a grid-sized layout)
+    inference_side of its test input (augmentations keep a grid's longest side)."""
+    if isinstance(canvas, int):
+        return [canvas] * len(queries)
+    memo: dict[tuple[str, int], int] = {}
+    for q in queries:
+        key = (q.task_id, q.test_index)
+        if key not in memo:
+            memo[key] = inference_side(tasks[q.task_id], q.test_index, canvas)
+    return [memo[(q.task_id, q.test_index)] for q in queries]
+
+
 @torch.no_grad()
 def predict(
     model,
     tasks: dict[str, Task],
     queries: list[Query],
-    canvas: int,
+    canvas: int | Sequence[int],
     batch_size: int,
     dtype: torch.dtype | None = None,
     keep_log_probs: bool = False,
-) -> tuple[list[tuple[Grid | None, float]], torch.Tensor | None]:
+) -> tuple[list[tuple[Grid | None, float]], list[torch.Tensor] | None]:
     """(predicted grid in the task's own frame, halt logit) for every query, in order; with
-    keep_log_probs also the model's log-probabilities [Q, canvas*canvas, vocab] (bf16, on CPU),
-    from which `likelihoods` scores any candidate without another forward pass."""
+    keep_log_probs also each query's log-probabilities [side*side, vocab] (bf16, on CPU), from
+    which `likelihoods` scores any candidate without another forward pass.
+
+    canvas: one fixed side for every query, or the sides of a grid-sized layout (then queries
+    run in batches of one side each; see query_sides).
+    """
     device = next(model.parameters()).device
-    results: list[tuple[Grid | None, float]] = []
-    kept = []
-    for start in range(0, len(queries), batch_size):
-        chunk = queries[start : start + batch_size]
-        boards = np.stack(
-            [encode_grid(q.augmentation.apply_grid(tasks[q.task_id].test[q.test_index].input), canvas) for q in chunk]
-        )
-        inputs = torch.from_numpy(boards).to(device=device, dtype=torch.long)
-        ids = torch.tensor([q.puzzle_id for q in chunk], device=device)
-        with autocast_for(device, dtype):
-            logits, halt_logit = model.predict(inputs, ids)
-        if keep_log_probs:
-            kept.append(stablemax_log_probs(logits.float()).to("cpu", torch.bfloat16))
-        tokens = logits.argmax(-1).view(len(chunk), canvas, canvas).cpu().numpy()
-        for q, grid, halt in zip(chunk, decode_batch(tokens), halt_logit.float().cpu().tolist()):
-            back = None if grid is None else q.augmentation.inverse().apply_grid(grid)
-            results.append((back, halt))
-    return results, (torch.cat(kept) if kept else None)
+    sides = query_sides(tasks, queries, canvas)
+    results: list = [None] * len(queries)
+    kept: list = [None] * len(queries)
+    for side in sorted(set(sides)):
+        mine = [k for k, s in enumerate(sides) if s == side]
+        for start in range(0, len(mine), batch_size):
+            chunk = mine[start : start + batch_size]
+            boards = np.stack([encode_grid(queries[k].augmentation.apply_grid(tasks[queries[k].task_id].test[queries[k].test_index].input), side)
+                               for k in chunk])
+            inputs = torch.from_numpy(boards).to(device=device, dtype=torch.long)
+            ids = torch.tensor([queries[k].puzzle_id for k in chunk], device=device)
+            with autocast_for(device, dtype):
+                logits, halt_logit = model.predict(inputs, ids)
+            if keep_log_probs:
+                for k, lp in zip(chunk, stablemax_log_probs(logits.float()).to("cpu", torch.bfloat16)):
+                    kept[k] = lp
+            tokens = logits.argmax(-1).view(len(chunk), side, side).cpu().numpy()
+            for k, grid, halt in zip(chunk, decode_batch(tokens), halt_logit.float().cpu().tolist()):
+                back = None if grid is None else queries[k].augmentation.inverse().apply_grid(grid)
+                results[k] = (back, halt)
+    return results, (kept if keep_log_probs else None)
 
 
-def likelihoods(candidates: list[Candidate], queries: list[Query], log_probs: torch.Tensor, canvas: int) -> list[float]:
+def likelihoods(candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor], canvas: int | None = None) -> list[float]:
     """Each candidate's log-likelihood summed over the queries' augmented frames: the candidate
-    is mapped into each frame, encoded as a target canvas, and its non-PAD tokens scored."""
+    is mapped into each frame, encoded as a target on that query's canvas (its side follows
+    from the log-probabilities' length), and its non-PAD tokens scored. A candidate that does
+    not fit a query's canvas scores -inf there."""
     scores = []
     for cand in candidates:
-        labels = np.stack([encode_grid(q.augmentation.apply_grid(cand.grid), canvas) for q in queries])
-        labels = torch.from_numpy(labels.reshape(len(queries), -1)).long()
-        token_lp = log_probs.float().gather(-1, labels[..., None]).squeeze(-1)
-        scores.append(float(token_lp.masked_fill(labels == PAD, 0.0).sum()))
+        total = 0.0
+        for q, lp in zip(queries, log_probs):
+            side = math.isqrt(lp.shape[0])
+            grid = q.augmentation.apply_grid(cand.grid)
+            if max(grid.shape) > side:
+                total = float("-inf")
+                break
+            labels = torch.from_numpy(encode_grid(grid, side).reshape(-1)).long()
+            token_lp = lp.float().gather(-1, labels[:, None]).squeeze(-1)
+            total += float(token_lp.masked_fill(labels == PAD, 0.0).sum())
+        scores.append(total)
     return scores
 
 
-def rank_by_likelihood(candidates: list[Candidate], queries: list[Query], log_probs: torch.Tensor, canvas: int, top: int) -> list[Candidate]:
+def rank_by_likelihood(candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor], canvas: int | None,
+                       top: int) -> list[Candidate]:
     """The top voted candidates re-ranked by likelihood; the rest follow in vote order."""
     head, tail = candidates[:top], candidates[top:]
     scores = likelihoods(head, queries, log_probs, canvas)

@@ -327,7 +327,7 @@ def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas: int,
         for i, ranked in enumerate(by_votes):
             mine = [k for k, q in enumerate(queries) if q.test_index == i]
             out["likelihood"].append(
-                rank_by_likelihood(ranked, [queries[k] for k in mine], log_probs[mine], canvas, cfg.infer.likelihood_candidates)
+                rank_by_likelihood(ranked, [queries[k] for k in mine], [log_probs[k] for k in mine], canvas, cfg.infer.likelihood_candidates)
                 if ranked else ranked
             )
     else:

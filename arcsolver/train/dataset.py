@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from arcsolver.data.augment import Augmentation, augmented_id, distinct_augmentations
-from arcsolver.data.encoding import encode_grid
+from arcsolver.data.encoding import encode_grid, fitting_side
 from arcsolver.data.task import Pair, Task
 
 
@@ -169,6 +169,71 @@ class TrainStream:
             labels.append(encode_grid(pair.output, self.canvas, offset))
             ids.append(puzzle_id)
         return Batch(np.stack(inputs), np.stack(labels), np.asarray(ids, dtype=np.int64))
+
+
+class SizedStream:
+    """A TrainStream per canvas side: each example sits on the smallest canvas of `sides` that
+    holds its grids, and each global batch is drawn from one side, so the network computes on
+    grids, not on padding.
+
+    Batch k's side is a pure function of (seed, k), drawn with probability proportional to the
+    side's share of an epoch's examples; batch k is then that side's next batch. Every process
+    agrees on the side, so collectives see the same shapes. The deep-supervision carry is kept
+    per side by the training loop: a sample's y and z only ever meet samples of its own canvas.
+    """
+
+    BLOCK = 1024  # batch sides are drawn this many at a time
+
+    def __init__(self, puzzles: list[Puzzle], trainable: dict[str, tuple[Pair, ...]], sides, seed: int,
+                 translate: bool = True, first_id: int = 1, sampling: Sampling = "uniform"):
+        by_side: dict[int, dict[str, tuple[Pair, ...]]] = {}
+        for task_id, pairs in trainable.items():
+            for pair in pairs:
+                side = fitting_side([pair.input.shape, pair.output.shape], sides)
+                by_side.setdefault(side, {}).setdefault(task_id, ())
+                by_side[side][task_id] += (pair,)
+        if not by_side:
+            raise ValueError("no training examples: every task was filtered out")
+        self.seed = seed
+        self.streams = {}
+        for side in sorted(by_side):
+            pairs = {task_id: by_side[side].get(task_id, ()) for task_id in trainable}
+            self.streams[side] = TrainStream(puzzles, pairs, side, seed, translate, first_id, sampling)
+        self.sides = np.asarray(list(self.streams), dtype=np.int64)
+        weights = np.asarray([s.examples_per_epoch for s in self.streams.values()], dtype=np.float64)
+        self.probabilities = weights / weights.sum()
+        self._counts = [np.zeros(len(self.sides), dtype=np.int64)]  # per side, batches before block b
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.streams.values())
+
+    @property
+    def examples_per_epoch(self) -> int:
+        return sum(s.examples_per_epoch for s in self.streams.values())
+
+    def _block(self, block: int) -> np.ndarray:
+        """Indices into self.sides of the batches of one block."""
+        rng = np.random.default_rng([self.seed, 3, block])
+        return rng.choice(len(self.sides), self.BLOCK, p=self.probabilities)
+
+    def _position(self, batch_index: int) -> tuple[int, int]:
+        """(side index, that side's batch number) of global batch batch_index."""
+        block, within = divmod(batch_index, self.BLOCK)
+        while len(self._counts) <= block:
+            drawn = self._block(len(self._counts) - 1)
+            self._counts.append(self._counts[-1] + np.bincount(drawn, minlength=len(self.sides)))
+        drawn = self._block(block)
+        which = int(drawn[within])
+        return which, int(self._counts[block][which] + np.count_nonzero(drawn[:within] == which))
+
+    def side_of(self, batch_index: int) -> int:
+        """The canvas side of global batch batch_index."""
+        return int(self.sides[self._position(batch_index)[0]])
+
+    def batch(self, batch_index: int, batch_size: int, rank: int = 0, world_size: int = 1) -> Batch:
+        """This process's slice of global batch batch_index, on that batch's canvas."""
+        which, number = self._position(batch_index)
+        return self.streams[int(self.sides[which])].batch(number, batch_size, rank, world_size)
 
 
 def trainable_pairs(train_tasks: list[Task], heldout_tasks: list[Task]) -> dict[str, tuple[Pair, ...]]:
