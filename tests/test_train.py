@@ -172,7 +172,7 @@ def test_plain_progress_lines_off_a_terminal_and_bar_totals_where_the_run_ended(
     steps = [re.match(r"pretrain step (\d+)/5: loss [\d.]+ exact [\d.]+ .*elapsed, about \S+ left$", line)
              for line in lines if line.startswith("pretrain step")]
     assert [int(m[1]) for m in steps] == [1, 2, 3, 4, 5], lines
-    assert any(re.match(r"held-out evaluation: \d+/\d+ queries of this process", line) for line in lines), lines
+    assert any(re.match(r"held-out evaluation: \d+/\d+ queries, ", line) for line in lines), lines
     assert bar_counts(log.getvalue()) == (5, 5)
 
     # A run stopped by its time limit ends its bar at the step it reached, out of that step.
@@ -225,3 +225,14 @@ def test_run_files_that_cannot_be_written_are_one_line(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["pretrain", "--out", str(run), *sets(TINY + ["run.steps=2"])])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert result.output.strip() == f"error: {run}: cannot write (Read-only file system); the files already there are intact"
+
+
+def test_paced_chunks_cover_every_item_in_order_grow_while_fast_and_halve_when_slow(monkeypatch):
+    from arcsolver.train import loop
+
+    items = list(range(1000))
+    chunks = list(loop.paced_chunks(items, 256))
+    assert [len(c) for c in chunks][:5] == [32, 64, 128, 256, 256]
+    assert sum(chunks, []) == items
+    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.0)  # every slice outlasts a third of it
+    assert [len(c) for c in loop.paced_chunks(items[:100], 256)][:4] == [32, 16, 8, 4]

@@ -359,6 +359,23 @@ class Logger:
             self.progress = None
 
 
+def paced_chunks(items: list, most: int, first: int = 32):
+    """Consecutive slices of items, at most `most` long, sized so that each is done in a few
+    seconds: progress can then be told between them at least every HEARTBEAT_S. They start at
+    `first` items and double while a slice takes under a sixth of HEARTBEAT_S (on a GPU, up to
+    `most` within a few slices), and halve when one takes over a third (a slow CPU)."""
+    size, start = min(first, most), 0
+    while start < len(items):
+        began = time.monotonic()
+        yield items[start : start + size]
+        start += size
+        took = time.monotonic() - began
+        if took < HEARTBEAT_S / 6:
+            size = min(size * 2, most)
+        elif took > HEARTBEAT_S / 3:
+            size = max(size // 2, 1)
+
+
 def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout: list[Task], cfg: PretrainConfig,
                      dtype, d: Dist, device: torch.device, max_versions: int | None = None,
                      on_progress: Callable[[int, int], None] | None = None) -> dict:
@@ -380,9 +397,7 @@ def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout
     preds = []
     try:
         with ema.applied(model) if ema is not None else contextlib.nullcontext():
-            # A batch at a time, the batches predict would make, so that progress can be told.
-            for start in range(0, len(queries), cfg.eval.batch_size):
-                chunk = queries[start : start + cfg.eval.batch_size]
+            for chunk in paced_chunks(queries, cfg.eval.batch_size):
                 preds += predict(model, tasks, chunk, cfg.model.canvas, cfg.eval.batch_size, dtype)[0]
                 if on_progress is not None:
                     on_progress(len(preds), len(queries))
@@ -553,7 +568,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                     save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints, device)
                 if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
                     scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device, cfg.eval.periodic_max_versions,
-                                              eval_progress(logger, f"step {step}: held-out evaluation"))
+                                              eval_progress(logger, f"step {step}: held-out evaluation", d))
                     logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
                     logger.print(f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} ({scores['tasks']} tasks)")
 
@@ -568,7 +583,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 stops.immediate = True
                 logger.print(f"held-out evaluation of {len(heldout)} tasks")
                 scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device,
-                                          on_progress=eval_progress(logger, "held-out evaluation"))
+                                          on_progress=eval_progress(logger, "held-out evaluation", d))
                 stops.immediate = False
                 logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
             barrier(d)
@@ -582,12 +597,13 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     return {"step": step, **scores}
 
 
-def eval_progress(logger: Logger, what: str) -> Callable[[int, int], None]:
+def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], None]:
     """An on_progress for evaluate_heldout: plain lines off a terminal, as the steps have."""
     started = time.monotonic()
+    whose = " of this process" if d.enabled else ""  # the main process tells its own share
 
     def on_progress(done: int, total: int) -> None:
-        logger.heartbeat(lambda: f"{what}: {done}/{total} queries of this process, {duration(time.monotonic() - started)}")
+        logger.heartbeat(lambda: f"{what}: {done}/{total} queries{whose}, {duration(time.monotonic() - started)}")
 
     return on_progress
 
