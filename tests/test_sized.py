@@ -102,3 +102,88 @@ def test_predict_runs_each_side_in_its_own_batches_and_keeps_the_query_order():
         assert np.array_equal(g, {"s": small, "b": big}[q.task_id].test[0].input)
     assert [lp.shape[0] for lp in log_probs] == [36, 196] * 2
     assert encode_grid(grid(3, 2), 6)[3, 0] == EOS
+
+
+# A tiny run whose batches come on two canvas sides, 8 and 10 (4 is allowed but rare).
+SIZED = ["model.canvas=10", "data.max_side=9", "data.max_tasks=4", "data.canvas_sides=[4,6,8]", "run.steps=8", "run.checkpoint_every=4",
+         "model.halt_exploration_prob=0.0", "run.dtype='float32'"]
+
+
+def weights(run):
+    from safetensors.torch import load_file
+
+    latest = sorted((run / "checkpoints").glob("step_*"))[-1]
+    return load_file(latest / "model.safetensors"), load_file(latest / "carry_rank0.safetensors")
+
+
+def test_a_sized_run_keeps_a_carry_per_side_and_resumes_to_the_same_weights(tmp_path):
+    from conftest import tiny_config
+
+    from arcsolver.train.loop import pretrain
+
+    cfg = tiny_config(*SIZED)
+    assert cfg.canvas_sides() == (4, 6, 8, 10)
+    pretrain(cfg, tmp_path / "straight")
+    pretrain(tiny_config(*SIZED, "run.steps=4"), tmp_path / "split")
+    pretrain(tiny_config(*SIZED), tmp_path / "split", resume=True)
+    (a, carry_a), (b, carry_b) = weights(tmp_path / "straight"), weights(tmp_path / "split")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    sides = {key.split(".")[0] for key in carry_a if key.startswith("side")}
+    assert sides == {"side8", "side10"}
+    assert carry_a["side8.inputs"].shape[1:] == (8, 8) and carry_a["side10.y"].shape[1] == 2 + 100
+    for key in carry_a:
+        assert torch.equal(carry_a[key], carry_b[key]), key
+
+
+def test_each_side_carries_its_own_samples_on(tmp_path):
+    from conftest import tiny_config
+
+    from arcsolver.engine.step import Stepper, to_device
+    from arcsolver.model.trm import TRM
+    from arcsolver.train.distributed import Dist
+    from arcsolver.train.loop import select_tasks, training_stream
+    from arcsolver.train.optim import build_optimizer
+
+    cfg = tiny_config(*SIZED, "model.n_supervision=16", "model.halt_exploration_prob=1.0")
+    train, heldout = select_tasks(cfg)
+    puzzles = build_puzzles(train + heldout, 2, 0)
+    stream = training_stream(cfg, puzzles, trainable_pairs(train, heldout))
+    model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1})).train()
+    opt = build_optimizer(model, "adamw", 1e-3, (0.9, 0.95), 0.0)
+    stepper = Stepper(model, model, opt, None, cfg.optim, Dist(), torch.float32)
+    carries, taken = {}, {}
+    for k in range(12):
+        side = stream.side_of(k)
+        batch = to_device(stream.batch(k, 8), torch.device("cpu"))
+        carry = carries.get(side) or model.initial_carry(batch)
+        before = carry.steps.clone() if side in carries else torch.zeros(8, dtype=torch.long)
+        carries[side], *_ = stepper.step(carry, batch, 1.0)
+        # Samples that had not halted took one more step on their own canvas; halted ones restart.
+        kept = ~carry.halted if side in taken else torch.zeros(8, dtype=torch.bool)
+        assert torch.equal(carries[side].steps[kept], before[kept] + 1)
+        assert carries[side].inputs.shape[1:] == (side, side)
+        taken[side] = taken.get(side, 0) + 1
+    assert set(taken) == {8, 10}
+
+
+def test_two_processes_on_sized_canvases_follow_one(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import TINY
+
+    def run(name, *launcher):
+        args = [x for s in TINY + SIZED for x in ("--set", s)]
+        cmd = [sys.executable, *launcher, "-m", "arcsolver", "pretrain", "--out", str(tmp_path / name), *args]
+        done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["loss"] for line in lines if '"loss"' in line]
+
+    one = run("one")
+    two = run("two", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
+    assert len(one) == len(two) == 8
+    assert one == pytest.approx(two, rel=1e-3, abs=1e-4)

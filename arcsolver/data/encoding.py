@@ -29,13 +29,11 @@ CANVAS_SIDES = (6, 10, 14, 18, 22, 26, 30)
 
 def fitting_side(shapes: Iterable[tuple[int, ...]], sides: Sequence[int] = CANVAS_SIDES) -> int:
     """The smallest side in `sides` whose square canvas holds grids of these shapes with their
-    EOS border (a grid of the largest side needs none: the canvas edge marks it)."""
-    need = max(max(shape) for shape in shapes) + 1
-    need = min(need, CANVAS)
-    for side in sorted(sides):
-        if side >= need:
-            return side
-    raise ValueError(f"no canvas side in {tuple(sides)} holds a grid of side {need - 1}")
+    EOS border (a grid as long as the largest side needs none: the canvas edge marks it)."""
+    longest, largest = max(max(shape) for shape in shapes), max(sides)
+    if longest > largest:
+        raise ValueError(f"no canvas side in {tuple(sides)} holds a grid of side {longest}")
+    return min(side for side in sides if side >= min(longest + 1, largest))
 
 
 def _check_fits(shape: tuple[int, ...], canvas: int, offset: Offset) -> tuple[int, int]:

@@ -51,4 +51,4 @@ def check(bundle_dir: Path = typer.Argument(..., metavar="DIR", help="A bundle w
         n = len(report.problems)
         err_console.print(f"{one_line(str(bundle_dir))}: {n} problem{'s' * (n > 1)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"{one_line(str(bundle_dir))}: ready to upload", highlight=False)
+    console.print(f"{one_line(str(bundle_dir))}: ready to upload", highlight=False, soft_wrap=True)

@@ -21,9 +21,10 @@ from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import validate
 from arcsolver.solve.config import SolveConfig
+from arcsolver.solve.inference import model_canvases
 from arcsolver.train import checkpoint as ckpt
 from arcsolver.train.config import PretrainConfig
-from arcsolver.train.dataset import Puzzle, TrainStream, build_puzzles, trainable_pairs
+from arcsolver.train.dataset import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
 from arcsolver.train.distributed import Dist
 from arcsolver.train.optim import EMA, build_optimizer, warmup_factor
 
@@ -129,6 +130,16 @@ def versions_of(puzzles: list[Puzzle], first_id: int) -> dict[str, list]:
     return versions
 
 
+def adaptation_stream(model: TRM, puzzles: list[Puzzle], first_id: int, tasks: list[Task], cfg: SolveConfig):
+    """The new tasks' demonstration pairs, on grid-sized canvases where the model's positions
+    allow (see model_canvases), else on its one canvas."""
+    canvases = model_canvases(model.config)
+    pairs = trainable_pairs([], tasks)
+    if isinstance(canvases, int):
+        return TrainStream(puzzles, pairs, canvases, cfg.run.seed, cfg.data.translate, first_id=first_id)
+    return SizedStream(puzzles, pairs, canvases, cfg.run.seed, cfg.data.translate, first_id=first_id)
+
+
 def adapt(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, deadline: float | None = None,
           on_step=None, micro_batch: int | None = None, on_message=None,
           added: tuple[list[Puzzle], int] | None = None) -> Adapted:
@@ -146,27 +157,27 @@ def adapt(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, d
         return Adapted(versions, 0, time.monotonic() - started)
 
     device = next(model.parameters()).device
-    canvas = model.config.canvas
-    stream = TrainStream(puzzles, trainable_pairs([], tasks), canvas, cfg.run.seed, cfg.data.translate, first_id=first_id)
+    stream = adaptation_stream(model, puzzles, first_id, tasks, cfg)
     network = list(model.parameters())
     optimizer = build_optimizer(model, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay)
     ema = EMA(model, cfg.optim.ema_rate) if cfg.optim.ema_rate else None
     embeddings_only = round(cfg.adapt.steps * cfg.adapt.embeddings_only_fraction)
     model.train()
     stepper = Stepper(model, model, optimizer, ema, cfg.optim, Dist(), dtype, micro_batch, on_message)
-    carry, step = None, 0
+    carries, step = {}, 0
     for step in range(cfg.adapt.steps):
         if deadline is not None and time.monotonic() > deadline:
             break
         # Phase 1 freezes the network: its gradients are not even computed.
         for p in network:
             p.requires_grad_(step >= embeddings_only)
+        # One carry per canvas side: a sample's y and z only meet its own canvas.
+        side = stream.side_of(step)
         batch = to_device(stream.batch(step, cfg.optim.global_batch_size), device)
-        if carry is None:
-            carry = model.initial_carry(batch)
+        carry = carries.get(side) or model.initial_carry(batch)
         # The network's warm-up starts with its phase; the embeddings' with the run.
         scale = warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
-        carry, loss, metrics, _ = stepper.step(carry, batch, scale)
+        carries[side], loss, metrics, _ = stepper.step(carry, batch, scale)
         if on_step is not None and (step + 1) % cfg.adapt.log_every == 0:
             on_step(step + 1, float(loss.detach()), {k: float(v) for k, v in metrics.items()})
     else:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from arcsolver.data.augment import Augmentation
-from arcsolver.data.encoding import PAD, decode_batch, encode_grid, fitting_side
+from arcsolver.data.encoding import CANVAS_SIDES, PAD, decode_batch, encode_grid, fitting_side
 from arcsolver.model.loss import stablemax_log_probs
 from arcsolver.data.task import Grid, Task
 from arcsolver.solve.scoring import task_score
@@ -40,6 +40,12 @@ def autocast_for(device: torch.device, dtype: torch.dtype | None):
     if dtype is None or dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def model_canvases(config) -> int | tuple[int, ...]:
+    """The canvases a model (its TRMConfig) can run: every side of CANVAS_SIDES with rope2d
+    positions (grid-sized, up to 30x30 whatever it was trained on), its one canvas with rope1d."""
+    return tuple(CANVAS_SIDES) if config.positions == "rope2d" else config.canvas
 
 
 def inference_side(task: Task, test_index: int, sides: Sequence[int]) -> int:

@@ -30,7 +30,7 @@ from arcsolver.data.task import GridError, Task, as_grid, task_label
 from arcsolver.errors import ArcsolverError, DataError
 from arcsolver.solve.adapt import Adapted, adapt, add_puzzles, load_model, versions_of
 from arcsolver.solve.config import SolveConfig
-from arcsolver.solve.inference import predict, queries_for, rank_by_likelihood, vote_queries
+from arcsolver.solve.inference import model_canvases, predict, queries_for, rank_by_likelihood, vote_queries
 from arcsolver.solve.submission import fallback_attempts, submission_json, write_submission
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype
 from arcsolver.engine.memory import choose_micro_batch
@@ -162,13 +162,14 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
     dtype = resolve_dtype(cfg.run.dtype, device)
     limit_gpu_memory(cfg.run.gpu_memory_gb, device)
     model, pcfg, ckpt_dir = load_model(checkpoint, device)
-    canvas = pcfg.model.canvas
+    canvas = model_canvases(model.config)  # grid-sized sides (rope2d) or the one trained canvas
+    largest = canvas if isinstance(canvas, int) else max(canvas)
     todo: list[Task] = []
     for tid in order:
         if tid not in tasks:
             continue
-        if tasks[tid].max_side() > canvas:
-            reason = f"grids up to {tasks[tid].max_side()}x{tasks[tid].max_side()} exceed the model's {canvas}x{canvas} canvas"
+        if tasks[tid].max_side() > largest:
+            reason = f"grids up to {tasks[tid].max_side()}x{tasks[tid].max_side()} exceed the model's {largest}x{largest} canvas"
             report.fallbacks[tid] = reason
             say_fallback(console, tid, reason)
         else:
@@ -239,7 +240,7 @@ def say_fallback(console, task_id: str, reason: str) -> None:
     console.print(f"[yellow]fallback[/] {escaped(f'task {task_label(task_id)}: {reason}')}", highlight=False, soft_wrap=True)
 
 
-def infer_task_into(model, task: Task, adapted: Adapted, cfg: SolveConfig, canvas: int, dtype, subs: Submissions,
+def infer_task_into(model, task: Task, adapted: Adapted, cfg: SolveConfig, canvas, dtype, subs: Submissions,
                     fallbacks: dict, report: SolveReport, console) -> None:
     """Answer one task with the model and rewrite the files; a failure costs this task only."""
     try:
@@ -303,7 +304,7 @@ def restore(model, saved: dict[str, torch.Tensor], added: tuple[list, int]) -> N
     model.eval()
 
 
-def time_inference(model, task: Task, cfg: SolveConfig, canvas: int, dtype) -> float:
+def time_inference(model, task: Task, cfg: SolveConfig, canvas, dtype) -> float:
     """Seconds per query, from one batch of a real task (the model is not changed)."""
     from arcsolver.data.augment import Augmentation
 
@@ -314,7 +315,7 @@ def time_inference(model, task: Task, cfg: SolveConfig, canvas: int, dtype) -> f
     return (time.monotonic() - begin) / len(queries)
 
 
-def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas: int, dtype) -> dict[str, list]:
+def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtype) -> dict[str, list]:
     """Ranked candidates per test input of one task, under each ranking rule."""
     queries = queries_for(task, versions, cfg.infer.max_versions)
     need_lp = cfg.infer.ranking == "likelihood" or cfg.infer.write_all_rankings

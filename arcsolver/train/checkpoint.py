@@ -4,7 +4,8 @@ A checkpoint is a directory `checkpoints/step_XXXXXXX/` holding:
   model.safetensors      network weights and the puzzle-embedding table
   ema.safetensors        the EMA of the weights (what evaluation and solving use)
   optimizer.safetensors  optimiser moments; its scalar state goes to state.json
-  carry_rank<R>.safetensors  each process's deep-supervision carry and torch RNG state
+  carry_rank<R>.safetensors  each process's deep-supervision carries (one per canvas side, as
+                         side<S>.<field>) and torch RNG state
   state.json             step, world size, resolved config, optimiser hyperparameters
 It is written under a temporary name and renamed into place, so a run killed at any moment
 leaves only complete checkpoints. Nothing here unpickles: loading never runs stored code.
@@ -58,6 +59,25 @@ def carry_tensors(carry) -> dict[str, torch.Tensor]:
     return {} if carry is None else {f.name: getattr(carry, f.name) for f in fields(carry)}
 
 
+def _on_side(side: int, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"side{side}.{name}": t for name, t in tensors.items()}
+
+
+def carries_tensors(carries: dict) -> dict[str, torch.Tensor]:
+    """The carries of a run, one per canvas side, as one flat dict: side<S>.<field>."""
+    return {k: t for side, carry in carries.items() for k, t in _on_side(side, carry_tensors(carry)).items()}
+
+
+def split_carries(tensors: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
+    """carries_tensors' inverse: side -> that carry's fields (RNG states excluded)."""
+    out: dict[int, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        prefix, _, name = key.partition(".")
+        if prefix.startswith("side") and prefix[4:].isdigit() and name:
+            out.setdefault(int(prefix[4:]), {})[name] = t
+    return out
+
+
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     root = Path(run_dir) / CHECKPOINTS
@@ -78,8 +98,8 @@ def staging_dir(run_dir: Path, step: int) -> Path:
     return path
 
 
-def write_rank_part(staging: Path, rank: int, carry) -> None:
-    tensors = carry_tensors(carry)
+def write_rank_part(staging: Path, rank: int, carries: dict) -> None:
+    tensors = carries_tensors(carries)
     tensors["torch_rng"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["cuda_rng"] = torch.cuda.get_rng_state()
@@ -203,9 +223,10 @@ def _optimizer_state_dict(opt: torch.optim.Optimizer, tensors: dict[str, torch.T
 
 
 def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, world_size: int,
-                  carry_like: dict[str, torch.Tensor]) -> Snapshot:
+                  carry_like) -> Snapshot:
     """Read every file of a checkpoint this process needs and check each against the live model,
-    EMA, optimiser and carry (carry_like: a fresh carry of this run); CheckpointError names the file."""
+    EMA, optimiser and carries (carry_like(side): a fresh carry of this run on that canvas);
+    CheckpointError names the file."""
     ckpt = Path(ckpt)
     weights = load_tensors(ckpt / "model.safetensors")
     _check_like(weights, model.state_dict(), ckpt / "model.safetensors", "the weights of this run's model")
@@ -220,8 +241,13 @@ def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, wor
     if state["world_size"] == world_size and part.exists():
         carry = load_tensors(part)
         tensors = {k: v for k, v in carry.items() if k != "cuda_rng"}  # a GPU run's, unused on a CPU
-        # A carry holds every field of a fresh one, or none (a checkpoint written before the first step).
-        expected = {"torch_rng": torch.get_rng_state()} | (carry_like if len(tensors) > 1 else {})
+        # Each carry holds every field of a fresh one on its canvas; a checkpoint written before
+        # the first step holds none.
+        expected = {"torch_rng": torch.get_rng_state()}
+        for side in split_carries(tensors):
+            if not 1 <= side <= model.config.canvas:
+                raise CheckpointError(f"{part}: not a carry of this run (a {side}x{side} canvas)")
+            expected |= _on_side(side, carry_like(side))
         _check_like(tensors, expected, part, "a carry of this run")
         if tensors["torch_rng"].dtype != torch.uint8:
             raise CheckpointError(f"{part}: not a carry of this run (torch_rng is {tensors['torch_rng'].dtype}, not uint8)")

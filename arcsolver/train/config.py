@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from arcsolver.data.encoding import CANVAS_SIDES
 from arcsolver.model.trm import TRMConfig
 from arcsolver.train.dataset import steps_for_epochs
 
@@ -30,6 +31,11 @@ class DataConfig(_Section):
     # reference: each epoch takes one random version of every task, with all its pairs (TRM's);
     # uniform: every (version, pair) example once per epoch, so tasks with more versions weigh more.
     sampling: Literal["reference", "uniform"] = "reference"
+    # sized: each example on the smallest square canvas of canvas_sides (up to model.canvas) that
+    # holds its grids, batches drawn one side at a time; fixed: every example on model.canvas (the
+    # paper's layout). auto: sized when the model's positions are rope2d (rope1d needs one canvas).
+    layout: Literal["auto", "sized", "fixed"] = "auto"
+    canvas_sides: list[int] = Field(default_factory=lambda: list(CANVAS_SIDES), min_length=1)
 
 
 class OptimConfig(_Section):
@@ -101,7 +107,17 @@ class PretrainConfig(_Section):
     def _check(self) -> PretrainConfig:
         if self.data.max_side is not None and self.data.max_side > self.model.canvas:
             raise ValueError(f"data.max_side {self.data.max_side} exceeds model.canvas {self.model.canvas}")
+        if self.data.layout == "sized" and self.model.positions == "rope1d":
+            raise ValueError("data.layout 'sized' needs model.positions = 'rope2d' (rope1d positions know one canvas)")
         return self
+
+    def canvas_sides(self) -> tuple[int, ...] | None:
+        """The canvas sides of a sized layout (those of data.canvas_sides below model.canvas, and
+        model.canvas itself), or None for the fixed model.canvas."""
+        sized = self.data.layout == "sized" or (self.data.layout == "auto" and self.model.positions == "rope2d")
+        if not sized:
+            return None
+        return tuple(sorted({s for s in self.data.canvas_sides if s < self.model.canvas} | {self.model.canvas}))
 
     def total_steps(self, examples_per_epoch: int) -> int:
         """The run's length in optimiser steps: run.steps, or enough global batches for run.epochs

@@ -117,6 +117,10 @@ class TrainStream:
         """The number of distinct training examples: every pair of every version."""
         return len(self.examples)
 
+    def side_of(self, batch_index: int) -> int:
+        """The canvas side of every batch (a SizedStream's vary)."""
+        return self.canvas
+
     @property
     def examples_per_epoch(self) -> int:
         """Examples in one epoch: the trainable pairs of every task once (reference sampling),

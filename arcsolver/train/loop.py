@@ -36,7 +36,7 @@ from arcsolver.model.trm import TRM, Carry
 from arcsolver.solve.inference import heldout_scores, predict, queries_for, vote_queries
 from arcsolver.train import checkpoint as ckpt
 from arcsolver.train.config import PretrainConfig
-from arcsolver.train.dataset import Puzzle, TrainStream, build_puzzles, trainable_pairs
+from arcsolver.train.dataset import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
 from arcsolver.train.distributed import (
     Dist,
     any_process,
@@ -160,11 +160,11 @@ def readable_checkpoints(run_dir: Path, cfg: PretrainConfig, say) -> list[tuple[
     return found
 
 
-def restore_newest(run_dir: Path, candidates: list[tuple[Path, dict]], model, ema, optimizer, carry_like: dict,
-                   d: Dist, device, say) -> tuple[int, Carry | None]:
+def restore_newest(run_dir: Path, candidates: list[tuple[Path, dict]], model, ema, optimizer, carry_like,
+                   d: Dist, device, say) -> tuple[int, dict[int, Carry]]:
     """Load the newest checkpoint every process can read whole into the live objects; return
-    (its step, this process's carry or None). The processes agree on which, or one would train
-    from another step than the rest."""
+    (its step, this process's carries by canvas side, empty to start afresh). The processes
+    agree on which, or one would train from another step than the rest."""
     for path, state in candidates:
         try:
             snap, problem = ckpt.read_snapshot(path, state, model, ema, optimizer, d.rank, d.world_size, carry_like), None
@@ -177,20 +177,47 @@ def restore_newest(run_dir: Path, candidates: list[tuple[Path, dict]], model, em
     raise CheckpointError(f"{run_dir}: no usable checkpoint to resume from (every one is unreadable, see above)")
 
 
-def apply_snapshot(snap: ckpt.Snapshot, model, ema, optimizer, device) -> Carry | None:
-    """Put a checked checkpoint into the live objects; return the carry (None: start afresh)."""
+def apply_snapshot(snap: ckpt.Snapshot, model, ema, optimizer, device) -> dict[int, Carry]:
+    """Put a checked checkpoint into the live objects; return the carries by canvas side (empty:
+    start afresh)."""
     model.load_state_dict(snap.model)
     if snap.ema is not None:
         ema.load_state_dict(snap.ema)
     optimizer.load_state_dict(snap.optimizer)
     if snap.carry is None:
-        return None
+        return {}
     tensors = dict(snap.carry)
     torch.set_rng_state(tensors.pop("torch_rng"))
     cuda_rng = tensors.pop("cuda_rng", None)
     if cuda_rng is not None and device.type == "cuda":
         torch.cuda.set_rng_state(cuda_rng)
-    return Carry(**{k: v.to(device) for k, v in tensors.items()}) if tensors else None
+    return {side: Carry(**{k: v.to(device) for k, v in fields.items()}) for side, fields in ckpt.split_carries(tensors).items()}
+
+
+def fresh_carry_like(model: TRM, local_batch: int, device) -> Callable[[int], dict[str, torch.Tensor]]:
+    """side -> the tensors of a fresh carry of this run on that canvas (what a checkpoint's must match)."""
+
+    def like(side: int) -> dict[str, torch.Tensor]:
+        cells = torch.zeros(local_batch, side, side, dtype=torch.long, device=device)
+        batch = {"inputs": cells, "labels": cells, "puzzle_ids": torch.zeros(local_batch, dtype=torch.long, device=device)}
+        return ckpt.carry_tensors(model.initial_carry(batch))
+
+    return like
+
+
+def training_stream(cfg: PretrainConfig, puzzles: list[Puzzle], pairs: dict) -> TrainStream | SizedStream:
+    """The recipe's stream: grid-sized canvases (cfg.canvas_sides()) or the one fixed canvas."""
+    sides = cfg.canvas_sides()
+    if sides is None:
+        return TrainStream(puzzles, pairs, cfg.model.canvas, cfg.run.seed, cfg.data.translate, sampling=cfg.data.sampling)
+    return SizedStream(puzzles, pairs, sides, cfg.run.seed, cfg.data.translate, sampling=cfg.data.sampling)
+
+
+def compiled(model: TRM, cfg: PretrainConfig):
+    """The compiled network, allowed one graph per canvas side (and the evaluation's)."""
+    sides = cfg.canvas_sides() or (cfg.model.canvas,)
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 2 * len(sides) + 4)
+    return torch.compile(model)
 
 
 def trim_metrics(path: Path, step: int) -> None:
@@ -398,7 +425,7 @@ def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout
     try:
         with ema.applied(model) if ema is not None else contextlib.nullcontext():
             for chunk in paced_chunks(queries, cfg.eval.batch_size):
-                preds += predict(model, tasks, chunk, cfg.model.canvas, cfg.eval.batch_size, dtype)[0]
+                preds += predict(model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, dtype)[0]
                 if on_progress is not None:
                     on_progress(len(preds), len(queries))
     finally:
@@ -412,7 +439,7 @@ def evaluate_heldout(model: TRM, ema: EMA | None, puzzles: list[Puzzle], heldout
 # --- checkpoints ---------------------------------------------------------------------------
 
 
-def save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d: Dist, keep: int, device) -> Path:
+def save_checkpoint(run_dir, step, model, ema, optimizer, carries, cfg, d: Dist, keep: int, device) -> Path:
     """Every process stages its part, then the main process publishes the checkpoint. A write
     that fails in any process (a full disk) is one error line in all of them, with the staged
     part removed and the checkpoints already published intact."""
@@ -420,7 +447,7 @@ def save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d: Dist, k
     staging, problem = None, None
     try:
         staging = ckpt.staging_dir(run_dir, step)
-        ckpt.write_rank_part(staging, d.rank, carry)
+        ckpt.write_rank_part(staging, d.rank, carries)
         if d.is_main:
             state = {"step": step, "world_size": d.world_size, "config": cfg.model_dump(mode="json")}
             ckpt.write_main_part(staging, model, ema, optimizer, state)
@@ -484,8 +511,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     train_tasks, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train_tasks + heldout, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1})})
-    stream = TrainStream(puzzles, trainable_pairs(train_tasks, heldout), cfg.model.canvas, cfg.run.seed, cfg.data.translate,
-                         sampling=cfg.data.sampling)
+    stream = training_stream(cfg, puzzles, trainable_pairs(train_tasks, heldout))
     total_steps = cfg.total_steps(stream.examples_per_epoch)
 
     model = TRM(cfg.model).to(device)
@@ -493,12 +519,12 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     torch.manual_seed(cfg.run.seed + d.rank)  # but each process its own exploration draws
     optimizer = build_optimizer(model, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay)
     ema = EMA(model, cfg.optim.ema_rate) if cfg.optim.ema_rate else None
-    step, carry = 0, None
+    step, carries = 0, {}
     if resume:
-        local_batch = to_device(stream.batch(0, cfg.optim.global_batch_size, d.rank, d.world_size), device)
-        carry_like = ckpt.carry_tensors(model.initial_carry(local_batch))
-        step, carry = restore_newest(run_dir, candidates, model, ema, optimizer, carry_like, d, device, say)
-    forward = torch.compile(model) if cfg.run.compile else model
+        local = cfg.optim.global_batch_size // d.world_size
+        step, carries = restore_newest(run_dir, candidates, model, ema, optimizer, fresh_carry_like(model, local, device),
+                                       d, device, say)
+    forward = compiled(model, cfg) if cfg.run.compile else model
 
     # Every check has passed: only now is the run directory written.
     if d.is_main:
@@ -517,8 +543,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                                logger.print)
     stepper = Stepper(model, forward, optimizer, ema, cfg.optim, d, dtype, micro, on_message=logger.print)
 
-    cells = cfg.model.canvas**2
     started, window_start, window_steps, first_step = time.monotonic(), time.monotonic(), 0, step
+    window_cells = 0
     scores: dict = {}
     stops = StopRequests()
     try:
@@ -529,18 +555,20 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 if any_process(time_up or stops.requested, d, device):
                     signum = agreed_signal(stops, d, device)
                     if signum is not None:
-                        return stop_on_signal(run_dir, step, model, ema, optimizer, carry, cfg, d, device, logger, signum,
+                        return stop_on_signal(run_dir, step, model, ema, optimizer, carries, cfg, d, device, logger, signum,
                                               total_steps)
                     logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}")
                     total_steps = step
                     break
+                # Each canvas side has its own carry: a sample's y and z only meet its own canvas.
+                side = stream.side_of(step)
                 batch = to_device(stream.batch(step, cfg.optim.global_batch_size, d.rank, d.world_size), device)
-                if carry is None:
-                    carry = model.initial_carry(batch)
+                carry = carries.get(side) or model.initial_carry(batch)
                 scale = warmup_factor(step, cfg.optim.warmup_steps)
-                carry, loss, metrics, grad_norm = stepper.step(carry, batch, scale)
+                carries[side], loss, metrics, grad_norm = stepper.step(carry, batch, scale)
                 step += 1
                 window_steps += 1
+                window_cells += side * side
 
                 if step % cfg.run.log_every == 0 or step == total_steps:
                     values = {k: float(v) for k, v in metrics.items()} | {"loss": float(loss.detach())}
@@ -548,7 +576,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                     elapsed = time.monotonic() - window_start
                     samples_per_s = window_steps * cfg.optim.global_batch_size / max(elapsed, 1e-9)
                     record = {"step": step, **values, "lr": cfg.optim.lr * scale, "samples_per_s": samples_per_s,
-                              "tokens_per_s": samples_per_s * cells, "time_s": time.monotonic() - started}
+                              "tokens_per_s": window_cells * cfg.optim.global_batch_size / max(elapsed, 1e-9), "time_s": time.monotonic() - started}
                     if grad_norm is not None:
                         record["grad_norm"] = grad_norm
                     if device.type == "cuda":
@@ -561,11 +589,11 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                         total = min(total_steps, step + round(rate * max(cfg.run.time_limit_s - (time.monotonic() - started), 0)))
                     logger.advance(step, total=total, status=f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
                                    f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s")
-                    window_start, window_steps = time.monotonic(), 0
+                    window_start, window_steps, window_cells = time.monotonic(), 0, 0
                 logger.tick(step)
 
                 if step % cfg.run.checkpoint_every == 0 and step < total_steps:
-                    save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints, device)
+                    save_checkpoint(run_dir, step, model, ema, optimizer, carries, cfg, d, cfg.run.keep_checkpoints, device)
                 if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
                     scores = evaluate_heldout(model, ema, puzzles, heldout, cfg, dtype, d, device, cfg.eval.periodic_max_versions,
                                               eval_progress(logger, f"step {step}: held-out evaluation", d))
@@ -573,7 +601,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                     logger.print(f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} ({scores['tasks']} tasks)")
 
             logger.finish(step, total_steps)
-            saved = save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints, device)
+            saved = save_checkpoint(run_dir, step, model, ema, optimizer, carries, cfg, d, cfg.run.keep_checkpoints, device)
             logger.close()
             signum = agreed_signal(stops, d, device)
             if signum is not None:  # the signal came while the checkpoint was written
@@ -615,10 +643,10 @@ def agreed_signal(stops: StopRequests, d: Dist, device) -> int | None:
     return signal.SIGINT if got[0] else signal.SIGTERM if got[1] else None
 
 
-def stop_on_signal(run_dir, step, model, ema, optimizer, carry, cfg, d, device, logger, signum, total_steps) -> dict:
+def stop_on_signal(run_dir, step, model, ema, optimizer, carries, cfg, d, device, logger, signum, total_steps) -> dict:
     """The run was asked to stop: checkpoint the current step and say how to go on."""
     logger.finish(step, total_steps)
-    saved = save_checkpoint(run_dir, step, model, ema, optimizer, carry, cfg, d, cfg.run.keep_checkpoints, device)
+    saved = save_checkpoint(run_dir, step, model, ema, optimizer, carries, cfg, d, cfg.run.keep_checkpoints, device)
     logger.close()
     return stopped(run_dir, step, saved, logger, signum, d)
 

@@ -19,18 +19,26 @@ from arcsolver.engine.memory import (
 )
 from arcsolver.model.trm import TRM
 from arcsolver.train.config import PretrainConfig
-from arcsolver.train.dataset import TrainStream, build_puzzles, trainable_pairs
-from arcsolver.train.loop import schedule, select_tasks
+from arcsolver.train.dataset import build_puzzles, trainable_pairs
+from arcsolver.train.loop import schedule, select_tasks, task_counts, training_stream
 
 MiB = 2**20
+
+
+def canvases(cfg: PretrainConfig, stream) -> str:
+    """The layout in a line: the fixed canvas, or each side with its share of the batches."""
+    sides = cfg.canvas_sides()
+    if sides is None:
+        return f"fixed {cfg.model.canvas}x{cfg.model.canvas} ({cfg.model.positions})"
+    shares = ", ".join(f"{side}: {p:.0%}" for side, p in zip(stream.sides.tolist(), stream.probabilities))
+    return f"sized, batches per side {shares} (the memory figures below are for the largest)"
 
 
 def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> list[str]:
     """The lines of a run's plan: data, schedule, memory per sample, micro-batch per GPU size."""
     train, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train + heldout, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
-    stream = TrainStream(puzzles, trainable_pairs(train, heldout), cfg.model.canvas, cfg.run.seed, cfg.data.translate,
-                         sampling=cfg.data.sampling)
+    stream = training_stream(cfg, puzzles, trainable_pairs(train, heldout))
     total = cfg.total_steps(stream.examples_per_epoch)
     # Autocast precision as on a GPU (bf16 unless the recipe says float32).
     dtype = torch.float32 if cfg.run.dtype == "float32" else torch.bfloat16
@@ -41,9 +49,10 @@ def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> 
     local = cfg.optim.global_batch_size // processes
     n_params = sum(p.numel() for p in model.parameters())
     lines = [
-        f"data: {len(train)} train + {len(heldout)} held-out tasks, {len(puzzles)} versions (puzzles), "
+        f"data: {task_counts(train, heldout)}; {len(puzzles)} versions (puzzles), "
         f"{len(stream)} examples over all versions",
         f"schedule: {schedule(cfg, stream, total)}",
+        f"canvases: {canvases(cfg, stream)}",
         f"model: {n_params / 1e6:.2f}M parameters, puzzle table {model.puzzle_emb.n_rows} rows "
         f"({model.puzzle_emb.weight.numel() * 4 / GiB:.2f} GiB); {str(dtype).removeprefix('torch.')} autocast",
         f"memory per sample: training {step.per_sample / MiB:.0f} MiB, embeddings only {embeddings_only / MiB:.0f} MiB, "
