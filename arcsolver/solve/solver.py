@@ -30,7 +30,7 @@ from arcsolver.data.task import GridError, Task, as_grid, task_label
 from arcsolver.errors import ArcsolverError, DataError
 from arcsolver.solve.adapt import Adapted, adapt, add_puzzles, load_model, versions_of
 from arcsolver.solve.config import SolveConfig
-from arcsolver.solve.inference import model_canvases, predict, queries_for, rank_by_likelihood, vote_queries
+from arcsolver.solve.inference import model_canvases, predict, queries_for, query_sides, rank_by_likelihood, vote_queries
 from arcsolver.solve.submission import fallback_attempts, submission_json, write_submission
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype
 from arcsolver.engine.memory import choose_micro_batch
@@ -184,9 +184,9 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
     n_queries = sum(len(t.test) for t in todo) * n_versions
     adapt_deadline = None
     if deadline is not None and todo:
-        seconds_per_query = time_inference(model, todo[0], cfg, canvas, dtype)
-        adapt_deadline = deadline - 1.25 * seconds_per_query * n_queries
-        say(f"inference estimate {seconds_per_query * n_queries:.0f}s for {n_queries} queries; "
+        estimate = inference_seconds(model, todo, cfg, canvas, dtype, n_versions)
+        adapt_deadline = deadline - 1.25 * estimate
+        say(f"inference estimate {estimate:.0f}s for {n_queries} queries; "
             f"adaptation until {max(adapt_deadline - time.monotonic(), 0):.0f}s from now")
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -304,15 +304,29 @@ def restore(model, saved: dict[str, torch.Tensor], added: tuple[list, int]) -> N
     model.eval()
 
 
-def time_inference(model, task: Task, cfg: SolveConfig, canvas, dtype) -> float:
-    """Seconds per query, from one batch of a real task (the model is not changed)."""
+def inference_seconds(model, todo: list[Task], cfg: SolveConfig, canvas, dtype, n_versions: int) -> float:
+    """Seconds the inference of every task will take: one batch timed on the largest canvas the
+    tasks need, the other canvases scaled by their cost per query (tokens times the cost of a
+    token, whose attention part grows with the sequence). The model is not changed."""
     from arcsolver.data.augment import Augmentation
 
+    identity = [(0, Augmentation.identity())]
+    probes = [q for t in todo for q in queries_for(t, identity)]
+    tasks = {t.id: t for t in todo}
+    sides = query_sides(tasks, probes, canvas)
+    prefix, width = model.config.puzzle_emb_len, model.config.hidden_size
+
+    def cost(side: int) -> float:
+        length = prefix + side * side
+        return length * (3 * width + length)  # per layer: 12 D^2 per token in matrices, 4 L D in attention
+
+    largest = max(range(len(probes)), key=lambda k: sides[k])
     n = min(cfg.infer.batch_size, 64)
-    queries = queries_for(task, [(0, Augmentation.identity())] * n)[:n]
+    timed = [probes[largest]] * n
     begin = time.monotonic()
-    predict(model, {task.id: task}, queries, canvas, cfg.infer.batch_size, dtype)
-    return (time.monotonic() - begin) / len(queries)
+    predict(model, tasks, timed, canvas, cfg.infer.batch_size, dtype)
+    per_query = (time.monotonic() - begin) / n
+    return per_query * n_versions * sum(cost(side) for side in sides) / cost(sides[largest])
 
 
 def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtype) -> dict[str, list]:
