@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 		--solutions $(DEMO)/data/arc1-evaluation_solutions.json
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

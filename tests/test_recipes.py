@@ -94,3 +94,9 @@ def test_stages():
     assert stage_model("pretrain") is PretrainConfig and stage_model("submit") is SolveConfig
     with pytest.raises(ConfigError, match="no such recipe stage; choose pretrain or submit"):
         stage_model("train")
+
+
+def test_every_shipped_setting_says_what_it_means():
+    for model in (PretrainConfig, SolveConfig):
+        rows = setting_rows(model())
+        assert rows and [row[0] for row in rows if not row[3]] == []

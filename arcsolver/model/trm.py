@@ -32,22 +32,22 @@ class TRMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    hidden_size: int = Field(512, gt=0)
-    n_heads: int = Field(8, gt=0)
-    n_layers: int = Field(2, gt=0)
-    expansion: float = Field(4.0, gt=0)
-    n_latent_steps: int = Field(4, ge=1)  # n: z updates per recursion
-    n_recursions: int = Field(3, ge=1)  # T: recursions per supervision step, T-1 without grad
-    n_supervision: int = Field(16, ge=1)  # N_sup: most supervision steps per sample
-    puzzle_emb_len: int = Field(16, ge=1)  # prefix positions; the task vector fills the first
-    n_puzzle_ids: int = Field(1, ge=1)  # rows of the task-vector table, blank row 0 included
-    canvas: int = Field(30, gt=0)
-    vocab_size: int = Field(12, gt=0)
-    rope_theta: float = Field(10000.0, gt=0)
-    positions: Literal["rope1d", "rope2d"] = "rope1d"
-    rms_eps: float = Field(1e-5, gt=0)
-    halt_exploration_prob: float = Field(0.1, ge=0, le=1)
-    halt_loss_weight: float = Field(0.5, ge=0)
+    hidden_size: int = Field(512, gt=0, description="width D of the network")
+    n_heads: int = Field(8, gt=0, description="attention heads")
+    n_layers: int = Field(2, gt=0, description="blocks of the one network f")
+    expansion: float = Field(4.0, gt=0, description="SwiGLU hidden width over D (rounded up to a multiple of 256)")
+    n_latent_steps: int = Field(4, ge=1, description="n: z updates per recursion")
+    n_recursions: int = Field(3, ge=1, description="T: recursions per supervision step, T-1 without grad")
+    n_supervision: int = Field(16, ge=1, description="N_sup: most supervision steps per sample")
+    puzzle_emb_len: int = Field(16, ge=1, description="prefix positions; the task vector fills the first")
+    n_puzzle_ids: int = Field(1, ge=1, description="rows of the task-vector table, blank row 0 included")
+    canvas: int = Field(30, gt=0, description="side of the largest canvas (the fixed one with rope1d)")
+    vocab_size: int = Field(12, gt=0, description="tokens: PAD, EOS and 10 colours")
+    rope_theta: float = Field(10000.0, gt=0, description="RoPE base")
+    positions: Literal["rope1d", "rope2d"] = Field("rope1d", description="rope1d: the paper's RoPE over the flattened canvas (one canvas size); rope2d: over (row, column), any canvas")
+    rms_eps: float = Field(1e-5, gt=0, description="RMSNorm epsilon")
+    halt_exploration_prob: float = Field(0.1, ge=0, le=1, description="share of samples forced to a random minimum number of steps")
+    halt_loss_weight: float = Field(0.5, ge=0, description="weight of the halting BCE in the loss")
 
     @model_validator(mode="after")
     def _check_heads(self) -> TRMConfig:

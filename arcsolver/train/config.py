@@ -19,56 +19,46 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    # All pairs of these tasks are trained on (their test pairs too, where the outputs are known).
-    train_sets: list[str] = ["arc1/training"]
-    # Demonstration pairs trained on, test pairs held out for evaluation (the TRM protocol).
-    heldout_sets: list[str] = ["arc1/evaluation"]
-    max_side: int | None = Field(None, ge=1, le=30)  # keep tasks whose grids all fit this side
-    max_tasks: int | None = Field(None, ge=1)  # first N tasks of each set (quick runs, tests)
-    n_augmentations: int = Field(1000, ge=1)  # versions per task, identity included
-    fixed_colours: list[int] = [0]
-    translate: bool = True
-    # reference: each epoch takes one random version of every task, with all its pairs (TRM's);
-    # uniform: every (version, pair) example once per epoch, so tasks with more versions weigh more.
-    sampling: Literal["reference", "uniform"] = "reference"
-    # sized: each example on the smallest square canvas of canvas_sides (up to model.canvas) that
-    # holds its grids, batches drawn one side at a time; fixed: every example on model.canvas (the
-    # paper's layout). auto: sized when the model's positions are rope2d (rope1d needs one canvas).
-    layout: Literal["auto", "sized", "fixed"] = "auto"
-    canvas_sides: list[int] = Field(default_factory=lambda: list(CANVAS_SIDES), min_length=1)
+    train_sets: list[str] = Field(["arc1/training"], description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known).")
+    heldout_sets: list[str] = Field(["arc1/evaluation"], description="Demonstration pairs trained on, test pairs held out for evaluation (the TRM protocol).")
+    max_side: int | None = Field(None, ge=1, le=30, description="keep tasks whose grids all fit this side")
+    max_tasks: int | None = Field(None, ge=1, description="first N tasks of each set (quick runs, tests)")
+    n_augmentations: int = Field(1000, ge=1, description="versions per task, identity included")
+    fixed_colours: list[int] = Field([0], description="colours no permutation moves (0, black, the usual background)")
+    translate: bool = Field(True, description="shift each example's grids to a random place on its canvas (one example per version stays at the corner)")
+    sampling: Literal["reference", "uniform"] = Field("reference", description="reference: each epoch takes one random version of every task, with all its pairs (TRM's); uniform: every (version, pair) example once per epoch, so tasks with more versions weigh more.")
+    layout: Literal["auto", "sized", "fixed"] = Field("auto", description="sized: each example on the smallest square canvas of canvas_sides (up to model.canvas) that holds its grids, batches drawn one side at a time; fixed: every example on model.canvas (the paper's layout). auto: sized when the model's positions are rope2d (rope1d needs one canvas).")
+    canvas_sides: list[int] = Field(default_factory=lambda: list(CANVAS_SIDES), min_length=1,
+                                    description="square canvas sides of the sized layout (model.canvas is always one)")
 
 
 class OptimConfig(_Section):
-    optimizer: Literal["adam_atan2", "adamw"] = "adam_atan2"
-    global_batch_size: int = Field(768, ge=1)  # what the optimiser and sign-SGD see per step
-    # Samples per forward/backward within a process; gradients accumulate up to the batch.
-    # auto: measured on CUDA to fill the GPU, the whole local batch on a CPU.
-    micro_batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    lr: float = Field(1e-4, gt=0)
-    betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = Field(0.1, ge=0)
-    warmup_steps: int = Field(2000, ge=0)
-    grad_clip: float | None = Field(None, gt=0)
-    puzzle_emb_lr: float = Field(1e-2, gt=0)
-    puzzle_emb_weight_decay: float = Field(0.1, ge=0)
-    ema_rate: float | None = Field(0.999, gt=0, lt=1)  # None: evaluate the raw weights
+    optimizer: Literal["adam_atan2", "adamw"] = Field("adam_atan2", description="adam_atan2: the paper's Adam with atan2 in place of epsilon")
+    global_batch_size: int = Field(768, ge=1, description="what the optimiser and sign-SGD see per step")
+    micro_batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", description="Samples per forward/backward within a process; gradients accumulate up to the batch. auto: measured on CUDA to fill the GPU, the whole local batch on a CPU.")
+    lr: float = Field(1e-4, gt=0, description="learning rate of the network (after warm-up)")
+    betas: tuple[float, float] = Field((0.9, 0.95), description="Adam's moment decay rates")
+    weight_decay: float = Field(0.1, ge=0, description="decoupled weight decay of the network")
+    warmup_steps: int = Field(2000, ge=0, description="linear learning-rate warm-up from 0")
+    grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this (None: no clipping)")
+    puzzle_emb_lr: float = Field(1e-2, gt=0, description="sign-SGD learning rate of the puzzle-embedding rows")
+    puzzle_emb_weight_decay: float = Field(0.1, ge=0, description="decoupled weight decay of the puzzle-embedding rows")
+    ema_rate: float | None = Field(0.999, gt=0, lt=1, description="None: evaluate the raw weights")
 
 
 class RunConfig(_Section):
-    # The length of the run, in epochs of data.sampling (the paper's unit) or in optimiser steps
-    # (one per supervision step): exactly one of the two.
-    epochs: int | None = Field(100_000, ge=1)
-    steps: int | None = Field(None, ge=1)
-    time_limit_s: float | None = Field(None, gt=0)  # stop early, checkpoint and evaluate
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["auto", "bfloat16", "float32"] = "auto"  # auto: bf16 autocast on CUDA and AMX CPUs
-    compile: bool = False  # torch.compile the network (CUDA)
-    threads: int | None = Field(None, ge=1)  # CPU threads (default: torch's choice)
-    gpu_memory_gb: float | None = Field(None, gt=0)  # cap this process's GPU memory (share or rehearse a smaller card)
-    log_every: int = Field(10, ge=1)
-    checkpoint_every: int = Field(1000, ge=1)
-    keep_checkpoints: int = Field(3, ge=1)
+    epochs: int | None = Field(100_000, ge=1, description="run length in epochs of data.sampling (the paper's unit); give this or run.steps")
+    steps: int | None = Field(None, ge=1, description="run length in optimiser steps (one per supervision step); give this or run.epochs")
+    time_limit_s: float | None = Field(None, gt=0, description="stop early, checkpoint and evaluate")
+    seed: int = Field(0, description="seeds the data, the augmentations and the weights")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else the CPU")
+    dtype: Literal["auto", "bfloat16", "float32"] = Field("auto", description="auto: bf16 autocast on CUDA and AMX CPUs")
+    compile: bool = Field(False, description="torch.compile the network (CUDA)")
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's choice)")
+    gpu_memory_gb: float | None = Field(None, gt=0, description="cap this process's GPU memory (share or rehearse a smaller card)")
+    log_every: int = Field(10, ge=1, description="steps between progress records")
+    checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept on disk")
 
     @model_validator(mode="before")
     @classmethod
@@ -89,11 +79,10 @@ class RunConfig(_Section):
 
 
 class EvalConfig(_Section):
-    every: int | None = Field(None, ge=1)  # steps between held-out evaluations (None: at the end only)
-    max_versions: int | None = Field(None, ge=1)  # augmented versions per test input (None: all)
-    # The periodic evaluations vote over fewer versions (cheaper); the final one uses max_versions.
-    periodic_max_versions: int | None = Field(64, ge=1)
-    batch_size: int = Field(256, ge=1)
+    every: int | None = Field(None, ge=1, description="steps between held-out evaluations (None: at the end only)")
+    max_versions: int | None = Field(None, ge=1, description="augmented versions per test input (None: all)")
+    periodic_max_versions: int | None = Field(64, ge=1, description="The periodic evaluations vote over fewer versions (cheaper); the final one uses max_versions.")
+    batch_size: int = Field(256, ge=1, description="queries per forward pass")
 
 
 class PretrainConfig(_Section):
