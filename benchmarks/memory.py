@@ -62,10 +62,10 @@ def main() -> None:
     model = TRM(TRMConfig(n_puzzle_ids=args.rows)).to(device).train()
     out: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "rows": args.rows}
     if device.type == "cuda":
-        step = measure_step_memory(model, model, dtype)
+        step = measure_step_memory(model, dtype)
         for p in model.parameters():
             p.requires_grad_(False)
-        frozen = measure_step_memory(model, model, dtype)
+        frozen = measure_step_memory(model, dtype)
         for p in model.parameters():
             p.requires_grad_(True)
         out |= {"train_mib": step.per_sample / MiB, "embeddings_only_mib": frozen.per_sample / MiB,

@@ -58,7 +58,7 @@ def test_accumulated_bf16_step_matches_the_whole_batch():
 
 def test_the_chosen_micro_batch_runs_inside_its_budget():
     model, stepper, _ = setup(None)
-    memory = measure_step_memory(model, model, torch.bfloat16)
+    memory = measure_step_memory(model, torch.bfloat16)
     # A budget of room for ~12 samples: the pick must run without exceeding it.
     budget = memory.fixed + memory.carry_per_sample * 64 + 12.5 * memory.per_sample
     micro = memory.micro_batch(budget, 64)
@@ -73,7 +73,7 @@ def test_the_chosen_micro_batch_runs_inside_its_budget():
 
 def test_a_real_out_of_memory_error_halves_the_micro_batch():
     model, stepper, messages = setup(None)
-    memory = measure_step_memory(model, model, torch.bfloat16)
+    memory = measure_step_memory(model, torch.bfloat16)
     b = batch()
     carry = model.initial_carry(b)
     torch.cuda.synchronize(DEVICE)

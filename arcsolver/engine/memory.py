@@ -51,11 +51,11 @@ def example_batch(model: TRM, size: int, device: torch.device) -> dict[str, torc
     return {"inputs": cells.to(device), "labels": cells.to(device), "puzzle_ids": ids.to(device)}
 
 
-def _forward_backward(model: TRM, forward, batch: dict, dtype: torch.dtype, backward: bool = True):
+def _forward_backward(model: TRM, batch: dict, dtype: torch.dtype, backward: bool = True):
     carry = model.initial_carry(batch)
     device_type = batch["inputs"].device.type
     with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
-        carry, out = forward(carry, batch)
+        carry, out = model(carry, batch)
     loss, _ = trm_loss(out.logits, out.labels, out.halt_logit, model.config.halt_loss_weight)
     if backward:
         loss.backward()
@@ -91,7 +91,7 @@ def saved_activation_bytes(model: TRM, size: int, dtype: torch.dtype, train_netw
         p.requires_grad_(train_network)
     try:
         with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            _forward_backward(model, model, example_batch(model, size, device), dtype, backward=False)
+            _forward_backward(model, example_batch(model, size, device), dtype, backward=False)
     finally:
         model.puzzle_emb.clear_batch()
         model.train(was_training)
@@ -126,7 +126,7 @@ def estimate_step_memory(model: TRM, dtype: torch.dtype, train_network: bool = T
     return StepMemory(state_bytes(model), per_sample, carry_bytes_per_sample(model, dtype))
 
 
-def measure_step_memory(model: TRM, forward, dtype: torch.dtype, sizes: tuple[int, int] = (2, 8)) -> StepMemory:
+def measure_step_memory(model: TRM, dtype: torch.dtype, sizes: tuple[int, int] = (2, 8)) -> StepMemory:
     """Peak allocated bytes of a real forward and backward at two micro-batch sizes, on CUDA.
 
     The model's weights, RNG and puzzle table are left as they were: nothing is updated.
@@ -139,7 +139,7 @@ def measure_step_memory(model: TRM, forward, dtype: torch.dtype, sizes: tuple[in
             gc.collect()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-            _forward_backward(model, forward, example_batch(model, size, device), dtype)
+            _forward_backward(model, example_batch(model, size, device), dtype)
             torch.cuda.synchronize(device)
             peaks.append(torch.cuda.max_memory_allocated(device))
             model.zero_grad(set_to_none=True)
@@ -174,7 +174,7 @@ def choose_micro_batch(setting, model: TRM, local_batch: int, dtype, device: tor
         return min(setting, local_batch)
     if device.type != "cuda":
         return None
-    memory = measure_step_memory(model, model, dtype)
+    memory = measure_step_memory(model, dtype)
     budget = gpu_budget(device, cap_gb)
     micro = memory.micro_batch(budget, local_batch)
     say(f"micro-batch {micro} of {local_batch} per process: {memory.per_sample / 2**20:.0f} MiB per sample, "

@@ -29,9 +29,9 @@ from arcsolver.console import one_line
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Task
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
-from arcsolver.engine.device import cpu_has_amx, limit_gpu_memory, resolve_device, resolve_dtype  # noqa: F401
+from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype
 from arcsolver.engine.memory import choose_micro_batch
-from arcsolver.engine.step import Stepper, to_device  # noqa: F401
+from arcsolver.engine.step import Stepper, to_device
 from arcsolver.model.trm import TRM, Carry
 from arcsolver.solve.inference import heldout_scores, predict, queries_for, vote_queries
 from arcsolver.train import checkpoint as ckpt
