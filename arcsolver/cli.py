@@ -129,8 +129,8 @@ def pretrain(
     continues the run; the exit code is then 130 (SIGINT) or 143 (SIGTERM).
     """
     from arcsolver.recipes import load_recipe
-    from arcsolver.train import checkpoint as ckpt
-    from arcsolver.train.config import PretrainConfig
+    from arcsolver.engine import checkpoint as ckpt
+    from arcsolver.config import PretrainConfig
     from arcsolver.train.loop import pretrain as run_pretrain
 
     if plan:
@@ -163,7 +163,7 @@ def resumed_settings(path: Path, overrides: list[str]):
     """A run's own settings (its config.json) with --set overrides, validated; errors name the --set."""
     from arcsolver.data.loaders import read_json
     from arcsolver.recipes import apply_overrides, validate
-    from arcsolver.train.config import PretrainConfig
+    from arcsolver.config import PretrainConfig
 
     settings = read_json(path)
     if not isinstance(settings, dict):
@@ -255,7 +255,7 @@ def solve(
     task, and exits 1 naming the file if the last write failed too.
     """
     from arcsolver.recipes import load_recipe
-    from arcsolver.solve.config import SolveConfig
+    from arcsolver.config import SolveConfig
     from arcsolver.solve.solver import exit_with_parent, solve as run_solve, solve_sharded, visible_gpus
 
     overrides = list(set_)
@@ -302,7 +302,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def newest_run(root: Path = Path("runs")) -> Path:
     """The run directory under root (at any depth) with the most recent checkpoint."""
-    from arcsolver.train import checkpoint as ckpt
+    from arcsolver.engine import checkpoint as ckpt
 
     runs = [(latest.stat().st_mtime, d.parent) for d in root.glob("**/checkpoints") if (latest := ckpt.latest_checkpoint(d.parent))]
     if not runs:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
+import time
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -36,3 +38,31 @@ def user_errors(fn):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+HEARTBEAT_S = 30.0  # how often a long phase prints a plain line where the console is not a terminal
+
+
+class Heartbeat:
+    """Plain progress lines where the console is not a terminal (a log file, a notebook cell),
+    where a rich bar only shows once, at the end. On a terminal the bar says it all."""
+
+    def __init__(self, console, every_s: float | None = None):
+        self.console = console
+        self.enabled = console is not None and not console.is_terminal
+        self.every_s = HEARTBEAT_S if every_s is None else every_s
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return self.enabled and time.monotonic() - self.last >= self.every_s
+
+    def __call__(self, line: Callable[[], str]) -> None:
+        """Print line() if a beat is due (line is only built then)."""
+        if self.due():
+            self.console.print(one_line(line()), highlight=False, soft_wrap=True)
+            self.last = time.monotonic()
+
+
+def duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"

@@ -51,11 +51,11 @@ def _parse_value(text: str):
 def stage_model(stage: str) -> type[BaseModel]:
     """The settings model of a recipe stage: pretrain -> PretrainConfig, submit -> SolveConfig."""
     if stage == "pretrain":
-        from arcsolver.train.config import PretrainConfig
+        from arcsolver.config import PretrainConfig
 
         return PretrainConfig
     if stage == "submit":
-        from arcsolver.solve.config import SolveConfig
+        from arcsolver.config import SolveConfig
 
         return SolveConfig
     raise ConfigError(f"{stage}: no such recipe stage; choose pretrain or submit")

@@ -24,7 +24,7 @@ import torch
 from arcsolver.model.loss import trm_loss
 from arcsolver.model.trm import TRM, TRMConfig
 from arcsolver.recipes import apply_overrides
-from arcsolver.train.optim import AdamAtan2
+from arcsolver.engine.optim import AdamAtan2
 
 
 def measure(cfg: TRMConfig, batch: int, steps: int, warmup: int, dtype: torch.dtype, device: torch.device, compile_: bool) -> dict:

@@ -127,7 +127,7 @@ def test_report_names_a_path_with_markup(tmp_path):
 
 def test_settings_lists_every_setting_with_its_default_and_type():
     from arcsolver.recipes import setting_fields
-    from arcsolver.train.config import PretrainConfig
+    from arcsolver.config import PretrainConfig
 
     result = runner.invoke(app, ["settings", "pretrain"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

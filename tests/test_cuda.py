@@ -7,9 +7,9 @@ import torch
 from arcsolver.engine.memory import gpu_budget, measure_step_memory
 from arcsolver.engine.step import Stepper
 from arcsolver.model.trm import TRM, TRMConfig
-from arcsolver.train.config import OptimConfig
-from arcsolver.train.distributed import Dist
-from arcsolver.train.optim import EMA, build_optimizer
+from arcsolver.config import OptimConfig
+from arcsolver.engine.distributed import Dist
+from arcsolver.engine.optim import EMA, build_optimizer
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

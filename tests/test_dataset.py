@@ -7,9 +7,9 @@ import pytest
 from pydantic import ValidationError
 
 from arcsolver.data.loaders import load_tasks
-from arcsolver.train.dataset import TrainStream, build_puzzles, steps_for_epochs, trainable_pairs
+from arcsolver.data.stream import TrainStream, build_puzzles, steps_for_epochs, trainable_pairs
 
-from arcsolver.train.config import PretrainConfig
+from arcsolver.config import PretrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arcsolver.errors import ConfigError
 from arcsolver.recipes import load_recipe, setting_fields, setting_rows, stage_model, type_name, validate
-from arcsolver.solve.config import SolveConfig
-from arcsolver.train.config import PretrainConfig
+from arcsolver.config import SolveConfig
+from arcsolver.config import PretrainConfig
 
 
 def load(*overrides, model=PretrainConfig, stage="pretrain", recipe="cpu-small"):

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from arcsolver.cli import app
 from arcsolver.errors import CheckpointError
-from arcsolver.train import checkpoint as ckpt
+from arcsolver.engine import checkpoint as ckpt
 from arcsolver.train.loop import pretrain, trim_metrics
 
 from conftest import TINY, tiny_config

@@ -17,7 +17,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
-from arcsolver.train import checkpoint as ckpt
+from arcsolver.engine import checkpoint as ckpt
 from arcsolver.train import loop
 from arcsolver.train.loop import pretrain
 

@@ -9,8 +9,8 @@ from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import CANVAS_SIDES, EOS, VOCAB_SIZE, decode_grid, encode_grid, fitting_side
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Pair, Task, as_grid
-from arcsolver.solve.inference import inference_side, predict, queries_for, query_sides
-from arcsolver.train.dataset import SizedStream, build_puzzles, trainable_pairs
+from arcsolver.engine.inference import inference_side, predict, queries_for, query_sides
+from arcsolver.data.stream import SizedStream, build_puzzles, trainable_pairs
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +141,9 @@ def test_each_side_carries_its_own_samples_on(tmp_path):
 
     from arcsolver.engine.step import Stepper, to_device
     from arcsolver.model.trm import TRM
-    from arcsolver.train.distributed import Dist
+    from arcsolver.engine.distributed import Dist
     from arcsolver.train.loop import select_tasks, training_stream
-    from arcsolver.train.optim import build_optimizer
+    from arcsolver.engine.optim import build_optimizer
 
     cfg = tiny_config(*SIZED, "model.n_supervision=16", "model.halt_exploration_prob=1.0")
     train, heldout = select_tasks(cfg)

@@ -10,16 +10,17 @@ import time
 import numpy as np
 import torch
 
+import arcsolver.console
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import VOCAB_SIZE, encode_grid
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Pair, Task, as_grid
 from arcsolver.recipes import load_recipe
 from arcsolver.solve.adapt import adapt, load_model
-from arcsolver.solve.config import SolveConfig
-from arcsolver.solve.inference import predict, queries_for, rank_by_likelihood, vote_queries
+from arcsolver.config import SolveConfig
+from arcsolver.engine.inference import predict, queries_for, rank_by_likelihood, vote_queries
 from arcsolver.solve.submission import check_submission
-from arcsolver.solve.voting import Candidate, vote
+from arcsolver.engine.voting import Candidate, vote
 
 QUICK = ["data.n_augmentations=2", "adapt.steps=4", "adapt.log_every=1", "optim.global_batch_size=8",
          "infer.max_versions=2", "infer.batch_size=16", "run.threads=1"]
@@ -242,7 +243,7 @@ def test_progress_lines_off_a_terminal(tiny_run, tmp_path, monkeypatch):
     from arcsolver.solve import solver
     from arcsolver.train import loop
 
-    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.0)
+    monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)
     challenges = tmp_path / "c.json"
     write_challenges(challenges, small_tasks(2))
     log = io.StringIO()

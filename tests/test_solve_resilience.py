@@ -25,7 +25,7 @@ from arcsolver.solve import adapt as adapt_module
 from arcsolver.solve import solver
 from arcsolver.solve.adapt import adapt, load_model
 from arcsolver.solve.submission import check_submission, fallback_attempts, submission_json
-from arcsolver.train import checkpoint as ckpt
+from arcsolver.engine import checkpoint as ckpt
 from test_solve import QUICK, quick, write_challenges
 
 

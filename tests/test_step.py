@@ -11,10 +11,10 @@ from safetensors.torch import load_file
 
 from arcsolver.engine.step import Stepper, micro_slices, to_device
 from arcsolver.model.trm import TRM
-from arcsolver.train.dataset import TrainStream, build_puzzles, trainable_pairs
-from arcsolver.train.distributed import Dist
+from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
+from arcsolver.engine.distributed import Dist
 from arcsolver.train.loop import select_tasks
-from arcsolver.train.optim import EMA, build_optimizer
+from arcsolver.engine.optim import EMA, build_optimizer
 
 from conftest import TINY, tiny_config
 

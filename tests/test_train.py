@@ -16,8 +16,9 @@ import pytest
 from rich.console import Console
 from safetensors.torch import load_file
 
+import arcsolver.console
 from arcsolver.data.loaders import load_tasks
-from arcsolver.train.dataset import TrainStream, build_puzzles, trainable_pairs
+from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
 from arcsolver.train.loop import select_tasks
 
 from conftest import TINY, tiny_config as tiny
@@ -165,7 +166,7 @@ def bar_counts(text: str) -> tuple[int, int]:
 def test_plain_progress_lines_off_a_terminal_and_bar_totals_where_the_run_ended(tmp_path, monkeypatch):
     from arcsolver.train import loop
 
-    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.0)  # a line at every chance
+    monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)  # a line at every chance
     log = io.StringIO()
     loop.pretrain(tiny("run.steps=5"), tmp_path / "five", console=Console(file=log, width=300))
     lines = log.getvalue().splitlines()
@@ -234,5 +235,5 @@ def test_paced_chunks_cover_every_item_in_order_grow_while_fast_and_halve_when_s
     chunks = list(loop.paced_chunks(items, 256))
     assert [len(c) for c in chunks][:5] == [32, 64, 128, 256, 256]
     assert sum(chunks, []) == items
-    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.0)  # every slice outlasts a third of it
+    monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)  # every slice outlasts a third of it
     assert [len(c) for c in loop.paced_chunks(items[:100], 256)][:4] == [32, 16, 8, 4]

@@ -116,7 +116,6 @@ def read_json(path) -> object:
         raise DataError(f"{path}: invalid JSON: {str(e).split(':')[0]}") from None
 
 
-_read_json = read_json  # the name other modules import
 
 
 def _parse_task_map(obj, file: str, solutions: dict | None, solutions_file: str, name: str):
@@ -159,11 +158,11 @@ def challenges_path_for(solutions: Path) -> Path | None:
 def read_challenges(path, solutions=None) -> tuple[TaskSet, list[Problem]]:
     """Read a Kaggle challenges file leniently; solutions are found beside it unless given."""
     path = Path(path)
-    obj = _read_json(path)
+    obj = read_json(path)
     sol_path = Path(solutions) if solutions is not None else solutions_path_for(path)
     sol_obj = None
     if sol_path is not None:
-        sol_obj = _read_json(sol_path)
+        sol_obj = read_json(sol_path)
         if not isinstance(sol_obj, dict):
             raise DataError(f"{sol_path}: expected an object mapping task ids to lists of output grids")
     return _parse_task_map(obj, str(path), sol_obj, str(sol_path), _set_name(path))
@@ -173,7 +172,7 @@ def read_challenges_only(path) -> tuple[TaskSet, list[Problem]]:
     """Read a challenges file leniently, ignoring any solutions beside it (solving hidden tasks:
     a problem in a solutions file must not cost a task its attempts)."""
     path = Path(path)
-    return _parse_task_map(_read_json(path), str(path), None, "", _set_name(path))
+    return _parse_task_map(read_json(path), str(path), None, "", _set_name(path))
 
 
 def _set_name(path: Path) -> str:
@@ -189,7 +188,7 @@ def read_directory(path) -> tuple[TaskSet, list[Problem]]:
     tasks, problems = [], []
     for file in files:
         try:
-            obj = _read_json(file)
+            obj = read_json(file)
             tasks.append(parse_task(file.stem, obj))
         except DataError as e:
             problems.append(Problem(str(file), str(e).removeprefix(f"{file}: "), file.stem))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from arcsolver.errors import ConfigError
@@ -44,3 +46,10 @@ def limit_gpu_memory(gigabytes: float | None, device: torch.device) -> None:
     if fraction > 1:
         raise ConfigError(f"run.gpu_memory_gb = {gigabytes:g} exceeds the {total / 2**30:.1f} GiB of {device}")
     torch.cuda.set_per_process_memory_fraction(fraction, device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

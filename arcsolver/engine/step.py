@@ -19,10 +19,10 @@ import torch
 from arcsolver.data.encoding import PAD
 from arcsolver.model.loss import trm_loss
 from arcsolver.model.trm import TRM, Carry
-from arcsolver.train.config import OptimConfig
-from arcsolver.train.dataset import Batch
-from arcsolver.train.distributed import Dist, average_gradients, gather
-from arcsolver.train.optim import EMA, clip_grad_norm
+from arcsolver.config import OptimConfig
+from arcsolver.data.stream import Batch
+from arcsolver.engine.distributed import Dist, average_gradients, gather
+from arcsolver.engine.optim import EMA, clip_grad_norm
 
 
 def to_device(b: Batch, device: torch.device) -> dict[str, torch.Tensor]:

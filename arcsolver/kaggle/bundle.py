@@ -165,7 +165,7 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
     import torch
 
     from arcsolver.solve.adapt import load_model
-    from arcsolver.train.checkpoint import find_checkpoint, read_state
+    from arcsolver.engine.checkpoint import find_checkpoint, read_state
 
     if not Path(path).exists():
         raise CheckpointError(f"{path}: no such checkpoint or run directory")
@@ -192,7 +192,7 @@ def file_entries(root: Path) -> list[FileEntry]:
 def build_bundle(checkpoint: str | Path, out: Path, recipe: str = "kaggle", python_version: str = "3.11") -> Manifest:
     """Write the bundle for a checkpoint (or a run's newest) into out, which must be empty or absent."""
     from arcsolver.recipes import load_recipe, recipe_path
-    from arcsolver.solve.config import SolveConfig
+    from arcsolver.config import SolveConfig
 
     if not re.fullmatch(r"3\.\d+", python_version):
         raise ArcsolverError(f"--python-version {python_version!r}: expected major.minor, e.g. 3.11")

@@ -105,7 +105,7 @@ def verify_checkpoint(bundle: Path, manifest: Manifest, report: CheckReport) -> 
     import torch
 
     from arcsolver.solve.adapt import load_model
-    from arcsolver.train.checkpoint import read_state
+    from arcsolver.engine.checkpoint import read_state
 
     try:
         model, cfg, ckpt_dir = load_model(bundle / CHECKPOINT, torch.device("cpu"))

@@ -20,13 +20,13 @@ from arcsolver.engine.step import Stepper, to_device
 from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import validate
-from arcsolver.solve.config import SolveConfig
-from arcsolver.solve.inference import model_canvases
-from arcsolver.train import checkpoint as ckpt
-from arcsolver.train.config import PretrainConfig
-from arcsolver.train.dataset import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
-from arcsolver.train.distributed import Dist
-from arcsolver.train.optim import EMA, build_optimizer, warmup_factor
+from arcsolver.config import SolveConfig
+from arcsolver.engine.inference import model_canvases
+from arcsolver.engine import checkpoint as ckpt
+from arcsolver.config import PretrainConfig
+from arcsolver.data.stream import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
+from arcsolver.engine.distributed import Dist
+from arcsolver.engine.optim import EMA, build_optimizer, warmup_factor
 
 
 # The pretrained puzzle table's key, and how many of its rows are read at a time to average it

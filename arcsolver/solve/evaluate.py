@@ -12,7 +12,7 @@ from arcsolver.atomic import atomic_write_text
 from arcsolver.data.loaders import first_of, read_json
 from arcsolver.data.task import Grid, GridError, as_grid
 from arcsolver.errors import DataError, SubmissionRejected
-from arcsolver.solve.scoring import cell_accuracy, same_grid, test_output_solved
+from arcsolver.engine.scoring import cell_accuracy, same_grid, test_output_solved
 from arcsolver.solve.submission import coverage_problems, parse_submission
 
 

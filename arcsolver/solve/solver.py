@@ -24,13 +24,14 @@ import numpy as np
 import torch
 
 from arcsolver.atomic import reported_writes, write_problem
+from arcsolver.console import Heartbeat, duration
 from arcsolver.console import one_line as escaped
-from arcsolver.data.loaders import _read_json, read_challenges_only
+from arcsolver.data.loaders import read_json, read_challenges_only
 from arcsolver.data.task import GridError, Task, as_grid, task_label
 from arcsolver.errors import ArcsolverError, DataError
 from arcsolver.solve.adapt import Adapted, adapt, add_puzzles, load_model, versions_of
-from arcsolver.solve.config import SolveConfig
-from arcsolver.solve.inference import model_canvases, predict, queries_for, query_sides, rank_by_likelihood, vote_queries
+from arcsolver.config import SolveConfig
+from arcsolver.engine.inference import model_canvases, predict, queries_for, query_sides, rank_by_likelihood, vote_queries
 from arcsolver.solve.submission import fallback_attempts, submission_json, write_submission
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype
 from arcsolver.engine.memory import choose_micro_batch
@@ -70,7 +71,7 @@ def read_for_submission(challenges: Path):
     Only a file that cannot be read at all, or is not a task map, is an error: every id it
     holds gets an entry, parsed or not.
     """
-    raw = _read_json(Path(challenges))
+    raw = read_json(Path(challenges))
     if not isinstance(raw, dict):
         raise DataError(f"{challenges}: expected an object mapping task ids to tasks, got {type(raw).__name__}")
     tasks, problems = read_challenges_only(challenges)
@@ -191,8 +192,7 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from arcsolver.train.loop import Heartbeat, duration
-
+    
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
     heartbeat = Heartbeat(console)  # plain lines where the console is not a terminal

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import shlex
 import shutil
 import signal
@@ -20,24 +19,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 
 from arcsolver.atomic import atomic_write_json, atomic_write_text, reported_writes, write_problem
-from arcsolver.console import one_line
+import arcsolver.console
+from arcsolver.console import Heartbeat, duration, one_line
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Task
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
-from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype
+from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
 from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.step import Stepper, to_device
 from arcsolver.model.trm import TRM, Carry
-from arcsolver.solve.inference import heldout_scores, predict, queries_for, vote_queries
-from arcsolver.train import checkpoint as ckpt
-from arcsolver.train.config import PretrainConfig
-from arcsolver.train.dataset import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
-from arcsolver.train.distributed import (
+from arcsolver.engine.inference import heldout_scores, predict, queries_for, vote_queries
+from arcsolver.engine import checkpoint as ckpt
+from arcsolver.config import PretrainConfig
+from arcsolver.data.stream import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
+from arcsolver.engine.distributed import (
     Dist,
     any_process,
     barrier,
@@ -46,7 +45,7 @@ from arcsolver.train.distributed import (
     sum_over_processes,
     shutdown,
 )
-from arcsolver.train.optim import EMA, build_optimizer, warmup_factor
+from arcsolver.engine.optim import EMA, build_optimizer, warmup_factor
 
 
 def select_tasks(cfg: PretrainConfig) -> tuple[list[Task], list[Task]]:
@@ -75,12 +74,6 @@ def schedule(cfg: PretrainConfig, stream: TrainStream, total_steps: int) -> str:
     if cfg.run.epochs is not None:
         return f"{cfg.run.epochs} epochs of {per_epoch} = {total_steps} steps of {cfg.optim.global_batch_size}"
     return f"{total_steps} steps of {cfg.optim.global_batch_size}, {per_epoch}"
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def task_counts(train: list[Task], heldout: list[Task]) -> str:
@@ -293,34 +286,6 @@ def resume_hint(run_dir: Path) -> str:
 
 # --- progress ------------------------------------------------------------------------------
 
-HEARTBEAT_S = 30.0  # how often a long phase prints a plain line where the console is not a terminal
-
-
-class Heartbeat:
-    """Plain progress lines where the console is not a terminal (a log file, a notebook cell),
-    where a rich bar only shows once, at the end. On a terminal the bar says it all."""
-
-    def __init__(self, console, every_s: float | None = None):
-        self.console = console
-        self.enabled = console is not None and not console.is_terminal
-        self.every_s = HEARTBEAT_S if every_s is None else every_s
-        self.last = time.monotonic()
-
-    def due(self) -> bool:
-        return self.enabled and time.monotonic() - self.last >= self.every_s
-
-    def __call__(self, line: Callable[[], str]) -> None:
-        """Print line() if a beat is due (line is only built then)."""
-        if self.due():
-            self.console.print(one_line(line()), highlight=False, soft_wrap=True)
-            self.last = time.monotonic()
-
-
-def duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 class Logger:
     """Rank 0 only: a rich progress bar (plain lines off a terminal) and metrics.jsonl."""
 
@@ -397,9 +362,9 @@ def paced_chunks(items: list, most: int, first: int = 32):
         yield items[start : start + size]
         start += size
         took = time.monotonic() - began
-        if took < HEARTBEAT_S / 6:
+        if took < arcsolver.console.HEARTBEAT_S / 6:
             size = min(size * 2, most)
-        elif took > HEARTBEAT_S / 3:
+        elif took > arcsolver.console.HEARTBEAT_S / 3:
             size = max(size // 2, 1)
 
 

@@ -18,8 +18,8 @@ from arcsolver.engine.memory import (
     inference_bytes_per_sample,
 )
 from arcsolver.model.trm import TRM
-from arcsolver.train.config import PretrainConfig
-from arcsolver.train.dataset import build_puzzles, trainable_pairs
+from arcsolver.config import PretrainConfig
+from arcsolver.data.stream import build_puzzles, trainable_pairs
 from arcsolver.train.loop import schedule, select_tasks, task_counts, training_stream
 
 MiB = 2**20

@@ -15,8 +15,8 @@ from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import CANVAS_SIDES, PAD, decode_batch, encode_grid, fitting_side
 from arcsolver.model.loss import stablemax_log_probs
 from arcsolver.data.task import Grid, Task
-from arcsolver.solve.scoring import task_score
-from arcsolver.solve.voting import Candidate, vote
+from arcsolver.engine.scoring import task_score
+from arcsolver.engine.voting import Candidate, vote
 
 
 @dataclass(frozen=True)
