@@ -14,17 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from arcsolver.errors import ConfigError
-from arcsolver.model.layers import Block, RotaryEmbedding, lecun_linear, trunc_normal_
+from arcsolver.model.layers import Block, lecun_linear, trunc_normal_
+from arcsolver.model.positions import Positions, Rope, RotaryEmbedding, check_head_dim
 from arcsolver.model.puzzle_embedding import PuzzleEmbedding
-
-Rope = tuple[torch.Tensor, torch.Tensor]  # (cos, sin) tables for the current canvas
 
 
 class TRMConfig(BaseModel):
@@ -44,24 +42,22 @@ class TRMConfig(BaseModel):
     canvas: int = Field(30, gt=0, description="side of the largest canvas (the fixed one with rope1d)")
     vocab_size: int = Field(12, gt=0, description="tokens: PAD, EOS and 10 colours")
     rope_theta: float = Field(10000.0, gt=0, description="RoPE base")
-    positions: Literal["rope1d", "rope2d"] = Field("rope1d", description="rope1d: the paper's RoPE over the flattened canvas (one canvas size); rope2d: over (row, column), any canvas")
+    positions: Positions = Field("rope1d", description="rope1d: the paper's RoPE over the flattened canvas (one canvas size); rope2d: over (row, column), any canvas")
     rms_eps: float = Field(1e-5, gt=0, description="RMSNorm epsilon")
     halt_exploration_prob: float = Field(0.1, ge=0, le=1, description="share of samples forced to a random minimum number of steps")
     halt_loss_weight: float = Field(0.5, ge=0, description="weight of the halting BCE in the loss")
 
     @model_validator(mode="after")
-    def _check_heads(self) -> TRMConfig:
+    def _check_shapes(self) -> TRMConfig:
         if self.hidden_size % self.n_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} must be divisible by n_heads {self.n_heads}"
-            )
-        head_dim = self.hidden_size // self.n_heads
-        needed = 4 if self.positions == "rope2d" else 2  # rope2d splits pairs into rows and cols
-        if head_dim % needed:
-            raise ValueError(
-                f"{self.positions} needs a head dimension divisible by {needed}, got {head_dim}"
-            )
+            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by n_heads {self.n_heads}")
+        check_head_dim(self.positions, self.head_dim)
         return self
+
+    @property
+    def head_dim(self) -> int:
+        """d: the width of one attention head."""
+        return self.hidden_size // self.n_heads
 
     @property
     def seq_len(self) -> int:
@@ -118,9 +114,7 @@ class TRM(nn.Module):
         self.embed_tokens = nn.Embedding(config.vocab_size, D)
         trunc_normal_(self.embed_tokens.weight, std=1.0 / self.embed_scale)
         self.puzzle_emb = PuzzleEmbedding(config.n_puzzle_ids, D)
-        self.rotary = RotaryEmbedding(
-            D // config.n_heads, config.puzzle_emb_len, config.rope_theta, config.positions
-        )
+        self.rotary = RotaryEmbedding.from_config(config)
         self.blocks = nn.ModuleList(
             Block(D, config.n_heads, config.expansion, config.rms_eps)
             for _ in range(config.n_layers)
@@ -165,18 +159,6 @@ class TRM(nn.Module):
         return self.latent_recursion(x, y, z, rope)
 
     # --- embeddings and heads ------------------------------------------------------------
-
-    def rope_for(self, inputs: torch.Tensor) -> Rope:
-        """cos/sin for the canvas of `inputs` [B, H, W]; rope1d only knows its own canvas."""
-        H, W = inputs.shape[-2:]
-        canvas = self.config.canvas
-        if self.config.positions == "rope1d" and (H, W) != (canvas, canvas):
-            raise ConfigError(
-                f"this model uses rope1d positions for a {canvas}x{canvas} canvas, got a "
-                f"{H}x{W} one: encode the data on a {canvas}x{canvas} canvas (flattened positions "
-                f"change meaning with the canvas width), or use a model with positions='rope2d'"
-            )
-        return self.rotary(H, W, inputs.device)
 
     def embed_input(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:
         """x [B, L, D]: the task vector, zeros for the rest of the prefix, then the input cells."""
@@ -228,7 +210,7 @@ class TRM(nn.Module):
         steps = torch.where(reset, 0, carry.steps)
         min_steps = torch.where(reset, self._draw_min_steps(reset), carry.min_steps)
 
-        rope = self.rope_for(inputs)
+        rope = self.rotary(*inputs.shape[-2:], inputs.device)
         x = self.embed_input(inputs, puzzle_ids)
         y, z = self.supervision_step(x, y, z, rope)
         logits, halt_logit = self.heads(y)
@@ -266,7 +248,7 @@ class TRM(nn.Module):
 
         Returns the last step's logits [B, H*W, vocab] and halt logits [B], in either mode.
         """
-        rope = self.rope_for(inputs)
+        rope = self.rotary(*inputs.shape[-2:], inputs.device)
         x = self.embed_input(inputs, puzzle_ids)
         y, z = self.initial_state(x.shape[0], x.shape[1])
         for _ in range(self.config.n_supervision):
