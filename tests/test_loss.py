@@ -77,22 +77,22 @@ def test_pad_positions_do_not_change_the_loss():
     other = logits.clone()
     other[0, [1, 3]] = torch.randn(2, 12) * 10
     halt = torch.tensor([0.1])
-    loss, _ = trm_loss(logits, labels, halt)
-    assert trm_loss(other, labels, halt)[0].item() == pytest.approx(loss.item())
+    loss, _ = trm_loss(logits, labels, halt, 0.5)
+    assert trm_loss(other, labels, halt, 0.5)[0].item() == pytest.approx(loss.item())
 
 
 def test_samples_without_supervised_tokens_are_left_out():
     labels = torch.tensor([[3, 4], [PAD, PAD]])
     logits = torch.randn(2, 2, 12)
     halt = torch.tensor([0.2, 9.0])
-    loss, metrics = trm_loss(logits, labels, halt)
-    alone, _ = trm_loss(logits[:1], labels[:1], halt[:1])
+    loss, metrics = trm_loss(logits, labels, halt, 0.5)
+    alone, _ = trm_loss(logits[:1], labels[:1], halt[:1], 0.5)
     assert loss.item() == pytest.approx(alone.item(), rel=1e-6)
 
 
 def test_mean_halt_steps_counts_halted_samples_only():
     labels = torch.tensor([[3], [3], [3]])
     halted, steps = torch.tensor([True, False, True]), torch.tensor([2, 7, 4])
-    _, metrics = trm_loss(torch.randn(3, 1, 12), labels, torch.zeros(3), halted=halted, steps=steps)
+    _, metrics = trm_loss(torch.randn(3, 1, 12), labels, torch.zeros(3), 0.5, halted=halted, steps=steps)
     assert metrics["mean_halt_steps"].item() == 3.0
     assert metrics["halted_fraction"].item() == pytest.approx(2 / 3)

@@ -77,6 +77,9 @@ def test_config_is_validated():
         TRMConfig(n_recursion=3)  # a typo is an error, not a silently ignored key
     with pytest.raises(pydantic.ValidationError, match="rope2d"):
         TRMConfig(hidden_size=12, n_heads=2, positions="rope2d")  # head dim 6
+    with pytest.raises(pydantic.ValidationError, match="vocab_size must be 12"):
+        TRMConfig(vocab_size=13)
+    assert TRMConfig.model_validate(TRMConfig().model_dump()).vocab_size == 12  # a saved config loads
 
 
 def test_paper_sized_network_has_about_seven_million_parameters():
@@ -99,7 +102,7 @@ def test_only_the_last_recursion_builds_a_graph():
     assert all(o.grad_fn is None and not o.requires_grad for o in outputs[: 2 * per_recursion])
     assert all(o.grad_fn is not None for o in outputs[2 * per_recursion :])
 
-    loss, _ = trm_loss(out.logits, out.labels, out.halt_logit)
+    loss, _ = trm_loss(out.logits, out.labels, out.halt_logit, model.config.halt_loss_weight)
     loss.backward()
     assert all(p.grad is not None for p in model.blocks.parameters())
     assert model.embed_tokens.weight.grad is not None and model.halt_head.weight.grad is not None
@@ -112,7 +115,7 @@ def test_graph_size_does_not_depend_on_the_number_of_recursions():
         torch.manual_seed(0)
         model = TRM(tiny_config(n_recursions=n_recursions))
         _, out = model(model.initial_carry(batch), batch)
-        sizes.append(graph_size(trm_loss(out.logits, out.labels, out.halt_logit)[0]))
+        sizes.append(graph_size(trm_loss(out.logits, out.labels, out.halt_logit, model.config.halt_loss_weight)[0]))
     assert sizes[0] == sizes[1]
 
 
@@ -225,7 +228,7 @@ def test_runs_under_bf16_autocast():
     batch = random_batch()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         carry, out = model(model.initial_carry(batch), batch)
-        loss, _ = trm_loss(out.logits, out.labels, out.halt_logit)
+        loss, _ = trm_loss(out.logits, out.labels, out.halt_logit, model.config.halt_loss_weight)
     loss.backward()
     assert torch.isfinite(loss) and out.halt_logit.dtype == torch.float32
     assert carry.y.dtype == torch.bfloat16  # the carried state is in the compute dtype
@@ -258,7 +261,7 @@ def test_puzzle_rows_are_updated_only_for_the_batch():
     batch = random_batch()
     batch["puzzle_ids"] = torch.tensor([1, 3, 3, 1])
     carry, out = model(model.initial_carry(batch), batch)
-    trm_loss(out.logits, out.labels, out.halt_logit)[0].backward()
+    trm_loss(out.logits, out.labels, out.halt_logit, model.config.halt_loss_weight)[0].backward()
     model.puzzle_emb.step(lr=0.01, weight_decay=0.1)
     changed = (model.puzzle_emb.weight != 0).any(-1)
     assert changed.tolist() == [False, True, False, True, False, False]

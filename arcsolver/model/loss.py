@@ -40,11 +40,11 @@ def trm_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
     halt_logit: torch.Tensor,
-    halt_loss_weight: float = 0.5,
+    halt_loss_weight: float,
     halted: torch.Tensor | None = None,
     steps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """lm loss + halt_loss_weight x halting BCE for one supervision step, and metrics.
+    """lm loss + halt_loss_weight (TRMConfig's) x halting BCE for one supervision step, and metrics.
 
     logits [B, H*W, V], labels [B, H, W] (or [B, H*W]), halt_logit [B]. The lm loss is the mean
     over each sample's supervised (non-PAD) tokens, then over samples; samples with no

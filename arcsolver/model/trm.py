@@ -20,6 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from arcsolver.data.encoding import VOCAB_SIZE
 from arcsolver.model.layers import Block, lecun_linear, trunc_normal_
 from arcsolver.model.positions import Positions, Rope, RotaryEmbedding, check_head_dim
 from arcsolver.model.puzzle_embedding import PuzzleEmbedding
@@ -38,9 +39,9 @@ class TRMConfig(BaseModel):
     n_recursions: int = Field(3, ge=1, description="T: recursions per supervision step, T-1 without grad")
     n_supervision: int = Field(16, ge=1, description="N_sup: most supervision steps per sample")
     puzzle_emb_len: int = Field(16, ge=1, description="prefix positions; the task vector fills the first")
-    n_puzzle_ids: int = Field(1, ge=1, description="rows of the task-vector table, blank row 0 included")
+    n_puzzle_ids: int = Field(1, ge=1, description="derived, not a setting: rows of the task-vector table, blank row 0 included; pretraining sets it from the data's task versions, adaptation from the checkpoint's table")
     canvas: int = Field(30, gt=0, description="side of the largest canvas (the fixed one with rope1d)")
-    vocab_size: int = Field(12, gt=0, description="tokens: PAD, EOS and 10 colours")
+    vocab_size: int = Field(VOCAB_SIZE, description="tokens: PAD, EOS and 10 colours; fixed by the encoding, not a setting (saved configs hold it)")
     rope_theta: float = Field(10000.0, gt=0, description="RoPE base")
     positions: Positions = Field("rope1d", description="rope1d: the paper's RoPE over the flattened canvas (one canvas size); rope2d: over (row, column), any canvas")
     rms_eps: float = Field(1e-5, gt=0, description="RMSNorm epsilon")
@@ -52,6 +53,8 @@ class TRMConfig(BaseModel):
         if self.hidden_size % self.n_heads:
             raise ValueError(f"hidden_size {self.hidden_size} must be divisible by n_heads {self.n_heads}")
         check_head_dim(self.positions, self.head_dim)
+        if self.vocab_size != VOCAB_SIZE:
+            raise ValueError(f"vocab_size must be {VOCAB_SIZE}, the tokens the encoding writes (PAD, EOS and 10 colours)")
         return self
 
     @property
