@@ -14,11 +14,9 @@ from arcsolver.data.encoding import (
     VOCAB_SIZE,
     decode_batch,
     decode_grid,
-    encode_batch,
     encode_grid,
-    encode_pair,
     encode_pairs,
-    random_offset,
+    translation_offset,
 )
 from arcsolver.data.task import Pair, as_grid
 
@@ -140,29 +138,21 @@ def test_decode_flat_and_out_of_vocab():
         decode_grid(np.zeros(10))
 
 
-def test_pairs_and_batches():
+def test_pairs():
     a = as_grid([[1, 2, 3]])
     b = as_grid([[4], [5]])
-    x, y = encode_pair(Pair(a, b), offset=(3, 4))
-    np.testing.assert_array_equal(x, encode_grid(a, offset=(3, 4)))
-    np.testing.assert_array_equal(y, encode_grid(b, offset=(3, 4)))
     xs, ys = encode_pairs([Pair(a, b), Pair(b, a)], offsets=[(0, 0), (5, 6)])
-    assert xs.shape == ys.shape == (2, CANVAS, CANVAS) and xs.dtype == np.uint8
+    assert xs.shape == ys.shape == (2, CANVAS, CANVAS) and xs.dtype == ys.dtype == np.uint8
     np.testing.assert_array_equal(xs[1], encode_grid(b, offset=(5, 6)))
     np.testing.assert_array_equal(ys[1], encode_grid(a, offset=(5, 6)))
     with pytest.raises(ValueError):
-        encode_pair(Pair(a, None))
-    with pytest.raises(ValueError):
         encode_pairs([Pair(a, b), Pair(a, None)])
     with pytest.raises(ValueError):
-        encode_batch([a, b], offsets=[(0, 0)])
-    decoded = decode_batch(encode_batch([a, b]))
-    assert [g.tolist() for g in decoded] == [a.tolist(), b.tolist()]
-    assert [g.tolist() for g in decode_batch(encode_batch([a, b]).reshape(2, -1))] == [
-        a.tolist(),
-        b.tolist(),
-    ]
-    assert encode_batch([]).shape == (0, CANVAS, CANVAS)
+        encode_pairs([Pair(a, b), Pair(b, a)], offsets=[(0, 0)])
+    inputs, labels = encode_pairs([Pair(a, b), Pair(b, a)])
+    assert [g.tolist() for g in decode_batch(inputs)] == [a.tolist(), b.tolist()]
+    assert [g.tolist() for g in decode_batch(labels.reshape(2, -1))] == [b.tolist(), a.tolist()]
+    assert encode_pairs([])[0].shape == (0, CANVAS, CANVAS)
 
 
 # -- properties -----------------------------------------------------------------------------------
@@ -181,9 +171,9 @@ def test_encode_decode_round_trip(grid, extra):
 
 @FAST
 @given(grids(), st.integers(0, 2**32 - 1))
-def test_random_offset_keeps_the_grid_recoverable(grid, seed):
+def test_translation_keeps_the_grid_recoverable(grid, seed):
     rng = np.random.default_rng(seed)
-    r0, c0 = random_offset(rng, [grid.shape], CANVAS)
+    r0, c0 = translation_offset(rng.random(2), [grid.shape], CANVAS)
     h, w = grid.shape
     board = encode_grid(grid, offset=(r0, c0))
     np.testing.assert_array_equal(board[r0 : r0 + h, c0 : c0 + w] - COLOUR_OFFSET, grid)
@@ -206,23 +196,24 @@ def test_random_offset_keeps_the_grid_recoverable(grid, seed):
     st.lists(st.tuples(st.integers(1, 30), st.integers(1, 30)), min_size=1, max_size=4),
     st.integers(0, 2**32 - 1),
 )
-def test_random_offset_fits_every_shape(shapes, seed):
+def test_translation_offset_fits_every_shape(shapes, seed):
     rng = np.random.default_rng(seed)
-    for _ in range(5):
-        r0, c0 = random_offset(rng, shapes)
+    for shift in [(0.0, 0.0), (0.9999999, 0.9999999), *rng.random((5, 2))]:
+        r0, c0 = translation_offset(shift, shapes)
         for h, w in shapes:
             assert 0 <= r0 and r0 + h <= CANVAS and 0 <= c0 and c0 + w <= CANVAS
             encode_grid(np.zeros((h, w), dtype=np.uint8), offset=(r0, c0))
 
 
-def test_random_offset_errors_and_spread():
+def test_translation_offset_errors_and_spread():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError):
-        random_offset(rng, [])
+        translation_offset((0.5, 0.5), [])
     with pytest.raises(ValueError):
-        random_offset(rng, [(31, 1)])
-    assert random_offset(rng, [(30, 30)]) == (0, 0)
-    offsets = {random_offset(rng, [(29, 28)]) for _ in range(200)}
+        translation_offset((0.5, 0.5), [(31, 1)])
+    assert translation_offset((0.99, 0.99), [(30, 30)]) == (0, 0)
+    assert translation_offset((0.0, 0.99), [(29, 28), (3, 3)]) == (0, 2)
+    offsets = {translation_offset(rng.random(2), [(29, 28)]) for _ in range(200)}
     assert offsets == {(r, c) for r in range(2) for c in range(3)}
 
 
@@ -252,12 +243,14 @@ def test_decode_batch_of_anything_matches_reference(boards):
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(grids(), min_size=1, max_size=6), st.integers(0, 2**32 - 1))
-def test_batch_matches_single(grid_list, seed):
+def test_pairs_match_single_grids(grid_list, seed):
     rng = np.random.default_rng(seed)
-    offsets = [random_offset(rng, [g.shape]) for g in grid_list]
-    boards = encode_batch(grid_list, offsets=offsets)
-    for board, grid, offset in zip(boards, grid_list, offsets):
-        np.testing.assert_array_equal(board, encode_grid(grid, offset=offset))
-    plain = encode_batch(grid_list)
+    pairs = [Pair(g, g.T.copy()) for g in grid_list]
+    offsets = [translation_offset(rng.random(2), [p.input.shape, p.output.shape]) for p in pairs]
+    inputs, labels = encode_pairs(pairs, offsets=offsets)
+    for x, y, pair, offset in zip(inputs, labels, pairs, offsets):
+        np.testing.assert_array_equal(x, encode_grid(pair.input, offset=offset))
+        np.testing.assert_array_equal(y, encode_grid(pair.output, offset=offset))
+    plain, _ = encode_pairs(pairs)
     for decoded, grid in zip(decode_batch(plain), grid_list):
         np.testing.assert_array_equal(decoded, grid)

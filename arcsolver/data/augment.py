@@ -61,35 +61,6 @@ ID_SEPARATOR = "_"
 _STRING_FORM = re.compile(r"t([0-7])\.c([0-9]{10})")
 
 
-def _dihedral_product_table() -> tuple[tuple[int, ...], ...]:
-    """table[a][b] = the transform equal to applying a then b (found on a grid with no symmetry)."""
-    probe = np.arange(6).reshape(2, 3)
-    images = [t(probe) for t in _TRANSFORMS]
-    table = []
-    for a in range(N_DIHEDRAL):
-        row = []
-        for b in range(N_DIHEDRAL):
-            both = _TRANSFORMS[b](images[a])
-            row.append(next(k for k, im in enumerate(images) if np.array_equal(im, both)))
-        table.append(tuple(row))
-    return tuple(table)
-
-
-DIHEDRAL_PRODUCT = _dihedral_product_table()
-
-
-def apply_dihedral(grid: Grid, index: int) -> Grid:
-    """Dihedral transform `index` (0..7, see DIHEDRAL_NAMES) of a grid, as a new contiguous copy."""
-    if not 0 <= index < N_DIHEDRAL:
-        raise ValueError(f"dihedral index {index!r} is not in 0..{N_DIHEDRAL - 1}")
-    return np.ascontiguousarray(_TRANSFORMS[index](grid))
-
-
-def invert_dihedral(grid: Grid, index: int) -> Grid:
-    """Undo dihedral transform `index`: invert_dihedral(apply_dihedral(g, i), i) equals g."""
-    return apply_dihedral(grid, DIHEDRAL_INVERSE[index])
-
-
 def _free_colours(fixed_colours) -> list[int]:
     """The colours a permutation may move, after checking fixed_colours."""
     fixed = {int(c) for c in fixed_colours}
@@ -103,13 +74,6 @@ def _permute_free(rng: np.random.Generator, free: list[int]) -> tuple[int, ...]:
     for c, image in zip(free, rng.permutation(free).tolist()):
         mapping[c] = image
     return tuple(mapping)
-
-
-def random_colour_permutation(
-    rng: np.random.Generator, fixed_colours=DEFAULT_FIXED_COLOURS
-) -> tuple[int, ...]:
-    """A random mapping of colours 0..9 (entry i is colour i's image) that keeps fixed_colours."""
-    return _permute_free(rng, _free_colours(fixed_colours))
 
 
 @dataclass(frozen=True)
@@ -138,14 +102,6 @@ class Augmentation:
         return cls(0, tuple(range(N_COLOURS)))
 
     @classmethod
-    def random(
-        cls, rng: np.random.Generator, fixed_colours=DEFAULT_FIXED_COLOURS
-    ) -> Augmentation:
-        """A uniformly random transform and colour permutation that keeps fixed_colours."""
-        index = int(rng.integers(N_DIHEDRAL))
-        return cls(index, _permute_free(rng, _free_colours(fixed_colours)))
-
-    @classmethod
     def parse(cls, text: str) -> Augmentation:
         """Read the string form "t<d>.c<ten digits>" back (see the module docstring)."""
         match = _STRING_FORM.fullmatch(text.strip())
@@ -158,21 +114,12 @@ class Augmentation:
 
     # -- algebra --------------------------------------------------------------------------------
 
-    @property
-    def is_identity(self) -> bool:
-        return self == Augmentation.identity()
-
     def inverse(self) -> Augmentation:
         """The augmentation that undoes this one: a.inverse().apply_grid(a.apply_grid(g)) == g."""
         inverse_colours = [0] * N_COLOURS
         for c, image in enumerate(self.colours):
             inverse_colours[image] = c
         return Augmentation(DIHEDRAL_INVERSE[self.dihedral], tuple(inverse_colours))
-
-    def then(self, other: Augmentation) -> Augmentation:
-        """The single augmentation equal to applying self first, then other."""
-        colours = tuple(other.colours[c] for c in self.colours)
-        return Augmentation(DIHEDRAL_PRODUCT[self.dihedral][other.dihedral], colours)
 
     # -- application ----------------------------------------------------------------------------
 
@@ -185,19 +132,6 @@ class Augmentation:
         """Both grids of the pair augmented; an unknown (None) output stays None."""
         output = None if pair.output is None else self.apply_grid(pair.output)
         return Pair(self.apply_grid(pair.input), output)
-
-    def apply_task(self, task: Task, *, keep_id: bool = False) -> Task:
-        """Every pair of the task augmented, in the same order.
-
-        The new task's id is `augmented_id(task.id, self)` (each version is its own puzzle), or
-        task.id unchanged when keep_id is true.
-        """
-        task_id = task.id if keep_id else augmented_id(task.id, self)
-        return Task(
-            id=task_id,
-            train=tuple(self.apply_pair(p) for p in task.train),
-            test=tuple(self.apply_pair(p) for p in task.test),
-        )
 
 
 def augmented_id(task_id: str, augmentation: Augmentation) -> str:
@@ -218,22 +152,6 @@ def _colours_used(task: Task) -> np.ndarray:
     for grid in task.grids():
         used[np.unique(grid)] = True
     return np.flatnonzero(used)
-
-
-def augment_task(
-    task: Task,
-    n: int,
-    rng_or_seed: np.random.Generator | int,
-    fixed_colours=DEFAULT_FIXED_COLOURS,
-    *,
-    max_tries: int | None = None,
-) -> list[tuple[Augmentation, Task]]:
-    """Up to n distinct augmented versions of a task, the identity first, with the tasks built.
-
-    The versions are those of distinct_augmentations(), which documents the draws.
-    """
-    augmentations = distinct_augmentations(task, n, rng_or_seed, fixed_colours, max_tries=max_tries)
-    return [(a, a.apply_task(task)) for a in augmentations]
 
 
 class _VersionKeys:
@@ -293,7 +211,7 @@ def distinct_augmentations(
     for _ in range(max_tries):
         if len(chosen) >= n or len(keys) >= n_keys:
             break
-        # The same draws as Augmentation.random, with the cheap duplicate check before building.
+        # A random transform and colour permutation, checked cheaply for a duplicate before building.
         index = int(rng.integers(N_DIHEDRAL))
         colours = _permute_free(rng, free)
         key = (index, tuple(colours[c] for c in used_free))

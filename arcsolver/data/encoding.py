@@ -72,56 +72,41 @@ def encode_grid(grid: Grid, canvas: int = CANVAS, offset: Offset = (0, 0)) -> np
     return board
 
 
-def encode_batch(
-    grids: Sequence[Grid], canvas: int = CANVAS, offsets: Sequence[Offset] | None = None
-) -> np.ndarray:
-    """[len(grids), canvas, canvas] uint8: encode_grid of each grid (offsets default to (0, 0))."""
-    if offsets is not None and len(offsets) != len(grids):
-        raise ValueError(f"{len(offsets)} offsets for {len(grids)} grids")
-    boards = np.full((len(grids), canvas, canvas), PAD, dtype=np.uint8)
-    for i, grid in enumerate(grids):
-        _write_grid(boards[i], grid, (0, 0) if offsets is None else offsets[i])
-    return boards
-
-
-def _output_of(pair: Pair) -> Grid:
-    if pair.output is None:
-        raise ValueError("a pair without an output has no label; encode its input with encode_grid")
-    return pair.output
-
-
-def encode_pair(
-    pair: Pair, canvas: int = CANVAS, offset: Offset = (0, 0)
-) -> tuple[np.ndarray, np.ndarray]:
-    """(input canvas, label canvas) of one example; both grids share the offset."""
-    return encode_grid(pair.input, canvas, offset), encode_grid(_output_of(pair), canvas, offset)
-
-
 def encode_pairs(
     pairs: Sequence[Pair], canvas: int = CANVAS, offsets: Sequence[Offset] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, labels), each [len(pairs), canvas, canvas] uint8; pair i uses offsets[i] twice."""
-    outputs = [_output_of(p) for p in pairs]
-    inputs = encode_batch([p.input for p in pairs], canvas, offsets)
-    return inputs, encode_batch(outputs, canvas, offsets)
+    """(inputs, labels), each [len(pairs), canvas, canvas] uint8: pair i's input and output grids,
+    both at offsets[i] (default (0, 0)), each with its EOS border."""
+    if offsets is not None and len(offsets) != len(pairs):
+        raise ValueError(f"{len(offsets)} offsets for {len(pairs)} pairs")
+    inputs = np.full((len(pairs), canvas, canvas), PAD, dtype=np.uint8)
+    labels = np.full((len(pairs), canvas, canvas), PAD, dtype=np.uint8)
+    for i, pair in enumerate(pairs):
+        if pair.output is None:
+            raise ValueError("a pair without an output has no label; encode its input with encode_grid")
+        offset = (0, 0) if offsets is None else offsets[i]
+        _write_grid(inputs[i], pair.input, offset)
+        _write_grid(labels[i], pair.output, offset)
+    return inputs, labels
 
 
-def random_offset(
-    rng: np.random.Generator, shapes: Iterable[tuple[int, int]], canvas: int = CANVAS
+def translation_offset(
+    shift: Sequence[float], shapes: Iterable[tuple[int, int]], canvas: int = CANVAS
 ) -> Offset:
-    """A uniformly random top-left offset at which every grid of the given shapes fits the canvas.
+    """The top-left offset at which every grid of the given shapes fits the canvas, chosen by a
+    uniform draw `shift` in [0, 1) x [0, 1): every offset that fits is equally likely.
 
-    Draw one per example and use it for both its input and output (translation augmentation).
+    Translation augmentation: one draw per example, its offset used for both input and output.
     The grid may touch the canvas edge, in which case its EOS row or column is cut off.
     """
     shapes = [tuple(s) for s in shapes]
     if not shapes:
-        raise ValueError("random_offset needs at least one grid shape")
+        raise ValueError("translation_offset needs at least one grid shape")
     max_h = max(s[0] for s in shapes)
     max_w = max(s[1] for s in shapes)
     if max_h > canvas or max_w > canvas:
         raise ValueError(f"a {max_h}x{max_w} extent does not fit a {canvas}x{canvas} canvas")
-    return int(rng.integers(canvas - max_h + 1)), int(rng.integers(canvas - max_w + 1))
+    return int(shift[0] * (canvas - max_h + 1)), int(shift[1] * (canvas - max_w + 1))
 
 
 def _as_boards(tokens, batched: bool) -> np.ndarray:

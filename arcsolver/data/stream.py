@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from arcsolver.data.augment import Augmentation, augmented_id, distinct_augmentations
-from arcsolver.data.encoding import encode_grid, fitting_side
+from arcsolver.data.encoding import encode_pairs, fitting_side, translation_offset
 from arcsolver.data.task import Pair, Task
 
 
@@ -159,20 +159,19 @@ class TrainStream:
         # Translation draws for the whole global batch, so they do not depend on the world size.
         shifts = np.random.default_rng([self.seed, 1, batch_index]).random((batch_size, 2))
         local = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
-        inputs, labels, ids = [], [], []
+        pairs, offsets, ids = [], [], []
         for (puzzle_id, pair_index), shift in zip(self.examples[rows[local]], shifts[local]):
             puzzle = self.puzzles[puzzle_id - self.first_id]
             pair = puzzle.augmentation.apply_pair(self.trainable[puzzle.task.id][pair_index])
             offset = (0, 0)
             # The first pair of every puzzle stays at the top-left corner, as at inference.
             if self.translate and pair_index > 0:
-                h = max(pair.input.shape[0], pair.output.shape[0])
-                w = max(pair.input.shape[1], pair.output.shape[1])
-                offset = (int(shift[0] * (self.canvas - h + 1)), int(shift[1] * (self.canvas - w + 1)))
-            inputs.append(encode_grid(pair.input, self.canvas, offset))
-            labels.append(encode_grid(pair.output, self.canvas, offset))
+                offset = translation_offset(shift, [pair.input.shape, pair.output.shape], self.canvas)
+            pairs.append(pair)
+            offsets.append(offset)
             ids.append(puzzle_id)
-        return Batch(np.stack(inputs), np.stack(labels), np.asarray(ids, dtype=np.int64))
+        inputs, labels = encode_pairs(pairs, self.canvas, offsets)
+        return Batch(inputs, labels, np.asarray(ids, dtype=np.int64))
 
 
 class SizedStream:

@@ -117,7 +117,7 @@ class Task:
                 yield pair.output
 
     def content_hash(self) -> str:
-        """A hash of all the task's grids (shapes and cells), used to deduplicate augmentations."""
+        """A hash of all the task's grids (shapes and cells), not of its id: finds one task in two sets."""
         h = hashlib.blake2b(digest_size=16)
         for pair in (*self.train, *self.test):
             for grid in (pair.input, pair.output):
