@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 from torch import nn
 
 
 class AdamAtan2(torch.optim.Optimizer):
-    """Adam with atan2(m, sqrt(v)) in place of m / (sqrt(v) + eps): scale-invariant and bounded,
-    with no epsilon to tune. Decoupled weight decay as in AdamW."""
+    """Adam with atan2 in place of m / (sqrt(v) + eps): bounded, invariant to the gradient's scale,
+    with no epsilon to tune (Everett et al. 2024, arXiv 2407.05872), and AdamW's decoupled decay.
 
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, a=1.27, b=1.0):
+    The step is the one TRM trained with, the CUDA kernel of the `adam-atan2` package
+    (github.com/imoneoi/adam-atan2 0.0.3, csrc/adam_atan2.cu), in its order:
+
+        p <- p * (1 - lr * wd)
+        m <- lerp(m, g, 1 - beta1);  v <- lerp(v, g^2, 1 - beta2)
+        p <- p - a * lr / (1 - beta1^t) * atan2(m, b * sqrt(v / (1 - beta2^t)))
+
+    The first moment's bias correction scales the step outside atan2, not m inside it (the
+    package's 0.0.2 moved it inside; 0.0.3 reverted that). a and b are Everett et al.'s scales: the
+    kernel's are a = b = 1, the defaults; a checkpoint resumes with the values it was saved with.
+    """
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, a=1.0, b=1.0):
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, a=a, b=b))
 
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
+            lr, (beta1, beta2) = group["lr"], group["betas"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -30,12 +43,11 @@ class AdamAtan2(torch.optim.Optimizer):
                 state["step"] += 1
                 step = state["step"].item()
                 m, v = state["exp_avg"], state["exp_avg_sq"]
+                p.mul_(1 - lr * group["weight_decay"])
                 m.lerp_(p.grad, 1 - beta1)
-                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-                p.mul_(1 - group["lr"] * group["weight_decay"])
-                m_hat = m / (1 - beta1**step)
-                v_hat = v / (1 - beta2**step)
-                p.add_(torch.atan2(m_hat, group["b"] * v_hat.sqrt()), alpha=-group["lr"] * group["a"])
+                v.lerp_(p.grad.square(), 1 - beta2)
+                denom = v.sqrt().div_(math.sqrt(1 - beta2**step)).mul_(group["b"])
+                p.add_(torch.atan2(m, denom), alpha=-group["a"] * lr / (1 - beta1**step))
         return None
 
 

@@ -1,0 +1,151 @@
+"""Adam-atan2 step by step against its formula, the warm-up schedule, and the EMA of the weights."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from arcsolver.engine.optim import EMA, AdamAtan2, build_optimizer, warmup_factor
+
+BETAS = (0.9, 0.95)
+
+
+def step(opt, p, grad, lr):
+    p.grad = grad.clone()
+    for group in opt.param_groups:
+        group["lr"] = lr  # as the training loop sets it, warm-up included
+    opt.step()
+
+
+def test_the_first_step_is_the_decay_and_a_bias_corrected_sign_of_the_gradient():
+    p0 = torch.tensor([0.5, -1.0, 2.0, 0.3, -0.7], dtype=torch.float64)
+    g = torch.tensor([0.2, -3.0, 1e-3, 0.0, -1e-6], dtype=torch.float64)
+    lr, wd = 1e-2, 0.1
+    p = p0.clone().requires_grad_()
+    opt = AdamAtan2([p], lr=lr, betas=BETAS, weight_decay=wd)
+    step(opt, p, g, lr)
+    # m = (1 - b1) g and v / (1 - b2) = g^2: the step is lr / (1 - b1) * atan2((1 - b1) g, |g|), the
+    # same for every nonzero g whatever its size, and nothing but the decay where g = 0.
+    beta1 = BETAS[0]
+    expected = p0 * (1 - lr * wd) - lr / (1 - beta1) * math.atan(1 - beta1) * torch.sign(g)
+    torch.testing.assert_close(p.detach(), expected, rtol=1e-12, atol=1e-15)
+    state = opt.state[p]
+    assert state["step"].item() == 1
+    torch.testing.assert_close(state["exp_avg"], (1 - beta1) * g)
+    torch.testing.assert_close(state["exp_avg_sq"], (1 - BETAS[1]) * g * g)
+
+
+def test_the_second_step_follows_the_reference_kernel_by_hand():
+    p0 = [0.5, -1.0, 2.0, 0.3]
+    g1, g2 = [0.2, -3.0, 1e-3, 0.0], [-0.1, -2.0, 5.0, 0.4]
+    lr1, lr2, wd = 1e-2, 3e-2, 0.1  # a new lr at step 2 (warm-up): the decay uses the step's own
+    p = torch.tensor(p0, dtype=torch.float64, requires_grad=True)
+    opt = AdamAtan2([p], lr=lr1, betas=BETAS, weight_decay=wd)
+    step(opt, p, torch.tensor(g1, dtype=torch.float64), lr1)
+    step(opt, p, torch.tensor(g2, dtype=torch.float64), lr2)
+
+    b1, b2 = BETAS
+    expected = []
+    for x, a, b in zip(p0, g1, g2):
+        m, v = (1 - b1) * a, (1 - b2) * a * a
+        x = x * (1 - lr1 * wd) - lr1 / (1 - b1) * math.atan2(m, math.sqrt(v / (1 - b2)))
+        m, v = b1 * m + (1 - b1) * b, b2 * v + (1 - b2) * b * b
+        x = x * (1 - lr2 * wd) - lr2 / (1 - b1**2) * math.atan2(m, math.sqrt(v / (1 - b2**2)))
+        expected.append(x)
+    torch.testing.assert_close(p.detach(), torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=1e-15)
+
+
+def test_the_steps_do_not_depend_on_the_gradients_scale():
+    torch.manual_seed(0)
+    grads = [torch.randn(6, dtype=torch.float64) for _ in range(3)]
+    finals = []
+    for scale in (1.0, 1e-4, 1e4):  # no epsilon: atan2 sees only the ratio of m to sqrt(v)
+        p = torch.ones(6, dtype=torch.float64, requires_grad=True)
+        opt = AdamAtan2([p], lr=1e-2, betas=BETAS, weight_decay=0.0)
+        for g in grads:
+            step(opt, p, g * scale, 1e-2)
+        finals.append(p.detach())
+    torch.testing.assert_close(finals[0], finals[1])
+    torch.testing.assert_close(finals[0], finals[2])
+
+
+def test_build_optimizer_gives_the_reference_rule_with_the_recipes_settings():
+    opt = build_optimizer(nn.Linear(2, 2), "adam_atan2", 3e-4, [0.9, 0.95], 0.1)
+    assert isinstance(opt, AdamAtan2)
+    group = opt.param_groups[0]
+    assert (group["lr"], group["betas"], group["weight_decay"], group["a"], group["b"]) == (3e-4, (0.9, 0.95), 0.1, 1.0, 1.0)
+    assert isinstance(build_optimizer(nn.Linear(2, 2), "adamw", 3e-4, [0.9, 0.95], 0.1), torch.optim.AdamW)
+
+
+def test_warmup_rises_linearly_to_one_and_stays():
+    # step counts the updates already taken: the first update runs at 1/warmup_steps (TRM's too).
+    assert [warmup_factor(s, 4) for s in range(7)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0]
+    assert warmup_factor(99, 100) == 1.0 and warmup_factor(10**6, 100) == 1.0
+    assert warmup_factor(0, 1) == 1.0
+    assert warmup_factor(0, 0) == 1.0 and warmup_factor(5, 0) == 1.0  # no warm-up: the full rate at once
+
+
+def linear(seed):
+    torch.manual_seed(seed)
+    return nn.Linear(3, 2).double()
+
+
+def set_weights(model, value):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(value)
+
+
+def test_the_ema_after_k_updates_is_its_closed_form():
+    model, rate = linear(0), 0.9
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ema = EMA(model, rate)
+    values = [0.5, -1.0, 2.0, 0.25]
+    for value in values:
+        set_weights(model, value)
+        ema.update(model)
+    # shadow_k = r^k p_0 + (1 - r) * sum_i r^(k - i) p_i
+    k = len(values)
+    tail = (1 - rate) * sum(rate ** (k - i) * v for i, v in enumerate(values, start=1))
+    for name, p0 in start.items():
+        torch.testing.assert_close(ema.shadow[name], rate**k * p0 + tail)
+
+
+def test_the_ema_weights_are_swapped_in_for_evaluation_and_the_raw_ones_given_back_exactly():
+    model = linear(0)
+    ema = EMA(model, 0.5)
+    set_weights(model, 1.0)
+    ema.update(model)
+    with torch.no_grad():
+        model.weight.add_(torch.randn_like(model.weight))  # raw weights no sum could rebuild
+    raw = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with ema.applied(model) as inside:
+        assert inside is model
+        for name, p in model.named_parameters():
+            assert torch.equal(p, ema.shadow[name])
+    for name, p in model.named_parameters():
+        assert torch.equal(p, raw[name])
+    with pytest.raises(RuntimeError), ema.applied(model):
+        raise RuntimeError("an evaluation that fails")
+    for name, p in model.named_parameters():
+        assert torch.equal(p, raw[name])
+    ema.load_into(model)
+    for name, p in model.named_parameters():
+        assert torch.equal(p, ema.shadow[name])
+
+
+def test_the_ema_state_dict_round_trips_into_another_model():
+    model = linear(0)
+    ema = EMA(model, 0.9)
+    set_weights(model, 3.0)
+    ema.update(model)
+    other = EMA(linear(1), 0.9)
+    other.load_state_dict({k: v.clone() for k, v in ema.state_dict().items()})
+    assert ema.state_dict().keys() == other.state_dict().keys() == dict(model.named_parameters()).keys()
+    for name in ema.shadow:
+        assert torch.equal(other.shadow[name], ema.shadow[name])
+    ema.update(model)
+    other.update(model)  # and the two carry on alike
+    for name in ema.shadow:
+        assert torch.equal(other.shadow[name], ema.shadow[name])
