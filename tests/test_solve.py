@@ -183,9 +183,10 @@ def test_time_budget_is_kept(tiny_run, tmp_path):
 
 def test_no_checkpoint_is_one_line(tmp_path):
     (tmp_path / "c.json").write_text("{}")
-    done = run_solve([str(tmp_path / "c.json"), "--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "s.json")])
-    assert done.returncode == 1 and "no checkpoint here" in done.stderr + done.stdout
-    assert "Traceback" not in done.stderr + done.stdout
+    nothing = tmp_path / "nothing"
+    result = invoke_solve(str(tmp_path / "c.json"), "--checkpoint", str(nothing), "--out", str(tmp_path / "s.json"))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == f"error: {nothing}: no checkpoint here (expected a run directory or a checkpoints/step_* directory)"
 
 
 def test_solve_ignores_a_broken_solutions_file_beside_the_challenges(tiny_run, tmp_path):

@@ -122,11 +122,18 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
         assert (a[name] == b[name]).all(), name
 
 
-def test_existing_run_needs_resume(tmp_path):
-    run_to_end(tmp_path / "run", ["run.steps=2"])
-    proc = cli(["pretrain", "--out", str(tmp_path / "run"), *sets(TINY + ["run.steps=2"])])
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and "--resume" in out and "Traceback" not in out
+def test_existing_run_needs_resume(tiny_run, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from arcsolver.cli import app
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    result = CliRunner().invoke(app, ["pretrain", "--out", str(run), *sets(TINY + ["run.steps=2"])], env={"COLUMNS": "300"})
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.strip() == f"error: {run}: already holds a run: pass --resume to continue it, or choose another --out"
 
 
 def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
