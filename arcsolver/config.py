@@ -21,14 +21,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DataConfig(_Section):
+class AugmentConfig(_Section):
+    """How each task is augmented, in pretraining and in adaptation alike."""
+
+    n_augmentations: int = Field(1000, ge=1, description="versions per task, identity included")
+    fixed_colours: list[int] = Field([0], description="colours no permutation moves (0, black, the usual background)")
+    translate: bool = Field(True, description="shift each example's grids to a random place on its canvas (one example per version stays at the corner)")
+
+
+class MachineConfig(_Section):
+    """The run's seed and how it uses the hardware, in pretraining and in solving alike."""
+
+    seed: int = Field(0, description="seeds the augmentations, the order of the examples and, in pretraining, the initial weights")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else the CPU")
+    dtype: Literal["auto", "bfloat16", "float32"] = Field("auto", description="autocast precision; auto: bf16 on CUDA and on CPUs with AMX, else float32")
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's choice)")
+    gpu_memory_gb: float | None = Field(None, gt=0, description="cap each process's GPU memory (share a card, or rehearse a smaller one)")
+
+
+class DataConfig(AugmentConfig):
     train_sets: list[str] = Field(["arc1/training"], description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known).")
     heldout_sets: list[str] = Field(["arc1/evaluation"], description="Demonstration pairs trained on, test pairs held out for evaluation (the TRM protocol).")
     max_side: int | None = Field(None, ge=1, le=30, description="keep tasks whose grids all fit this side")
     max_tasks: int | None = Field(None, ge=1, description="first N tasks of each set (quick runs, tests)")
-    n_augmentations: int = Field(1000, ge=1, description="versions per task, identity included")
-    fixed_colours: list[int] = Field([0], description="colours no permutation moves (0, black, the usual background)")
-    translate: bool = Field(True, description="shift each example's grids to a random place on its canvas (one example per version stays at the corner)")
     sampling: Literal["reference", "uniform"] = Field("reference", description="reference: each epoch takes one random version of every task, with all its pairs (TRM's); uniform: every (version, pair) example once per epoch, so tasks with more versions weigh more.")
     layout: Literal["auto", "sized", "fixed"] = Field("auto", description="sized: each example on the smallest square canvas of canvas_sides (up to model.canvas) that holds its grids, batches drawn one side at a time; fixed: every example on model.canvas (the paper's layout). auto: sized when the model's positions are rope2d (rope1d needs one canvas).")
     canvas_sides: list[int] = Field(default_factory=lambda: list(CANVAS_SIDES), min_length=1,
@@ -49,16 +64,11 @@ class OptimConfig(_Section):
     ema_rate: float | None = Field(0.999, gt=0, lt=1, description="None: evaluate the raw weights")
 
 
-class RunConfig(_Section):
+class RunConfig(MachineConfig):
     epochs: int | None = Field(100_000, ge=1, description="run length in epochs of data.sampling (the paper's unit); give this or run.steps")
     steps: int | None = Field(None, ge=1, description="run length in optimiser steps (one per supervision step); give this or run.epochs")
     time_limit_s: float | None = Field(None, gt=0, description="stop early, checkpoint and evaluate")
-    seed: int = Field(0, description="seeds the data, the augmentations and the weights")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else the CPU")
-    dtype: Literal["auto", "bfloat16", "float32"] = Field("auto", description="auto: bf16 autocast on CUDA and AMX CPUs")
     compile: bool = Field(False, description="torch.compile the network (CUDA)")
-    threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's choice)")
-    gpu_memory_gb: float | None = Field(None, gt=0, description="cap this process's GPU memory (share or rehearse a smaller card)")
     log_every: int = Field(10, ge=1, description="steps between progress records")
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept on disk")
@@ -122,12 +132,6 @@ class PretrainConfig(_Section):
 # The submission recipe.
 
 
-class AdaptDataConfig(_Section):
-    n_augmentations: int = Field(1000, ge=1, description="versions of each new task, identity included")
-    fixed_colours: list[int] = Field([0], description="colours no permutation moves (0, black, the usual background)")
-    translate: bool = Field(True, description="shift each example's grids to a random place on its canvas (one example per version stays at the corner)")
-
-
 class AdaptConfig(_Section):
     steps: int = Field(15_000, ge=0, description="0: no adaptation (the new tasks keep the mean embedding)")
     embeddings_only_fraction: float = Field(0.25, ge=0, le=1, description="share of the steps that train the embeddings alone, before the whole network")
@@ -142,19 +146,15 @@ class InferConfig(_Section):
     write_all_rankings: bool = Field(True, description="also write <out>.votes.json and <out>.likelihood.json")
 
 
-class SolveRunConfig(_Section):
-    seed: int = Field(0, description="seeds the data, the augmentations and the weights")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else the CPU")
-    dtype: Literal["auto", "bfloat16", "float32"] = Field("auto", description="autocast precision; auto: bf16 on CUDA and on CPUs with AMX, else float32")
-    threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's choice)")
-    gpu_memory_gb: float | None = Field(None, gt=0, description="cap each process's GPU memory (rehearse a smaller card)")
+class SolveRunConfig(MachineConfig):
     time_budget_s: float | None = Field(None, gt=0, description="the whole solve, adaptation and inference")
     safety_margin_s: float = Field(60.0, ge=0, description="kept free at the end of the budget")
     workers: int | Literal["auto"] = Field("auto", description="processes over disjoint task shards (auto: one per GPU)")
 
 
 class SolveConfig(_Section):
-    data: AdaptDataConfig = AdaptDataConfig()
+    data: AugmentConfig = AugmentConfig()
+    # Adaptation's optimiser differs from pretraining's only here: a batch of 96 per process, a 200-step warm-up.
     optim: OptimConfig = OptimConfig(global_batch_size=96, warmup_steps=200)
     adapt: AdaptConfig = AdaptConfig()
     infer: InferConfig = InferConfig()
