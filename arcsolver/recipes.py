@@ -121,13 +121,18 @@ def apply_overrides(settings: dict, overrides: list[str], model: type[BaseModel]
     return settings
 
 
+def read_recipe(path: Path) -> dict:
+    """A recipe file's settings as written (section -> key -> value), not yet validated."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
 def load_recipe(model: type[C], stage: str, name_or_path: str, overrides: list[str] = ()) -> C:
     """Read a recipe, apply overrides and validate it; errors name the file (or the --set) and the field."""
     path = recipe_path(stage, name_or_path)
-    try:
-        settings = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    settings = read_recipe(path)
     apply_overrides(settings, list(overrides), model)
     return validate(model, settings, str(path), list(overrides))
 

@@ -4,7 +4,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from arcsolver.errors import ConfigError
-from arcsolver.recipes import load_recipe, setting_fields, setting_rows, stage_model, type_name, validate
+from arcsolver.recipes import (RECIPES_DIR, load_recipe, read_recipe, setting_fields, setting_rows, stage_model,
+                               type_name, validate)
 from arcsolver.config import SolveConfig
 from arcsolver.config import PretrainConfig
 
@@ -100,3 +101,68 @@ def test_every_shipped_setting_says_what_it_means():
     for model in (PretrainConfig, SolveConfig):
         rows = setting_rows(model())
         assert rows and [row[0] for row in rows if not row[3]] == []
+
+
+# Shipped recipes state only what they change, each key with a comment saying why.
+
+SHIPPED = sorted(RECIPES_DIR.glob("*/*.toml"))
+
+
+def restated_defaults(stage: str, settings: dict) -> list[str]:
+    """The keys of a recipe whose value equals the default of the section they are in (the
+    submit recipe's optim section has defaults of its own)."""
+    model = stage_model(stage)
+    config, defaults = validate(model, settings, "recipe"), model()
+    return [f"{section}.{key}" for section, keys in settings.items() for key in keys
+            if getattr(getattr(config, section), key) == getattr(getattr(defaults, section), key)]
+
+
+def uncommented_keys(text: str) -> list[str]:
+    """The keys with no comment: none on their line, and none heading the block of lines they are in."""
+    missing, headed, section = [], False, ""
+    for line in (line.strip() for line in text.splitlines()):
+        if line.startswith("#"):
+            headed = True
+        elif line.startswith("["):
+            section, headed = line.strip("[]"), False
+        elif "=" in line:
+            if not headed and "#" not in line:
+                missing.append(f"{section}.{line.partition('=')[0].strip()}")
+        else:  # a blank line ends the block a comment heads
+            headed = False
+    return missing
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_a_shipped_recipe_sets_only_keys_that_change_a_default_each_with_a_comment(path):
+    stage = path.parent.name
+    assert restated_defaults(stage, read_recipe(path)) == []
+    assert uncommented_keys(path.read_text()) == []
+    load_recipe(stage_model(stage), stage, str(path))  # every key is read: an unknown one would not validate
+
+
+def test_a_key_restating_its_sections_default_is_caught():
+    settings = {"optim": {"global_batch_size": 768, "warmup_steps": 200, "lr": 3e-4}, "run": {"seed": 0}}
+    assert restated_defaults("pretrain", settings) == ["optim.global_batch_size", "run.seed"]
+    assert restated_defaults("submit", settings) == ["optim.warmup_steps", "run.seed"]  # adaptation's own defaults
+
+
+def test_a_key_without_a_comment_is_caught():
+    text = "# header\n\n[run]\n# why these two\nsteps = 5\nseed = 1\n\nthreads = 2\nlog_every = 3  # why\n"
+    assert uncommented_keys(text) == ["run.threads"]
+
+
+@pytest.mark.parametrize("text", ["[optim]\nlr_decay = 0.1\n", "[train]\nlr = 3e-4\n", "[model]\nhidden = 64\n"])
+def test_a_key_nothing_reads_fails_to_load(tmp_path, text):
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text(text)
+    for stage in ("pretrain", "submit"):
+        with pytest.raises(ConfigError, match="Extra inputs are not permitted"):
+            load_recipe(stage_model(stage), stage, str(recipe))
+
+
+def test_every_section_refuses_unknown_keys():
+    for model in (PretrainConfig, SolveConfig):
+        assert model.model_config["extra"] == "forbid"
+        for name, info in model.model_fields.items():
+            assert info.annotation.model_config["extra"] == "forbid", f"{model.__name__}.{name}"
