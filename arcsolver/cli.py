@@ -256,7 +256,8 @@ def solve(
     """
     from arcsolver.recipes import load_recipe
     from arcsolver.config import SolveConfig
-    from arcsolver.solve.solver import exit_with_parent, solve as run_solve, solve_sharded, visible_gpus
+    from arcsolver.solve.shards import exit_with_parent, solve_sharded, visible_gpus
+    from arcsolver.solve.solver import solve as run_solve
 
     overrides = list(set_)
     if time_budget is not None:

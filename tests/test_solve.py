@@ -242,7 +242,6 @@ def test_progress_lines_off_a_terminal(tiny_run, tmp_path, monkeypatch):
     from rich.console import Console
 
     from arcsolver.solve import solver
-    from arcsolver.train import loop
 
     monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)
     challenges = tmp_path / "c.json"
@@ -259,11 +258,11 @@ def test_progress_lines_off_a_terminal(tiny_run, tmp_path, monkeypatch):
 def test_a_submission_that_cannot_be_written_first_stops_at_once(tiny_run, tmp_path, monkeypatch):
     import errno
 
-    from arcsolver.solve import solver
+    from arcsolver.solve import writer
 
     def full(path, obj):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(solver, "write_submission", full)
+    monkeypatch.setattr(writer, "write_submission", full)
     challenges = tmp_path / "c.json"
     write_challenges(challenges, small_tasks(1))
     out = tmp_path / "s.json"
@@ -277,16 +276,16 @@ def test_a_submission_that_cannot_be_written_first_stops_at_once(tiny_run, tmp_p
 def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_error(tiny_run, tmp_path, monkeypatch):
     import errno
 
-    from arcsolver.solve import solver
+    from arcsolver.solve import writer
 
-    real, calls = solver.write_submission, []
+    real, calls = writer.write_submission, []
 
     def fills_up(path, obj):
         calls.append(path)
         if len(calls) > 3:  # the fallbacks (3 files) are written, then the disk is full
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(path, obj)
-    monkeypatch.setattr(solver, "write_submission", fills_up)
+    monkeypatch.setattr(writer, "write_submission", fills_up)
     tasks = small_tasks(2)
     challenges = tmp_path / "c.json"
     write_challenges(challenges, tasks)

@@ -22,7 +22,7 @@ from arcsolver.data.loaders import load_tasks
 from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
 from arcsolver.solve import adapt as adapt_module
-from arcsolver.solve import solver
+from arcsolver.solve import shards, solver
 from arcsolver.solve.adapt import adapt, load_model
 from arcsolver.solve.submission import check_submission, fallback_attempts, submission_json
 from arcsolver.engine import checkpoint as ckpt
@@ -100,7 +100,7 @@ def test_failed_adaptation_answers_with_the_unadapted_network(tiny_run, tmp_path
     tasks = small_tasks(4)
     challenges = tmp_path / "c.json"
     write_challenges(challenges, tasks)
-    real_adapt = solver.adapt
+    real_adapt = adapt_module.adapt
 
     def failing_adapt(model, tasks, cfg, dtype, deadline=None, on_step=None, **kwargs):
         def fail_at_third(step, loss, metrics):
@@ -111,36 +111,17 @@ def test_failed_adaptation_answers_with_the_unadapted_network(tiny_run, tmp_path
     unadapted = tmp_path / "unadapted.json"
     solver.solve(challenges, unadapted, str(tiny_run), quick("adapt.steps=0"), Console(file=io.StringIO()))
 
-    monkeypatch.setattr(solver, "adapt", failing_adapt)
+    monkeypatch.setattr(adapt_module, "adapt", failing_adapt)
     log = io.StringIO()
     out = tmp_path / "submission.json"
     report = solver.solve(challenges, out, str(tiny_run), quick("adapt.embeddings_only_fraction=0"),
                           Console(file=log, width=300))
     assert report.solved_by_model == len(tasks) and not report.fallbacks
     assert report.adapt_error == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
-    assert len(solver.one_line(RuntimeError("x" * 1000))) == 200
+    assert len(adapt_module.error_line(RuntimeError("x" * 1000))) == 200
     failed = [line for line in log.getvalue().splitlines() if "adaptation failed" in line]
     assert len(failed) == 1 and "OutOfMemoryError" in failed[0] and "unadapted network" in failed[0]
     assert json.loads(out.read_text()) == json.loads(unadapted.read_text())
-
-
-def test_merge_overlays_each_shard_and_its_side_files(tmp_path):
-    tasks = small_tasks(3)
-    base = submission_json({t.id: fallback_attempts(t) for t in tasks})
-    out = tmp_path / "submission.json"
-    targets = solver.merge_targets(out, 2, write_all=True)
-    answer = [{"attempt_1": [[7]], "attempt_2": [[8]]}] * len(tasks[0].test)
-    likely = [{"attempt_1": [[8]], "attempt_2": [[7]]}] * len(tasks[0].test)
-    solver.shard_path(out, 0).write_text(json.dumps({tasks[0].id: answer, "stranger": answer}))
-    solver.side_path(solver.shard_path(out, 0), "votes").write_text(json.dumps({tasks[0].id: answer}))
-    solver.side_path(solver.shard_path(out, 0), "likelihood").write_text(json.dumps({tasks[0].id: likely}))
-    problems = solver.merge_shards(targets, base)  # shard 1 has written nothing yet
-    assert [str(solver.shard_path(out, 1)) in p for p in problems[out]] == [True]
-    for path, first in ((out, answer), (tmp_path / "submission.votes.json", answer),
-                        (tmp_path / "submission.likelihood.json", likely)):
-        merged = json.loads(path.read_text())
-        assert list(merged) == list(base) and merged[tasks[0].id] == first
-        assert all(merged[t.id] == base[t.id] for t in tasks[1:])
 
 
 def process_state(pid: int) -> str | None:
@@ -218,9 +199,9 @@ def test_sharded_solve_killed_keeps_finished_answers_and_its_workers_die(tiny_ru
 def test_an_orphaned_worker_ends_itself(tmp_path):
     # A middle process starts a worker without the parent-death signal, then is killed: the
     # worker's own watch must notice that its parent is gone.
-    worker = ("import time; from arcsolver.solve.solver import exit_with_parent; exit_with_parent(); "
+    worker = ("import time; from arcsolver.solve.shards import exit_with_parent; exit_with_parent(); "
               "print('ready', flush=True); time.sleep(120)")
-    middle = (f"import os, subprocess, sys; env = {{**os.environ, {solver.PARENT_PID_ENV!r}: str(os.getpid())}}; "
+    middle = (f"import os, subprocess, sys; env = {{**os.environ, {shards.PARENT_PID_ENV!r}: str(os.getpid())}}; "
               f"p = subprocess.Popen([sys.executable, '-c', {worker!r}], env=env); print(p.pid, flush=True); p.wait()")
     proc = subprocess.Popen([sys.executable, "-c", middle], stdout=subprocess.PIPE, text=True)
     pid = int(proc.stdout.readline())

@@ -3,11 +3,14 @@
 TRM knows a task only through its learned puzzle embedding, so new tasks get new rows (one per
 augmented version, initialised to the mean of the trained rows) and the model is fine-tuned on
 their demonstration pairs: the embeddings alone first, then the whole network, with the
-pretraining's optimisers and EMA.
+pretraining's optimisers and EMA. Its micro-batch is measured to fit memory, and if it fails for
+any reason (out of GPU memory included) the network is put back as it was: the tasks are then
+answered by the unadapted network rather than not at all.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from arcsolver.engine import checkpoint as ckpt
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
 from arcsolver.engine.distributed import Dist
+from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.optim import EMA, build_optimizer, warmup_factor
 
 
@@ -188,3 +192,52 @@ def adapt(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, d
         ema.load_into(model)
     model.eval()
     return Adapted(versions, step, time.monotonic() - started)
+
+
+def pick_micro_batch(model: TRM, cfg: SolveConfig, dtype: torch.dtype, device: torch.device, say) -> int | None:
+    """The adaptation's micro-batch (see choose_micro_batch); if measuring fails, the whole
+    batch, which the out-of-memory retry then shrinks as needed."""
+    try:
+        return choose_micro_batch(cfg.optim.micro_batch_size, model, cfg.optim.global_batch_size, dtype, device,
+                                  cfg.run.gpu_memory_gb, say)
+    except Exception as e:  # the measurement must never cost the solve
+        say(f"could not measure the adaptation's memory ({error_line(e)}); starting with the whole batch")
+        return None
+
+
+def adapt_or_restore(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, deadline: float | None,
+                     on_step, micro_batch: int | None = None, on_message=None) -> tuple[Adapted, str | None]:
+    """Adapt model to tasks, or, if adaptation fails for any reason, put the network back as it
+    was and return why: the tasks' rows exist either way, so inference can always run."""
+    started = time.monotonic()
+    saved = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    added = add_puzzles(model, tasks, cfg)
+    try:
+        return adapt(model, tasks, cfg, dtype, deadline, on_step, micro_batch=micro_batch, on_message=on_message,
+                     added=added), None
+    except Exception as e:  # out of GPU memory included: the unadapted network still answers
+        reason = error_line(e)
+    # Past the except block the exception is gone, and with it the failed step's tensors.
+    restore(model, saved, added)
+    return Adapted(versions_of(*added), 0, time.monotonic() - started), reason
+
+
+def restore(model: TRM, saved: dict[str, torch.Tensor], added: tuple[list[Puzzle], int]) -> None:
+    """The state saved before add_puzzles, and the same new rows again (same ids, same mean)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    model.load_state_dict(saved)  # the puzzle table shrinks back to its saved rows
+    puzzles, first_id = added
+    assert model.grow_puzzles(len(puzzles)).start == first_id
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.eval()
+
+
+def error_line(e: BaseException, limit: int = 200) -> str:
+    """An exception as its type and the first line of its message, cut at limit characters
+    (CUDA's out-of-memory message runs to several hundred)."""
+    lines = str(e).strip().splitlines()
+    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

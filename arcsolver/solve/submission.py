@@ -3,17 +3,22 @@
 
 The competition rejects the whole file for one bad entry, so the checks here report every
 problem, one line each, naming the file, the task, the test index (from 0) and the attempt.
+Every task id of a challenges file starts with fallback attempts, parsed or not, so that a
+whole file can be written before the model answers anything.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
 from arcsolver.atomic import atomic_write_json
+from arcsolver.data.loaders import read_challenges_only, read_json
 from arcsolver.data.task import N_COLOURS, Grid, GridError, Task, TaskSet, as_grid, grid_to_list
+from arcsolver.errors import DataError
 
 ATTEMPT_KEYS = ("attempt_1", "attempt_2")
 
@@ -121,3 +126,30 @@ def fallback_attempts(task: Task) -> list[tuple[Grid, Grid]]:
         second = constant if constant is not None and not np.array_equal(constant, first) else first
         attempts.append((first, second.copy()))
     return attempts
+
+
+def raw_fallback(obj) -> list[tuple[Grid, Grid]]:
+    """Attempts for a task that did not even parse: its test inputs where they are grids, else [[0]]."""
+    tests = obj.get("test") if isinstance(obj, dict) else None
+    entries = []
+    for item in tests if isinstance(tests, list) and tests else [None]:
+        try:
+            grid = as_grid(item["input"])
+        except (GridError, TypeError, KeyError):
+            grid = np.zeros((1, 1), dtype=np.uint8)
+        entries.append((grid, grid))
+    return entries
+
+
+def read_for_submission(challenges: Path):
+    """(raw task map, parsed tasks, problems, fallback attempts of every task id in the file).
+
+    Only a file that cannot be read at all, or is not a task map, is an error: every id it
+    holds gets an entry, parsed or not.
+    """
+    raw = read_json(Path(challenges))
+    if not isinstance(raw, dict):
+        raise DataError(f"{challenges}: expected an object mapping task ids to tasks, got {type(raw).__name__}")
+    tasks, problems = read_challenges_only(challenges)
+    fallbacks = {tid: fallback_attempts(tasks[tid]) if tid in tasks else raw_fallback(obj) for tid, obj in raw.items()}
+    return raw, tasks, problems, fallbacks

@@ -1,0 +1,174 @@
+"""`arcsolver solve --workers N`: one worker process per GPU over disjoint shards of the tasks,
+each writing its own files, merged by the parent into the submission (and its side files) while
+they run. The workers die with the parent, so a killed solve leaves no orphan on the GPUs."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from arcsolver.atomic import reported_writes, write_problem
+from arcsolver.console import one_line as escaped
+from arcsolver.config import SolveConfig
+from arcsolver.solve.submission import read_for_submission, submission_json, write_submission
+from arcsolver.solve.writer import RANKINGS, side_path
+
+# The parent's pid, for a shard worker to notice that it has become an orphan.
+PARENT_PID_ENV = "ARCSOLVER_PARENT_PID"
+MERGE_EVERY_S = 2.0  # how often the parent merges the shards' files while they run
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def visible_gpus() -> int:
+    """The CUDA devices this process sees (0 without CUDA): one worker each with --workers auto."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def solve_sharded(challenges: Path, out: Path, checkpoint: str, recipe: str, overrides: list[str], workers: int,
+                  cfg: SolveConfig, console, merge_every_s: float = MERGE_EVERY_S) -> None:
+    """One process per GPU over disjoint task shards, merged into out (and its side files) every
+    merge_every_s seconds while they run and once more at the end: a parent killed mid-run
+    leaves every task finished so far answered. The workers die with the parent."""
+    _, _, _, fallback = read_for_submission(challenges)
+    base = submission_json(fallback)
+    targets = merge_targets(Path(out), workers, cfg.infer.write_all_rankings)
+    shard_files = [part for parts in targets.values() for part in parts]
+    for part in shard_files:
+        part.unlink(missing_ok=True)  # an earlier run's shard must not be merged into this one
+    with reported_writes(out):  # before any work: nothing is lost by stopping here
+        merge_shards(targets, base)
+    procs = [start_worker(k, workers, challenges, Path(out), checkpoint, recipe, overrides, cfg) for k in range(workers)]
+    seen: dict = {}
+    warned = False
+    while any(p.poll() is None for p in procs):
+        wait_some(procs, merge_every_s)
+        now = file_stamps(shard_files)
+        if now != seen:
+            try:
+                merge_shards(targets, base)
+            except OSError as e:  # a full disk may clear: the next round tries again, the end reports it
+                if not warned:
+                    console.print(f"[yellow]{escaped(f'{out}: cannot write ({write_problem(e)}); trying again')}",
+                                  highlight=False, soft_wrap=True)
+                warned = True
+                continue
+            seen = now
+    with reported_writes(out, "the file there keeps its last complete merge"):
+        problems = merge_shards(targets, base)[Path(out)]
+    for problem in problems:
+        console.print(f"[yellow]{escaped(problem)}; its tasks keep their fallbacks", highlight=False, soft_wrap=True)
+    for k, p in enumerate(procs):
+        if p.returncode:
+            console.print(f"[yellow]shard {k} exited with {p.returncode}", highlight=False)
+
+
+def shard_path(out: Path, k: int) -> Path:
+    """Where worker k writes its submission: submission.json -> submission.shard<k>.json."""
+    return side_path(out, f"shard{k}")
+
+
+def merge_targets(out: Path, workers: int, write_all: bool) -> dict[Path, list[Path]]:
+    """Each file the parent writes, and the shard files merged into it."""
+    targets = {out: [shard_path(out, k) for k in range(workers)]}
+    if write_all:
+        for rule in RANKINGS:
+            targets[side_path(out, rule)] = [side_path(shard_path(out, k), rule) for k in range(workers)]
+    return targets
+
+
+def merge_shards(targets: dict[Path, list[Path]], base: dict) -> dict[Path, list[str]]:
+    """Write every target: base (the fallbacks) overlaid with its shard files' entries. Returns,
+    per target, a line for each shard file that could not be read."""
+    problems: dict[Path, list[str]] = {}
+    for target, parts in targets.items():
+        merged, problems[target] = dict(base), []
+        for part in parts:
+            try:
+                entries = json.loads(part.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                problems[target].append(f"{part}: not readable ({e})")
+                continue
+            if isinstance(entries, dict):
+                merged.update({tid: v for tid, v in entries.items() if tid in base})
+        write_submission(target, merged)
+    return problems
+
+
+def file_stamps(paths: list[Path]) -> dict[Path, tuple]:
+    """What changes when a file is rewritten (atomically: a new inode), per existing file."""
+    stamps = {}
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        stamps[path] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return stamps
+
+
+def wait_some(procs: list[subprocess.Popen], seconds: float) -> None:
+    """Wait until every process has ended or the seconds have passed, whichever comes first."""
+    end = time.monotonic() + seconds
+    for p in procs:
+        try:
+            p.wait(timeout=max(end - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            return
+
+
+def start_worker(k: int, workers: int, challenges: Path, out: Path, checkpoint: str, recipe: str,
+                 overrides: list[str], cfg: SolveConfig) -> subprocess.Popen:
+    """`arcsolver solve` over shard k, writing its own files beside out, tied to this process."""
+    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+    if visible_gpus():
+        env["CUDA_VISIBLE_DEVICES"] = str(k)
+    cmd = [sys.executable, "-m", "arcsolver", "solve", str(challenges), "--out", str(shard_path(out, k)),
+           "--checkpoint", str(checkpoint), "--recipe", recipe, "--shard", f"{k}/{workers}", "--workers", "1",
+           *[x for s in overrides for x in ("--set", s)]]
+    if cfg.run.time_budget_s:
+        cmd += ["--time-budget", str(cfg.run.time_budget_s)]
+    return subprocess.Popen(cmd, env=env, preexec_fn=parent_death_signal())
+
+
+def parent_death_signal():
+    """A preexec_fn by which Linux sends the child SIGTERM when this process dies; None elsewhere
+    (there exit_with_parent's watch in the worker is all there is)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        # Looked up here, in the parent: between fork and exec the child should do no more than call it.
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
+def exit_with_parent() -> None:
+    """In a shard worker, end this process with SIGTERM once the parent that started it is gone
+    (it is then adopted by another process): the portable backstop of parent_death_signal."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
