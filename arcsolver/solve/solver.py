@@ -24,7 +24,7 @@ from arcsolver.config import SolveConfig
 from arcsolver.engine.inference import model_canvases, predict, queries_for, rank_by_likelihood, vote_queries
 from arcsolver.solve.submission import read_for_submission
 from arcsolver.solve.writer import Submissions, two_attempts
-from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype
+from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
 
 
 @dataclass
@@ -41,7 +41,9 @@ class SolveReport:
 
 
 def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, console, shard: tuple[int, int] = (0, 1)) -> SolveReport:
-    """Adapt to the tasks of a challenges file (this shard of them) and write the submission."""
+    """Adapt to the tasks of a challenges file (this shard of them) and write the submission.
+    One seed gives the same files every time, unless the time budget cuts adaptation short."""
+    seed_everything(cfg.run.seed)  # adaptation draws from torch's generator (halting exploration)
     deadline = solve_deadline(cfg)
     report = SolveReport()
 
