@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py [--batch 16] [--steps 5] [--dtype bf16 fp32] [--device cpu]
     python benchmarks/throughput.py --pairs arc1/training [--batch 8] [--steps 14] [--compile]
+    python benchmarks/throughput.py --pairs arc1/training --per-side [--batch 16] [--steps 2]
 
 Prints samples/s and tokens/s (tokens = canvas cells, 900 at the paper's 30x30) per supervision
 step, for each dtype. Model settings can be changed with --set, as in recipes (e.g.
@@ -11,7 +12,8 @@ With --pairs, batches are drawn from the real pairs of a named set and run twice
 rope2d model: on grid-sized canvases (each batch from one side of CANVAS_SIDES, steps shared out
 in proportion to the pairs of each side) and on the fixed 30x30 canvas. It prints examples/s and
 real cells/s (the output grids' cells) of training steps and of inference (all N_sup steps, no
-gradients), and the speed-up.
+gradients), and the speed-up. With --per-side, each side is timed on its own with full batches
+and the set's rate is weighed from the sides' rates by its share of pairs.
 """
 
 from __future__ import annotations
@@ -63,11 +65,9 @@ def measure(cfg: TRMConfig, batch: int, steps: int, warmup: int, dtype: torch.dt
     return {"s_per_step": seconds, "samples_per_s": batch / seconds, "tokens_per_s": batch * cfg.canvas**2 / seconds}
 
 
-def pair_batches(name: str, batch: int, steps: int, seed: int = 0) -> list[tuple[int, list]]:
-    """`steps` batches of real pairs as (canvas side, pairs): each batch from one side, the
-    steps shared out over sides in proportion to their pairs (largest remainders)."""
-    import numpy as np
-
+def pairs_by_side(name: str) -> dict[int, list]:
+    """The real pairs of a named set (demonstrations and test pairs with outputs), by the side of
+    the smallest canvas of CANVAS_SIDES that holds both grids."""
     from arcsolver.data.encoding import fitting_side
     from arcsolver.data.loaders import load_tasks
 
@@ -75,6 +75,15 @@ def pair_batches(name: str, batch: int, steps: int, seed: int = 0) -> list[tuple
     for task in load_tasks(name):
         for pair in task.train + tuple(p for p in task.test if p.output is not None):
             by_side.setdefault(fitting_side([pair.input.shape, pair.output.shape]), []).append(pair)
+    return dict(sorted(by_side.items()))
+
+
+def pair_batches(name: str, batch: int, steps: int, seed: int = 0) -> list[tuple[int, list]]:
+    """`steps` batches of real pairs as (canvas side, pairs): each batch from one side, the
+    steps shared out over sides in proportion to their pairs (largest remainders)."""
+    import numpy as np
+
+    by_side = pairs_by_side(name)
     total = sum(len(v) for v in by_side.values())
     quota = {side: steps * len(v) / total for side, v in by_side.items()}
     counts = {side: int(q) for side, q in quota.items()}
@@ -148,6 +157,41 @@ def main_pairs(args, cfg: TRMConfig, device) -> None:
             print(f"{name} {what} speed-up: {sized['examples_per_s'] / fixed['examples_per_s']:.2f}x")
 
 
+def main_per_side(args, cfg: TRMConfig, device) -> None:
+    """Each side's rate on its own (`--steps` batches of `--batch` of its pairs), and the 30x30
+    rate; the set's rate is the pairs-weighted harmonic mean of the sides' rates (the time per
+    example over the set's mix of sides). Cheaper than --pairs where one 30x30 step is slow (a
+    CPU): every side gets full batches, however rare it is."""
+    import numpy as np
+
+    by_side = pairs_by_side(args.pairs)
+    total = sum(len(v) for v in by_side.values())
+    rng = np.random.default_rng(0)
+
+    def batches(side: int) -> list[tuple[int, list]]:
+        pairs = by_side[side]
+        return [(side, [pairs[i] for i in rng.choice(len(pairs), args.batch, replace=len(pairs) < args.batch)])
+                for _ in range(args.steps)]
+
+    print(f"{args.pairs}: {total} pairs; share per canvas side: "
+          + ", ".join(f"{s}: {len(v) / total:.1%}" for s, v in by_side.items()))
+    for name in args.dtype:
+        dtype = torch.bfloat16 if name == "bf16" else torch.float32
+        for train in [m == "train" for m in args.modes]:
+            what = "training" if train else "inference"
+            rates = {}
+            for side in by_side:
+                r = measure_pairs(cfg, batches(side), dtype, device, args.compile, fixed=False, train=train)
+                rates[side] = r["examples_per_s"]
+                print(f"{name} {what} side {side:>2}: {rates[side]:.2f} examples/s", flush=True)
+            fixed_batches = [(s, pairs) for s in by_side for _, pairs in batches(s)][:: len(by_side)]
+            fixed = measure_pairs(cfg, fixed_batches, dtype, device, args.compile, fixed=True, train=train)
+            sized = total / sum(len(v) / rates[s] for s, v in by_side.items())
+            print(f"{name} {what} sized (the set's mix): {sized:.2f} examples/s")
+            print(f"{name} {what} 30x30: {fixed['examples_per_s']:.2f} examples/s")
+            print(f"{name} {what} speed-up: {sized / fixed['examples_per_s']:.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
@@ -158,6 +202,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="TRMConfig field=value")
     parser.add_argument("--pairs", default=None, help="a bundled set: draw batches from its real pairs (sized vs 30x30)")
+    parser.add_argument("--per-side", action="store_true", help="with --pairs: time each side on its own, weigh by the set's mix")
     parser.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"], help="with --pairs")
     args = parser.parse_args()
     if args.pairs:
@@ -167,7 +212,7 @@ def main() -> None:
         device = torch.device(args.device)
         print(f"TRM {sum(p.numel() for p in TRM(cfg).parameters()) / 1e6:.2f}M parameters, rope2d, {device}, "
               f"{torch.get_num_threads()} threads, torch {torch.__version__}, compile {args.compile}")
-        return main_pairs(args, cfg, device)
+        return (main_per_side if args.per_side else main_pairs)(args, cfg, device)
 
     cfg = TRMConfig.model_validate(apply_overrides({"n_puzzle_ids": 1000}, args.overrides))
     device = torch.device(args.device)
