@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from arcsolver.cli import app
 from arcsolver.errors import CheckpointError
 from arcsolver.engine import checkpoint as ckpt
-from arcsolver.train.loop import pretrain, trim_metrics
+from arcsolver.train.loop import pretrain
+from arcsolver.train.resume import trim_metrics
 
 from conftest import TINY, tiny_config
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from arcsolver.cli import app
 from arcsolver.engine import checkpoint as ckpt
-from arcsolver.train import loop
+from arcsolver.train import heldout
 from arcsolver.train.loop import pretrain
 
 from conftest import TINY, tiny_config
@@ -91,12 +91,12 @@ def test_signals_while_a_checkpoint_is_written_do_not_cut_it_short(tmp_path, mon
 
 
 def test_a_signal_during_the_final_evaluation_ends_it_with_the_checkpoint_kept(tmp_path, monkeypatch):
-    real = loop.predict
+    real = heldout.predict
 
     def predict(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
-    monkeypatch.setattr(loop, "predict", predict)
+    monkeypatch.setattr(heldout, "predict", predict)
     run = tmp_path / "run"
     log = io.StringIO()
     result = pretrain(tiny_config("run.steps=2"), run, console=Console(file=log, width=300))

@@ -142,7 +142,7 @@ def test_each_side_carries_its_own_samples_on(tmp_path):
     from arcsolver.engine.step import Stepper, to_device
     from arcsolver.model.trm import TRM
     from arcsolver.engine.distributed import Dist
-    from arcsolver.train.loop import select_tasks, training_stream
+    from arcsolver.train.tasks import select_tasks, training_stream
     from arcsolver.engine.optim import build_optimizer
 
     cfg = tiny_config(*SIZED, "model.n_supervision=16", "model.halt_exploration_prob=1.0")

@@ -13,7 +13,7 @@ from arcsolver.engine.step import Stepper, micro_slices, to_device
 from arcsolver.model.trm import TRM
 from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
 from arcsolver.engine.distributed import Dist
-from arcsolver.train.loop import select_tasks
+from arcsolver.train.tasks import select_tasks
 from arcsolver.engine.optim import EMA, build_optimizer
 
 from conftest import TINY, tiny_config
@@ -140,9 +140,9 @@ def test_a_pretraining_run_survives_an_out_of_memory_step(tmp_path, monkeypatch)
             printed.append(str(text))
 
     cfg = tiny_config("run.steps=4", "optim.micro_batch_size=8")
-    from arcsolver.train import loop
+    from arcsolver.train.logger import Logger
 
-    monkeypatch.setattr(loop.Logger, "print", lambda self, text: printed.append(text))
+    monkeypatch.setattr(Logger, "print", lambda self, text: printed.append(text))
     result = pretrain(cfg, tmp_path / "run")
     assert result["step"] == 4
     assert any("retrying the step with 4" in line for line in printed)

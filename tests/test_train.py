@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 import arcsolver.console
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
-from arcsolver.train.loop import select_tasks
+from arcsolver.train.tasks import select_tasks
 
 from conftest import TINY, tiny_config as tiny
 
@@ -224,11 +224,11 @@ def test_run_files_that_cannot_be_written_are_one_line(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from arcsolver.cli import app
-    from arcsolver.train import loop
+    from arcsolver.train import resume
 
     def read_only(path, obj):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-    monkeypatch.setattr(loop, "atomic_write_json", read_only)
+    monkeypatch.setattr(resume, "atomic_write_json", read_only)
     run = tmp_path / "run"
     result = CliRunner().invoke(app, ["pretrain", "--out", str(run), *sets(TINY + ["run.steps=2"])])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
@@ -236,11 +236,11 @@ def test_run_files_that_cannot_be_written_are_one_line(tmp_path, monkeypatch):
 
 
 def test_paced_chunks_cover_every_item_in_order_grow_while_fast_and_halve_when_slow(monkeypatch):
-    from arcsolver.train import loop
+    from arcsolver.train import heldout
 
     items = list(range(1000))
-    chunks = list(loop.paced_chunks(items, 256))
+    chunks = list(heldout.paced_chunks(items, 256))
     assert [len(c) for c in chunks][:5] == [32, 64, 128, 256, 256]
     assert sum(chunks, []) == items
     monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)  # every slice outlasts a third of it
-    assert [len(c) for c in loop.paced_chunks(items[:100], 256)][:4] == [32, 16, 8, 4]
+    assert [len(c) for c in heldout.paced_chunks(items[:100], 256)][:4] == [32, 16, 8, 4]

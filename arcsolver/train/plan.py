@@ -20,7 +20,7 @@ from arcsolver.engine.memory import (
 from arcsolver.model.trm import TRM
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import build_puzzles, trainable_pairs
-from arcsolver.train.loop import schedule, select_tasks, task_counts, training_stream
+from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
 
 MiB = 2**20
 

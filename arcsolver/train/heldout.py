@@ -1,0 +1,80 @@
+"""Held-out evaluation during pretraining: pass@1/pass@2 on the test inputs of the held-out tasks,
+voted over their augmented versions, with progress told while it runs."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+import arcsolver.console
+from arcsolver.console import duration
+from arcsolver.data.stream import Puzzle
+from arcsolver.data.task import Task
+from arcsolver.engine.distributed import Dist, sum_over_processes
+from arcsolver.engine.inference import heldout_scores, predict, queries_for, vote_queries
+from arcsolver.train.logger import Logger
+from arcsolver.train.run import Run
+
+
+def paced_chunks(items: list, most: int, first: int = 32):
+    """Consecutive slices of items, at most `most` long, sized so that each is done in a few
+    seconds: progress can then be told between them at least every HEARTBEAT_S. They start at
+    `first` items and double while a slice takes under a sixth of HEARTBEAT_S (on a GPU, up to
+    `most` within a few slices), and halve when one takes over a third (a slow CPU)."""
+    size, start = min(first, most), 0
+    while start < len(items):
+        began = time.monotonic()
+        yield items[start : start + size]
+        start += size
+        took = time.monotonic() - began
+        if took < arcsolver.console.HEARTBEAT_S / 6:
+            size = min(size * 2, most)
+        elif took > arcsolver.console.HEARTBEAT_S / 3:
+            size = max(size // 2, 1)
+
+
+def evaluate_heldout(run: Run, puzzles: list[Puzzle], heldout: list[Task], max_versions: int | None = None,
+                     on_progress: Callable[[int, int], None] | None = None) -> dict:
+    """pass@1/pass@2 of the run's model (its EMA weights where it keeps them) on the held-out
+    test inputs, over their augmented versions, voted.
+
+    Every process scores its own share of the tasks; the sums are combined. The versions voted
+    per test input are the fewer of max_versions and eval.max_versions (None: no limit).
+    on_progress(done, total) hears of this process's queries after every batch.
+    """
+    cfg, d, model = run.cfg, run.d, run.model
+    limits = [v for v in (max_versions, cfg.eval.max_versions) if v is not None]
+    versions: dict[str, list] = {}
+    for pid, puzzle in enumerate(puzzles, start=1):
+        versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
+    mine = heldout[d.rank :: d.world_size]
+    tasks = {t.id: t for t in mine}
+    queries = [q for t in mine for q in queries_for(t, versions[t.id], min(limits, default=None))]
+    was_training = model.training
+    model.eval()
+    preds = []
+    try:
+        with run.ema.applied(model) if run.ema is not None else contextlib.nullcontext():
+            for chunk in paced_chunks(queries, cfg.eval.batch_size):
+                preds += predict(model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size,
+                                 run.dtype)[0]
+                if on_progress is not None:
+                    on_progress(len(preds), len(queries))
+    finally:
+        model.train(was_training)
+    scores = heldout_scores(tasks, vote_queries(queries, preds))
+    n = scores["tasks"]
+    sums = sum_over_processes([scores["pass@1"] * n, scores["pass@2"] * n, n], d, run.device)
+    return {"pass@1": sums[0] / max(sums[2], 1), "pass@2": sums[1] / max(sums[2], 1), "tasks": int(sums[2])}
+
+
+def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], None]:
+    """An on_progress for evaluate_heldout: plain lines off a terminal, as the steps have."""
+    started = time.monotonic()
+    whose = " of this process" if d.enabled else ""  # the main process tells its own share
+
+    def on_progress(done: int, total: int) -> None:
+        logger.heartbeat(lambda: f"{what}: {done}/{total} queries{whose}, {duration(time.monotonic() - started)}")
+
+    return on_progress

@@ -1,0 +1,207 @@
+"""A run's state on disk, so that it can be continued: the checkpoints it writes, the newest one
+that `--resume` can read with the same settings, and the run files beside them."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+
+from arcsolver.atomic import atomic_write_json, atomic_write_text, reported_writes, write_problem
+from arcsolver.config import PretrainConfig
+from arcsolver.data.stream import Puzzle
+from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine.distributed import any_process, barrier
+from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
+from arcsolver.model.trm import TRM, Carry
+from arcsolver.train.run import Run
+
+# What a resumed run may change: how long it runs, how often it logs, checkpoints and evaluates,
+# and how it uses the hardware. Every other setting shapes the data, the model or the
+# optimisation, and must be what the checkpoint was trained with.
+MAY_CHANGE = {"run.steps", "run.epochs", "run.time_limit_s", "run.log_every", "run.checkpoint_every",
+              "run.keep_checkpoints", "run.threads", "run.compile", "run.gpu_memory_gb", "optim.micro_batch_size"}
+MAY_CHANGE_SECTIONS = ("eval.",)
+DERIVED = {"model.n_puzzle_ids"}  # follows from the data settings, which are compared
+
+
+def resume_hint(run_dir: Path) -> str:
+    """The command that continues the run in run_dir from its newest checkpoint."""
+    return f"arcsolver pretrain --out {shlex.quote(str(run_dir))} --resume"
+
+
+# --- reading back --------------------------------------------------------------------------
+
+
+def flat_settings(settings: dict, prefix: str = "") -> dict:
+    """A nested settings dict as section.key -> value."""
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def settings_differences(now: PretrainConfig, saved: PretrainConfig) -> list[str]:
+    """`key: <checkpoint's> -> <now>` for every setting that may not change on resume and did."""
+    a, b = flat_settings(saved.model_dump(mode="json")), flat_settings(now.model_dump(mode="json"))
+    fixed = [k for k in a if k not in MAY_CHANGE | DERIVED and not k.startswith(MAY_CHANGE_SECTIONS)]
+    return [f"{k}: {json.dumps(a[k])} -> {json.dumps(b.get(k))}" for k in fixed if a[k] != b.get(k)]
+
+
+def saved_config(ckpt_dir: Path, state: dict) -> PretrainConfig:
+    """The settings a checkpoint was trained with (state.json's config)."""
+    from arcsolver.recipes import validate
+
+    try:
+        return validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
+    except ConfigError as e:
+        raise CheckpointError(f"{e} (its config is not a pretraining recipe)") from None
+
+
+def readable_checkpoints(run_dir: Path, cfg: PretrainConfig, say) -> list[tuple[Path, dict]]:
+    """The run's checkpoints whose state.json reads, newest first, each checked to hold the
+    settings of cfg (ConfigError listing every difference otherwise). An unreadable one is
+    reported through say and passed over."""
+    dirs = ckpt.checkpoint_dirs(run_dir)
+    if not dirs:
+        raise CheckpointError(f"{run_dir}: --resume given but there is no checkpoint to resume from")
+    found = []
+    for path in reversed(dirs):
+        try:
+            state = ckpt.read_training_state(path)
+            saved = saved_config(path, state)
+        except CheckpointError as e:
+            say(f"{e}; trying the checkpoint before it")
+            continue
+        differences = settings_differences(cfg, saved)
+        if differences:
+            raise ConfigError(
+                f"{run_dir}: cannot resume: {len(differences)} setting{'s' * (len(differences) > 1)} differ from its "
+                f"checkpoint {path.name} ({'; '.join(differences)}); resume with the run's own settings (no --recipe, "
+                "no --set of these), or start a new run with another --out")
+        found.append((path, state))
+    if not found:
+        raise CheckpointError(f"{run_dir}: no usable checkpoint to resume from (every state.json is unreadable)")
+    return found
+
+
+def fresh_carry_like(model: TRM, local_batch: int, device) -> Callable[[int], dict[str, torch.Tensor]]:
+    """side -> the tensors of a fresh carry of this run on that canvas (what a checkpoint's must match)."""
+
+    def like(side: int) -> dict[str, torch.Tensor]:
+        cells = torch.zeros(local_batch, side, side, dtype=torch.long, device=device)
+        batch = {"inputs": cells, "labels": cells, "puzzle_ids": torch.zeros(local_batch, dtype=torch.long, device=device)}
+        return ckpt.carry_tensors(model.initial_carry(batch))
+
+    return like
+
+
+def restore_newest(run: Run, candidates: list[tuple[Path, dict]], say) -> tuple[int, dict[int, Carry]]:
+    """Load the newest checkpoint every process can read whole into the run's live objects; return
+    (its step, this process's carries by canvas side, empty to start afresh). The processes
+    agree on which, or one would train from another step than the rest."""
+    d = run.d
+    carry_like = fresh_carry_like(run.model, run.cfg.optim.global_batch_size // d.world_size, run.device)
+    for path, state in candidates:
+        try:
+            snap, problem = ckpt.read_snapshot(path, state, run.model, run.ema, run.optimizer, d.rank, d.world_size,
+                                               carry_like), None
+        except CheckpointError as e:
+            snap, problem = None, str(e)
+        if any_process(problem is not None, d, run.device):
+            say(f"{problem or f'{path}: another process could not read its part'}; trying the checkpoint before it")
+            continue
+        return snap.step, apply_snapshot(snap, run)
+    raise CheckpointError(f"{run.dir}: no usable checkpoint to resume from (every one is unreadable, see above)")
+
+
+def apply_snapshot(snap: ckpt.Snapshot, run: Run) -> dict[int, Carry]:
+    """Put a checked checkpoint into the run's live objects; return the carries by canvas side
+    (empty: start afresh)."""
+    run.model.load_state_dict(snap.model)
+    if snap.ema is not None:
+        run.ema.load_state_dict(snap.ema)
+    run.optimizer.load_state_dict(snap.optimizer)
+    if snap.carry is None:
+        return {}
+    tensors = dict(snap.carry)
+    torch.set_rng_state(tensors.pop("torch_rng"))
+    cuda_rng = tensors.pop("cuda_rng", None)
+    if cuda_rng is not None and run.device.type == "cuda":
+        torch.cuda.set_rng_state(cuda_rng)
+    return {side: Carry(**{k: v.to(run.device) for k, v in fields.items()})
+            for side, fields in ckpt.split_carries(tensors).items()}
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def save_checkpoint(run: Run, step: int, carries: dict[int, Carry]) -> Path:
+    """Every process stages its part, then the main process publishes the checkpoint. A write
+    that fails in any process (a full disk) is one error line in all of them, with the staged
+    part removed and the checkpoints already published intact."""
+    d = run.d
+    barrier(d)
+    staging, problem = None, None
+    try:
+        staging = ckpt.staging_dir(run.dir, step)
+        ckpt.write_rank_part(staging, d.rank, carries)
+        if d.is_main:
+            state = {"step": step, "world_size": d.world_size, "config": run.cfg.model_dump(mode="json")}
+            ckpt.write_main_part(staging, run.model, run.ema, run.optimizer, state)
+    except (OSError, SafetensorError) as e:
+        problem = write_problem(e)
+    if not any_process(problem is not None, d, run.device) and d.is_main:
+        try:
+            ckpt.publish(staging, step, run.cfg.run.keep_checkpoints)
+        except OSError as e:
+            problem = write_problem(e)
+    if any_process(problem is not None, d, run.device):
+        if d.is_main and staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)  # give back the space a partial checkpoint took
+        raise ArcsolverError(
+            f"{run.dir / ckpt.CHECKPOINTS}: cannot write the checkpoint of step {step} "
+            f"({problem or 'failed in another process'}); the checkpoints already there are intact: free space, "
+            f"then `{resume_hint(run.dir)}`")
+    return run.dir / ckpt.CHECKPOINTS / f"{ckpt.PREFIX}{step:07d}"
+
+
+def write_run_files(run_dir: Path, cfg: PretrainConfig, puzzles: list[Puzzle], step: int) -> None:
+    """config.json, puzzles.txt and metrics.jsonl trimmed to step: the main process, once every
+    check of a (resumed) run has passed."""
+    with reported_writes(run_dir, "the files already there are intact"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
+        # For people reading the run: the task version of each puzzle-embedding row; nothing reads it back.
+        atomic_write_text(run_dir / "puzzles.txt", "\n".join(p.name for p in puzzles) + "\n")
+        trim_metrics(run_dir / "metrics.jsonl", step)
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop the records past step, which a run killed after its last checkpoint had logged and
+    the resumed run logs again; rewritten atomically, and only where there is something to drop."""
+    if not path.exists():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()  # half a record: the kill came mid-write
+
+    def past(line: str) -> bool:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False
+        return isinstance(record, dict) and isinstance(record.get("step"), (int, float)) and record["step"] > step
+
+    kept = [line for line in lines if not past(line)]
+    if len(kept) != len(text.splitlines()):
+        atomic_write_text(path, "".join(kept))
