@@ -3,7 +3,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup clean
+.PHONY: demo test lint setup clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup-venv.sh
 	bash scripts/setup-venv.sh $(VENV)
@@ -29,6 +29,13 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2
+
+# ruff (pyflakes, import order, bugbear) and its formatter at one line length; mypy with the
+# pydantic plugin on the model and data layers (pyproject.toml holds the settings).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check arcsolver tests benchmarks
+	$(BIN)/ruff format --check arcsolver tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

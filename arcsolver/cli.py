@@ -91,13 +91,15 @@ def data_export(
 @user_errors
 def data_show(
     task_id: str = typer.Argument(..., help="The task id, e.g. 007bbfb7."),
-    source: str = typer.Option(None, help="Where to look: a bundled set, file or directory (default: all bundled sets)."),
+    source: str = typer.Option(
+        None, help="Where to look: a bundled set, file or directory (default: all bundled sets)."
+    ),
     hide_answers: bool = typer.Option(False, help="Do not draw the test outputs."),
 ) -> None:
     """Draw a task's pairs in the terminal, in ARC's colours."""
     from arcsolver.data.loaders import BUNDLED, read_tasks
-    from arcsolver.data.task import task_label
     from arcsolver.data.render import task_view
+    from arcsolver.data.task import task_label
 
     for src in [source] if source else list(BUNDLED):
         tasks, _ = read_tasks(src)
@@ -112,15 +114,22 @@ def data_show(
 @app.command()
 @user_errors
 def pretrain(
-    recipe: str = typer.Option(None, help="A recipe file, or the name of a shipped one (pretrain/*.toml); default "
-                               "cpu-small. With --resume the run's own settings are used unless a recipe is given, "
-                               "and a given one is compared with the run's checkpoint: only run length, logging, "
-                               "evaluation and hardware settings may differ."),
+    recipe: str = typer.Option(
+        None,
+        help="A recipe file, or the name of a shipped one (pretrain/*.toml); default "
+        "cpu-small. With --resume the run's own settings are used unless a recipe is given, "
+        "and a given one is compared with the run's checkpoint: only run length, logging, "
+        "evaluation and hardware settings may differ.",
+    ),
     out: Path = typer.Option(None, "--out", help="Run directory (default: runs/<recipe>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting: --set optim.lr=3e-4 (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its newest readable checkpoint."),
-    plan: bool = typer.Option(False, "--plan", help="Print the data, schedule, memory and micro-batch of the run; do not train."),
-    gpu_memory: list[float] = typer.Option([80.0, 24.0], "--gpu-memory", help="GPU sizes in GB that --plan sizes micro-batches for."),
+    plan: bool = typer.Option(
+        False, "--plan", help="Print the data, schedule, memory and micro-batch of the run; do not train."
+    ),
+    gpu_memory: list[float] = typer.Option(
+        [80.0, 24.0], "--gpu-memory", help="GPU sizes in GB that --plan sizes micro-batches for."
+    ),
     processes: int = typer.Option(1, "--processes", help="Processes the global batch is split over, for --plan."),
 ) -> None:
     """Pretrain a TRM on augmented ARC tasks (CPU or GPU; several processes via torchrun).
@@ -128,9 +137,9 @@ def pretrain(
     Ctrl-C or SIGTERM stops after the current step with a checkpoint and prints the command that
     continues the run; the exit code is then 130 (SIGINT) or 143 (SIGTERM).
     """
-    from arcsolver.recipes import load_recipe
-    from arcsolver.engine import checkpoint as ckpt
     from arcsolver.config import PretrainConfig
+    from arcsolver.engine import checkpoint as ckpt
+    from arcsolver.recipes import load_recipe
     from arcsolver.train.loop import pretrain as run_pretrain
 
     if plan:
@@ -138,7 +147,9 @@ def pretrain(
 
         if processes < 1:
             raise ArcsolverError(f"--processes {processes}: give 1 or more")
-        for line in make_plan(load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_), gpu_memory, processes):
+        for line in make_plan(
+            load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_), gpu_memory, processes
+        ):
             console.print(one_line(line), highlight=False, soft_wrap=True)
         return
     run_dir = out or Path("runs") / Path(recipe or "cpu-small").stem
@@ -146,7 +157,9 @@ def pretrain(
         cfg = resumed_settings(run_dir / "config.json", set_)
     else:
         if ckpt.latest_checkpoint(run_dir) is not None and not resume:
-            raise ArcsolverError(f"{run_dir}: already holds a run: pass --resume to continue it, or choose another --out")
+            raise ArcsolverError(
+                f"{run_dir}: already holds a run: pass --resume to continue it, or choose another --out"
+            )
         cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
     result = run_pretrain(cfg, run_dir, resume=resume, console=console)
     if "signal" in result:
@@ -155,15 +168,16 @@ def pretrain(
         console.print(
             f"held-out: pass@1 {result['pass@1']:.3f}  pass@2 {result['pass@2']:.3f}  "
             f"({result['tasks']} tasks) after {result['step']} steps; run in {one_line(str(run_dir))}",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
 
 
 def resumed_settings(path: Path, overrides: list[str]):
     """A run's own settings (its config.json) with --set overrides, validated; errors name the --set."""
+    from arcsolver.config import PretrainConfig
     from arcsolver.data.loaders import read_json
     from arcsolver.recipes import apply_overrides, validate
-    from arcsolver.config import PretrainConfig
 
     settings = read_json(path)
     if not isinstance(settings, dict):
@@ -178,9 +192,15 @@ def evaluate(
     submission: Path = typer.Argument(..., help="The submission.json to score."),
     solutions: Path = typer.Option(..., "--solutions", help="A Kaggle solutions file: task id -> output grids."),
     json_out: bool = typer.Option(False, "--json", help="Print only the scores (or the problems), as one JSON object."),
-    csv: Path = typer.Option(None, "--csv", help="Per-test-output scores (default without --json: <submission stem>.scores.csv beside it)."),
-    html: Path = typer.Option(None, "--html", help="Also write a self-contained HTML page of every task, its attempts and answer."),
-    challenges: Path = typer.Option(None, "--challenges", help="Demonstrations for --html (default: the *_challenges.json beside --solutions)."),
+    csv: Path = typer.Option(
+        None, "--csv", help="Per-test-output scores (default without --json: <submission stem>.scores.csv beside it)."
+    ),
+    html: Path = typer.Option(
+        None, "--html", help="Also write a self-contained HTML page of every task, its attempts and answer."
+    ),
+    challenges: Path = typer.Option(
+        None, "--challenges", help="Demonstrations for --html (default: the *_challenges.json beside --solutions)."
+    ),
 ) -> None:
     """Score a submission as the competition does (pass@2), with pass@1 and per-cell accuracy."""
     from arcsolver.errors import SubmissionRejected
@@ -204,7 +224,9 @@ def evaluate(
         return
     console.print(score_table(result, f"{submission} against {solutions}"))
     if csv_path is not None:
-        console.print(f"wrote {one_line(str(csv_path))} ({len(result.per_test)} test outputs)", highlight=False, soft_wrap=True)
+        console.print(
+            f"wrote {one_line(str(csv_path))} ({len(result.per_test)} test outputs)", highlight=False, soft_wrap=True
+        )
     if html is not None:
         source = f"demonstrations from {used}" if used else "no challenges file beside the solutions: pass --challenges"
         console.print(one_line(f"wrote {html} ({source})"), highlight=False, soft_wrap=True)
@@ -218,8 +240,12 @@ def report_rejection(e, json_out: bool) -> None:
         for problem in e.problems:
             err_console.print(f"[red]problem:[/] {one_line(problem)}", highlight=False, soft_wrap=True)
     n = len(e.problems)
-    err_console.print(f"[bold red]error:[/] {one_line(e.source)}: the competition would reject this submission: "
-                      f"{n} problem{'s' * (n > 1)}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[bold red]error:[/] {one_line(e.source)}: the competition would reject this submission: "
+        f"{n} problem{'s' * (n > 1)}",
+        highlight=False,
+        soft_wrap=True,
+    )
     raise typer.Exit(1)
 
 
@@ -243,7 +269,9 @@ def solve(
     out: Path = typer.Option(Path("submission.json"), "--out", help="Where to write the submission."),
     checkpoint: str = typer.Option(None, help="A checkpoint or run directory (default: the newest run under runs/)."),
     recipe: str = typer.Option("cpu-small", help="A submit recipe file, or the name of a shipped one (submit/*.toml)."),
-    time_budget: float = typer.Option(None, "--time-budget", help="Seconds for the whole solve; it plans to end inside them."),
+    time_budget: float = typer.Option(
+        None, "--time-budget", help="Seconds for the whole solve; it plans to end inside them."
+    ),
     set_: list[str] = typer.Option([], "--set", help="Override a setting: --set adapt.steps=500 (repeatable)."),
     workers: str = typer.Option(None, help="Processes over disjoint task shards ('auto': one per GPU)."),
     shard: str = typer.Option(None, hidden=True, help="k/N: solve only shard k of N (used by --workers)."),
@@ -254,8 +282,8 @@ def solve(
     complete write: before any work solve stops at once; later it goes on, tries again with each
     task, and exits 1 naming the file if the last write failed too.
     """
-    from arcsolver.recipes import load_recipe
     from arcsolver.config import SolveConfig
+    from arcsolver.recipes import load_recipe
     from arcsolver.solve.shards import exit_with_parent, solve_sharded, visible_gpus
     from arcsolver.solve.solver import solve as run_solve
 
@@ -277,8 +305,10 @@ def solve(
     report = run_solve(challenges, out, checkpoint, cfg, console, shard=shard_k_n)
     if report.unwritten:
         path, reason = next(iter(report.unwritten.items()))
-        raise ArcsolverError(f"{path}: cannot write ({reason}); the file there is its last complete write: "
-                             "free space and run solve again")
+        raise ArcsolverError(
+            f"{path}: cannot write ({reason}); the file there is its last complete write: "
+            "free space and run solve again"
+        )
     console.print(one_line(solve_summary(out, report)), highlight=False, soft_wrap=True)
 
 
@@ -289,8 +319,10 @@ def solve_summary(out: Path, report) -> str:
         holds = f"{report.tasks} tasks, fallbacks only: the model answered none of them (reasons above)"
     else:
         holds = f"{report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks"
-    return (f"wrote {out}: {holds}; adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s"
-            + ("" if report.gpu_peak_gib is None else f"; peak GPU memory {report.gpu_peak_gib:.1f} GiB"))
+    return (
+        f"wrote {out}: {holds}; adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s"
+        + ("" if report.gpu_peak_gib is None else f"; peak GPU memory {report.gpu_peak_gib:.1f} GiB")
+    )
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -305,7 +337,11 @@ def newest_run(root: Path = Path("runs")) -> Path:
     """The run directory under root (at any depth) with the most recent checkpoint."""
     from arcsolver.engine import checkpoint as ckpt
 
-    runs = [(latest.stat().st_mtime, d.parent) for d in root.glob("**/checkpoints") if (latest := ckpt.latest_checkpoint(d.parent))]
+    runs = [
+        (latest.stat().st_mtime, d.parent)
+        for d in root.glob("**/checkpoints")
+        if (latest := ckpt.latest_checkpoint(d.parent))
+    ]
     if not runs:
         raise ArcsolverError(f"no checkpoint under {root}/: train one with `arcsolver pretrain`, or pass --checkpoint")
     return max(runs)[1]
@@ -327,8 +363,12 @@ def report(
 @app.command()
 @user_errors
 def settings(
-    stage: str = typer.Argument(..., metavar="pretrain|submit", help="Which recipes: pretrain (pretrain/*.toml) or submit (submit/*.toml)."),
-    recipe: str = typer.Option(None, help="Show this recipe's values instead of the defaults (a file or a shipped name)."),
+    stage: str = typer.Argument(
+        ..., metavar="pretrain|submit", help="Which recipes: pretrain (pretrain/*.toml) or submit (submit/*.toml)."
+    ),
+    recipe: str = typer.Option(
+        None, help="Show this recipe's values instead of the defaults (a file or a shipped name)."
+    ),
 ) -> None:
     """List every setting a recipe or --set can change: section.key, value, type and meaning."""
     from arcsolver.recipes import load_recipe, recipe_path, setting_rows, stage_model
@@ -344,7 +384,9 @@ def settings(
     for row in rows:
         table.add_row(*(one_line(cell) for cell in row[: len(columns)]))
     console.print(table)
-    console.print("change one with --set SECTION.KEY=VALUE (the value in TOML syntax), e.g. --set optim.lr=3e-4", highlight=False)
+    console.print(
+        "change one with --set SECTION.KEY=VALUE (the value in TOML syntax), e.g. --set optim.lr=3e-4", highlight=False
+    )
 
 
 def main() -> None:  # pragma: no cover - the console-script entry point

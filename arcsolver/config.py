@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arcsolver.data.encoding import CANVAS_SIDES
-from arcsolver.model.trm import TRMConfig
 from arcsolver.data.stream import steps_for_epochs
+from arcsolver.model.trm import TRMConfig
 
 
 class _Section(BaseModel):
@@ -26,34 +26,63 @@ class AugmentConfig(_Section):
 
     n_augmentations: int = Field(1000, ge=1, description="versions per task, identity included")
     fixed_colours: list[int] = Field([0], description="colours no permutation moves (0, black, the usual background)")
-    translate: bool = Field(True, description="shift each example's grids to a random place on its canvas (one example per version stays at the corner)")
+    translate: bool = Field(
+        True,
+        description="shift each example's grids to a random place on its canvas (one example per version stays at the corner)",
+    )
 
 
 class MachineConfig(_Section):
     """The run's seed and how it uses the hardware, in pretraining and in solving alike."""
 
-    seed: int = Field(0, description="seeds the augmentations, the order of the examples and, in pretraining, the initial weights")
+    seed: int = Field(
+        0, description="seeds the augmentations, the order of the examples and, in pretraining, the initial weights"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else the CPU")
-    dtype: Literal["auto", "bfloat16", "float32"] = Field("auto", description="autocast precision; auto: bf16 on CUDA and on CPUs with AMX, else float32")
+    dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto", description="autocast precision; auto: bf16 on CUDA and on CPUs with AMX, else float32"
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's choice)")
-    gpu_memory_gb: float | None = Field(None, gt=0, description="cap each process's GPU memory (share a card, or rehearse a smaller one)")
+    gpu_memory_gb: float | None = Field(
+        None, gt=0, description="cap each process's GPU memory (share a card, or rehearse a smaller one)"
+    )
 
 
 class DataConfig(AugmentConfig):
-    train_sets: list[str] = Field(["arc1/training"], description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known).")
-    heldout_sets: list[str] = Field(["arc1/evaluation"], description="Demonstration pairs trained on, test pairs held out for evaluation (the TRM protocol).")
+    train_sets: list[str] = Field(
+        ["arc1/training"],
+        description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known).",
+    )
+    heldout_sets: list[str] = Field(
+        ["arc1/evaluation"],
+        description="Demonstration pairs trained on, test pairs held out for evaluation (the TRM protocol).",
+    )
     max_side: int | None = Field(None, ge=1, le=30, description="keep tasks whose grids all fit this side")
     max_tasks: int | None = Field(None, ge=1, description="first N tasks of each set (quick runs, tests)")
-    sampling: Literal["reference", "uniform"] = Field("reference", description="reference: each epoch takes one random version of every task, with all its pairs (TRM's); uniform: every (version, pair) example once per epoch, so tasks with more versions weigh more.")
-    layout: Literal["auto", "sized", "fixed"] = Field("auto", description="sized: each example on the smallest square canvas of canvas_sides (up to model.canvas) that holds its grids, batches drawn one side at a time; fixed: every example on model.canvas (the paper's layout). auto: sized when the model's positions are rope2d (rope1d needs one canvas).")
-    canvas_sides: list[int] = Field(default_factory=lambda: list(CANVAS_SIDES), min_length=1,
-                                    description="square canvas sides of the sized layout (model.canvas is always one)")
+    sampling: Literal["reference", "uniform"] = Field(
+        "reference",
+        description="reference: each epoch takes one random version of every task, with all its pairs (TRM's); uniform: every (version, pair) example once per epoch, so tasks with more versions weigh more.",
+    )
+    layout: Literal["auto", "sized", "fixed"] = Field(
+        "auto",
+        description="sized: each example on the smallest square canvas of canvas_sides (up to model.canvas) that holds its grids, batches drawn one side at a time; fixed: every example on model.canvas (the paper's layout). auto: sized when the model's positions are rope2d (rope1d needs one canvas).",
+    )
+    canvas_sides: list[int] = Field(
+        default_factory=lambda: list(CANVAS_SIDES),
+        min_length=1,
+        description="square canvas sides of the sized layout (model.canvas is always one)",
+    )
 
 
 class OptimConfig(_Section):
-    optimizer: Literal["adam_atan2", "adamw"] = Field("adam_atan2", description="adam_atan2: the paper's Adam with atan2 in place of epsilon")
+    optimizer: Literal["adam_atan2", "adamw"] = Field(
+        "adam_atan2", description="adam_atan2: the paper's Adam with atan2 in place of epsilon"
+    )
     global_batch_size: int = Field(768, ge=1, description="what the optimiser and sign-SGD see per step")
-    micro_batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", description="Samples per forward/backward within a process; gradients accumulate up to the batch. auto: measured on CUDA to fill the GPU, the whole local batch on a CPU.")
+    micro_batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto",
+        description="Samples per forward/backward within a process; gradients accumulate up to the batch. auto: measured on CUDA to fill the GPU, the whole local batch on a CPU.",
+    )
     lr: float = Field(1e-4, gt=0, description="learning rate of the network (after warm-up)")
     betas: tuple[float, float] = Field((0.9, 0.95), description="Adam's moment decay rates")
     weight_decay: float = Field(0.1, ge=0, description="decoupled weight decay of the network")
@@ -65,8 +94,12 @@ class OptimConfig(_Section):
 
 
 class RunConfig(MachineConfig):
-    epochs: int | None = Field(100_000, ge=1, description="run length in epochs of data.sampling (the paper's unit); give this or run.steps")
-    steps: int | None = Field(None, ge=1, description="run length in optimiser steps (one per supervision step); give this or run.epochs")
+    epochs: int | None = Field(
+        100_000, ge=1, description="run length in epochs of data.sampling (the paper's unit); give this or run.steps"
+    )
+    steps: int | None = Field(
+        None, ge=1, description="run length in optimiser steps (one per supervision step); give this or run.epochs"
+    )
     time_limit_s: float | None = Field(None, gt=0, description="stop early, checkpoint and evaluate")
     compile: bool = Field(False, description="torch.compile the network (CUDA)")
     log_every: int = Field(10, ge=1, description="steps between progress records")
@@ -94,7 +127,11 @@ class RunConfig(MachineConfig):
 class EvalConfig(_Section):
     every: int | None = Field(None, ge=1, description="steps between held-out evaluations (None: at the end only)")
     max_versions: int | None = Field(None, ge=1, description="augmented versions per test input (None: all)")
-    periodic_max_versions: int | None = Field(64, ge=1, description="The periodic evaluations vote over fewer versions (cheaper); the final one uses max_versions.")
+    periodic_max_versions: int | None = Field(
+        64,
+        ge=1,
+        description="The periodic evaluations vote over fewer versions (cheaper); the final one uses max_versions.",
+    )
     batch_size: int = Field(256, ge=1, description="queries per forward pass")
 
 
@@ -134,14 +171,18 @@ class PretrainConfig(_Section):
 
 class AdaptConfig(_Section):
     steps: int = Field(15_000, ge=0, description="0: no adaptation (the new tasks keep the mean embedding)")
-    embeddings_only_fraction: float = Field(0.25, ge=0, le=1, description="share of the steps that train the embeddings alone, before the whole network")
+    embeddings_only_fraction: float = Field(
+        0.25, ge=0, le=1, description="share of the steps that train the embeddings alone, before the whole network"
+    )
     log_every: int = Field(50, ge=1, description="steps between progress records")
 
 
 class InferConfig(_Section):
     max_versions: int | None = Field(512, ge=1, description="augmented versions voted per test input")
     batch_size: int = Field(256, ge=1, description="queries per forward pass")
-    ranking: Literal["votes", "likelihood"] = Field("votes", description="which ranking submission.json takes its two attempts from")
+    ranking: Literal["votes", "likelihood"] = Field(
+        "votes", description="which ranking submission.json takes its two attempts from"
+    )
     likelihood_candidates: int = Field(8, ge=2, description="top voted candidates the likelihood re-ranks")
     write_all_rankings: bool = Field(True, description="also write <out>.votes.json and <out>.likelihood.json")
 
@@ -149,7 +190,9 @@ class InferConfig(_Section):
 class SolveRunConfig(MachineConfig):
     time_budget_s: float | None = Field(None, gt=0, description="the whole solve, adaptation and inference")
     safety_margin_s: float = Field(60.0, ge=0, description="kept free at the end of the budget")
-    workers: int | Literal["auto"] = Field("auto", description="processes over disjoint task shards (auto: one per GPU)")
+    workers: int | Literal["auto"] = Field(
+        "auto", description="processes over disjoint task shards (auto: one per GPU)"
+    )
 
 
 class SolveConfig(_Section):

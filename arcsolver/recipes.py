@@ -110,7 +110,9 @@ def apply_overrides(settings: dict, overrides: list[str], model: type[BaseModel]
     for item in overrides:
         key, value = _split_override(item)
         if keys is not None and key not in keys:
-            raise ConfigError(f"--set {item!r}: {_not_a_setting(key, keys)}; `arcsolver settings pretrain|submit` lists them")
+            raise ConfigError(
+                f"--set {item!r}: {_not_a_setting(key, keys)}; `arcsolver settings pretrain|submit` lists them"
+            )
         *parents, leaf = key.split(".")
         node = settings
         for part in parents:

@@ -22,10 +22,10 @@ from arcsolver.engine.memory import (
     activation_bytes_per_sample,
     choose_micro_batch,
     estimate_step_memory,
+    example_batch,
     gpu_budget_for,
     inference_bytes_per_sample,
     measure_step_memory,
-    example_batch,
 )
 from arcsolver.model.trm import TRM, TRMConfig
 
@@ -68,23 +68,33 @@ def main() -> None:
         frozen = measure_step_memory(model, dtype)
         for p in model.parameters():
             p.requires_grad_(True)
-        out |= {"train_mib": step.per_sample / MiB, "embeddings_only_mib": frozen.per_sample / MiB,
-                "inference_mib": cuda_inference_per_sample(model, dtype), "fixed_gib": step.fixed / GiB}
+        out |= {
+            "train_mib": step.per_sample / MiB,
+            "embeddings_only_mib": frozen.per_sample / MiB,
+            "inference_mib": cuda_inference_per_sample(model, dtype),
+            "fixed_gib": step.fixed / GiB,
+        }
         out["inference_mib"] /= MiB
         say = lambda text: print(text)  # noqa: E731
         full = choose_micro_batch("auto", model, args.batch, dtype, device, None, say)
         out["auto_micro_batch"] = {"card": full}
         for cap in args.cap_gb:
             limit_gpu_memory(cap, device)
-            out["auto_micro_batch"][f"{cap:g}GB"] = choose_micro_batch("auto", model, args.batch, dtype, device, cap, say)
+            out["auto_micro_batch"][f"{cap:g}GB"] = choose_micro_batch(
+                "auto", model, args.batch, dtype, device, cap, say
+            )
         # What the CPU arithmetic predicts, for comparison with the measurement.
         model = model.cpu()
     estimate = estimate_step_memory(model, dtype)
-    out |= {"cpu_count_train_mib": estimate.per_sample / MiB,
-            "cpu_count_embeddings_only_mib": activation_bytes_per_sample(model, dtype, train_network=False) / MiB,
-            "cpu_count_inference_mib": inference_bytes_per_sample(model, dtype) / MiB,
-            "carry_mib": estimate.carry_per_sample / MiB,
-            "plan_micro_batch": {f"{gb:g}GB": estimate.micro_batch(gpu_budget_for(gb), args.batch) for gb in (80, *args.cap_gb)}}
+    out |= {
+        "cpu_count_train_mib": estimate.per_sample / MiB,
+        "cpu_count_embeddings_only_mib": activation_bytes_per_sample(model, dtype, train_network=False) / MiB,
+        "cpu_count_inference_mib": inference_bytes_per_sample(model, dtype) / MiB,
+        "carry_mib": estimate.carry_per_sample / MiB,
+        "plan_micro_batch": {
+            f"{gb:g}GB": estimate.micro_batch(gpu_budget_for(gb), args.batch) for gb in (80, *args.cap_gb)
+        },
+    }
     print(json.dumps(out, indent=1))
     if args.json:
         with open(args.json, "w") as f:

@@ -23,13 +23,15 @@ import time
 
 import torch
 
+from arcsolver.engine.optim import AdamAtan2
 from arcsolver.model.loss import trm_loss
 from arcsolver.model.trm import TRM, TRMConfig
 from arcsolver.recipes import apply_overrides
-from arcsolver.engine.optim import AdamAtan2
 
 
-def measure(cfg: TRMConfig, batch: int, steps: int, warmup: int, dtype: torch.dtype, device: torch.device, compile_: bool) -> dict:
+def measure(
+    cfg: TRMConfig, batch: int, steps: int, warmup: int, dtype: torch.dtype, device: torch.device, compile_: bool
+) -> dict:
     torch.manual_seed(0)
     model = TRM(cfg).to(device).train()
     opt = AdamAtan2(model.parameters(), lr=1e-4)
@@ -110,8 +112,13 @@ def measure_pairs(cfg: TRMConfig, batches: list, dtype, device, compile_: bool, 
     data = []
     for side, pairs in batches:
         inputs, labels = encode_pairs(pairs, CANVAS if fixed else side)
-        data.append({"inputs": torch.from_numpy(inputs).long().to(device), "labels": torch.from_numpy(labels).long().to(device),
-                     "puzzle_ids": torch.randint(1, cfg.n_puzzle_ids, (len(pairs),), device=device)})
+        data.append(
+            {
+                "inputs": torch.from_numpy(inputs).long().to(device),
+                "labels": torch.from_numpy(labels).long().to(device),
+                "puzzle_ids": torch.randint(1, cfg.n_puzzle_ids, (len(pairs),), device=device),
+            }
+        )
 
     def run(b):
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -153,7 +160,9 @@ def main_pairs(args, cfg: TRMConfig, device) -> None:
             fixed = measure_pairs(cfg, batches, dtype, device, args.compile, fixed=True, train=train)
             what = "training" if train else "inference"
             for label, r in (("sized", sized), ("30x30", fixed)):
-                print(f"{name} {what} {label:>5}: {r['examples_per_s']:.2f} examples/s  {r['cells_per_s']:.0f} real cells/s")
+                print(
+                    f"{name} {what} {label:>5}: {r['examples_per_s']:.2f} examples/s  {r['cells_per_s']:.0f} real cells/s"
+                )
             print(f"{name} {what} speed-up: {sized['examples_per_s'] / fixed['examples_per_s']:.2f}x")
 
 
@@ -170,11 +179,15 @@ def main_per_side(args, cfg: TRMConfig, device) -> None:
 
     def batches(side: int) -> list[tuple[int, list]]:
         pairs = by_side[side]
-        return [(side, [pairs[i] for i in rng.choice(len(pairs), args.batch, replace=len(pairs) < args.batch)])
-                for _ in range(args.steps)]
+        return [
+            (side, [pairs[i] for i in rng.choice(len(pairs), args.batch, replace=len(pairs) < args.batch)])
+            for _ in range(args.steps)
+        ]
 
-    print(f"{args.pairs}: {total} pairs; share per canvas side: "
-          + ", ".join(f"{s}: {len(v) / total:.1%}" for s, v in by_side.items()))
+    print(
+        f"{args.pairs}: {total} pairs; share per canvas side: "
+        + ", ".join(f"{s}: {len(v) / total:.1%}" for s, v in by_side.items())
+    )
     for name in args.dtype:
         dtype = torch.bfloat16 if name == "bf16" else torch.float32
         for train in [m == "train" for m in args.modes]:
@@ -201,29 +214,41 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="TRMConfig field=value")
-    parser.add_argument("--pairs", default=None, help="a bundled set: draw batches from its real pairs (sized vs 30x30)")
-    parser.add_argument("--per-side", action="store_true", help="with --pairs: time each side on its own, weigh by the set's mix")
-    parser.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"], help="with --pairs")
+    parser.add_argument(
+        "--pairs", default=None, help="a bundled set: draw batches from its real pairs (sized vs 30x30)"
+    )
+    parser.add_argument(
+        "--per-side", action="store_true", help="with --pairs: time each side on its own, weigh by the set's mix"
+    )
+    parser.add_argument(
+        "--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"], help="with --pairs"
+    )
     args = parser.parse_args()
     if args.pairs:
         # One compiled graph per canvas side, for the sized and the fixed runs of the same code.
         torch._dynamo.config.recompile_limit = 32
         cfg = TRMConfig.model_validate(apply_overrides({"n_puzzle_ids": 1000, "positions": "rope2d"}, args.overrides))
         device = torch.device(args.device)
-        print(f"TRM {sum(p.numel() for p in TRM(cfg).parameters()) / 1e6:.2f}M parameters, rope2d, {device}, "
-              f"{torch.get_num_threads()} threads, torch {torch.__version__}, compile {args.compile}")
+        print(
+            f"TRM {sum(p.numel() for p in TRM(cfg).parameters()) / 1e6:.2f}M parameters, rope2d, {device}, "
+            f"{torch.get_num_threads()} threads, torch {torch.__version__}, compile {args.compile}"
+        )
         return (main_per_side if args.per_side else main_pairs)(args, cfg, device)
 
     cfg = TRMConfig.model_validate(apply_overrides({"n_puzzle_ids": 1000}, args.overrides))
     device = torch.device(args.device)
     n_params = sum(p.numel() for p in TRM(cfg).parameters())
-    print(f"TRM {n_params / 1e6:.2f}M parameters, hidden {cfg.hidden_size}, canvas {cfg.canvas}, "
-          f"T={cfg.n_recursions} n={cfg.n_latent_steps}, batch {args.batch}, {device}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"TRM {n_params / 1e6:.2f}M parameters, hidden {cfg.hidden_size}, canvas {cfg.canvas}, "
+        f"T={cfg.n_recursions} n={cfg.n_latent_steps}, batch {args.batch}, {device}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     for name in args.dtype:
         dtype = torch.bfloat16 if name == "bf16" else torch.float32
         r = measure(cfg, args.batch, args.steps, args.warmup, dtype, device, args.compile)
-        print(f"{name}: {r['s_per_step']:.3f} s/step  {r['samples_per_s']:.2f} samples/s  {r['tokens_per_s']:.0f} tokens/s")
+        print(
+            f"{name}: {r['s_per_step']:.3f} s/step  {r['samples_per_s']:.2f} samples/s  {r['tokens_per_s']:.0f} tokens/s"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 import pytest
 
-from arcsolver.recipes import load_recipe
 from arcsolver.config import PretrainConfig
+from arcsolver.recipes import load_recipe
 
 # A tiny pretraining run: a handful of 5x5 tasks, a 32-wide model, seconds on one thread.
 TINY = [

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import FAST, grids
 
 from arcsolver.data.augment import (
     DIHEDRAL_INVERSE,
@@ -17,9 +18,6 @@ from arcsolver.data.augment import (
     split_augmented_id,
 )
 from arcsolver.data.task import Pair, Task, as_grid
-
-from strategies import FAST, grids
-
 
 IDENTITY_COLOURS = tuple(range(10))
 permutations = st.permutations(list(range(10))).map(tuple)
@@ -193,6 +191,7 @@ def test_distinct_augmentations_properties(task, n, seed):
 
 def real_looking_task():
     rng = np.random.default_rng(7)
+
     def noise(shape):
         return rng.integers(0, 10, shape, dtype=np.uint8)
 

@@ -58,8 +58,12 @@ def test_data_check_same_problems_in_one_challenges_file(tmp_path):
 def test_user_errors_are_one_line_without_traceback(tmp_path):
     bad = tmp_path / "broken.json"
     bad.write_text("{nope")
-    for args in (["data", "check", str(bad)], ["data", "check", str(tmp_path / "missing.json")],
-                 ["data", "show", "zzzzzzzz", "--source", "arc2/evaluation"], ["data", "export", "nope/x", "--out", str(tmp_path)]):
+    for args in (
+        ["data", "check", str(bad)],
+        ["data", "check", str(tmp_path / "missing.json")],
+        ["data", "show", "zzzzzzzz", "--source", "arc2/evaluation"],
+        ["data", "export", "nope/x", "--out", str(tmp_path)],
+    ):
         result = run(*args)
         assert result.exit_code == 1, args
         assert "Traceback" not in result.output
@@ -126,8 +130,8 @@ def test_report_names_a_path_with_markup(tmp_path):
 
 
 def test_settings_lists_every_setting_with_its_default_and_type():
-    from arcsolver.recipes import setting_fields
     from arcsolver.config import PretrainConfig
+    from arcsolver.recipes import setting_fields
 
     result = runner.invoke(app, ["settings", "pretrain"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
@@ -146,9 +150,11 @@ def test_settings_of_a_recipe_show_its_values():
 
 
 def test_settings_errors_and_a_bad_set_are_one_line():
-    for args, fragment in ((["settings", "train"], "no such recipe stage"),
-                           (["settings", "pretrain", "--recipe", "nope"], "nope: no such recipe file"),
-                           (["solve", "x_challenges.json", "--set", "adapt.step=3"], "(did you mean adapt.steps?)")):
+    for args, fragment in (
+        (["settings", "train"], "no such recipe stage"),
+        (["settings", "pretrain", "--recipe", "nope"], "nope: no such recipe file"),
+        (["solve", "x_challenges.json", "--set", "adapt.step=3"], "(did you mean adapt.steps?)"),
+    ):
         result = run(*args)
         assert result.exit_code == 1 and fragment in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
@@ -162,8 +168,12 @@ def test_data_export_to_a_full_disk_is_one_line(tmp_path, monkeypatch):
 
     def full(path, obj):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
     monkeypatch.setattr(loaders, "atomic_write_json", full)
     out = tmp_path / "[i]out"
     result = run("data", "export", "arc1/evaluation", "--max-side", "5", "--out", str(out))
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.strip() == f"error: {out}: cannot write (No space left on device); the files already there are intact"
+    assert (
+        result.output.strip()
+        == f"error: {out}: cannot write (No space left on device); the files already there are intact"
+    )

@@ -4,12 +4,12 @@ recovered from, and accumulation matches the whole batch in bf16. Skipped withou
 import pytest
 import torch
 
-from arcsolver.engine.memory import gpu_budget, measure_step_memory
-from arcsolver.engine.step import Stepper
-from arcsolver.model.trm import TRM, TRMConfig
 from arcsolver.config import OptimConfig
 from arcsolver.engine.distributed import Dist
+from arcsolver.engine.memory import gpu_budget, measure_step_memory
 from arcsolver.engine.optim import EMA, build_optimizer
+from arcsolver.engine.step import Stepper
+from arcsolver.model.trm import TRM, TRMConfig
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -30,8 +30,11 @@ def setup(micro, seed=0):
 def batch(size=64):
     g = torch.Generator().manual_seed(1)
     cells = torch.randint(2, 12, (size, 30, 30), generator=g)
-    return {"inputs": cells.to(DEVICE), "labels": cells.flip(-1).to(DEVICE),
-            "puzzle_ids": torch.randint(1, 65, (size,), generator=g).to(DEVICE)}
+    return {
+        "inputs": cells.to(DEVICE),
+        "labels": cells.flip(-1).to(DEVICE),
+        "puzzle_ids": torch.randint(1, 65, (size,), generator=g).to(DEVICE),
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from arcsolver.config import PretrainConfig
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.stream import TrainStream, build_puzzles, steps_for_epochs, trainable_pairs
-
-from arcsolver.config import PretrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from strategies import FAST, grids
 
 from arcsolver.data.encoding import (
     CANVAS,
@@ -19,8 +20,6 @@ from arcsolver.data.encoding import (
     translation_offset,
 )
 from arcsolver.data.task import Pair, as_grid
-
-from strategies import FAST, grids
 
 
 def reference_decode(tokens):

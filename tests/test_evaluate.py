@@ -51,7 +51,11 @@ def test_scores_match_the_hand_computed_ones(files):
 def test_per_test_table_has_a_row_per_test_output(files):
     table = evaluate_submission(*files).per_test
     assert list(zip(table.task_id, table.test_index)) == [
-        ("aaaa0001", 0), ("aaaa0001", 1), ("bbbb0002", 0), ("cccc0003", 0), ("cccc0003", 1)
+        ("aaaa0001", 0),
+        ("aaaa0001", 1),
+        ("bbbb0002", 0),
+        ("cccc0003", 0),
+        ("cccc0003", 1),
     ]
     assert table.attempt_1_correct.tolist() == [False, False, True, False, False]
     assert table.attempt_2_correct.tolist() == [True, False, False, False, False]

@@ -60,26 +60,46 @@ def reference(tmp_path):
 def test_the_corpus_is_small_and_covers_the_cases():
     names = {p.stem for p in CORPUS}
     assert len(CORPUS) >= 25 and all(p.stat().st_size <= 16_000 for p in CORPUS)
-    for name in ("bad_json", "truncated", "huge_int_cell", "int64_overflow_cell", "negative_cell", "cell_10",
-                 "ragged_rows", "empty_grids", "grid_31x31", "top_level_list", "markup_ids", "path_separator_ids",
-                 "deep_nesting", "submission_missing_attempts", "wrong_types", "bom", "nan_literals"):
+    for name in (
+        "bad_json",
+        "truncated",
+        "huge_int_cell",
+        "int64_overflow_cell",
+        "negative_cell",
+        "cell_10",
+        "ragged_rows",
+        "empty_grids",
+        "grid_31x31",
+        "top_level_list",
+        "markup_ids",
+        "path_separator_ids",
+        "deep_nesting",
+        "submission_missing_attempts",
+        "wrong_types",
+        "bom",
+        "nan_literals",
+    ):
         assert name in names, name
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 def test_data_commands_end_in_one_line_naming_the_file(path, tmp_path):
-    for args in (["data", "check", str(path)],
-                 ["data", "show", first_id(path), "--source", str(path)],
-                 ["data", "export", str(path), "--out", str(tmp_path / "out")]):
+    for args in (
+        ["data", "check", str(path)],
+        ["data", "show", first_id(path), "--source", str(path)],
+        ["data", "export", str(path), "--out", str(tmp_path / "out")],
+    ):
         assert_errors_name(invoke(*args), path)
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 def test_evaluate_as_submission_and_as_solutions_ends_in_lines_naming_the_file(path, reference, tmp_path):
     solutions, submission = reference
-    for args in (["evaluate", str(path), "--solutions", str(solutions), "--csv", str(tmp_path / "a.csv")],
-                 ["evaluate", str(path), "--solutions", str(solutions), "--json"],
-                 ["evaluate", str(submission), "--solutions", str(path), "--csv", str(tmp_path / "b.csv")]):
+    for args in (
+        ["evaluate", str(path), "--solutions", str(solutions), "--csv", str(tmp_path / "a.csv")],
+        ["evaluate", str(path), "--solutions", str(solutions), "--json"],
+        ["evaluate", str(submission), "--solutions", str(path), "--csv", str(tmp_path / "b.csv")],
+    ):
         result = invoke(*args)
         assert result.exit_code == 1, (args, result.output)  # nothing in the corpus matches the reference
         assert_errors_name(result, path)
@@ -93,14 +113,20 @@ def test_the_whole_corpus_as_a_task_directory(tmp_path):
     assert len(problems) >= len(CORPUS) - 3  # all but the few files that hold one valid task
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("huge_int_cell.json", "task big: train pair 0 output: cell (0,0) is a 100-bit integer; colours are integers 0..9"),
-    ("int64_overflow_cell.json", "task i64: train pair 0 input: cell (0,0) is a 64-bit integer"),
-    ("giant_int_cell.json", "invalid JSON: Exceeds the limit (4300 digits) for integer string conversion"),
-    ("deep_nesting.json", "JSON nested too deeply to read"),
-    ("markup_ids.json", "task [/x]: train pair 0 output: colour 10 is outside 0..9"),
-    ("control_char_ids.json", "task 'a\\nb': train pair 0 output: colour 10"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        (
+            "huge_int_cell.json",
+            "task big: train pair 0 output: cell (0,0) is a 100-bit integer; colours are integers 0..9",
+        ),
+        ("int64_overflow_cell.json", "task i64: train pair 0 input: cell (0,0) is a 64-bit integer"),
+        ("giant_int_cell.json", "invalid JSON: Exceeds the limit (4300 digits) for integer string conversion"),
+        ("deep_nesting.json", "JSON nested too deeply to read"),
+        ("markup_ids.json", "task [/x]: train pair 0 output: colour 10 is outside 0..9"),
+        ("control_char_ids.json", "task 'a\\nb': train pair 0 output: colour 10"),
+    ],
+)
 def test_what_data_check_says(name, fragment):
     result = invoke("data", "check", str(HOSTILE / name))
     assert result.exit_code == 1 and fragment in result.output, result.output
@@ -113,8 +139,16 @@ def test_a_byte_order_mark_is_read_and_of_duplicate_ids_the_last_counts():
     assert "task dup: train pair 0 output: colour 10" in result.output  # as json.load reads it
 
 
-SOLVE_QUICK = ["data.n_augmentations=2", "adapt.steps=2", "adapt.log_every=1", "optim.global_batch_size=8",
-               "infer.max_versions=2", "infer.batch_size=16", "run.threads=1", "run.device='cpu'"]
+SOLVE_QUICK = [
+    "data.n_augmentations=2",
+    "adapt.steps=2",
+    "adapt.log_every=1",
+    "optim.global_batch_size=8",
+    "infer.max_versions=2",
+    "infer.batch_size=16",
+    "run.threads=1",
+    "run.device='cpu'",
+]
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
@@ -124,8 +158,15 @@ def test_solve_ends_in_one_line_or_a_valid_submission_of_every_id(path, tiny_run
     from arcsolver.solve.submission import check_submission
 
     out = tmp_path / "submission.json"
-    result = invoke("solve", str(path), "--out", str(out), "--checkpoint", str(tiny_run),
-                    *[x for s in SOLVE_QUICK for x in ("--set", s)])
+    result = invoke(
+        "solve",
+        str(path),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(tiny_run),
+        *[x for s in SOLVE_QUICK for x in ("--set", s)],
+    )
     assert_errors_name(result, path)
     try:
         obj = read_json(path)
@@ -143,9 +184,19 @@ def test_solve_ends_in_one_line_or_a_valid_submission_of_every_id(path, tiny_run
 
 def test_solve_prints_markup_and_control_character_ids_as_written(tiny_run, tmp_path):
     out = tmp_path / "submission.json"
-    for name, ids in (("markup_ids.json", ["[/x]", "[red]r[/red]"]), ("control_char_ids.json", ["'a\\nb'", "'\\x1b[31mred\\x1b[0m'"])):
-        result = invoke("solve", str(HOSTILE / name), "--out", str(out), "--checkpoint", str(tiny_run),
-                        *[x for s in SOLVE_QUICK for x in ("--set", s)])
+    for name, ids in (
+        ("markup_ids.json", ["[/x]", "[red]r[/red]"]),
+        ("control_char_ids.json", ["'a\\nb'", "'\\x1b[31mred\\x1b[0m'"]),
+    ):
+        result = invoke(
+            "solve",
+            str(HOSTILE / name),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(tiny_run),
+            *[x for s in SOLVE_QUICK for x in ("--set", s)],
+        )
         assert result.exit_code == 0, result.output
         for task_id in ids:
             assert f"task {task_id}: " in result.output, (task_id, result.output)

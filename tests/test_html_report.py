@@ -14,19 +14,23 @@ from arcsolver.data.render import ARC_COLOURS
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM = next((path for name in BROWSERS if (path := shutil.which(name))), None)
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason=f"renders the page in headless Chromium, and none of {', '.join(BROWSERS)} is on the PATH "
-    "(install it with `apt-get install chromium`)")
+    CHROMIUM is None,
+    reason=f"renders the page in headless Chromium, and none of {', '.join(BROWSERS)} is on the PATH "
+    "(install it with `apt-get install chromium`)",
+)
 ODD_ID = 'odd<b>&"3'  # a task id that must be escaped to show as written
 
 # Three tasks: one solved (by attempt_2), one missed, one with one of its two tests solved.
 CHALLENGES = {
-    "solved01": {"train": [{"input": [[1, 0], [0, 0]], "output": [[0, 1], [0, 0]]},
-                           {"input": [[2, 0], [0, 0]], "output": [[0, 2], [0, 0]]}],
-                 "test": [{"input": [[3, 0], [0, 0]]}]},
-    "missed02": {"train": [{"input": [[4, 4, 4]], "output": [[4], [4], [4]]}],
-                 "test": [{"input": [[5, 6, 7]]}]},
-    ODD_ID: {"train": [{"input": [[8]], "output": [[9, 9], [9, 9]]}],
-             "test": [{"input": [[7]]}, {"input": [[6]]}]},
+    "solved01": {
+        "train": [
+            {"input": [[1, 0], [0, 0]], "output": [[0, 1], [0, 0]]},
+            {"input": [[2, 0], [0, 0]], "output": [[0, 2], [0, 0]]},
+        ],
+        "test": [{"input": [[3, 0], [0, 0]]}],
+    },
+    "missed02": {"train": [{"input": [[4, 4, 4]], "output": [[4], [4], [4]]}], "test": [{"input": [[5, 6, 7]]}]},
+    ODD_ID: {"train": [{"input": [[8]], "output": [[9, 9], [9, 9]]}], "test": [{"input": [[7]]}, {"input": [[6]]}]},
 }
 SOLUTIONS = {
     "solved01": [[[0, 3], [0, 0]]],
@@ -44,13 +48,19 @@ runner = CliRunner()
 
 @pytest.fixture
 def files(tmp_path):
-    for name, obj in (("tiny_challenges.json", CHALLENGES), ("tiny_solutions.json", SOLUTIONS), ("sub.json", SUBMISSION)):
+    for name, obj in (
+        ("tiny_challenges.json", CHALLENGES),
+        ("tiny_solutions.json", SOLUTIONS),
+        ("sub.json", SUBMISSION),
+    ):
         (tmp_path / name).write_text(json.dumps(obj))
     return tmp_path / "sub.json", tmp_path / "tiny_solutions.json", tmp_path / "tiny_challenges.json"
 
 
 def evaluate_html(submission, solutions, out, *extra) -> str:
-    result = runner.invoke(app, ["evaluate", str(submission), "--solutions", str(solutions), "--html", str(out), *extra])
+    result = runner.invoke(
+        app, ["evaluate", str(submission), "--solutions", str(solutions), "--html", str(out), *extra]
+    )
     assert result.exit_code == 0, result.output
     return out.read_text(encoding="utf-8")
 
@@ -86,7 +96,7 @@ def test_page_shows_every_task_with_its_verdict(files, tmp_path):
 def test_wrong_cells_are_marked_only_on_attempts_of_the_answers_shape(files, tmp_path):
     submission, solutions, _ = files
     page = evaluate_html(submission, solutions, tmp_path / "report.html")
-    missed = page[page.index('data-id="missed02"'):page.index(f'data-id="{html.escape(ODD_ID)}"')]
+    missed = page[page.index('data-id="missed02"') : page.index(f'data-id="{html.escape(ODD_ID)}"')]
     # attempt_1 is 1x3 against a 3x1 answer (no marks); attempt_2 misses one cell, the bottom one.
     assert missed.count('class="wrong"') == 1
     assert 'class="wrong" d="M0.32 2.32h.36v.36h-.36z"' in missed
@@ -107,8 +117,10 @@ def test_explicit_challenges_and_none(files, tmp_path):
 
 def test_challenges_without_html_and_a_missing_challenges_file_are_one_line_errors(files, tmp_path):
     submission, solutions, _ = files
-    for extra in (["--challenges", str(tmp_path / "x.json")],
-                  ["--html", str(tmp_path / "r.html"), "--challenges", str(tmp_path / "missing.json")]):
+    for extra in (
+        ["--challenges", str(tmp_path / "x.json")],
+        ["--html", str(tmp_path / "r.html"), "--challenges", str(tmp_path / "missing.json")],
+    ):
         result = runner.invoke(app, ["evaluate", str(submission), "--solutions", str(solutions), *extra])
         assert result.exit_code == 1, result.output
         assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
@@ -118,9 +130,19 @@ def test_challenges_without_html_and_a_missing_challenges_file_are_one_line_erro
 
 def chromium(tmp_path, *args) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", *args]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
@@ -139,7 +161,7 @@ def test_page_renders_in_headless_chromium(files, tmp_path):
     assert len(colours) > 20
     assert counts.max() / len(pixels) < 0.8  # the most common colour (the background) is not all there is
     drawn = {tuple(c) for c in colours}
-    arc = {tuple(int(h[i:i + 2], 16) for i in (1, 3, 5)) for h in ARC_COLOURS}
+    arc = {tuple(int(h[i : i + 2], 16) for i in (1, 3, 5)) for h in ARC_COLOURS}
     assert len(arc & drawn) >= 6, "the grids' cells are not drawn in ARC's colours"
 
 
@@ -148,8 +170,10 @@ def test_sort_and_filter_controls_run_in_chromium(files, tmp_path):
     submission, solutions, _ = files
     page = evaluate_html(submission, solutions, tmp_path / "report.html")
     # Set the controls as a reader would, then let the page's own script apply them.
-    choose = ('<script>byId("show").value = "unsolved"; byId("sort").value = "-cells";'
-              'byId("min-cells").value = "4"; update();</script></body>')
+    choose = (
+        '<script>byId("show").value = "unsolved"; byId("sort").value = "-cells";'
+        'byId("min-cells").value = "4"; update();</script></body>'
+    )
     controlled = tmp_path / "controlled.html"
     controlled.write_text(page.replace("</body>", choose), encoding="utf-8")
     done = chromium(tmp_path, "--dump-dom", controlled.as_uri())

@@ -30,7 +30,11 @@ def test_bundle_holds_the_wheels_one_checkpoint_the_recipe_and_a_manifest(tiny_b
     assert not {n for n in names if n == "torch" or n.startswith(("nvidia", "triton"))}
     assert "torch" not in " ".join(manifest["requirements"]) and "tomli" not in " ".join(manifest["requirements"])
     # Only what solving needs from the newest checkpoint: no optimiser moments, no training carry.
-    assert sorted(p.name for p in (tiny_bundle / "checkpoint").iterdir()) == ["ema.safetensors", "model.safetensors", "state.json"]
+    assert sorted(p.name for p in (tiny_bundle / "checkpoint").iterdir()) == [
+        "ema.safetensors",
+        "model.safetensors",
+        "state.json",
+    ]
     assert manifest["checkpoint"] == {"name": "step_0000003", "step": 3}
     assert (tiny_bundle / "recipe.toml").read_text() == recipe_path("submit", "kaggle").read_text()
     on_disk = sorted(p.relative_to(tiny_bundle).as_posix() for p in tiny_bundle.rglob("*") if p.is_file())
@@ -78,7 +82,9 @@ def test_user_errors_are_one_line(tiny_run, tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     taken = run("kaggle", "bundle", "--checkpoint", str(tiny_run), "--out", str(tmp_path / "full"))
     assert taken.exit_code == 1 and "not an empty folder" in taken.output
-    version = run("kaggle", "bundle", "--checkpoint", str(tiny_run), "--out", str(tmp_path / "b"), "--python-version", "311")
+    version = run(
+        "kaggle", "bundle", "--checkpoint", str(tiny_run), "--out", str(tmp_path / "b"), "--python-version", "311"
+    )
     assert version.exit_code == 1 and "expected major.minor" in version.output
     no_manifest = run("kaggle", "check", str(tmp_path / "full"))
     assert no_manifest.exit_code == 1 and "manifest.json: missing" in no_manifest.output
@@ -95,7 +101,10 @@ def test_a_failed_download_names_pips_last_line_and_leaves_no_folder(tiny_run, t
     out = tmp_path / "bundle"
     result = run("kaggle", "bundle", "--checkpoint", str(tiny_run), "--out", str(out), "--python-version", "3.99")
     assert result.exit_code == 1
-    assert "pip download (the dependencies for Python 3.99) failed: ERROR: No matching distribution found for numpy" in result.output
+    assert (
+        "pip download (the dependencies for Python 3.99) failed: ERROR: No matching distribution found for numpy"
+        in result.output
+    )
     assert "Traceback" not in result.output and not out.exists()
 
 
@@ -120,9 +129,15 @@ def test_a_manifest_listing_a_path_outside_the_bundle_is_rejected_in_one_line(tm
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (tmp_path / "outside.txt").write_text("x")
-    manifest = {"arcsolver": "0.1.0", "python": "3.11", "platform": "manylinux", "recipe": "kaggle",
-                "checkpoint": {"name": "step_0000001", "step": 1}, "requirements": [],
-                "files": [{"path": listed, "size": 1, "sha256": sha256(tmp_path / "outside.txt")}]}
+    manifest = {
+        "arcsolver": "0.1.0",
+        "python": "3.11",
+        "platform": "manylinux",
+        "recipe": "kaggle",
+        "checkpoint": {"name": "step_0000001", "step": 1},
+        "requirements": [],
+        "files": [{"path": listed, "size": 1, "sha256": sha256(tmp_path / "outside.txt")}],
+    }
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     result = run("kaggle", "check", str(bundle))
     assert result.exit_code == 1, result.output

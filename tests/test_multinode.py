@@ -11,9 +11,8 @@ import uuid
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-
 from conftest import TINY
+from safetensors.torch import load_file
 
 # float32 and no exploration: the only difference between world sizes is float summation order.
 SAME = ["run.steps=4", "run.checkpoint_every=100", "run.dtype='float32'", "model.halt_exploration_prob=0.0"]
@@ -44,12 +43,33 @@ def pretrain_on_two_nodes(run_dir: Path, *extra: str) -> None:
     agents = []
     for node, log in enumerate(logs):
         # Both agents see the endpoint as their own host: say which one serves the rendezvous store.
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-                    "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", run_id,
-                    "--rdzv-conf", f"is_host={int(node == 0)}"]
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes",
+            "2",
+            "--nproc-per-node",
+            "1",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            endpoint,
+            "--rdzv-id",
+            run_id,
+            "--rdzv-conf",
+            f"is_host={int(node == 0)}",
+        ]
         with open(log, "w") as out:
-            agents.append(subprocess.Popen([*launcher, "-m", "arcsolver", "pretrain", "--out", str(run_dir), *extra],
-                                           env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+            agents.append(
+                subprocess.Popen(
+                    [*launcher, "-m", "arcsolver", "pretrain", "--out", str(run_dir), *extra],
+                    env=ENV,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     try:
         codes = [agent.wait(timeout=300) for agent in agents]
     finally:

@@ -13,8 +13,10 @@ from arcsolver.solve.submission import check_submission
 
 KAGGLE = Path(__file__).resolve().parent.parent / "kaggle"
 NOTEBOOK = KAGGLE / "arcsolver-submit.ipynb"
-QUICK = "data.n_augmentations=2 adapt.steps=3 adapt.log_every=1 infer.max_versions=2 infer.batch_size=16 " \
-        "optim.global_batch_size=8 run.threads=1"
+QUICK = (
+    "data.n_augmentations=2 adapt.steps=3 adapt.log_every=1 infer.max_versions=2 infer.batch_size=16 "
+    "optim.global_batch_size=8 run.threads=1"
+)
 
 
 def kernel_spec_dir(root: Path) -> Path:
@@ -64,7 +66,9 @@ def test_of_several_competitions_the_newest_is_taken_and_the_choice_printed(tmp_
     place(tmp_path / "my-copy" / "arc-agi_test_challenges.json", 3e9)  # no year: after any named year
     assert settings(monkeypatch, tmp_path)["CHALLENGES"] == newest
     line = capsys.readouterr().out
-    assert line.startswith(f"challenges: {newest} (the newest competition of 3 test challenges files under {tmp_path}: ")
+    assert line.startswith(
+        f"challenges: {newest} (the newest competition of 3 test challenges files under {tmp_path}: "
+    )
     assert "the highest year in its folder names, then the latest modified" in line and line.count("\n") == 1
     later = place(tmp_path / "arc-prize-2026-rerun" / "arc-agi_test_challenges.json", 2e9)  # same year: the later file
     assert settings(monkeypatch, tmp_path)["CHALLENGES"] == later
@@ -114,7 +118,9 @@ def test_notebook_installs_the_bundle_and_writes_a_valid_submission(tiny_bundle,
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(working)}}).execute()
+    nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(working)}}
+    ).execute()
 
     log = outputs(nb)
     assert f"challenges: {challenges} (the newest competition of 2 " in log

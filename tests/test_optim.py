@@ -74,7 +74,13 @@ def test_build_optimizer_gives_the_reference_rule_with_the_recipes_settings():
     opt = build_optimizer(nn.Linear(2, 2), "adam_atan2", 3e-4, [0.9, 0.95], 0.1)
     assert isinstance(opt, AdamAtan2)
     group = opt.param_groups[0]
-    assert (group["lr"], group["betas"], group["weight_decay"], group["a"], group["b"]) == (3e-4, (0.9, 0.95), 0.1, 1.0, 1.0)
+    assert (group["lr"], group["betas"], group["weight_decay"], group["a"], group["b"]) == (
+        3e-4,
+        (0.9, 0.95),
+        0.1,
+        1.0,
+        1.0,
+    )
     assert isinstance(build_optimizer(nn.Linear(2, 2), "adamw", 3e-4, [0.9, 0.95], 0.1), torch.optim.AdamW)
 
 

@@ -45,9 +45,18 @@ def test_a_value_is_read_as_toml_else_as_the_bare_text(text, value):
 
 
 def test_values_take_the_settings_types():
-    cfg = pretrain("run.seed=7", "optim.lr=1", "optim.betas=[0.8, 0.9]", "run.compile=true", "data.translate=false",
-                   "data.fixed_colours=[0, 5]", "data.train_sets=['arc1/training']", "run.device=cpu",
-                   'model.positions="rope1d"', "optim.micro_batch_size=16")
+    cfg = pretrain(
+        "run.seed=7",
+        "optim.lr=1",
+        "optim.betas=[0.8, 0.9]",
+        "run.compile=true",
+        "data.translate=false",
+        "data.fixed_colours=[0, 5]",
+        "data.train_sets=['arc1/training']",
+        "run.device=cpu",
+        'model.positions="rope1d"',
+        "optim.micro_batch_size=16",
+    )
     assert cfg.run.seed == 7
     assert cfg.optim.lr == 1.0 and isinstance(cfg.optim.lr, float)
     assert cfg.optim.betas == (0.8, 0.9)
@@ -71,8 +80,16 @@ def test_a_setting_the_recipe_leaves_out_can_be_set(tmp_path):
 @pytest.mark.parametrize(
     "model, item, message",
     [
-        (PretrainConfig, "optimm.lr=1", r"^--set 'optimm.lr=1': optimm.lr is not a setting \(did you mean optim.lr\?\)"),
-        (PretrainConfig, "optim.lrr=1", r"^--set 'optim.lrr=1': optim.lrr is not a setting \(did you mean optim.lr\?\)"),
+        (
+            PretrainConfig,
+            "optimm.lr=1",
+            r"^--set 'optimm.lr=1': optimm.lr is not a setting \(did you mean optim.lr\?\)",
+        ),
+        (
+            PretrainConfig,
+            "optim.lrr=1",
+            r"^--set 'optim.lrr=1': optim.lrr is not a setting \(did you mean optim.lr\?\)",
+        ),
         (PretrainConfig, "optim.lr.x=1", r"^--set 'optim.lr.x=1': optim.lr.x is not a setting"),
         (SolveConfig, "eval.every=3", r"^--set 'eval.every=3': eval.every is not a setting"),  # a pretraining key
         (PretrainConfig, "optim=3", r"^--set 'optim=3': optim is a section; set one of its keys, e.g. optim\."),

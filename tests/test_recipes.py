@@ -3,11 +3,18 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
+from arcsolver.config import PretrainConfig, SolveConfig
 from arcsolver.errors import ConfigError
-from arcsolver.recipes import (RECIPES_DIR, load_recipe, read_recipe, setting_fields, setting_rows, stage_model,
-                               type_name, validate)
-from arcsolver.config import SolveConfig
-from arcsolver.config import PretrainConfig
+from arcsolver.recipes import (
+    RECIPES_DIR,
+    load_recipe,
+    read_recipe,
+    setting_fields,
+    setting_rows,
+    stage_model,
+    type_name,
+    validate,
+)
 
 
 def load(*overrides, model=PretrainConfig, stage="pretrain", recipe="cpu-small"):
@@ -17,8 +24,11 @@ def load(*overrides, model=PretrainConfig, stage="pretrain", recipe="cpu-small")
 @pytest.mark.parametrize(
     "item, message",
     [
-        ("run.step=30", r"^--set 'run.step=30': run.step is not a setting \(did you mean run.steps\?\); "
-                        r"`arcsolver settings pretrain\|submit` lists them$"),
+        (
+            "run.step=30",
+            r"^--set 'run.step=30': run.step is not a setting \(did you mean run.steps\?\); "
+            r"`arcsolver settings pretrain\|submit` lists them$",
+        ),
         ("optm.lr=3e-4", r"^--set 'optm.lr=3e-4': optm.lr is not a setting \(did you mean optim.lr\?\)"),
         ("run=3", r"^--set 'run=3': run is a section; set one of its keys, e.g. run\."),
         ("zzzz=1", r"^--set 'zzzz=1': zzzz is not a setting; "),
@@ -51,7 +61,9 @@ def test_a_check_across_settings_names_the_recipe_and_the_sets_involved():
 def test_a_typo_in_a_recipe_file_names_the_file_and_the_closest_key(tmp_path):
     recipe = tmp_path / "mine.toml"
     recipe.write_text("[adapt]\nstep = 5\n")
-    with pytest.raises(ConfigError, match=r"mine.toml: adapt.step: Extra inputs are not permitted \(did you mean adapt.steps\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"mine.toml: adapt.step: Extra inputs are not permitted \(did you mean adapt.steps\?\)"
+    ):
         load(model=SolveConfig, stage="submit", recipe=str(recipe))
 
 
@@ -86,8 +98,13 @@ def test_descriptions_are_the_meaning_where_a_field_has_one():
     class Outer(BaseModel):
         run: Inner = Inner()
 
-    assert setting_rows(Outer()) == [("run.steps", "3", "int (>= 1)", "optimiser steps"), ("run.plain", "false", "bool", "")]
-    with pytest.raises(ConfigError, match=r"^src: run.stepz: Extra inputs are not permitted \(did you mean run.steps\?\)$"):
+    assert setting_rows(Outer()) == [
+        ("run.steps", "3", "int (>= 1)", "optimiser steps"),
+        ("run.plain", "false", "bool", ""),
+    ]
+    with pytest.raises(
+        ConfigError, match=r"^src: run.stepz: Extra inputs are not permitted \(did you mean run.steps\?\)$"
+    ):
         validate(Outer, {"run": {"stepz": 1}}, "src")
 
 
@@ -113,8 +130,12 @@ def restated_defaults(stage: str, settings: dict) -> list[str]:
     submit recipe's optim section has defaults of its own)."""
     model = stage_model(stage)
     config, defaults = validate(model, settings, "recipe"), model()
-    return [f"{section}.{key}" for section, keys in settings.items() for key in keys
-            if getattr(getattr(config, section), key) == getattr(getattr(defaults, section), key)]
+    return [
+        f"{section}.{key}"
+        for section, keys in settings.items()
+        for key in keys
+        if getattr(getattr(config, section), key) == getattr(getattr(defaults, section), key)
+    ]
 
 
 def uncommented_keys(text: str) -> list[str]:

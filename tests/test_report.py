@@ -16,10 +16,19 @@ runner = CliRunner()
 def training_record(step: int) -> dict:
     decay = 1 / (1 + step / 10)
     return {
-        "step": step, "loss": 2.5 * decay + 0.1, "lm_loss": 2.2 * decay + 0.05, "halt_loss": 0.3 * decay + 0.05,
-        "token_accuracy": 0.9 - 0.5 * decay, "exact_accuracy": 0.6 - 0.6 * decay, "halt_accuracy": 0.8,
-        "mean_halt_steps": 16 - 10 * (1 - decay), "halted_fraction": 0.1, "lr": 1e-4,
-        "samples_per_s": 900.0, "tokens_per_s": 900.0 * 100, "time_s": step * 0.5,
+        "step": step,
+        "loss": 2.5 * decay + 0.1,
+        "lm_loss": 2.2 * decay + 0.05,
+        "halt_loss": 0.3 * decay + 0.05,
+        "token_accuracy": 0.9 - 0.5 * decay,
+        "exact_accuracy": 0.6 - 0.6 * decay,
+        "halt_accuracy": 0.8,
+        "mean_halt_steps": 16 - 10 * (1 - decay),
+        "halted_fraction": 0.1,
+        "lr": 1e-4,
+        "samples_per_s": 900.0,
+        "tokens_per_s": 900.0 * 100,
+        "time_s": step * 0.5,
     }
 
 
@@ -32,11 +41,15 @@ def run_dir(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     records = [training_record(step) for step in range(10, 310, 10)]
-    records += [{"step": s, "heldout_pass@1": p / 2, "heldout_pass@2": p, "heldout_tasks": 20}
-                for s, p in ((100, 0.05), (200, 0.15), (300, 0.2))]
+    records += [
+        {"step": s, "heldout_pass@1": p / 2, "heldout_pass@2": p, "heldout_tasks": 20}
+        for s, p in ((100, 0.05), (200, 0.15), (300, 0.2))
+    ]
     write_metrics(run / "metrics.jsonl", records)
-    config = {"model": {"hidden_size": 64, "n_latent_steps": 2, "n_recursions": 2, "n_supervision": 16},
-              "optim": {"global_batch_size": 32, "lr": 1e-4}}
+    config = {
+        "model": {"hidden_size": 64, "n_latent_steps": 2, "n_recursions": 2, "n_supervision": 16},
+        "optim": {"global_batch_size": 32, "lr": 1e-4},
+    }
     (run / "config.json").write_text(json.dumps(config))
     return run
 
@@ -92,8 +105,8 @@ def test_a_line_being_written_at_the_end_is_ignored(tmp_path):
         ("[1, 2]\n", "line 1: expected a JSON object with a numeric 'step'"),
         ('{"loss": 1.0}\n', "line 1: expected a JSON object with a numeric 'step'"),
         ('{"step": 1, "samples_per_s": 3.0}\n', "no record holds any of loss"),
-        ('{"step": 1, "loss": ' + "9" * 5000 + '}\n', "line 1: not a metrics record"),
-        ('{"step": 1, "x": ' + "[" * 5000 + "]" * 5000 + '}\n', "line 1: not a metrics record"),
+        ('{"step": 1, "loss": ' + "9" * 5000 + "}\n", "line 1: not a metrics record"),
+        ('{"step": 1, "x": ' + "[" * 5000 + "]" * 5000 + "}\n", "line 1: not a metrics record"),
     ],
 )
 def test_bad_metrics_are_one_line_errors_naming_the_file(tmp_path, content, fragment):

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, tiny_config
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
-from arcsolver.errors import CheckpointError
 from arcsolver.engine import checkpoint as ckpt
+from arcsolver.errors import CheckpointError
 from arcsolver.train.loop import pretrain
 from arcsolver.train.resume import trim_metrics
-
-from conftest import TINY, tiny_config
 
 runner = CliRunner()
 STEPS = ["run.steps=4", "run.checkpoint_every=2"]
@@ -57,11 +56,26 @@ def one_error_line(result) -> str:
 
 def test_changed_settings_are_refused_each_named_and_nothing_is_written(run_copy):
     before = files_of(run_copy)
-    line = one_error_line(resume(run_copy, "--set", "data.max_tasks=2", "--set", "data.n_augmentations=3",
-                                 "--set", "optim.optimizer='adamw'", "--set", "data.heldout_sets=['arc1/training']"))
+    line = one_error_line(
+        resume(
+            run_copy,
+            "--set",
+            "data.max_tasks=2",
+            "--set",
+            "data.n_augmentations=3",
+            "--set",
+            "optim.optimizer='adamw'",
+            "--set",
+            "data.heldout_sets=['arc1/training']",
+        )
+    )
     assert "cannot resume: 4 settings differ from its checkpoint step_0000004" in line
-    for fragment in ("data.max_tasks: 3 -> 2", "data.n_augmentations: 2 -> 3", 'optim.optimizer: "adam_atan2" -> "adamw"',
-                     'data.heldout_sets: ["arc1/evaluation"] -> ["arc1/training"]'):
+    for fragment in (
+        "data.max_tasks: 3 -> 2",
+        "data.n_augmentations: 2 -> 3",
+        'optim.optimizer: "adam_atan2" -> "adamw"',
+        'data.heldout_sets: ["arc1/evaluation"] -> ["arc1/training"]',
+    ):
         assert fragment in line, fragment
     assert files_of(run_copy) == before
 
@@ -78,9 +92,25 @@ def test_a_recipe_given_with_resume_is_compared_with_the_checkpoint(run_copy):
 
 
 def test_run_length_logging_evaluation_and_hardware_may_change(run_copy):
-    done = resume(run_copy, "--set", "run.steps=6", "--set", "run.log_every=2", "--set", "run.checkpoint_every=3",
-                  "--set", "run.keep_checkpoints=1", "--set", "eval.max_versions=1", "--set", "run.threads=1",
-                  "--set", "optim.micro_batch_size=4", "--set", "run.time_limit_s=300")
+    done = resume(
+        run_copy,
+        "--set",
+        "run.steps=6",
+        "--set",
+        "run.log_every=2",
+        "--set",
+        "run.checkpoint_every=3",
+        "--set",
+        "run.keep_checkpoints=1",
+        "--set",
+        "eval.max_versions=1",
+        "--set",
+        "run.threads=1",
+        "--set",
+        "optim.micro_batch_size=4",
+        "--set",
+        "run.time_limit_s=300",
+    )
     assert done.exit_code == 0, done.output
     assert "resumed at step 4" in done.output
     assert [p.name for p in ckpt.checkpoint_dirs(run_copy)] == ["step_0000006"]
@@ -115,21 +145,45 @@ def state_edit(edit):
     def apply(newest: Path) -> None:
         path = newest / "state.json"
         path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
     return apply
 
 
 DAMAGE = {
-    "truncated weights": (lambda c: truncate(c / "model.safetensors"), "model.safetensors: not a readable safetensors file"),
+    "truncated weights": (
+        lambda c: truncate(c / "model.safetensors"),
+        "model.safetensors: not a readable safetensors file",
+    ),
     "missing state.json": (lambda c: (c / "state.json").unlink(), "state.json: missing"),
     "corrupt state.json": (lambda c: (c / "state.json").write_text('{"step": 4,'), "state.json: corrupt"),
     "state.json a list": (lambda c: (c / "state.json").write_text("[4]"), "state.json: corrupt (an object of step"),
     "state.json missing keys": (state_edit(lambda s: {"step": s["step"]}), "world_size is not a number of processes"),
-    "state.json of another optimiser": (state_edit(lambda s: s | {"optimizer": {"param_groups": [
-        {**g, "eps": 1e-8} for g in s["optimizer"]["param_groups"]], "scalars": s["optimizer"]["scalars"]}}),
-        "state.json: the optimiser settings of another optimiser or model (unexpected eps)"),
-    "carry of another shape": (lambda c: reshape(c / "carry_rank0.safetensors"), "carry_rank0.safetensors: not a carry of this run"),
-    "EMA of another shape": (lambda c: reshape(c / "ema.safetensors"), "ema.safetensors: not the EMA of this run's model"),
-    "optimiser of another shape": (lambda c: reshape(c / "optimizer.safetensors"), "optimizer.safetensors: optimiser state"),
+    "state.json of another optimiser": (
+        state_edit(
+            lambda s: (
+                s
+                | {
+                    "optimizer": {
+                        "param_groups": [{**g, "eps": 1e-8} for g in s["optimizer"]["param_groups"]],
+                        "scalars": s["optimizer"]["scalars"],
+                    }
+                }
+            )
+        ),
+        "state.json: the optimiser settings of another optimiser or model (unexpected eps)",
+    ),
+    "carry of another shape": (
+        lambda c: reshape(c / "carry_rank0.safetensors"),
+        "carry_rank0.safetensors: not a carry of this run",
+    ),
+    "EMA of another shape": (
+        lambda c: reshape(c / "ema.safetensors"),
+        "ema.safetensors: not the EMA of this run's model",
+    ),
+    "optimiser of another shape": (
+        lambda c: reshape(c / "optimizer.safetensors"),
+        "optimizer.safetensors: optimiser state",
+    ),
     "weights of another shape": (lambda c: reshape(c / "model.safetensors"), "model.safetensors: not the weights"),
 }
 

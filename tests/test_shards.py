@@ -24,12 +24,17 @@ def write_json(path, obj) -> None:
 def test_merge_targets_name_each_shard_file_and_its_side_files(tmp_path):
     out = tmp_path / "submission.json"
     assert merge_targets(out, 2, write_all=False) == {
-        out: [tmp_path / "submission.shard0.json", tmp_path / "submission.shard1.json"]}
+        out: [tmp_path / "submission.shard0.json", tmp_path / "submission.shard1.json"]
+    }
     targets = merge_targets(out, 2, write_all=True)
     assert targets[tmp_path / "submission.votes.json"] == [
-        tmp_path / "submission.shard0.votes.json", tmp_path / "submission.shard1.votes.json"]
+        tmp_path / "submission.shard0.votes.json",
+        tmp_path / "submission.shard1.votes.json",
+    ]
     assert targets[tmp_path / "submission.likelihood.json"] == [
-        tmp_path / "submission.shard0.likelihood.json", tmp_path / "submission.shard1.likelihood.json"]
+        tmp_path / "submission.shard0.likelihood.json",
+        tmp_path / "submission.shard1.likelihood.json",
+    ]
     assert len(targets) == 3
 
 
@@ -66,8 +71,11 @@ def test_side_files_merge_like_the_main_one(tmp_path):
     write_json(side_path(shard_path(out, 1), "likelihood"), {"d": likely})
     problems = merge_shards(merge_targets(out, 2, write_all=True), BASE)  # shard 1 has no main or votes file yet
     assert [len(p) for p in problems.values()] == [1, 1, 0]
-    for name, answers in (("submission.json", {"a": votes}), ("submission.votes.json", {"a": votes}),
-                          ("submission.likelihood.json", {"a": likely, "d": likely})):
+    for name, answers in (
+        ("submission.json", {"a": votes}),
+        ("submission.votes.json", {"a": votes}),
+        ("submission.likelihood.json", {"a": likely, "d": likely}),
+    ):
         merged = json.loads((tmp_path / name).read_text())
         assert list(merged) == list(BASE) and merged == {**BASE, **answers}, name
 

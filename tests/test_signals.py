@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TINY, tiny_config
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -20,8 +21,6 @@ from arcsolver.cli import app
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.train import heldout
 from arcsolver.train.loop import pretrain
-
-from conftest import TINY, tiny_config
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
 LONG = ["run.steps=100000", "run.checkpoint_every=100000"]
@@ -43,8 +42,11 @@ def stop_line(out: str, name: str) -> int:
     """The step of the run's one `stopped by` line, checked to give the resume command."""
     lines = [line for line in out.splitlines() if "stopped by" in line]
     assert len(lines) == 1, out
-    match = re.search(rf"stopped by {name} at step (\d+); checkpoint (\S+) written; continue with: "
-                      r"arcsolver pretrain --out (\S+) --resume( under the same torchrun launch)?$", lines[0])
+    match = re.search(
+        rf"stopped by {name} at step (\d+); checkpoint (\S+) written; continue with: "
+        r"arcsolver pretrain --out (\S+) --resume( under the same torchrun launch)?$",
+        lines[0],
+    )
     assert match, lines[0]
     return int(match[1])
 
@@ -52,8 +54,13 @@ def stop_line(out: str, name: str) -> int:
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_after_the_step_with_a_checkpoint_and_resume_finishes(tmp_path, signum, code):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "arcsolver", "pretrain", "--out", str(run), *sets(TINY + LONG)],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arcsolver", "pretrain", "--out", str(run), *sets(TINY + LONG)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     wait_for_first_record(run, proc)
     proc.send_signal(signum)
     out, _ = proc.communicate(timeout=120)
@@ -79,6 +86,7 @@ def test_signals_while_a_checkpoint_is_written_do_not_cut_it_short(tmp_path, mon
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the checkpoint is written...
         real(staging, *args)
         os.kill(os.getpid(), signal.SIGINT)  # ...and once more before it is published
+
     monkeypatch.setattr(ckpt, "write_main_part", write_under_fire)
     run = tmp_path / "run"
     log = io.StringIO()
@@ -96,12 +104,16 @@ def test_a_signal_during_the_final_evaluation_ends_it_with_the_checkpoint_kept(t
     def predict(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
+
     monkeypatch.setattr(heldout, "predict", predict)
     run = tmp_path / "run"
     log = io.StringIO()
     result = pretrain(tiny_config("run.steps=2"), run, console=Console(file=log, width=300))
     assert result == {"step": 2, "signal": signal.SIGTERM}
-    assert "stopped by SIGTERM during the final held-out evaluation; the checkpoint of step 2 is complete" in log.getvalue()
+    assert (
+        "stopped by SIGTERM during the final held-out evaluation; the checkpoint of step 2 is complete"
+        in log.getvalue()
+    )
     assert [p.name for p in ckpt.checkpoint_dirs(run)] == ["step_0000002"]
     assert "heldout" not in (run / "metrics.jsonl").read_text()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are put back
@@ -134,10 +146,22 @@ def rank_of(pid: int) -> str | None:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the worker processes in /proc")
 def test_under_torchrun_a_signal_to_one_process_stops_both_at_one_step(tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "arcsolver", "pretrain", "--out", str(run), *sets(TINY + LONG)]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "arcsolver",
+        "pretrain",
+        "--out",
+        str(run),
+        *sets(TINY + LONG),
+    ]
+    proc = subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         wait_for_first_record(run, proc)
         second = [pid for pid in descendants(proc.pid) if rank_of(pid) == "1"]

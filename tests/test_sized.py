@@ -8,9 +8,9 @@ import torch
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import CANVAS_SIDES, EOS, VOCAB_SIZE, decode_grid, encode_grid, fitting_side
 from arcsolver.data.loaders import load_tasks
+from arcsolver.data.stream import SizedStream, build_puzzles, trainable_pairs
 from arcsolver.data.task import Pair, Task, as_grid
 from arcsolver.engine.inference import inference_side, predict, queries_for, query_sides
-from arcsolver.data.stream import SizedStream, build_puzzles, trainable_pairs
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +105,16 @@ def test_predict_runs_each_side_in_its_own_batches_and_keeps_the_query_order():
 
 
 # A tiny run whose batches come on two canvas sides, 8 and 10 (4 is allowed but rare).
-SIZED = ["model.canvas=10", "data.max_side=9", "data.max_tasks=4", "data.canvas_sides=[4,6,8]", "run.steps=8", "run.checkpoint_every=4",
-         "model.halt_exploration_prob=0.0", "run.dtype='float32'"]
+SIZED = [
+    "model.canvas=10",
+    "data.max_side=9",
+    "data.max_tasks=4",
+    "data.canvas_sides=[4,6,8]",
+    "run.steps=8",
+    "run.checkpoint_every=4",
+    "model.halt_exploration_prob=0.0",
+    "run.dtype='float32'",
+]
 
 
 def weights(run):
@@ -139,11 +147,11 @@ def test_a_sized_run_keeps_a_carry_per_side_and_resumes_to_the_same_weights(tmp_
 def test_each_side_carries_its_own_samples_on(tmp_path):
     from conftest import tiny_config
 
+    from arcsolver.engine.distributed import Dist
+    from arcsolver.engine.optim import build_optimizer
     from arcsolver.engine.step import Stepper, to_device
     from arcsolver.model.trm import TRM
-    from arcsolver.engine.distributed import Dist
     from arcsolver.train.tasks import select_tasks, training_stream
-    from arcsolver.engine.optim import build_optimizer
 
     cfg = tiny_config(*SIZED, "model.n_supervision=16", "model.halt_exploration_prob=1.0")
     train, heldout = select_tasks(cfg)
@@ -178,7 +186,9 @@ def test_two_processes_on_sized_canvases_follow_one(tmp_path):
     def run(name, *launcher):
         args = [x for s in TINY + SIZED for x in ("--set", s)]
         cmd = [sys.executable, *launcher, "-m", "arcsolver", "pretrain", "--out", str(tmp_path / name), *args]
-        done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
         return [json.loads(line)["loss"] for line in lines if '"loss"' in line]

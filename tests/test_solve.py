@@ -11,19 +11,26 @@ import numpy as np
 import torch
 
 import arcsolver.console
+from arcsolver.config import SolveConfig
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import VOCAB_SIZE, encode_grid
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Pair, Task, as_grid
+from arcsolver.engine.inference import predict, queries_for, rank_by_likelihood, vote_queries
+from arcsolver.engine.voting import Candidate, vote
 from arcsolver.recipes import load_recipe
 from arcsolver.solve.adapt import adapt, load_model
-from arcsolver.config import SolveConfig
-from arcsolver.engine.inference import predict, queries_for, rank_by_likelihood, vote_queries
 from arcsolver.solve.submission import check_submission
-from arcsolver.engine.voting import Candidate, vote
 
-QUICK = ["data.n_augmentations=2", "adapt.steps=4", "adapt.log_every=1", "optim.global_batch_size=8",
-         "infer.max_versions=2", "infer.batch_size=16", "run.threads=1"]
+QUICK = [
+    "data.n_augmentations=2",
+    "adapt.steps=4",
+    "adapt.log_every=1",
+    "optim.global_batch_size=8",
+    "infer.max_versions=2",
+    "infer.batch_size=16",
+    "run.threads=1",
+]
 
 
 def quick(*extra) -> SolveConfig:
@@ -103,8 +110,10 @@ def test_adaptation_grows_the_table_and_leaves_the_network_alone_at_first(tiny_r
 
 def write_challenges(path, tasks, extra=None):
     obj = {
-        t.id: {"train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in t.train],
-               "test": [{"input": p.input.tolist()} for p in t.test]}
+        t.id: {
+            "train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in t.train],
+            "test": [{"input": p.input.tolist()} for p in t.test],
+        }
         for t in tasks
     }
     obj.update(extra or {})
@@ -153,8 +162,18 @@ def test_solve_killed_midway_leaves_a_valid_file(tiny_run, tmp_path):
     write_challenges(challenges, tasks)
     out = tmp_path / "submission.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "arcsolver", "solve", str(challenges), "--out", str(out), "--checkpoint", str(tiny_run),
-           *[x for s in QUICK + ["adapt.steps=100000"] for x in ("--set", s)]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "arcsolver",
+        "solve",
+        str(challenges),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(tiny_run),
+        *[x for s in QUICK + ["adapt.steps=100000"] for x in ("--set", s)],
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not out.exists():
@@ -174,8 +193,21 @@ def test_time_budget_is_kept(tiny_run, tmp_path):
     write_challenges(challenges, tasks)
     out = tmp_path / "submission.json"
     began = time.monotonic()
-    done = run_solve([str(challenges), "--out", str(out), "--checkpoint", str(tiny_run), "--time-budget", "25",
-                      "--set", "adapt.steps=1000000", "--set", "run.safety_margin_s=5"])
+    done = run_solve(
+        [
+            str(challenges),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(tiny_run),
+            "--time-budget",
+            "25",
+            "--set",
+            "adapt.steps=1000000",
+            "--set",
+            "run.safety_margin_s=5",
+        ]
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert time.monotonic() - began < 25 + 15  # start-up (imports) is outside the planner's view
     assert "3 from the model" in done.stdout
@@ -186,7 +218,10 @@ def test_no_checkpoint_is_one_line(tmp_path):
     nothing = tmp_path / "nothing"
     result = invoke_solve(str(tmp_path / "c.json"), "--checkpoint", str(nothing), "--out", str(tmp_path / "s.json"))
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert result.output.strip() == f"error: {nothing}: no checkpoint here (expected a run directory or a checkpoints/step_* directory)"
+    assert (
+        result.output.strip()
+        == f"error: {nothing}: no checkpoint here (expected a run directory or a checkpoints/step_* directory)"
+    )
 
 
 def test_solve_ignores_a_broken_solutions_file_beside_the_challenges(tiny_run, tmp_path):
@@ -217,14 +252,19 @@ def test_a_bad_shard_is_one_line(tmp_path):
     for shard in ("x", "1/0", "3/2", "1/2/3", "-1/2"):
         result = invoke_solve(str(tmp_path / "c.json"), "--shard", shard)
         assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-        assert result.output.strip() == f"error: --shard {shard}: expected K/N with 0 <= K < N, e.g. 0/2 (the first of two shards)"
+        assert (
+            result.output.strip()
+            == f"error: --shard {shard}: expected K/N with 0 <= K < N, e.g. 0/2 (the first of two shards)"
+        )
 
 
 def test_a_solve_of_fallbacks_only_says_so_and_prints_paths_and_ids_as_written(tiny_run, tmp_path):
     folder = tmp_path / "[bold]out"
     challenges = folder / "c.json"
     folder.mkdir()
-    bad = {tid: {"train": [{"input": [[1]], "output": [[10]]}], "test": [{"input": [[3]]}]} for tid in ("[/x]", "b", "c")}
+    bad = {
+        tid: {"train": [{"input": [[1]], "output": [[10]]}], "test": [{"input": [[3]]}]} for tid in ("[/x]", "b", "c")
+    }
     write_challenges(challenges, [], bad)
     out = folder / "s.json"
     result = invoke_solve(str(challenges), "--out", str(out), "--checkpoint", str(tiny_run))
@@ -249,10 +289,13 @@ def test_progress_lines_off_a_terminal(tiny_run, tmp_path, monkeypatch):
     log = io.StringIO()
     solver.solve(challenges, tmp_path / "s.json", str(tiny_run), quick(), Console(file=log, width=300))
     lines = log.getvalue().splitlines()
-    assert [line.split(",")[0] for line in lines if line.startswith("adapting 2 tasks: step")] == \
-        [f"adapting 2 tasks: step {k}/4" for k in (1, 2, 3, 4)]
-    assert [line.split(",")[0] for line in lines if line.startswith("inference: task")] == \
-        ["inference: task 1/2", "inference: task 2/2"]
+    assert [line.split(",")[0] for line in lines if line.startswith("adapting 2 tasks: step")] == [
+        f"adapting 2 tasks: step {k}/4" for k in (1, 2, 3, 4)
+    ]
+    assert [line.split(",")[0] for line in lines if line.startswith("inference: task")] == [
+        "inference: task 1/2",
+        "inference: task 2/2",
+    ]
 
 
 def test_one_seed_writes_the_same_submission_twice(tiny_run, tmp_path):
@@ -281,6 +324,7 @@ def test_a_submission_that_cannot_be_written_first_stops_at_once(tiny_run, tmp_p
 
     def full(path, obj):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(writer, "write_submission", full)
     challenges = tmp_path / "c.json"
     write_challenges(challenges, small_tasks(1))
@@ -288,7 +332,10 @@ def test_a_submission_that_cannot_be_written_first_stops_at_once(tiny_run, tmp_p
     out.write_text("{}")
     result = invoke_solve(str(challenges), "--out", str(out), "--checkpoint", str(tiny_run))
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert result.output.strip() == f"error: {out}: cannot write (No space left on device); the files already there are intact"
+    assert (
+        result.output.strip()
+        == f"error: {out}: cannot write (No space left on device); the files already there are intact"
+    )
     assert out.read_text() == "{}"
 
 
@@ -304,6 +351,7 @@ def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_
         if len(calls) > 3:  # the fallbacks (3 files) are written, then the disk is full
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(path, obj)
+
     monkeypatch.setattr(writer, "write_submission", fills_up)
     tasks = small_tasks(2)
     challenges = tmp_path / "c.json"
@@ -315,6 +363,7 @@ def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_
     assert len(warnings) == 3  # once per file, not once per write
     assert result.output.strip().splitlines()[-1] == (
         f"error: {out}: cannot write (No space left on device); the file there is its last complete write: "
-        "free space and run solve again")
+        "free space and run solve again"
+    )
     sub = json.loads(out.read_text())  # the fallbacks, whole
     assert set(sub) == {t.id for t in tasks} and check_submission(sub, None, str(out)) == []

@@ -15,18 +15,18 @@ import pytest
 import torch
 from rich.console import Console
 from safetensors.torch import load_file, save_file
+from test_solve import QUICK, quick, write_challenges
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
 from arcsolver.data.loaders import load_tasks
+from arcsolver.engine import checkpoint as ckpt
 from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
 from arcsolver.solve import adapt as adapt_module
 from arcsolver.solve import shards, solver
 from arcsolver.solve.adapt import adapt, load_model
 from arcsolver.solve.submission import check_submission, fallback_attempts, submission_json
-from arcsolver.engine import checkpoint as ckpt
-from test_solve import QUICK, quick, write_challenges
 
 
 def small_tasks(n: int):
@@ -74,8 +74,17 @@ def test_a_large_puzzle_table_loads_as_its_mean_and_answers_the_same(tiny_run, t
     for m in (load_model(ckpt_dir, torch.device("cpu"))[0], load_whole(ckpt_dir)):
         torch.manual_seed(0)
         adapted = adapt(m, tasks, quick(), torch.float32)
-        answers.append([[[c.grid.tolist() for c in ranked] for ranked in solver.infer_task(
-            m, t, adapted.versions[t.id], quick(), m.config.canvas, torch.float32)["votes"]] for t in tasks])
+        answers.append(
+            [
+                [
+                    [c.grid.tolist() for c in ranked]
+                    for ranked in solver.infer_task(
+                        m, t, adapted.versions[t.id], quick(), m.config.canvas, torch.float32
+                    )["votes"]
+                ]
+                for t in tasks
+            ]
+        )
     assert answers[0] == answers[1]
 
 
@@ -90,8 +99,9 @@ def test_an_ema_file_of_another_model_is_a_one_line_error(tiny_run, tmp_path):
     assert str(ckpt_dir / "ema.safetensors") in str(e.value) and "\n" not in str(e.value)
 
     (tmp_path / "c.json").write_text("{}")
-    result = CliRunner().invoke(app, ["solve", str(tmp_path / "c.json"), "--checkpoint", str(ckpt_dir),
-                                      "--out", str(tmp_path / "s.json")])
+    result = CliRunner().invoke(
+        app, ["solve", str(tmp_path / "c.json"), "--checkpoint", str(ckpt_dir), "--out", str(tmp_path / "s.json")]
+    )
     assert result.exit_code == 1 and "ema.safetensors: not the EMA" in result.output
     assert "Traceback" not in result.output
 
@@ -106,6 +116,7 @@ def test_failed_adaptation_answers_with_the_unadapted_network(tiny_run, tmp_path
         def fail_at_third(step, loss, metrics):
             if step == 3:  # the network has already taken steps: they must be undone
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
         return real_adapt(model, tasks, cfg, dtype, deadline, fail_at_third, **kwargs)
 
     unadapted = tmp_path / "unadapted.json"
@@ -114,8 +125,9 @@ def test_failed_adaptation_answers_with_the_unadapted_network(tiny_run, tmp_path
     monkeypatch.setattr(adapt_module, "adapt", failing_adapt)
     log = io.StringIO()
     out = tmp_path / "submission.json"
-    report = solver.solve(challenges, out, str(tiny_run), quick("adapt.embeddings_only_fraction=0"),
-                          Console(file=log, width=300))
+    report = solver.solve(
+        challenges, out, str(tiny_run), quick("adapt.embeddings_only_fraction=0"), Console(file=log, width=300)
+    )
     assert report.solved_by_model == len(tasks) and not report.fallbacks
     assert report.adapt_error == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
     assert len(adapt_module.error_line(RuntimeError("x" * 1000))) == 200
@@ -163,8 +175,20 @@ def test_sharded_solve_killed_keeps_finished_answers_and_its_workers_die(tiny_ru
     out = tmp_path / "submission.json"
     # Many versions per task: inference takes seconds per task, so the kill lands mid-run.
     slow = ["data.n_augmentations=200", "infer.max_versions=200", "adapt.steps=2"]
-    cmd = [sys.executable, "-m", "arcsolver", "solve", str(challenges), "--out", str(out), "--checkpoint",
-           str(tiny_run), "--workers", "2", *[x for s in QUICK + slow for x in ("--set", s)]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "arcsolver",
+        "solve",
+        str(challenges),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(tiny_run),
+        "--workers",
+        "2",
+        *[x for s in QUICK + slow for x in ("--set", s)],
+    ]
     log = (tmp_path / "log.txt").open("w")
     parent = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=log, stderr=log)
     workers = []
@@ -199,10 +223,14 @@ def test_sharded_solve_killed_keeps_finished_answers_and_its_workers_die(tiny_ru
 def test_an_orphaned_worker_ends_itself(tmp_path):
     # A middle process starts a worker without the parent-death signal, then is killed: the
     # worker's own watch must notice that its parent is gone.
-    worker = ("import time; from arcsolver.solve.shards import exit_with_parent; exit_with_parent(); "
-              "print('ready', flush=True); time.sleep(120)")
-    middle = (f"import os, subprocess, sys; env = {{**os.environ, {shards.PARENT_PID_ENV!r}: str(os.getpid())}}; "
-              f"p = subprocess.Popen([sys.executable, '-c', {worker!r}], env=env); print(p.pid, flush=True); p.wait()")
+    worker = (
+        "import time; from arcsolver.solve.shards import exit_with_parent; exit_with_parent(); "
+        "print('ready', flush=True); time.sleep(120)"
+    )
+    middle = (
+        f"import os, subprocess, sys; env = {{**os.environ, {shards.PARENT_PID_ENV!r}: str(os.getpid())}}; "
+        f"p = subprocess.Popen([sys.executable, '-c', {worker!r}], env=env); print(p.pid, flush=True); p.wait()"
+    )
     proc = subprocess.Popen([sys.executable, "-c", middle], stdout=subprocess.PIPE, text=True)
     pid = int(proc.stdout.readline())
     try:

@@ -7,20 +7,21 @@ import sys
 
 import pytest
 import torch
+from conftest import TINY, tiny_config
 from safetensors.torch import load_file
 
-from arcsolver.engine.step import Stepper, micro_slices, to_device
-from arcsolver.model.trm import TRM
 from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
 from arcsolver.engine.distributed import Dist
-from arcsolver.train.tasks import select_tasks
 from arcsolver.engine.optim import EMA, build_optimizer
-
-from conftest import TINY, tiny_config
+from arcsolver.engine.step import Stepper, micro_slices, to_device
+from arcsolver.model.trm import TRM
+from arcsolver.train.tasks import select_tasks
 
 
 def make(micro, batch=64, seed=0, **over):
-    cfg = tiny_config(f"optim.global_batch_size={batch}", "model.halt_exploration_prob=0.0", *[f"{k}={v}" for k, v in over.items()])
+    cfg = tiny_config(
+        f"optim.global_batch_size={batch}", "model.halt_exploration_prob=0.0", *[f"{k}={v}" for k, v in over.items()]
+    )
     train, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train + heldout, cfg.data.n_augmentations, cfg.run.seed)
     torch.manual_seed(seed)
@@ -47,7 +48,10 @@ def run(model, stream, stepper, steps, batch=64):
 
 
 def state(model, ema):
-    return {**{k: v.clone() for k, v in model.state_dict().items()}, **{f"ema.{k}": v.clone() for k, v in ema.shadow.items()}}
+    return {
+        **{k: v.clone() for k, v in model.state_dict().items()},
+        **{f"ema.{k}": v.clone() for k, v in ema.shadow.items()},
+    }
 
 
 def assert_same(a, b, atol=1e-6):
@@ -105,8 +109,10 @@ def test_out_of_memory_halves_the_micro_batch_and_retries_the_step(monkeypatch):
     monkeypatch.setattr(TRM, "forward", forward)
     _, losses = run(model, stream, stepper, 2)
     assert stepper.micro_batch == 16 and calls["oom"] == 2  # 64 -> 32 -> 16, then no more
-    assert messages == ["out of memory at micro-batch 64: retrying the step with 32",
-                        "out of memory at micro-batch 32: retrying the step with 16"]
+    assert messages == [
+        "out of memory at micro-batch 64: retrying the step with 32",
+        "out of memory at micro-batch 32: retrying the step with 16",
+    ]
     monkeypatch.setattr(TRM, "forward", real)
     _, losses_w = run(whole, stream, step_w, 2)
     assert losses == pytest.approx(losses_w, rel=1e-4)
@@ -150,13 +156,30 @@ def test_a_pretraining_run_survives_an_out_of_memory_step(tmp_path, monkeypatch)
 
 def torchrun(run_dir, *settings):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [x for s in TINY + ["run.steps=3", "run.dtype='float32'", "model.halt_exploration_prob=0.0", *settings] for x in ("--set", s)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "arcsolver", "pretrain", "--out", str(run_dir), *args]
+    args = [
+        x
+        for s in TINY + ["run.steps=3", "run.dtype='float32'", "model.halt_exploration_prob=0.0", *settings]
+        for x in ("--set", s)
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "arcsolver",
+        "pretrain",
+        "--out",
+        str(run_dir),
+        *args,
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     latest = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
-    return load_file(latest / "model.safetensors") | {f"ema.{k}": v for k, v in load_file(latest / "ema.safetensors").items()}
+    return load_file(latest / "model.safetensors") | {
+        f"ema.{k}": v for k, v in load_file(latest / "ema.safetensors").items()
+    }
 
 
 def test_two_processes_accumulating_match_two_processes_without(tmp_path):

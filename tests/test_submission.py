@@ -71,12 +71,27 @@ def one_problem(obj, tasks=None):
         (lambda s: s["bbbb0002"].append(s["aaaa0001"][0]), "sub.json: task bbbb0002: 3 test entries for 2 test inputs"),
         (lambda s: s.update(aaaa0001={"attempt_1": [[1]]}), "sub.json: task aaaa0001: not a list of attempts"),
         (lambda s: s["bbbb0002"].__setitem__(1, [[1]]), "sub.json: task bbbb0002: test 1: not an object"),
-        (lambda s: s["bbbb0002"].__setitem__(0, {"attempt_1": [[1]]}), "sub.json: task bbbb0002: test 0: attempt_2 missing"),
-        (lambda s: s["aaaa0001"].__setitem__(0, {"attempt_2": [[1]]}), "sub.json: task aaaa0001: test 0: attempt_1 missing"),
+        (
+            lambda s: s["bbbb0002"].__setitem__(0, {"attempt_1": [[1]]}),
+            "sub.json: task bbbb0002: test 0: attempt_2 missing",
+        ),
+        (
+            lambda s: s["aaaa0001"].__setitem__(0, {"attempt_2": [[1]]}),
+            "sub.json: task aaaa0001: test 0: attempt_1 missing",
+        ),
         (lambda s: s["aaaa0001"][0].update(attempt_2=[[10]]), "sub.json: task aaaa0001: test 0: attempt_2: colour 10"),
-        (lambda s: s["aaaa0001"][0].update(attempt_1=[[0] * 31]), "sub.json: task aaaa0001: test 0: attempt_1: grid is 1x31"),
-        (lambda s: s["aaaa0001"][0].update(attempt_1=[]), "sub.json: task aaaa0001: test 0: attempt_1: a grid must be a non-empty"),
-        (lambda s: s["aaaa0001"][0].update(attempt_1=[[1.0]]), "sub.json: task aaaa0001: test 0: attempt_1: cell (0,0)"),
+        (
+            lambda s: s["aaaa0001"][0].update(attempt_1=[[0] * 31]),
+            "sub.json: task aaaa0001: test 0: attempt_1: grid is 1x31",
+        ),
+        (
+            lambda s: s["aaaa0001"][0].update(attempt_1=[]),
+            "sub.json: task aaaa0001: test 0: attempt_1: a grid must be a non-empty",
+        ),
+        (
+            lambda s: s["aaaa0001"][0].update(attempt_1=[[1.0]]),
+            "sub.json: task aaaa0001: test 0: attempt_1: cell (0,0)",
+        ),
     ],
 )
 def test_every_rejected_entry_is_named_in_one_line(edit, expected):

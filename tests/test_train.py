@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY
+from conftest import tiny_config as tiny
 from rich.console import Console
 from safetensors.torch import load_file
 
@@ -21,12 +23,17 @@ from arcsolver.data.loaders import load_tasks
 from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
 from arcsolver.train.tasks import select_tasks
 
-from conftest import TINY, tiny_config as tiny
-
 
 def cli(args, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
-    return subprocess.Popen([sys.executable, "-m", "arcsolver", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "arcsolver", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def sets(args):
@@ -131,17 +138,33 @@ def test_existing_run_needs_resume(tiny_run, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    result = CliRunner().invoke(app, ["pretrain", "--out", str(run), *sets(TINY + ["run.steps=2"])], env={"COLUMNS": "300"})
+    result = CliRunner().invoke(
+        app, ["pretrain", "--out", str(run), *sets(TINY + ["run.steps=2"])], env={"COLUMNS": "300"}
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert result.output.strip() == f"error: {run}: already holds a run: pass --resume to continue it, or choose another --out"
+    assert (
+        result.output.strip()
+        == f"error: {run}: already holds a run: pass --resume to continue it, or choose another --out"
+    )
 
 
 def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
     same = ["run.steps=8", "run.dtype='float32'", "model.halt_exploration_prob=0.0"]
     run_to_end(tmp_path / "one", same)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "arcsolver", "pretrain", "--out", str(tmp_path / "two"), *sets(TINY + same)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "arcsolver",
+        "pretrain",
+        "--out",
+        str(tmp_path / "two"),
+        *sets(TINY + same),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -158,8 +181,11 @@ def test_the_first_line_says_what_held_out_tasks_are(tmp_path):
     from arcsolver.train.loop import pretrain
 
     log = io.StringIO()
-    pretrain(tiny("run.steps=1", "data.train_sets=[]", "data.heldout_sets=['arc1/training']"), tmp_path / "run",
-             console=Console(file=log, width=300))
+    pretrain(
+        tiny("run.steps=1", "data.train_sets=[]", "data.heldout_sets=['arc1/training']"),
+        tmp_path / "run",
+        console=Console(file=log, width=300),
+    )
     assert log.getvalue().startswith("3 tasks: demonstrations trained on, test inputs held out; 6 puzzles")
 
 
@@ -177,22 +203,28 @@ def test_plain_progress_lines_off_a_terminal_and_bar_totals_where_the_run_ended(
     log = io.StringIO()
     loop.pretrain(tiny("run.steps=5"), tmp_path / "five", console=Console(file=log, width=300))
     lines = log.getvalue().splitlines()
-    steps = [re.match(r"pretrain step (\d+)/5: loss [\d.]+ exact [\d.]+ .*elapsed, about \S+ left$", line)
-             for line in lines if line.startswith("pretrain step")]
+    steps = [
+        re.match(r"pretrain step (\d+)/5: loss [\d.]+ exact [\d.]+ .*elapsed, about \S+ left$", line)
+        for line in lines
+        if line.startswith("pretrain step")
+    ]
     assert [int(m[1]) for m in steps] == [1, 2, 3, 4, 5], lines
     assert any(re.match(r"held-out evaluation: \d+/\d+ queries, ", line) for line in lines), lines
     assert bar_counts(log.getvalue()) == (5, 5)
 
     # A run stopped by its time limit ends its bar at the step it reached, out of that step.
     log = io.StringIO()
-    result = loop.pretrain(tiny("run.steps=100000", "run.time_limit_s=1"), tmp_path / "limited",
-                           console=Console(file=log, width=300))
+    result = loop.pretrain(
+        tiny("run.steps=100000", "run.time_limit_s=1"), tmp_path / "limited", console=Console(file=log, width=300)
+    )
     assert f"time limit of 1s reached at step {result['step']}" in log.getvalue()
     assert bar_counts(log.getvalue()) == (result["step"], result["step"])
 
     # On a terminal the bar says it all.
     terminal = io.StringIO()
-    loop.pretrain(tiny("run.steps=2"), tmp_path / "terminal", console=Console(file=terminal, width=300, force_terminal=True))
+    loop.pretrain(
+        tiny("run.steps=2"), tmp_path / "terminal", console=Console(file=terminal, width=300, force_terminal=True)
+    )
     assert "pretrain step" not in terminal.getvalue() and "held-out evaluation:" not in terminal.getvalue()
 
 
@@ -213,7 +245,9 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_earlier_ones_st
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1 and "Traceback" not in out, out
     error = [line for line in out.splitlines() if line.startswith("error:")]
-    assert len(error) == 1 and error[0].startswith(f"error: {run}/checkpoints: cannot write the checkpoint of step 4 ("), out
+    assert len(error) == 1 and error[0].startswith(
+        f"error: {run}/checkpoints: cannot write the checkpoint of step 4 ("
+    ), out
     assert "File too large" in error[0] and "the checkpoints already there are intact" in error[0]
     assert {p: p.read_bytes() for p in (run / "checkpoints").rglob("*") if p.is_file()} == before  # no staging left
 
@@ -228,11 +262,15 @@ def test_run_files_that_cannot_be_written_are_one_line(tmp_path, monkeypatch):
 
     def read_only(path, obj):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
     monkeypatch.setattr(resume, "atomic_write_json", read_only)
     run = tmp_path / "run"
     result = CliRunner().invoke(app, ["pretrain", "--out", str(run), *sets(TINY + ["run.steps=2"])])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert result.output.strip() == f"error: {run}: cannot write (Read-only file system); the files already there are intact"
+    assert (
+        result.output.strip()
+        == f"error: {run}: cannot write (Read-only file system); the files already there are intact"
+    )
 
 
 def test_paced_chunks_cover_every_item_in_order_grow_while_fast_and_halve_when_slow(monkeypatch):

@@ -45,9 +45,7 @@ def _check_fits(shape: tuple[int, ...], canvas: int, offset: Offset) -> tuple[in
     if r0 < 0 or c0 < 0:
         raise ValueError(f"offset {offset} must not be negative")
     if r0 + h > canvas or c0 + w > canvas:
-        raise ValueError(
-            f"a {h}x{w} grid at offset ({r0}, {c0}) does not fit a {canvas}x{canvas} canvas"
-        )
+        raise ValueError(f"a {h}x{w} grid at offset ({r0}, {c0}) does not fit a {canvas}x{canvas} canvas")
     return r0, c0
 
 
@@ -90,16 +88,14 @@ def encode_pairs(
     return inputs, labels
 
 
-def translation_offset(
-    shift: Sequence[float], shapes: Iterable[tuple[int, int]], canvas: int = CANVAS
-) -> Offset:
+def translation_offset(shift: Sequence[float], shapes: Iterable[tuple[int, int]], canvas: int = CANVAS) -> Offset:
     """The top-left offset at which every grid of the given shapes fits the canvas, chosen by a
     uniform draw `shift` in [0, 1) x [0, 1): every offset that fits is equally likely.
 
     Translation augmentation: one draw per example, its offset used for both input and output.
     The grid may touch the canvas edge, in which case its EOS row or column is cut off.
     """
-    shapes = [tuple(s) for s in shapes]
+    shapes = [(int(s[0]), int(s[1])) for s in shapes]
     if not shapes:
         raise ValueError("translation_offset needs at least one grid shape")
     max_h = max(s[0] for s in shapes)

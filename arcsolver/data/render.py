@@ -10,8 +10,16 @@ from arcsolver.data.task import Grid, Task, task_label
 
 # ARC's standard palette: black, blue, red, green, yellow, grey, magenta, orange, sky, maroon.
 ARC_COLOURS = (
-    "#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
-    "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25",
+    "#000000",
+    "#0074D9",
+    "#FF4136",
+    "#2ECC40",
+    "#FFDC00",
+    "#AAAAAA",
+    "#F012BE",
+    "#FF851B",
+    "#7FDBFF",
+    "#870C25",
 )
 
 

@@ -40,7 +40,7 @@ class Puzzle:
 
 def build_puzzles(tasks: list[Task], n_augmentations: int, seed: int, fixed_colours=(0,)) -> list[Puzzle]:
     """The augmented versions of tasks, in task order, the identity first for each task."""
-    puzzles = []
+    puzzles: list[Puzzle] = []
     for i, task in enumerate(tasks):
         # One seed per task (not one stream for all) so adding a task leaves the others' versions.
         rng = np.random.default_rng([seed, i])
@@ -91,13 +91,16 @@ class TrainStream:
         # Row r of examples is (puzzle id, pair index), puzzle by puzzle: puzzle p owns the rows
         # from first_row[p] on.
         self.examples = np.stack(
-            [np.repeat(first_id + np.arange(len(puzzles)), pair_counts), np.concatenate([np.arange(n) for n in pair_counts])],
+            [
+                np.repeat(first_id + np.arange(len(puzzles)), pair_counts),
+                np.concatenate([np.arange(n) for n in pair_counts]),
+            ],
             axis=1,
         )
         self.first_id = first_id
         self._first_row = np.concatenate([[0], np.cumsum(pair_counts)[:-1]])
         self._group_versions_by_task(pair_counts)
-        self._epoch, self._order = -1, None
+        self._epoch, self._order = -1, np.empty(0, dtype=np.int64)
 
     def _group_versions_by_task(self, pair_counts: np.ndarray) -> None:
         """For the reference sampling: task t's versions are the puzzles
@@ -187,11 +190,20 @@ class SizedStream:
 
     BLOCK = 1024  # batch sides are drawn this many at a time
 
-    def __init__(self, puzzles: list[Puzzle], trainable: dict[str, tuple[Pair, ...]], sides, seed: int,
-                 translate: bool = True, first_id: int = 1, sampling: Sampling = "uniform"):
+    def __init__(
+        self,
+        puzzles: list[Puzzle],
+        trainable: dict[str, tuple[Pair, ...]],
+        sides,
+        seed: int,
+        translate: bool = True,
+        first_id: int = 1,
+        sampling: Sampling = "uniform",
+    ):
         by_side: dict[int, dict[str, tuple[Pair, ...]]] = {}
         for task_id, pairs in trainable.items():
             for pair in pairs:
+                assert pair.output is not None, "trainable pairs have outputs"
                 side = fitting_side([pair.input.shape, pair.output.shape], sides)
                 by_side.setdefault(side, {}).setdefault(task_id, ())
                 by_side[side][task_id] += (pair,)
@@ -200,8 +212,8 @@ class SizedStream:
         self.seed = seed
         self.streams = {}
         for side in sorted(by_side):
-            pairs = {task_id: by_side[side].get(task_id, ()) for task_id in trainable}
-            self.streams[side] = TrainStream(puzzles, pairs, side, seed, translate, first_id, sampling)
+            side_pairs = {task_id: by_side[side].get(task_id, ()) for task_id in trainable}
+            self.streams[side] = TrainStream(puzzles, side_pairs, side, seed, translate, first_id, sampling)
         self.sides = np.asarray(list(self.streams), dtype=np.int64)
         weights = np.asarray([s.examples_per_epoch for s in self.streams.values()], dtype=np.float64)
         self.probabilities = weights / weights.sum()

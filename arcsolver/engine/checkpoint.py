@@ -138,8 +138,10 @@ def read_state(ckpt: Path) -> dict:
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise CheckpointError(f"{path}: not readable ({type(e).__name__})") from None
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: corrupt (an object of step, world_size, config and optimizer expected, "
-                              f"got {type(state).__name__})")
+        raise CheckpointError(
+            f"{path}: corrupt (an object of step, world_size, config and optimizer expected, "
+            f"got {type(state).__name__})"
+        )
     return state
 
 
@@ -156,10 +158,16 @@ def read_training_state(ckpt: Path) -> dict:
         *(["step is not a count of steps"] if not _is_count(state.get("step"), 0) else []),
         *(["world_size is not a number of processes"] if not _is_count(state.get("world_size"), 1) else []),
         *(["config is not an object of settings"] if not isinstance(state.get("config"), dict) else []),
-        *(["optimizer is not an object of param_groups and scalars"]
-          if not (isinstance(optimizer, dict) and isinstance(optimizer.get("param_groups"), list)
-                  and all(isinstance(g, dict) for g in optimizer["param_groups"])
-                  and isinstance(optimizer.get("scalars"), dict)) else []),
+        *(
+            ["optimizer is not an object of param_groups and scalars"]
+            if not (
+                isinstance(optimizer, dict)
+                and isinstance(optimizer.get("param_groups"), list)
+                and all(isinstance(g, dict) for g in optimizer["param_groups"])
+                and isinstance(optimizer.get("scalars"), dict)
+            )
+            else []
+        ),
     ]
     if problems:
         raise CheckpointError(f"{path}: corrupt ({'; '.join(problems)})")
@@ -186,10 +194,16 @@ def _check_like(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tens
     """The same names and shapes as expected; CheckpointError naming the first differences."""
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
-    reshaped = [f"{k} is {_shape(tensors[k])} not {_shape(expected[k])}"
-                for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
-    problems = [*([f"missing {', '.join(missing[:3])}"] if missing else []),
-                *([f"unexpected {', '.join(unexpected[:3])}"] if unexpected else []), *reshaped[:3]]
+    reshaped = [
+        f"{k} is {_shape(tensors[k])} not {_shape(expected[k])}"
+        for k in expected
+        if k in tensors and tensors[k].shape != expected[k].shape
+    ]
+    problems = [
+        *([f"missing {', '.join(missing[:3])}"] if missing else []),
+        *([f"unexpected {', '.join(unexpected[:3])}"] if unexpected else []),
+        *reshaped[:3],
+    ]
     if problems:
         raise CheckpointError(f"{path}: not {what} ({'; '.join(problems)})")
 
@@ -201,15 +215,25 @@ def _optimizer_state_dict(opt: torch.optim.Optimizer, tensors: dict[str, torch.T
     live = opt.state_dict()["param_groups"]
     saved = meta["param_groups"]
     if len(saved) != len(live):
-        raise CheckpointError(f"{path.parent / 'state.json'}: the optimiser settings of another model "
-                              f"({len(saved)} parameter groups, not {len(live)})")
+        raise CheckpointError(
+            f"{path.parent / 'state.json'}: the optimiser settings of another model "
+            f"({len(saved)} parameter groups, not {len(live)})"
+        )
     for mine, theirs in zip(live, saved):
         missing, unexpected = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
         if missing or unexpected or theirs["params"] != mine["params"]:
-            what = "; ".join([*([f"missing {', '.join(missing)}"] if missing else []),
-                              *([f"unexpected {', '.join(unexpected)}"] if unexpected else [])]) or "other parameters"
-            raise CheckpointError(f"{path.parent / 'state.json'}: the optimiser settings of another optimiser "
-                                  f"or model ({what})")
+            what = (
+                "; ".join(
+                    [
+                        *([f"missing {', '.join(missing)}"] if missing else []),
+                        *([f"unexpected {', '.join(unexpected)}"] if unexpected else []),
+                    ]
+                )
+                or "other parameters"
+            )
+            raise CheckpointError(
+                f"{path.parent / 'state.json'}: the optimiser settings of another optimiser or model ({what})"
+            )
     params = [p for group in opt.param_groups for p in group["params"]]
     state: dict[int, dict] = {}
     for name, value in [*tensors.items(), *meta["scalars"].items()]:
@@ -217,13 +241,14 @@ def _optimizer_state_dict(opt: torch.optim.Optimizer, tensors: dict[str, torch.T
         if not index.isdigit() or int(index) >= len(params) or not key:
             raise CheckpointError(f"{path}: optimiser state {name!r} names no parameter of this model")
         if torch.is_tensor(value) and value.ndim and value.shape != params[int(index)].shape:
-            raise CheckpointError(f"{path}: optimiser state {name} is {_shape(value)}, its parameter {_shape(params[int(index)])}")
+            raise CheckpointError(
+                f"{path}: optimiser state {name} is {_shape(value)}, its parameter {_shape(params[int(index)])}"
+            )
         state.setdefault(int(index), {})[key] = value
     return {"state": state, "param_groups": saved}
 
 
-def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, world_size: int,
-                  carry_like) -> Snapshot:
+def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, world_size: int, carry_like) -> Snapshot:
     """Read every file of a checkpoint this process needs and check each against the live model,
     EMA, optimiser and carries (carry_like(side): a fresh carry of this run on that canvas);
     CheckpointError names the file."""
@@ -250,7 +275,9 @@ def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, wor
             expected |= _on_side(side, carry_like(side))
         _check_like(tensors, expected, part, "a carry of this run")
         if tensors["torch_rng"].dtype != torch.uint8:
-            raise CheckpointError(f"{part}: not a carry of this run (torch_rng is {tensors['torch_rng'].dtype}, not uint8)")
+            raise CheckpointError(
+                f"{part}: not a carry of this run (torch_rng is {tensors['torch_rng'].dtype}, not uint8)"
+            )
     return Snapshot(ckpt, state["step"], weights, ema_tensors, opt_state, carry)
 
 
@@ -261,5 +288,7 @@ def find_checkpoint(path: str | Path) -> Path:
         return path
     latest = latest_checkpoint(path)
     if latest is None:
-        raise CheckpointError(f"{path}: no checkpoint here (expected a run directory or a checkpoints/step_* directory)")
+        raise CheckpointError(
+            f"{path}: no checkpoint here (expected a run directory or a checkpoints/step_* directory)"
+        )
     return latest

@@ -13,10 +13,10 @@ import torch
 
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import CANVAS_SIDES, PAD, decode_batch, encode_grid, fitting_side
-from arcsolver.model.loss import stablemax_log_probs
 from arcsolver.data.task import Grid, Task
 from arcsolver.engine.scoring import task_score
 from arcsolver.engine.voting import Candidate, vote
+from arcsolver.model.loss import stablemax_log_probs
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,15 @@ def predict(
         mine = [k for k, s in enumerate(sides) if s == side]
         for start in range(0, len(mine), batch_size):
             chunk = mine[start : start + batch_size]
-            boards = np.stack([encode_grid(queries[k].augmentation.apply_grid(tasks[queries[k].task_id].test[queries[k].test_index].input), side)
-                               for k in chunk])
+            boards = np.stack(
+                [
+                    encode_grid(
+                        queries[k].augmentation.apply_grid(tasks[queries[k].task_id].test[queries[k].test_index].input),
+                        side,
+                    )
+                    for k in chunk
+                ]
+            )
             inputs = torch.from_numpy(boards).to(device=device, dtype=torch.long)
             ids = torch.tensor([queries[k].puzzle_id for k in chunk], device=device)
             with autocast_for(device, dtype):
@@ -117,7 +124,9 @@ def predict(
     return results, (kept if keep_log_probs else None)
 
 
-def likelihoods(candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor], canvas: int | None = None) -> list[float]:
+def likelihoods(
+    candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor], canvas: int | None = None
+) -> list[float]:
     """Each candidate's log-likelihood summed over the queries' augmented frames: the candidate
     is mapped into each frame, encoded as a target on that query's canvas (its side follows
     from the log-probabilities' length), and its non-PAD tokens scored. A candidate that does
@@ -138,8 +147,9 @@ def likelihoods(candidates: list[Candidate], queries: list[Query], log_probs: Se
     return scores
 
 
-def rank_by_likelihood(candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor], canvas: int | None,
-                       top: int) -> list[Candidate]:
+def rank_by_likelihood(
+    candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor], canvas: int | None, top: int
+) -> list[Candidate]:
     """The top voted candidates re-ranked by likelihood; the rest follow in vote order."""
     head, tail = candidates[:top], candidates[top:]
     scores = likelihoods(head, queries, log_probs, canvas)
@@ -147,7 +157,9 @@ def rank_by_likelihood(candidates: list[Candidate], queries: list[Query], log_pr
     return [head[i] for i in order] + tail
 
 
-def vote_queries(queries: list[Query], predictions: list[tuple[Grid | None, float]]) -> dict[tuple[str, int], list[Candidate]]:
+def vote_queries(
+    queries: list[Query], predictions: list[tuple[Grid | None, float]]
+) -> dict[tuple[str, int], list[Candidate]]:
     """Ranked candidates for every (task id, test index) among the queries."""
     grouped: dict[tuple[str, int], list] = {}
     for q, p in zip(queries, predictions):

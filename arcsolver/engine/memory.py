@@ -103,7 +103,9 @@ def saved_activation_bytes(model: TRM, size: int, dtype: torch.dtype, train_netw
 
 def activation_bytes_per_sample(model: TRM, dtype: torch.dtype, train_network: bool = True) -> float:
     """Saved-activation bytes one more sample adds to a training step (difference of 2 and 1)."""
-    return float(saved_activation_bytes(model, 2, dtype, train_network) - saved_activation_bytes(model, 1, dtype, train_network))
+    return float(
+        saved_activation_bytes(model, 2, dtype, train_network) - saved_activation_bytes(model, 1, dtype, train_network)
+    )
 
 
 def carry_bytes_per_sample(model: TRM, dtype: torch.dtype) -> float:
@@ -165,8 +167,9 @@ def gpu_budget_for(gigabytes: float) -> float:
     return (gigabytes * GiB - CUDA_CONTEXT) * MARGIN
 
 
-def choose_micro_batch(setting, model: TRM, local_batch: int, dtype, device: torch.device,
-                       cap_gb: float | None, say) -> int | None:
+def choose_micro_batch(
+    setting, model: TRM, local_batch: int, dtype, device: torch.device, cap_gb: float | None, say
+) -> int | None:
     """The micro-batch of a step: as set, or (auto) the largest that fits this GPU, measured on
     the real shapes with the eager network (a compiled one needs no more); None means the whole
     local batch."""
@@ -177,8 +180,10 @@ def choose_micro_batch(setting, model: TRM, local_batch: int, dtype, device: tor
     memory = measure_step_memory(model, dtype)
     budget = gpu_budget(device, cap_gb)
     micro = memory.micro_batch(budget, local_batch)
-    say(f"micro-batch {micro} of {local_batch} per process: {memory.per_sample / 2**20:.0f} MiB per sample, "
-        f"{memory.fixed / GiB:.1f} GiB fixed, budget {budget / GiB:.1f} GiB (optim.micro_batch_size=N to choose)")
+    say(
+        f"micro-batch {micro} of {local_batch} per process: {memory.per_sample / 2**20:.0f} MiB per sample, "
+        f"{memory.fixed / GiB:.1f} GiB fixed, budget {budget / GiB:.1f} GiB (optim.micro_batch_size=N to choose)"
+    )
     return micro
 
 

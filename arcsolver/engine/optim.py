@@ -114,5 +114,3 @@ def clip_grad_norm(model: nn.Module, max_norm: float | None) -> float:
     if max_norm is None:
         return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))) if params else 0.0
     return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-
-

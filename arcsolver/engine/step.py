@@ -16,13 +16,13 @@ from dataclasses import fields
 
 import torch
 
-from arcsolver.data.encoding import PAD
-from arcsolver.model.loss import trm_loss
-from arcsolver.model.trm import TRM, Carry
 from arcsolver.config import OptimConfig
+from arcsolver.data.encoding import PAD
 from arcsolver.data.stream import Batch
 from arcsolver.engine.distributed import Dist, average_gradients, gather
 from arcsolver.engine.optim import EMA, clip_grad_norm
+from arcsolver.model.loss import trm_loss
+from arcsolver.model.trm import TRM, Carry
 
 
 def to_device(b: Batch, device: torch.device) -> dict[str, torch.Tensor]:
@@ -63,9 +63,18 @@ class Stepper:
     out-of-memory retries) for the run's log.
     """
 
-    def __init__(self, model: TRM, forward, optimizer: torch.optim.Optimizer, ema: EMA | None, optim: OptimConfig,
-                 d: Dist, dtype: torch.dtype, micro_batch: int | None = None,
-                 on_message: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        model: TRM,
+        forward,
+        optimizer: torch.optim.Optimizer,
+        ema: EMA | None,
+        optim: OptimConfig,
+        d: Dist,
+        dtype: torch.dtype,
+        micro_batch: int | None = None,
+        on_message: Callable[[str], None] | None = None,
+    ):
         self.model, self.forward, self.optimizer, self.ema = model, forward, optimizer, ema
         self.optim, self.d, self.dtype = optim, d, dtype
         self.micro_batch = micro_batch  # None: the whole local batch at once
@@ -109,8 +118,14 @@ class Stepper:
             chunk = {k: v[s] for k, v in batch.items()}
             with torch.autocast(carry.y.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 next_carry, out = self.forward(_carry_slice(carry, s), chunk)
-            chunk_loss, chunk_metrics = trm_loss(out.logits, out.labels, out.halt_logit, self.model.config.halt_loss_weight,
-                                                 next_carry.halted, next_carry.steps)
+            chunk_loss, chunk_metrics = trm_loss(
+                out.logits,
+                out.labels,
+                out.halt_logit,
+                self.model.config.halt_loss_weight,
+                next_carry.halted,
+                next_carry.steps,
+            )
             (chunk_loss * weight).backward()
             parts.append(next_carry)
             loss = loss + chunk_loss.detach() * weight
@@ -127,8 +142,9 @@ class Stepper:
             group["lr"] = optim.lr * lr_scale
         self.optimizer.step()
         ids, grads = model.puzzle_emb.batch_gradients()
-        model.puzzle_emb.apply_sign_sgd(gather(ids, self.d), gather(grads, self.d), optim.puzzle_emb_lr * lr_scale,
-                                        optim.puzzle_emb_weight_decay)
+        model.puzzle_emb.apply_sign_sgd(
+            gather(ids, self.d), gather(grads, self.d), optim.puzzle_emb_lr * lr_scale, optim.puzzle_emb_weight_decay
+        )
         model.puzzle_emb.clear_batch()
         if self.ema is not None:
             self.ema.update(model)

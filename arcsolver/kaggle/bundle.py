@@ -1,12 +1,12 @@
 """Build the bundle a competitor uploads as a Kaggle dataset.
 
-    wheels/        arcsolver and every runtime dependency but torch, for the target Python on
-                   manylinux x86_64 (Kaggle's image)
-    checkpoint/    model.safetensors, ema.safetensors, state.json of one checkpoint (solving needs
-                   neither the optimiser moments nor the training carry)
-    recipe.toml    the submit recipe
-    manifest.json  versions, the checkpoint's step, the requirements to install, and every file's
-                   size and SHA-256; written last, so a folder without it is an unfinished bundle
+wheels/        arcsolver and every runtime dependency but torch, for the target Python on
+               manylinux x86_64 (Kaggle's image)
+checkpoint/    model.safetensors, ema.safetensors, state.json of one checkpoint (solving needs
+               neither the optimiser moments nor the training carry)
+recipe.toml    the submit recipe
+manifest.json  versions, the checkpoint's step, the requirements to install, and every file's
+               size and SHA-256; written last, so a folder without it is an unfinished bundle
 """
 
 from __future__ import annotations
@@ -88,7 +88,16 @@ def target_args(python_version: str) -> list[str]:
     """pip options that pick wheels for the target Python on manylinux x86_64, whatever runs pip."""
     abi = "cp" + python_version.replace(".", "")
     platforms = [x for p in PLATFORMS for x in ("--platform", p)]
-    return ["--only-binary=:all:", "--python-version", python_version, "--implementation", "cp", "--abi", abi, *platforms]
+    return [
+        "--only-binary=:all:",
+        "--python-version",
+        python_version,
+        "--implementation",
+        "cp",
+        "--abi",
+        abi,
+        *platforms,
+    ]
 
 
 def offline_env() -> dict:
@@ -103,7 +112,9 @@ def source_tree() -> Path:
     root = Path(arcsolver.__file__).resolve().parent.parent
     pyproject = root / "pyproject.toml"
     if not pyproject.exists() or 'name = "arcsolver"' not in pyproject.read_text(encoding="utf-8"):
-        raise ArcsolverError(f"arcsolver is imported from {root}, not a source checkout: run the bundle from a clone of the project")
+        raise ArcsolverError(
+            f"arcsolver is imported from {root}, not a source checkout: run the bundle from a clone of the project"
+        )
     return root
 
 
@@ -113,10 +124,15 @@ def build_wheel(source: Path, wheel_dir: Path) -> Path:
         copy = Path(tmp) / "src"
         copy.mkdir()
         for path in source.iterdir():
-            if path.is_file() and (path.suffix in (".toml", ".cfg", ".in", ".md") or path.name in ("setup.py", "LICENSE")):
+            if path.is_file() and (
+                path.suffix in (".toml", ".cfg", ".in", ".md") or path.name in ("setup.py", "LICENSE")
+            ):
                 shutil.copy2(path, copy / path.name)
         shutil.copytree(source / "arcsolver", copy / "arcsolver", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        pip(["wheel", "--no-deps", "--quiet", "--wheel-dir", str(Path(tmp) / "out"), str(copy)], "pip wheel (building arcsolver)")
+        pip(
+            ["wheel", "--no-deps", "--quiet", "--wheel-dir", str(Path(tmp) / "out"), str(copy)],
+            "pip wheel (building arcsolver)",
+        )
         built = list((Path(tmp) / "out").glob("arcsolver-*.whl"))
         if len(built) != 1:
             raise ArcsolverError(f"pip wheel built {len(built)} arcsolver wheels from {source}, expected one")
@@ -139,9 +155,17 @@ def runtime_requirements(metadata, python_version: str) -> list[str]:
     except ImportError:
         raise ArcsolverError("building a bundle needs the 'packaging' package: pip install packaging") from None
     # pip download --python-version judges markers by the running interpreter, so judge them here.
-    target = {"python_version": python_version, "python_full_version": f"{python_version}.0", "sys_platform": "linux",
-              "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix", "extra": "",
-              "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+    target = {
+        "python_version": python_version,
+        "python_full_version": f"{python_version}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "os_name": "posix",
+        "extra": "",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
     kept = []
     for line in metadata.get_all("Requires-Dist") or []:
         req = Requirement(line)
@@ -153,19 +177,23 @@ def runtime_requirements(metadata, python_version: str) -> list[str]:
 
 
 def download_dependencies(requirements: list[str], python_version: str, wheel_dir: Path) -> None:
-    pip(["download", "--quiet", "--dest", str(wheel_dir), *target_args(python_version), *requirements],
-        f"pip download (the dependencies for Python {python_version})")
+    pip(
+        ["download", "--quiet", "--dest", str(wheel_dir), *target_args(python_version), *requirements],
+        f"pip download (the dependencies for Python {python_version})",
+    )
     pulled = [w.name for w in wheel_dir.glob("*.whl") if w.name.split("-")[0].lower() in NOT_BUNDLED]
     if pulled:
-        raise ArcsolverError(f"a dependency pulled {', '.join(pulled)} into the bundle; it must come from Kaggle's image")
+        raise ArcsolverError(
+            f"a dependency pulled {', '.join(pulled)} into the bundle; it must come from Kaggle's image"
+        )
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
     """The checkpoint directory for path (validated by loading it on the CPU) and its step."""
     import torch
 
-    from arcsolver.solve.adapt import load_model
     from arcsolver.engine.checkpoint import find_checkpoint, read_state
+    from arcsolver.solve.adapt import load_model
 
     if not Path(path).exists():
         raise CheckpointError(f"{path}: no such checkpoint or run directory")
@@ -186,13 +214,16 @@ def write_manifest(root: Path, manifest: Manifest) -> None:
 
 
 def file_entries(root: Path) -> list[FileEntry]:
-    return [FileEntry(path=p.as_posix(), size=(root / p).stat().st_size, sha256=sha256(root / p)) for p in bundle_files(root)]
+    return [
+        FileEntry(path=p.as_posix(), size=(root / p).stat().st_size, sha256=sha256(root / p))
+        for p in bundle_files(root)
+    ]
 
 
 def build_bundle(checkpoint: str | Path, out: Path, recipe: str = "kaggle", python_version: str = "3.11") -> Manifest:
     """Write the bundle for a checkpoint (or a run's newest) into out, which must be empty or absent."""
-    from arcsolver.recipes import load_recipe, recipe_path
     from arcsolver.config import SolveConfig
+    from arcsolver.recipes import load_recipe, recipe_path
 
     if not re.fullmatch(r"3\.\d+", python_version):
         raise ArcsolverError(f"--python-version {python_version!r}: expected major.minor, e.g. 3.11")
@@ -211,8 +242,13 @@ def build_bundle(checkpoint: str | Path, out: Path, recipe: str = "kaggle", pyth
         copy_checkpoint(ckpt_dir, out / CHECKPOINT)
         shutil.copyfile(recipe_file, out / RECIPE)
         manifest = Manifest(
-            arcsolver=metadata["Version"], python=python_version, platform="manylinux x86_64", recipe=recipe_file.stem,
-            checkpoint=CheckpointInfo(name=ckpt_dir.name, step=step), requirements=requirements, files=file_entries(out),
+            arcsolver=metadata["Version"],
+            python=python_version,
+            platform="manylinux x86_64",
+            recipe=recipe_file.stem,
+            checkpoint=CheckpointInfo(name=ckpt_dir.name, step=step),
+            requirements=requirements,
+            files=file_entries(out),
         )
         write_manifest(out, manifest)
     except BaseException:

@@ -17,7 +17,15 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from arcsolver.errors import ArcsolverError
 from arcsolver.kaggle.bundle import (
-    CHECKPOINT, MANIFEST, WHEELS, Manifest, bundle_files, offline_env, pip, sha256, target_args,
+    CHECKPOINT,
+    MANIFEST,
+    WHEELS,
+    Manifest,
+    bundle_files,
+    offline_env,
+    pip,
+    sha256,
+    target_args,
 )
 
 
@@ -36,20 +44,29 @@ def read_manifest(bundle: Path) -> Manifest:
     if not bundle.is_dir():
         raise ArcsolverError(f"{bundle}: no such folder")
     if not path.is_file():
-        raise ArcsolverError(f"{path}: missing; an unfinished bundle, or not one (build it with `arcsolver kaggle bundle`)")
+        raise ArcsolverError(
+            f"{path}: missing; an unfinished bundle, or not one (build it with `arcsolver kaggle bundle`)"
+        )
     manifest = validate(Manifest, read_json(path), str(path))
     for entry in manifest.files:
         if outside_bundle(entry.path):
-            raise ArcsolverError(f"{path}: lists {entry.path!r}, which is not a relative path inside the bundle; "
-                                 "rebuild the bundle with `arcsolver kaggle bundle`")
+            raise ArcsolverError(
+                f"{path}: lists {entry.path!r}, which is not a relative path inside the bundle; "
+                "rebuild the bundle with `arcsolver kaggle bundle`"
+            )
     return manifest
 
 
 def outside_bundle(rel: str) -> bool:
     """Whether a manifest path could name a file outside the bundle (absolute, a drive, '..', empty)."""
     posix, windows = PurePosixPath(rel), PureWindowsPath(rel)
-    return (not rel or posix.is_absolute() or bool(windows.drive or windows.root)
-            or ".." in posix.parts or ".." in windows.parts)
+    return (
+        not rel
+        or posix.is_absolute()
+        or bool(windows.drive or windows.root)
+        or ".." in posix.parts
+        or ".." in windows.parts
+    )
 
 
 def file_problems(bundle: Path, manifest: Manifest) -> list[str]:
@@ -73,27 +90,51 @@ def file_problems(bundle: Path, manifest: Manifest) -> list[str]:
 def trial_install(bundle: Path, manifest: Manifest, report: CheckReport) -> None:
     """Install the wheels offline into an empty folder, as the notebook does, and import from it."""
     with tempfile.TemporaryDirectory(prefix="arcsolver-check-") as target:
-        install = ["install", "--no-index", "--find-links", str(bundle / WHEELS), "--target", target, "--no-compile",
-                   "--quiet", *target_args(manifest.python)]
+        install = [
+            "install",
+            "--no-index",
+            "--find-links",
+            str(bundle / WHEELS),
+            "--target",
+            target,
+            "--no-compile",
+            "--quiet",
+            *target_args(manifest.python),
+        ]
         try:
-            pip([*install, "--no-deps", f"arcsolver=={manifest.arcsolver}"], "offline install of arcsolver", offline_env())
+            pip(
+                [*install, "--no-deps", f"arcsolver=={manifest.arcsolver}"],
+                "offline install of arcsolver",
+                offline_env(),
+            )
             pip([*install, *manifest.requirements], "offline install of its requirements", offline_env())
         except ArcsolverError as e:
             report.problems.append(f"{bundle / WHEELS}: {e}")
             return
         installed = sorted(p.name.split("-")[0] for p in Path(target).glob("*.dist-info"))
         if "torch" in installed:
-            report.problems.append(f"{bundle / WHEELS}: holds torch, which must come from Kaggle's image (its CUDA build)")
+            report.problems.append(
+                f"{bundle / WHEELS}: holds torch, which must come from Kaggle's image (its CUDA build)"
+            )
             return
         report.summary.append(f"offline install: {len(installed)} packages ({', '.join(installed)}), no torch")
         if manifest.python != f"{sys.version_info.major}.{sys.version_info.minor}":
-            report.summary.append(f"import: skipped (this is Python {sys.version.split()[0]}, the wheels are for {manifest.python})")
+            report.summary.append(
+                f"import: skipped (this is Python {sys.version.split()[0]}, the wheels are for {manifest.python})"
+            )
             return
         # The bundled code and dependencies first on the path, this environment's torch behind them
         # (run in the target folder: a checkout's arcsolver/ in the working directory would win).
-        probe = "import arcsolver, arcsolver.cli, arcsolver.solve.solver; print(arcsolver.__file__)"
-        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=target,
-                              env={**os.environ, "PYTHONPATH": target})
+        probe = (
+            "import arcsolver, arcsolver.cli, arcsolver.solve.solver, arcsolver.solve.shards; print(arcsolver.__file__)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            cwd=target,
+            env={**os.environ, "PYTHONPATH": target},
+        )
         lines = (done.stdout + done.stderr).strip().splitlines() or ["no output"]
         if done.returncode or not lines[-1].startswith(target):
             report.problems.append(f"{bundle / WHEELS}: the installed arcsolver does not import: {lines[-1]}")
@@ -104,8 +145,8 @@ def trial_install(bundle: Path, manifest: Manifest, report: CheckReport) -> None
 def verify_checkpoint(bundle: Path, manifest: Manifest, report: CheckReport) -> None:
     import torch
 
-    from arcsolver.solve.adapt import load_model
     from arcsolver.engine.checkpoint import read_state
+    from arcsolver.solve.adapt import load_model
 
     try:
         model, cfg, ckpt_dir = load_model(bundle / CHECKPOINT, torch.device("cpu"))
@@ -116,8 +157,10 @@ def verify_checkpoint(bundle: Path, manifest: Manifest, report: CheckReport) -> 
     if step != manifest.checkpoint.step:
         report.problems.append(f"{ckpt_dir / 'state.json'}: step {step}, the manifest says {manifest.checkpoint.step}")
     n_params = sum(p.numel() for p in model.parameters())
-    report.summary.append(f"checkpoint: step {step} (from {manifest.checkpoint.name}), {n_params:,} parameters, "
-                          f"canvas {cfg.model.canvas}x{cfg.model.canvas}")
+    report.summary.append(
+        f"checkpoint: step {step} (from {manifest.checkpoint.name}), {n_params:,} parameters, "
+        f"canvas {cfg.model.canvas}x{cfg.model.canvas}"
+    )
 
 
 def check_bundle(bundle: Path) -> CheckReport:
@@ -130,8 +173,10 @@ def check_bundle(bundle: Path) -> CheckReport:
         report.problems.append(str(e))
         return report
     total = sum(entry.size for entry in manifest.files)
-    report.summary.append(f"bundle: arcsolver {manifest.arcsolver} for Python {manifest.python} ({manifest.platform}), "
-                          f"recipe {manifest.recipe}, {len(manifest.files)} files, {total / 1e6:.1f} MB")
+    report.summary.append(
+        f"bundle: arcsolver {manifest.arcsolver} for Python {manifest.python} ({manifest.platform}), "
+        f"recipe {manifest.recipe}, {len(manifest.files)} files, {total / 1e6:.1f} MB"
+    )
     problems = file_problems(bundle, manifest)
     report.problems += problems
     if not problems:

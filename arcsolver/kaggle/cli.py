@@ -8,16 +8,22 @@ import typer
 
 from arcsolver.console import console, err_console, one_line, user_errors
 
-kaggle_app = typer.Typer(help="The Kaggle submission: the dataset bundle the notebook installs from.", no_args_is_help=True)
+kaggle_app = typer.Typer(
+    help="The Kaggle submission: the dataset bundle the notebook installs from.", no_args_is_help=True
+)
 
 
 @kaggle_app.command("bundle")
 @user_errors
 def bundle(
     checkpoint: str = typer.Option(..., help="A checkpoint or run directory (then its newest checkpoint)."),
-    out: Path = typer.Option(..., "--out", help="The folder to write (absent or empty); upload it as a Kaggle dataset."),
+    out: Path = typer.Option(
+        ..., "--out", help="The folder to write (absent or empty); upload it as a Kaggle dataset."
+    ),
     recipe: str = typer.Option("kaggle", help="A submit recipe file, or the name of a shipped one (submit/*.toml)."),
-    python_version: str = typer.Option("3.11", "--python-version", help="The Python of the Kaggle image the wheels are for."),
+    python_version: str = typer.Option(
+        "3.11", "--python-version", help="The Python of the Kaggle image the wheels are for."
+    ),
 ) -> None:
     """Write the wheels, the checkpoint, the recipe and a manifest for the offline Kaggle notebook."""
     from arcsolver.kaggle.bundle import build_bundle
@@ -30,15 +36,22 @@ def bundle(
         f"wrote {one_line(str(out))}: arcsolver {manifest.arcsolver} and {len(wheels) - 1} dependencies for Python {manifest.python} "
         f"({sum(f.size for f in wheels) / 1e6:.1f} MB), checkpoint step {manifest.checkpoint.step} "
         f"({sum(f.size for f in ckpt) / 1e6:.1f} MB), recipe {manifest.recipe}; {total / 1e6:.1f} MB in all",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
-    console.print(f"check it with `arcsolver kaggle check {one_line(str(out))}`, then upload it as the dataset the notebook attaches "
-                  "(arcsolver-bundle)", highlight=False, soft_wrap=True)
+    console.print(
+        f"check it with `arcsolver kaggle check {one_line(str(out))}`, then upload it as the dataset the notebook attaches "
+        "(arcsolver-bundle)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @kaggle_app.command("check")
 @user_errors
-def check(bundle_dir: Path = typer.Argument(..., metavar="DIR", help="A bundle written by `arcsolver kaggle bundle`.")) -> None:
+def check(
+    bundle_dir: Path = typer.Argument(..., metavar="DIR", help="A bundle written by `arcsolver kaggle bundle`."),
+) -> None:
     """Verify a bundle: sums and sizes, an offline install into an empty folder, the checkpoint loads."""
     from arcsolver.kaggle.check import check_bundle
 

@@ -30,6 +30,8 @@ def _check_rows(n_rows: int) -> None:
 class PuzzleEmbedding(nn.Module):
     """A table of n_rows x dim task vectors; row 0 is blank. All rows start at zero."""
 
+    weight: torch.Tensor  # a buffer: sign-SGD updates it, not the optimiser
+
     def __init__(self, n_rows: int, dim: int):
         super().__init__()
         _check_rows(n_rows)
@@ -67,9 +69,7 @@ class PuzzleEmbedding(nn.Module):
         return torch.cat(self._batch_ids), torch.cat(grads)
 
     @torch.no_grad()
-    def apply_sign_sgd(
-        self, ids: torch.Tensor, grads: torch.Tensor, lr: float, weight_decay: float
-    ) -> None:
+    def apply_sign_sgd(self, ids: torch.Tensor, grads: torch.Tensor, lr: float, weight_decay: float) -> None:
         """Sign-SGD with decoupled weight decay on the rows in `ids` only (never the blank row).
 
         Gradients are summed per unique id first: w <- w * (1 - lr * wd) - lr * sign(sum g).

@@ -1,12 +1,12 @@
 """The Tiny Recursive Model: one small network f refines an answer y through a latent z.
 
-    x = embed(puzzle vector, input canvas)
-    one recursion:        n times  z = f(z, x + y);  then  y = f(y, z)
-    one supervision step: T recursions, the first T-1 without gradients
-    deep supervision:     up to N_sup steps per sample, y and z carried (detached) between
-                          steps, a loss and an optimiser step after each; a sample halts when
-                          its halting logit says its answer is right, and a fresh one takes
-                          its place in the batch.
+x = embed(puzzle vector, input canvas)
+one recursion:        n times  z = f(z, x + y);  then  y = f(y, z)
+one supervision step: T recursions, the first T-1 without gradients
+deep supervision:     up to N_sup steps per sample, y and z carried (detached) between
+                      steps, a loss and an optimiser step after each; a sample halts when
+                      its halting logit says its answer is right, and a fresh one takes
+                      its place in the batch.
 """
 
 from __future__ import annotations
@@ -39,13 +39,25 @@ class TRMConfig(BaseModel):
     n_recursions: int = Field(3, ge=1, description="T: recursions per supervision step, T-1 without grad")
     n_supervision: int = Field(16, ge=1, description="N_sup: most supervision steps per sample")
     puzzle_emb_len: int = Field(16, ge=1, description="prefix positions; the task vector fills the first")
-    n_puzzle_ids: int = Field(1, ge=1, description="derived, not a setting: rows of the task-vector table, blank row 0 included; pretraining sets it from the data's task versions, adaptation from the checkpoint's table")
+    n_puzzle_ids: int = Field(
+        1,
+        ge=1,
+        description="derived, not a setting: rows of the task-vector table, blank row 0 included; pretraining sets it from the data's task versions, adaptation from the checkpoint's table",
+    )
     canvas: int = Field(30, gt=0, description="side of the largest canvas (the fixed one with rope1d)")
-    vocab_size: int = Field(VOCAB_SIZE, description="tokens: PAD, EOS and 10 colours; fixed by the encoding, not a setting (saved configs hold it)")
+    vocab_size: int = Field(
+        VOCAB_SIZE,
+        description="tokens: PAD, EOS and 10 colours; fixed by the encoding, not a setting (saved configs hold it)",
+    )
     rope_theta: float = Field(10000.0, gt=0, description="RoPE base")
-    positions: Positions = Field("rope1d", description="rope1d: the paper's RoPE over the flattened canvas (one canvas size); rope2d: over (row, column), any canvas")
+    positions: Positions = Field(
+        "rope1d",
+        description="rope1d: the paper's RoPE over the flattened canvas (one canvas size); rope2d: over (row, column), any canvas",
+    )
     rms_eps: float = Field(1e-5, gt=0, description="RMSNorm epsilon")
-    halt_exploration_prob: float = Field(0.1, ge=0, le=1, description="share of samples forced to a random minimum number of steps")
+    halt_exploration_prob: float = Field(
+        0.1, ge=0, le=1, description="share of samples forced to a random minimum number of steps"
+    )
     halt_loss_weight: float = Field(0.5, ge=0, description="weight of the halting BCE in the loss")
 
     @model_validator(mode="after")
@@ -54,7 +66,9 @@ class TRMConfig(BaseModel):
             raise ValueError(f"hidden_size {self.hidden_size} must be divisible by n_heads {self.n_heads}")
         check_head_dim(self.positions, self.head_dim)
         if self.vocab_size != VOCAB_SIZE:
-            raise ValueError(f"vocab_size must be {VOCAB_SIZE}, the tokens the encoding writes (PAD, EOS and 10 colours)")
+            raise ValueError(
+                f"vocab_size must be {VOCAB_SIZE}, the tokens the encoding writes (PAD, EOS and 10 colours)"
+            )
         return self
 
     @property
@@ -108,6 +122,9 @@ def _batch_fields(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 class TRM(nn.Module):
     """Tiny Recursive Model: network f, token and task embeddings, answer and halting heads."""
 
+    y_init: torch.Tensor  # buffers, registered in __init__
+    z_init: torch.Tensor
+
     def __init__(self, config: TRMConfig):
         super().__init__()
         self.config = config
@@ -119,8 +136,7 @@ class TRM(nn.Module):
         self.puzzle_emb = PuzzleEmbedding(config.n_puzzle_ids, D)
         self.rotary = RotaryEmbedding.from_config(config)
         self.blocks = nn.ModuleList(
-            Block(D, config.n_heads, config.expansion, config.rms_eps)
-            for _ in range(config.n_layers)
+            Block(D, config.n_heads, config.expansion, config.rms_eps) for _ in range(config.n_layers)
         )
         # Where the answer and the reasoning start, broadcast over positions. Fixed random
         # vectors, saved with the model: with T > 1 the no-grad recursions come right after
@@ -244,9 +260,7 @@ class TRM(nn.Module):
     # --- inference ---------------------------------------------------------------------
 
     @torch.no_grad()
-    def predict(
-        self, inputs: torch.Tensor, puzzle_ids: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """All N_sup supervision steps from scratch, without halting or gradients.
 
         Returns the last step's logits [B, H*W, vocab] and halt logits [B], in either mode.

@@ -121,8 +121,14 @@ def plot_training_curves(run_dir, out=None) -> Path:
         ax = fig.add_subplot(n_rows, n_cols, i + 1)
         for j, (label, steps, values) in enumerate(lines):
             # Evaluations are few: mark each one, or a single point would not show at all.
-            ax.plot(steps, values, label=f"{label} ({values[-1]:.3g})", linewidth=1.8 if j == 0 else 1.0,
-                    marker="o" if len(steps) < 20 else None, markersize=4)
+            ax.plot(
+                steps,
+                values,
+                label=f"{label} ({values[-1]:.3g})",
+                linewidth=1.8 if j == 0 else 1.0,
+                marker="o" if len(steps) < 20 else None,
+                markersize=4,
+            )
         values = [v for _, _, vs in lines for v in vs if math.isfinite(v)]
         if title == "loss" and values and min(values) > 0 and max(values) > LOG_SCALE_SPAN * min(values):
             ax.set_yscale("log")

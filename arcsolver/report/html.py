@@ -71,7 +71,12 @@ def _cell_px(grids: list[Grid]) -> int:
 
 
 def task_section(
-    task_id: str, order: int, tests: pd.DataFrame, attempts: list[list[Grid | None]], answers: list[Grid], task: Task | None
+    task_id: str,
+    order: int,
+    tests: pd.DataFrame,
+    attempts: list[list[Grid | None]],
+    answers: list[Grid],
+    task: Task | None,
 ) -> str:
     """One task's card. tests: its rows of the per-test table; task: its challenge (None: unknown)."""
     demos = task.train if task is not None else ()
@@ -93,7 +98,7 @@ def task_section(
     if demos:
         pairs = "".join(
             f'<div class="pair">{_figure(p.input, f"in {i}", cell)}<span class="arrow">&rarr;</span>'
-            f'{_figure(p.output, f"out {i}", cell)}</div>'
+            f"{_figure(p.output, f'out {i}', cell)}</div>"
             for i, p in enumerate(demos)
         )
         body.append(f'<div class="row"><h3>demonstrations</h3><div class="grids">{pairs}</div></div>')
@@ -102,7 +107,9 @@ def task_section(
         figures = []
         if i < len(inputs):
             figures.append(_figure(inputs[i], "test input", cell))
-        for n, (attempt, correct) in enumerate(((attempt_1, row["attempt_1_correct"]), (attempt_2, row["attempt_2_correct"])), 1):
+        for n, (attempt, correct) in enumerate(
+            ((attempt_1, row["attempt_1_correct"]), (attempt_2, row["attempt_2_correct"])), 1
+        ):
             mark = " &#10003;" if correct else ""
             figures.append(_figure(attempt, f"attempt {n}{mark}", cell, "hit" if correct else "", answer))
         figures.append(_figure(answer, "answer", cell, "answer"))
@@ -127,8 +134,14 @@ def evaluation_page(
     """The whole HTML page. tasks supplies demonstrations and test inputs where it holds the task;
     sources (label -> file name) is listed under the scores."""
     sections = [
-        task_section(task_id, order, tests, submission[task_id], solutions[task_id],
-                     tasks[task_id] if tasks is not None and task_id in tasks else None)
+        task_section(
+            task_id,
+            order,
+            tests,
+            submission[task_id],
+            solutions[task_id],
+            tasks[task_id] if tasks is not None and task_id in tasks else None,
+        )
         for order, (task_id, tests) in enumerate(result.per_test.groupby("task_id", sort=False))
     ]
     cells = [sum(a.size for a in solutions[t]) for t in result.per_task["task_id"]]
@@ -138,7 +151,9 @@ def evaluation_page(
         ("per-cell accuracy", f"{result.cell_accuracy:.4f}", "attempt_1's right cells"),
         ("tasks solved", f"{result.solved_tasks} of {result.n_tasks}", "every test output right"),
     ]
-    score_html = "".join(f'<div class="score"><b>{v}</b><span>{k}</span><small>{note}</small></div>' for k, v, note in scores)
+    score_html = "".join(
+        f'<div class="score"><b>{v}</b><span>{k}</span><small>{note}</small></div>' for k, v, note in scores
+    )
     source_html = " &middot; ".join(f"{escape(k)}: <code>{escape(v)}</code>" for k, v in (sources or {}).items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -161,7 +176,9 @@ def evaluation_page(
 """
 
 
-def write_evaluation_page(path, result: EvaluationResult, submission_path, solutions_path, challenges_path=None) -> Path | None:
+def write_evaluation_page(
+    path, result: EvaluationResult, submission_path, solutions_path, challenges_path=None
+) -> Path | None:
     """Write the page for a submission scored by `evaluate_submission`. The demonstrations come from
     challenges_path, else from the `*_challenges.json` beside the solutions; returns the file used."""
     submission_path, solutions_path = Path(submission_path), Path(solutions_path)
@@ -171,7 +188,9 @@ def write_evaluation_page(path, result: EvaluationResult, submission_path, solut
     tasks = None
     sources = {"submission": submission_path.name, "solutions": solutions_path.name}
     if challenges is not None:
-        tasks, _ = read_challenges(challenges, solutions_path)  # a task that does not parse shows without demonstrations
+        tasks, _ = read_challenges(
+            challenges, solutions_path
+        )  # a task that does not parse shows without demonstrations
         sources["challenges"] = challenges.name
     else:
         sources["challenges"] = "none found (pass --challenges for the demonstrations)"

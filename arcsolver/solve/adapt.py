@@ -18,20 +18,18 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from arcsolver.config import PretrainConfig, SolveConfig
+from arcsolver.data.stream import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
 from arcsolver.data.task import Task
+from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine.distributed import Dist
+from arcsolver.engine.inference import model_canvases
+from arcsolver.engine.memory import choose_micro_batch
+from arcsolver.engine.optim import EMA, build_optimizer, warmup_factor
 from arcsolver.engine.step import Stepper, to_device
 from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import validate
-from arcsolver.config import SolveConfig
-from arcsolver.engine.inference import model_canvases
-from arcsolver.engine import checkpoint as ckpt
-from arcsolver.config import PretrainConfig
-from arcsolver.data.stream import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
-from arcsolver.engine.distributed import Dist
-from arcsolver.engine.memory import choose_micro_batch
-from arcsolver.engine.optim import EMA, build_optimizer, warmup_factor
-
 
 # The pretrained puzzle table's key, and how many of its rows are read at a time to average it
 # (64Ki rows of 512 floats: 128 MiB, where the whole table can reach 2 GB).
@@ -101,8 +99,10 @@ def check_ema_keys(model: TRM, ema: dict[str, torch.Tensor], path: Path) -> None
     unexpected = sorted(set(ema) - set(model.state_dict()))
     problems = [f"{what} {names_of(keys)}" for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
     if problems:
-        raise CheckpointError(f"{path}: not the EMA of this checkpoint's model ({'; '.join(problems)}); "
-                              "delete it to solve with model.safetensors alone")
+        raise CheckpointError(
+            f"{path}: not the EMA of this checkpoint's model ({'; '.join(problems)}); "
+            "delete it to solve with model.safetensors alone"
+        )
 
 
 def names_of(keys: list[str], shown: int = 3) -> str:
@@ -144,9 +144,17 @@ def adaptation_stream(model: TRM, puzzles: list[Puzzle], first_id: int, tasks: l
     return SizedStream(puzzles, pairs, canvases, cfg.run.seed, cfg.data.translate, first_id=first_id)
 
 
-def adapt(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, deadline: float | None = None,
-          on_step=None, micro_batch: int | None = None, on_message=None,
-          added: tuple[list[Puzzle], int] | None = None) -> Adapted:
+def adapt(
+    model: TRM,
+    tasks: list[Task],
+    cfg: SolveConfig,
+    dtype: torch.dtype,
+    deadline: float | None = None,
+    on_step=None,
+    micro_batch: int | None = None,
+    on_message=None,
+    added: tuple[list[Puzzle], int] | None = None,
+) -> Adapted:
     """Fine-tune model (in place) on the demonstration pairs of tasks, until cfg.adapt.steps or
     the monotonic-clock deadline; the EMA weights are left in the model at the end.
 
@@ -198,23 +206,33 @@ def pick_micro_batch(model: TRM, cfg: SolveConfig, dtype: torch.dtype, device: t
     """The adaptation's micro-batch (see choose_micro_batch); if measuring fails, the whole
     batch, which the out-of-memory retry then shrinks as needed."""
     try:
-        return choose_micro_batch(cfg.optim.micro_batch_size, model, cfg.optim.global_batch_size, dtype, device,
-                                  cfg.run.gpu_memory_gb, say)
+        return choose_micro_batch(
+            cfg.optim.micro_batch_size, model, cfg.optim.global_batch_size, dtype, device, cfg.run.gpu_memory_gb, say
+        )
     except Exception as e:  # the measurement must never cost the solve
         say(f"could not measure the adaptation's memory ({error_line(e)}); starting with the whole batch")
         return None
 
 
-def adapt_or_restore(model: TRM, tasks: list[Task], cfg: SolveConfig, dtype: torch.dtype, deadline: float | None,
-                     on_step, micro_batch: int | None = None, on_message=None) -> tuple[Adapted, str | None]:
+def adapt_or_restore(
+    model: TRM,
+    tasks: list[Task],
+    cfg: SolveConfig,
+    dtype: torch.dtype,
+    deadline: float | None,
+    on_step,
+    micro_batch: int | None = None,
+    on_message=None,
+) -> tuple[Adapted, str | None]:
     """Adapt model to tasks, or, if adaptation fails for any reason, put the network back as it
     was and return why: the tasks' rows exist either way, so inference can always run."""
     started = time.monotonic()
     saved = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     added = add_puzzles(model, tasks, cfg)
     try:
-        return adapt(model, tasks, cfg, dtype, deadline, on_step, micro_batch=micro_batch, on_message=on_message,
-                     added=added), None
+        return adapt(
+            model, tasks, cfg, dtype, deadline, on_step, micro_batch=micro_batch, on_message=on_message, added=added
+        ), None
     except Exception as e:  # out of GPU memory included: the unadapted network still answers
         reason = error_line(e)
     # Past the except block the exception is gone, and with it the failed step's tensors.

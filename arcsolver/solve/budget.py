@@ -20,8 +20,9 @@ def solve_deadline(cfg: SolveConfig) -> float | None:
     return None if budget is None else time.monotonic() + budget - cfg.run.safety_margin_s
 
 
-def adaptation_deadline(model, todo: list[Task], cfg: SolveConfig, canvas, dtype, deadline: float | None,
-                        say) -> float | None:
+def adaptation_deadline(
+    model, todo: list[Task], cfg: SolveConfig, canvas, dtype, deadline: float | None, say
+) -> float | None:
     """The monotonic time at which adaptation must stop for the inference of todo to end by
     deadline (one line to say with the estimate); None without a deadline or tasks."""
     if deadline is None or not todo:
@@ -30,8 +31,10 @@ def adaptation_deadline(model, todo: list[Task], cfg: SolveConfig, canvas, dtype
     n_queries = sum(len(t.test) for t in todo) * n_versions
     estimate = inference_seconds(model, todo, cfg, canvas, dtype, n_versions)
     stop = deadline - INFERENCE_SPARE * estimate
-    say(f"inference estimate {estimate:.0f}s for {n_queries} queries; "
-        f"adaptation until {max(stop - time.monotonic(), 0):.0f}s from now")
+    say(
+        f"inference estimate {estimate:.0f}s for {n_queries} queries; "
+        f"adaptation until {max(stop - time.monotonic(), 0):.0f}s from now"
+    )
     return stop
 
 

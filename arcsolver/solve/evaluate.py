@@ -11,8 +11,8 @@ import pandas as pd
 from arcsolver.atomic import atomic_write_text
 from arcsolver.data.loaders import first_of, read_json
 from arcsolver.data.task import Grid, GridError, as_grid
-from arcsolver.errors import DataError, SubmissionRejected
 from arcsolver.engine.scoring import cell_accuracy, same_grid, test_output_solved
+from arcsolver.errors import DataError, SubmissionRejected
 from arcsolver.solve.submission import coverage_problems, parse_submission
 
 
@@ -68,7 +68,9 @@ def read_solutions(path) -> dict[str, list[Grid]]:
     path = Path(path)
     obj = read_json(path)
     if not isinstance(obj, dict):
-        raise DataError(f"{path}: expected an object mapping task ids to lists of output grids, got {type(obj).__name__}")
+        raise DataError(
+            f"{path}: expected an object mapping task ids to lists of output grids, got {type(obj).__name__}"
+        )
     solutions, problems = {}, []
     for task_id, outputs in obj.items():
         if not isinstance(outputs, list) or not outputs:

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from arcsolver.atomic import reported_writes, write_problem
-from arcsolver.console import one_line as escaped
 from arcsolver.config import SolveConfig
+from arcsolver.console import one_line as escaped
 from arcsolver.solve.submission import read_for_submission, submission_json, write_submission
 from arcsolver.solve.writer import RANKINGS, side_path
 
@@ -33,8 +33,17 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def solve_sharded(challenges: Path, out: Path, checkpoint: str, recipe: str, overrides: list[str], workers: int,
-                  cfg: SolveConfig, console, merge_every_s: float = MERGE_EVERY_S) -> None:
+def solve_sharded(
+    challenges: Path,
+    out: Path,
+    checkpoint: str,
+    recipe: str,
+    overrides: list[str],
+    workers: int,
+    cfg: SolveConfig,
+    console,
+    merge_every_s: float = MERGE_EVERY_S,
+) -> None:
     """One process per GPU over disjoint task shards, merged into out (and its side files) every
     merge_every_s seconds while they run and once more at the end: a parent killed mid-run
     leaves every task finished so far answered. The workers die with the parent."""
@@ -46,7 +55,9 @@ def solve_sharded(challenges: Path, out: Path, checkpoint: str, recipe: str, ove
         part.unlink(missing_ok=True)  # an earlier run's shard must not be merged into this one
     with reported_writes(out):  # before any work: nothing is lost by stopping here
         merge_shards(targets, base)
-    procs = [start_worker(k, workers, challenges, Path(out), checkpoint, recipe, overrides, cfg) for k in range(workers)]
+    procs = [
+        start_worker(k, workers, challenges, Path(out), checkpoint, recipe, overrides, cfg) for k in range(workers)
+    ]
     seen: dict = {}
     warned = False
     while any(p.poll() is None for p in procs):
@@ -57,8 +68,11 @@ def solve_sharded(challenges: Path, out: Path, checkpoint: str, recipe: str, ove
                 merge_shards(targets, base)
             except OSError as e:  # a full disk may clear: the next round tries again, the end reports it
                 if not warned:
-                    console.print(f"[yellow]{escaped(f'{out}: cannot write ({write_problem(e)}); trying again')}",
-                                  highlight=False, soft_wrap=True)
+                    console.print(
+                        f"[yellow]{escaped(f'{out}: cannot write ({write_problem(e)}); trying again')}",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
                 warned = True
                 continue
             seen = now
@@ -125,15 +139,38 @@ def wait_some(procs: list[subprocess.Popen], seconds: float) -> None:
             return
 
 
-def start_worker(k: int, workers: int, challenges: Path, out: Path, checkpoint: str, recipe: str,
-                 overrides: list[str], cfg: SolveConfig) -> subprocess.Popen:
+def start_worker(
+    k: int,
+    workers: int,
+    challenges: Path,
+    out: Path,
+    checkpoint: str,
+    recipe: str,
+    overrides: list[str],
+    cfg: SolveConfig,
+) -> subprocess.Popen:
     """`arcsolver solve` over shard k, writing its own files beside out, tied to this process."""
     env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
     if visible_gpus():
         env["CUDA_VISIBLE_DEVICES"] = str(k)
-    cmd = [sys.executable, "-m", "arcsolver", "solve", str(challenges), "--out", str(shard_path(out, k)),
-           "--checkpoint", str(checkpoint), "--recipe", recipe, "--shard", f"{k}/{workers}", "--workers", "1",
-           *[x for s in overrides for x in ("--set", s)]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "arcsolver",
+        "solve",
+        str(challenges),
+        "--out",
+        str(shard_path(out, k)),
+        "--checkpoint",
+        str(checkpoint),
+        "--recipe",
+        recipe,
+        "--shard",
+        f"{k}/{workers}",
+        "--workers",
+        "1",
+        *[x for s in overrides for x in ("--set", s)],
+    ]
     if cfg.run.time_budget_s:
         cmd += ["--time-budget", str(cfg.run.time_budget_s)]
     return subprocess.Popen(cmd, env=env, preexec_fn=parent_death_signal())

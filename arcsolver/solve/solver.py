@@ -14,17 +14,17 @@ from pathlib import Path
 
 import torch
 
+from arcsolver.config import SolveConfig
 from arcsolver.console import Heartbeat, duration
 from arcsolver.console import one_line as escaped
 from arcsolver.data.task import Task, task_label
+from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
+from arcsolver.engine.inference import model_canvases, predict, queries_for, rank_by_likelihood, vote_queries
 from arcsolver.errors import ArcsolverError
 from arcsolver.solve.adapt import Adapted, adapt_or_restore, error_line, load_model, pick_micro_batch
 from arcsolver.solve.budget import adaptation_deadline, solve_deadline
-from arcsolver.config import SolveConfig
-from arcsolver.engine.inference import model_canvases, predict, queries_for, rank_by_likelihood, vote_queries
 from arcsolver.solve.submission import read_for_submission
 from arcsolver.solve.writer import Submissions, two_attempts
-from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
 
 
 @dataclass
@@ -40,7 +40,9 @@ class SolveReport:
     unwritten: dict[str, str] = field(default_factory=dict)  # file -> why its last write failed
 
 
-def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, console, shard: tuple[int, int] = (0, 1)) -> SolveReport:
+def solve(
+    challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, console, shard: tuple[int, int] = (0, 1)
+) -> SolveReport:
     """Adapt to the tasks of a challenges file (this shard of them) and write the submission.
     One seed gives the same files every time, unless the time budget cuts adaptation short."""
     seed_everything(cfg.run.seed)  # adaptation draws from torch's generator (halting exploration)
@@ -80,18 +82,33 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
             say_fallback(console, tid, reason)
         else:
             todo.append(tasks[tid])
-    say(f"checkpoint {ckpt_dir}; {len(todo)} of {len(order)} tasks for the model; {device}, "
-        f"{str(dtype).removeprefix('torch.')}")
+    say(
+        f"checkpoint {ckpt_dir}; {len(todo)} of {len(order)} tasks for the model; {device}, "
+        f"{str(dtype).removeprefix('torch.')}"
+    )
 
     micro = pick_micro_batch(model, cfg, dtype, device, say) if todo and cfg.adapt.steps else None
 
     # Budget: leave inference the time it needs, measured on the real model; the rest adapts.
     adapt_deadline = adaptation_deadline(model, todo, cfg, canvas, dtype, deadline, say)
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
     heartbeat = Heartbeat(console)  # plain lines where the console is not a terminal
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task(f"adapting {len(todo)} tasks", total=cfg.adapt.steps, status="")
@@ -100,14 +117,30 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
         def on_step(step, loss, metrics):
             status = f"loss {loss:.3f} exact {metrics['exact_accuracy']:.2f}"
             progress.update(bar, completed=step, status=status)
-            heartbeat(lambda: f"adapting {len(todo)} tasks: step {step}/{cfg.adapt.steps}, {status}; "
-                              f"{duration(time.monotonic() - adapt_started)} elapsed")
+            heartbeat(
+                lambda: (
+                    f"adapting {len(todo)} tasks: step {step}/{cfg.adapt.steps}, {status}; "
+                    f"{duration(time.monotonic() - adapt_started)} elapsed"
+                )
+            )
 
-        adapted, report.adapt_error = adapt_or_restore(model, todo, cfg, dtype, adapt_deadline, on_step, micro,
-                                                       lambda text: progress.console.print(escaped(text), highlight=False))
+        adapted, report.adapt_error = adapt_or_restore(
+            model,
+            todo,
+            cfg,
+            dtype,
+            adapt_deadline,
+            on_step,
+            micro,
+            lambda text: progress.console.print(escaped(text), highlight=False),
+        )
         if report.adapt_error is not None:
-            console.print(f"[yellow]adaptation failed[/] ({escaped(report.adapt_error)}); "
-                          "the tasks are answered by the unadapted network", highlight=False, soft_wrap=True)
+            console.print(
+                f"[yellow]adaptation failed[/] ({escaped(report.adapt_error)}); "
+                "the tasks are answered by the unadapted network",
+                highlight=False,
+                soft_wrap=True,
+            )
         progress.update(bar, completed=adapted.steps, total=max(adapted.steps, 1))
         report.adapt_steps, report.adapt_s = adapted.steps, adapted.seconds
 
@@ -119,8 +152,12 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
             else:
                 infer_task_into(model, task, adapted, cfg, canvas, dtype, subs, fallbacks, report, console)
             progress.update(bar, advance=1)
-            heartbeat(lambda: f"inference: task {done}/{len(todo)}, {report.solved_by_model} answered by the model; "
-                              f"{duration(time.monotonic() - infer_started)} elapsed")
+            heartbeat(
+                lambda done=done: (
+                    f"inference: task {done}/{len(todo)}, {report.solved_by_model} answered by the model; "
+                    f"{duration(time.monotonic() - infer_started)} elapsed"
+                )
+            )
         report.infer_s = time.monotonic() - infer_started
     for tid, reason in report.fallbacks.items():
         if reason.startswith("time budget"):
@@ -134,11 +171,23 @@ def solve(challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, consol
 
 def say_fallback(console, task_id: str, reason: str) -> None:
     """One line: this task keeps its fallback attempts, and why."""
-    console.print(f"[yellow]fallback[/] {escaped(f'task {task_label(task_id)}: {reason}')}", highlight=False, soft_wrap=True)
+    console.print(
+        f"[yellow]fallback[/] {escaped(f'task {task_label(task_id)}: {reason}')}", highlight=False, soft_wrap=True
+    )
 
 
-def infer_task_into(model, task: Task, adapted: Adapted, cfg: SolveConfig, canvas, dtype, subs: Submissions,
-                    fallbacks: dict, report: SolveReport, console) -> None:
+def infer_task_into(
+    model,
+    task: Task,
+    adapted: Adapted,
+    cfg: SolveConfig,
+    canvas,
+    dtype,
+    subs: Submissions,
+    fallbacks: dict,
+    report: SolveReport,
+    console,
+) -> None:
     """Answer one task with the model and rewrite the files; a failure costs this task only."""
     try:
         rankings = infer_task(model, task, adapted.versions[task.id], cfg, canvas, dtype)
@@ -156,7 +205,9 @@ def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtyp
     """Ranked candidates per test input of one task, under each ranking rule."""
     queries = queries_for(task, versions, cfg.infer.max_versions)
     need_lp = cfg.infer.ranking == "likelihood" or cfg.infer.write_all_rankings
-    preds, log_probs = predict(model, {task.id: task}, queries, canvas, cfg.infer.batch_size, dtype, keep_log_probs=need_lp)
+    preds, log_probs = predict(
+        model, {task.id: task}, queries, canvas, cfg.infer.batch_size, dtype, keep_log_probs=need_lp
+    )
     voted = vote_queries(queries, preds)
     by_votes = [voted.get((task.id, i), []) for i in range(len(task.test))]
     out = {"votes": by_votes}
@@ -165,8 +216,15 @@ def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtyp
         for i, ranked in enumerate(by_votes):
             mine = [k for k, q in enumerate(queries) if q.test_index == i]
             out["likelihood"].append(
-                rank_by_likelihood(ranked, [queries[k] for k in mine], [log_probs[k] for k in mine], canvas, cfg.infer.likelihood_candidates)
-                if ranked else ranked
+                rank_by_likelihood(
+                    ranked,
+                    [queries[k] for k in mine],
+                    [log_probs[k] for k in mine],
+                    canvas,
+                    cfg.infer.likelihood_candidates,
+                )
+                if ranked
+                else ranked
             )
     else:
         out["likelihood"] = by_votes

@@ -24,8 +24,9 @@ class Submissions:
     latest write failed, with why.
     """
 
-    def __init__(self, out: Path, order: list[str], fallbacks: dict[str, list], main: str, write_all: bool,
-                 on_problem=None):
+    def __init__(
+        self, out: Path, order: list[str], fallbacks: dict[str, list], main: str, write_all: bool, on_problem=None
+    ):
         self.out, self.order, self.main, self.write_all = out, order, main, write_all
         self.entries = {rule: dict(fallbacks) for rule in RANKINGS}
         self.on_problem = on_problem or (lambda text: None)
@@ -48,8 +49,10 @@ class Submissions:
             write_submission(path, obj)
         except OSError as e:
             if path not in self.unwritten:
-                self.on_problem(f"{path}: cannot write ({write_problem(e)}); the file there keeps its last complete "
-                                "write, and each later task tries again")
+                self.on_problem(
+                    f"{path}: cannot write ({write_problem(e)}); the file there keeps its last complete "
+                    "write, and each later task tries again"
+                )
             self.unwritten[path] = write_problem(e)
         else:
             self.unwritten.pop(path, None)

@@ -34,8 +34,13 @@ def paced_chunks(items: list, most: int, first: int = 32):
             size = max(size // 2, 1)
 
 
-def evaluate_heldout(run: Run, puzzles: list[Puzzle], heldout: list[Task], max_versions: int | None = None,
-                     on_progress: Callable[[int, int], None] | None = None) -> dict:
+def evaluate_heldout(
+    run: Run,
+    puzzles: list[Puzzle],
+    heldout: list[Task],
+    max_versions: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """pass@1/pass@2 of the run's model (its EMA weights where it keeps them) on the held-out
     test inputs, over their augmented versions, voted.
 
@@ -57,8 +62,9 @@ def evaluate_heldout(run: Run, puzzles: list[Puzzle], heldout: list[Task], max_v
     try:
         with run.ema.applied(model) if run.ema is not None else contextlib.nullcontext():
             for chunk in paced_chunks(queries, cfg.eval.batch_size):
-                preds += predict(model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size,
-                                 run.dtype)[0]
+                preds += predict(
+                    model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, run.dtype
+                )[0]
                 if on_progress is not None:
                     on_progress(len(preds), len(queries))
     finally:

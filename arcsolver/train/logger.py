@@ -29,8 +29,13 @@ class Logger:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
-                TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[status]}"), console=self.console, transient=False,
+                TextColumn("[bold]pretrain"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[status]}"),
+                console=self.console,
+                transient=False,
             )
             self.task = self.progress.add_task("steps", total=total, completed=start, status="")
             self.progress.start()
@@ -39,8 +44,11 @@ class Logger:
         """Append record to metrics.jsonl."""
         if not self.enabled:
             return
-        with reported_writes(self.path, "the records and checkpoints already there are intact; free space, then "
-                                        f"resume with `{resume_hint(self.run_dir)}`"):
+        with reported_writes(
+            self.path,
+            "the records and checkpoints already there are intact; free space, then "
+            f"resume with `{resume_hint(self.run_dir)}`",
+        ):
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
@@ -60,7 +68,9 @@ class Logger:
             elapsed = time.monotonic() - self.started
             left = (self.total - step) * elapsed / max(step - self.start, 1)
             status = f": {self.status}" if self.status else ""  # none before the first logged step
-            return f"pretrain step {step}/{self.total}{status}; {duration(elapsed)} elapsed, about {duration(left)} left"
+            return (
+                f"pretrain step {step}/{self.total}{status}; {duration(elapsed)} elapsed, about {duration(left)} left"
+            )
 
         self.heartbeat(line)
 

@@ -56,15 +56,20 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     d = init_distributed(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", d.local_rank)
-    say = (lambda text: (console or get_console()).print(one_line(text), highlight=False, soft_wrap=True)) \
-        if d.is_main else (lambda text: None)
+    say = (
+        (lambda text: (console or get_console()).print(one_line(text), highlight=False, soft_wrap=True))
+        if d.is_main
+        else (lambda text: None)
+    )
     candidates = readable_checkpoints(run_dir, cfg, say) if resume else []
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     dtype = resolve_dtype(cfg.run.dtype, device)
     limit_gpu_memory(cfg.run.gpu_memory_gb, device)
     if cfg.optim.global_batch_size % d.world_size:
-        raise ConfigError(f"optim.global_batch_size {cfg.optim.global_batch_size} is not divisible by {d.world_size} processes")
+        raise ConfigError(
+            f"optim.global_batch_size {cfg.optim.global_batch_size} is not divisible by {d.world_size} processes"
+        )
     local_batch = cfg.optim.global_batch_size // d.world_size
     seed_everything(cfg.run.seed)  # the same initial weights in every process
 
@@ -94,8 +99,9 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         f"{device} {str(dtype).removeprefix('torch.')}, {d.world_size} process(es)"
         + (f"; resumed at step {step}" if step else "")
     )
-    micro = choose_micro_batch(cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb,
-                               logger.print)
+    micro = choose_micro_batch(
+        cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb, logger.print
+    )
     stepper = Stepper(model, forward, optimizer, ema, cfg.optim, d, dtype, micro, on_message=logger.print)
 
     started, window_start, window_steps, first_step = time.monotonic(), time.monotonic(), 0, step
@@ -129,9 +135,14 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                     values = mean_over_processes(values, d, device)
                     elapsed = time.monotonic() - window_start
                     samples_per_s = window_steps * cfg.optim.global_batch_size / max(elapsed, 1e-9)
-                    record = {"step": step, **values, "lr": cfg.optim.lr * scale, "samples_per_s": samples_per_s,
-                              "tokens_per_s": window_cells * cfg.optim.global_batch_size / max(elapsed, 1e-9),
-                              "time_s": time.monotonic() - started}
+                    record = {
+                        "step": step,
+                        **values,
+                        "lr": cfg.optim.lr * scale,
+                        "samples_per_s": samples_per_s,
+                        "tokens_per_s": window_cells * cfg.optim.global_batch_size / max(elapsed, 1e-9),
+                        "time_s": time.monotonic() - started,
+                    }
                     if grad_norm is not None:
                         record["grad_norm"] = grad_norm
                     if device.type == "cuda":
@@ -143,8 +154,10 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                         rate = (step - first_step) / max(time.monotonic() - started, 1e-9)
                         left_s = max(cfg.run.time_limit_s - (time.monotonic() - started), 0)
                         total = min(total_steps, step + round(rate * left_s))
-                    status = (f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
-                              f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s")
+                    status = (
+                        f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
+                        f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s"
+                    )
                     logger.advance(step, total=total, status=status)
                     window_start, window_steps, window_cells = time.monotonic(), 0, 0
                 logger.tick(step)
@@ -152,11 +165,18 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 if step % cfg.run.checkpoint_every == 0 and step < total_steps:
                     save_checkpoint(run, step, carries)
                 if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
-                    scores = evaluate_heldout(run, puzzles, heldout, cfg.eval.periodic_max_versions,
-                                              eval_progress(logger, f"step {step}: held-out evaluation", d))
+                    scores = evaluate_heldout(
+                        run,
+                        puzzles,
+                        heldout,
+                        cfg.eval.periodic_max_versions,
+                        eval_progress(logger, f"step {step}: held-out evaluation", d),
+                    )
                     logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
-                    logger.print(f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} "
-                                 f"({scores['tasks']} tasks)")
+                    logger.print(
+                        f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} "
+                        f"({scores['tasks']} tasks)"
+                    )
 
             # The run's end, its time limit or a signal: checkpoint the step reached.
             logger.finish(step, total_steps)
@@ -176,8 +196,10 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
             barrier(d)
     except Interrupted as e:
-        logger.print(f"stopped by {signal.Signals(e.signum).name} during the final held-out evaluation; the checkpoint "
-                     f"of step {step} is complete: `{resume_hint(run_dir)}` evaluates it")
+        logger.print(
+            f"stopped by {signal.Signals(e.signum).name} during the final held-out evaluation; the checkpoint "
+            f"of step {step} is complete: `{resume_hint(run_dir)}` evaluates it"
+        )
         return {"step": step, "signal": e.signum}
     finally:
         logger.close()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from arcsolver.config import PretrainConfig
+from arcsolver.data.stream import build_puzzles, trainable_pairs
 from arcsolver.engine.memory import (
     GiB,
     activation_bytes_per_sample,
@@ -18,8 +20,6 @@ from arcsolver.engine.memory import (
     inference_bytes_per_sample,
 )
 from arcsolver.model.trm import TRM
-from arcsolver.config import PretrainConfig
-from arcsolver.data.stream import build_puzzles, trainable_pairs
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
 
 MiB = 2**20

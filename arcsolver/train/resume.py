@@ -24,8 +24,18 @@ from arcsolver.train.run import Run
 # What a resumed run may change: how long it runs, how often it logs, checkpoints and evaluates,
 # and how it uses the hardware. Every other setting shapes the data, the model or the
 # optimisation, and must be what the checkpoint was trained with.
-MAY_CHANGE = {"run.steps", "run.epochs", "run.time_limit_s", "run.log_every", "run.checkpoint_every",
-              "run.keep_checkpoints", "run.threads", "run.compile", "run.gpu_memory_gb", "optim.micro_batch_size"}
+MAY_CHANGE = {
+    "run.steps",
+    "run.epochs",
+    "run.time_limit_s",
+    "run.log_every",
+    "run.checkpoint_every",
+    "run.keep_checkpoints",
+    "run.threads",
+    "run.compile",
+    "run.gpu_memory_gb",
+    "optim.micro_batch_size",
+}
 MAY_CHANGE_SECTIONS = ("eval.",)
 DERIVED = {"model.n_puzzle_ids"}  # follows from the data settings, which are compared
 
@@ -86,7 +96,8 @@ def readable_checkpoints(run_dir: Path, cfg: PretrainConfig, say) -> list[tuple[
             raise ConfigError(
                 f"{run_dir}: cannot resume: {len(differences)} setting{'s' * (len(differences) > 1)} differ from its "
                 f"checkpoint {path.name} ({'; '.join(differences)}); resume with the run's own settings (no --recipe, "
-                "no --set of these), or start a new run with another --out")
+                "no --set of these), or start a new run with another --out"
+            )
         found.append((path, state))
     if not found:
         raise CheckpointError(f"{run_dir}: no usable checkpoint to resume from (every state.json is unreadable)")
@@ -98,7 +109,11 @@ def fresh_carry_like(model: TRM, local_batch: int, device) -> Callable[[int], di
 
     def like(side: int) -> dict[str, torch.Tensor]:
         cells = torch.zeros(local_batch, side, side, dtype=torch.long, device=device)
-        batch = {"inputs": cells, "labels": cells, "puzzle_ids": torch.zeros(local_batch, dtype=torch.long, device=device)}
+        batch = {
+            "inputs": cells,
+            "labels": cells,
+            "puzzle_ids": torch.zeros(local_batch, dtype=torch.long, device=device),
+        }
         return ckpt.carry_tensors(model.initial_carry(batch))
 
     return like
@@ -112,8 +127,10 @@ def restore_newest(run: Run, candidates: list[tuple[Path, dict]], say) -> tuple[
     carry_like = fresh_carry_like(run.model, run.cfg.optim.global_batch_size // d.world_size, run.device)
     for path, state in candidates:
         try:
-            snap, problem = ckpt.read_snapshot(path, state, run.model, run.ema, run.optimizer, d.rank, d.world_size,
-                                               carry_like), None
+            snap, problem = (
+                ckpt.read_snapshot(path, state, run.model, run.ema, run.optimizer, d.rank, d.world_size, carry_like),
+                None,
+            )
         except CheckpointError as e:
             snap, problem = None, str(e)
         if any_process(problem is not None, d, run.device):
@@ -137,8 +154,10 @@ def apply_snapshot(snap: ckpt.Snapshot, run: Run) -> dict[int, Carry]:
     cuda_rng = tensors.pop("cuda_rng", None)
     if cuda_rng is not None and run.device.type == "cuda":
         torch.cuda.set_rng_state(cuda_rng)
-    return {side: Carry(**{k: v.to(run.device) for k, v in fields.items()})
-            for side, fields in ckpt.split_carries(tensors).items()}
+    return {
+        side: Carry(**{k: v.to(run.device) for k, v in fields.items()})
+        for side, fields in ckpt.split_carries(tensors).items()
+    }
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -170,7 +189,8 @@ def save_checkpoint(run: Run, step: int, carries: dict[int, Carry]) -> Path:
         raise ArcsolverError(
             f"{run.dir / ckpt.CHECKPOINTS}: cannot write the checkpoint of step {step} "
             f"({problem or 'failed in another process'}); the checkpoints already there are intact: free space, "
-            f"then `{resume_hint(run.dir)}`")
+            f"then `{resume_hint(run.dir)}`"
+        )
     return run.dir / ckpt.CHECKPOINTS / f"{ckpt.PREFIX}{step:07d}"
 
 

@@ -47,7 +47,9 @@ def training_stream(cfg: PretrainConfig, puzzles: list[Puzzle], pairs: dict) -> 
     """The recipe's stream: grid-sized canvases (cfg.canvas_sides()) or the one fixed canvas."""
     sides = cfg.canvas_sides()
     if sides is None:
-        return TrainStream(puzzles, pairs, cfg.model.canvas, cfg.run.seed, cfg.data.translate, sampling=cfg.data.sampling)
+        return TrainStream(
+            puzzles, pairs, cfg.model.canvas, cfg.run.seed, cfg.data.translate, sampling=cfg.data.sampling
+        )
     return SizedStream(puzzles, pairs, sides, cfg.run.seed, cfg.data.translate, sampling=cfg.data.sampling)
 
 
