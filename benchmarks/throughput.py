@@ -23,7 +23,8 @@ import time
 
 import torch
 
-from arcsolver.engine.optim import AdamAtan2
+from arcsolver.config import OptimConfig
+from arcsolver.engine.optim import build_optimizer
 from arcsolver.model.loss import trm_loss
 from arcsolver.model.trm import TRM, TRMConfig
 from arcsolver.recipes import apply_overrides
@@ -34,7 +35,8 @@ def measure(
 ) -> dict:
     torch.manual_seed(0)
     model = TRM(cfg).to(device).train()
-    opt = AdamAtan2(model.parameters(), lr=1e-4)
+    optim = OptimConfig()
+    opt = build_optimizer(model, optim.optimizer, optim.lr, optim.betas, optim.weight_decay)
     forward = torch.compile(model) if compile_ else model
     shape = (batch, cfg.canvas, cfg.canvas)
     data = {
@@ -106,7 +108,8 @@ def measure_pairs(cfg: TRMConfig, batches: list, dtype, device, compile_: bool, 
 
     torch.manual_seed(0)
     model = TRM(cfg).to(device).train(train)
-    opt = AdamAtan2(model.parameters(), lr=1e-4)
+    optim = OptimConfig()
+    opt = build_optimizer(model, optim.optimizer, optim.lr, optim.betas, optim.weight_decay)
     forward = torch.compile(model) if compile_ else model
     predict = torch.compile(model.predict) if compile_ else model.predict
     data = []

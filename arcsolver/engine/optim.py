@@ -25,7 +25,8 @@ class AdamAtan2(torch.optim.Optimizer):
     kernel's are a = b = 1, the defaults; a checkpoint resumes with the values it was saved with.
     """
 
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, a=1.0, b=1.0):
+    def __init__(self, params, lr: float, betas: tuple[float, float], weight_decay: float, a=1.0, b=1.0):
+        # lr, betas and weight decay have one home, OptimConfig; build_optimizer passes them.
         super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, a=a, b=b))
 
     @torch.no_grad()
