@@ -167,7 +167,7 @@ def pretrain(
     if "pass@2" in result:
         console.print(
             f"held-out: pass@1 {result['pass@1']:.3f}  pass@2 {result['pass@2']:.3f}  "
-            f"({result['tasks']} tasks) after {result['step']} steps; run in {one_line(str(run_dir))}",
+            f"cells {result['cell_accuracy']:.3f}  ({result['tasks']} tasks) after {result['step']} steps; run in {one_line(str(run_dir))}",
             highlight=False,
             soft_wrap=True,
         )

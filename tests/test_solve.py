@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 
 import arcsolver.console
@@ -367,3 +368,24 @@ def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_
     )
     sub = json.loads(out.read_text())  # the fallbacks, whole
     assert set(sub) == {t.id for t in tasks} and check_submission(sub, None, str(out)) == []
+
+
+def test_heldout_scores_count_exact_answers_and_cells_of_the_first_attempt():
+    from arcsolver.engine.inference import heldout_scores
+
+    a, b = as_grid([[1, 2], [3, 4]]), as_grid([[5, 5, 5]])
+    task = Task("t1", (Pair(a, a),), (Pair(a, a), Pair(b, b)))
+    other = Task("t2", (Pair(a, a),), (Pair(a, b),))
+    half_right = as_grid([[1, 2], [0, 0]])
+    ranked = {
+        ("t1", 0): [Candidate(half_right, 3, 0.5), Candidate(a, 1, 0.5)],  # right at attempt 2, half the cells at 1
+        ("t1", 1): [Candidate(b, 2, 0.5)],  # right at attempt 1
+        ("t2", 0): [Candidate(a, 1, 0.5)],  # wrong shape: no cells
+    }
+    scores = heldout_scores({"t1": task, "t2": other}, ranked)
+    assert scores["tasks"] == 2
+    assert scores["pass@1"] == pytest.approx((0.5 + 0) / 2)
+    assert scores["pass@2"] == pytest.approx((1.0 + 0) / 2)
+    assert scores["cell_accuracy"] == pytest.approx(((0.5 + 1.0) / 2 + 0.0) / 2)
+    # a task with a test output nobody queried is left out
+    assert heldout_scores({"t1": task}, {("t1", 0): ranked[("t1", 0)]})["tasks"] == 0

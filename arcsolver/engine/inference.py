@@ -14,7 +14,7 @@ import torch
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import CANVAS_SIDES, PAD, decode_batch, encode_grid, fitting_side
 from arcsolver.data.task import Grid, Task
-from arcsolver.engine.scoring import task_score
+from arcsolver.engine.scoring import cell_accuracy, task_score
 from arcsolver.engine.voting import Candidate, vote
 from arcsolver.model.loss import stablemax_log_probs
 
@@ -168,8 +168,9 @@ def vote_queries(
 
 
 def heldout_scores(tasks: dict[str, Task], ranked: dict[tuple[str, int], list[Candidate]]) -> dict[str, float]:
-    """pass@1 and pass@2 (ARC scoring) over the tasks whose every test output was queried."""
-    totals = {"pass@1": 0.0, "pass@2": 0.0}
+    """pass@1 and pass@2 (ARC scoring), and the per-cell accuracy of the first attempt (0 where its
+    shape is wrong), over the tasks whose every test output was queried; each task counts once."""
+    totals = {"pass@1": 0.0, "pass@2": 0.0, "cell_accuracy": 0.0}
     n = 0
     for task in tasks.values():
         keys = [(task.id, i) for i in range(len(task.test))]
@@ -179,5 +180,7 @@ def heldout_scores(tasks: dict[str, Task], ranked: dict[tuple[str, int], list[Ca
         answers = [p.output for p in task.test]
         totals["pass@1"] += task_score(attempts, answers, k=1)
         totals["pass@2"] += task_score(attempts, answers, k=2)
+        firsts = [a[0] if a else None for a in attempts]
+        totals["cell_accuracy"] += sum(cell_accuracy(a, t) for a, t in zip(firsts, answers)) / len(answers)
         n += 1
     return {**{k: v / max(n, 1) for k, v in totals.items()}, "tasks": n}

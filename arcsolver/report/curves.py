@@ -20,7 +20,10 @@ PANELS = (
     ("loss", (("loss", "loss"), ("lm_loss", "lm loss"), ("halt_loss", "halt loss"))),
     ("accuracy on training batches", (("exact_accuracy", "exact"), ("token_accuracy", "token"))),
     ("supervision steps before halting", (("mean_halt_steps", "mean halting steps"),)),
-    ("held-out tasks", (("heldout_pass@2", "pass@2"), ("heldout_pass@1", "pass@1"))),
+    (
+        "held-out tasks",
+        (("heldout_pass@2", "pass@2"), ("heldout_pass@1", "pass@1"), ("heldout_cell_accuracy", "per-cell, attempt 1")),
+    ),
 )
 LOG_SCALE_SPAN = 10  # a loss panel whose values span more than this factor gets a log y axis
 

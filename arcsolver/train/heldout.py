@@ -41,8 +41,8 @@ def evaluate_heldout(
     max_versions: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """pass@1/pass@2 of the run's model (its EMA weights where it keeps them) on the held-out
-    test inputs, over their augmented versions, voted.
+    """pass@1/pass@2 and the first attempt's per-cell accuracy of the run's model (its EMA weights
+    where it keeps them) on the held-out test inputs, over their augmented versions, voted.
 
     Every process scores its own share of the tasks; the sums are combined. The versions voted
     per test input are the fewer of max_versions and eval.max_versions (None: no limit).
@@ -71,8 +71,9 @@ def evaluate_heldout(
         model.train(was_training)
     scores = heldout_scores(tasks, vote_queries(queries, preds))
     n = scores["tasks"]
-    sums = sum_over_processes([scores["pass@1"] * n, scores["pass@2"] * n, n], d, run.device)
-    return {"pass@1": sums[0] / max(sums[2], 1), "pass@2": sums[1] / max(sums[2], 1), "tasks": int(sums[2])}
+    keys = ("pass@1", "pass@2", "cell_accuracy")
+    sums = sum_over_processes([scores[k] * n for k in keys] + [n], d, run.device)
+    return {**{k: s / max(sums[-1], 1) for k, s in zip(keys, sums)}, "tasks": int(sums[-1])}
 
 
 def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], None]:

@@ -175,7 +175,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                     logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
                     logger.print(
                         f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} "
-                        f"({scores['tasks']} tasks)"
+                        f"cells {scores['cell_accuracy']:.3f} ({scores['tasks']} tasks)"
                     )
 
             # The run's end, its time limit or a signal: checkpoint the step reached.
