@@ -1,0 +1,166 @@
+"""The TRM reference code's weights and settings in this package's names.
+
+The reference implementation (github.com/SamsungSAILMontreal/TinyRecursiveModels) saves
+`model.state_dict()` of its loss head around the model, so its keys read
+`[_orig_mod.]model.inner.<name>` (`_orig_mod.` when the model was compiled). Its names map onto
+ours one to one, with the paper's letters: its z_H is our answer y and its z_L our latent z.
+
+    inner.embed_tokens.embedding_weight            embed_tokens.weight
+    inner.puzzle_emb.weights                       puzzle_emb.weight
+    inner.H_init, inner.L_init                     y_init, z_init
+    inner.L_level.layers.i.self_attn.qkv_proj      blocks.i.attn.qkv    (rows q, k, v in both)
+    inner.L_level.layers.i.self_attn.o_proj        blocks.i.attn.out
+    inner.L_level.layers.i.mlp.gate_up_proj        blocks.i.mlp.gate_up (rows gate, up in both)
+    inner.L_level.layers.i.mlp.down_proj           blocks.i.mlp.down
+    inner.lm_head                                  lm_head
+    inner.q_head (row 0: halt, row 1: continue)    halt_head (row 0 only)
+
+The continue row of the Q head is trained only without `no_ACT_continue` and never used to halt
+at inference, so it is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from arcsolver.data.encoding import VOCAB_SIZE
+from arcsolver.errors import ConfigError
+from arcsolver.model.layers import swiglu_width
+
+_PREFIXES = ("_orig_mod.", "model.")
+
+# Whole-tensor renames; the per-layer ones are _LAYER_NAMES.
+_NAMES = {
+    "inner.embed_tokens.embedding_weight": "embed_tokens.weight",
+    "inner.puzzle_emb.weights": "puzzle_emb.weight",
+    "inner.H_init": "y_init",
+    "inner.L_init": "z_init",
+    "inner.lm_head.weight": "lm_head.weight",
+}
+_LAYER_NAMES = {
+    "self_attn.qkv_proj.weight": "attn.qkv.weight",
+    "self_attn.o_proj.weight": "attn.out.weight",
+    "mlp.gate_up_proj.weight": "mlp.gate_up.weight",
+    "mlp.down_proj.weight": "mlp.down.weight",
+}
+_LAYER = re.compile(r"inner\.L_level\.layers\.(\d+)\.(.+)")
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The reference's keys without the compile and loss-head prefixes (`inner.…`)."""
+    out = {}
+    for key, value in state.items():
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+        out[key] = value
+    return out
+
+
+def reference_state_to_trm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our TRM's state dict from a reference TRM's (with or without its prefixes), tensors in
+    float32. Raises ConfigError naming the first key it cannot place, or the one it lacks."""
+    state = strip_prefixes(state)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key in _NAMES:
+            out[_NAMES[key]] = value
+        elif key == "inner.q_head.weight":
+            out["halt_head.weight"] = value[:1]
+        elif key == "inner.q_head.bias":
+            out["halt_head.bias"] = value[:1]
+        elif (match := _LAYER.fullmatch(key)) and match.group(2) in _LAYER_NAMES:
+            out[f"blocks.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}"] = value
+        elif key.startswith("inner.rotary_emb."):
+            continue  # cos/sin tables: computed from the settings, not learned
+        else:
+            raise ConfigError(
+                f"reference weight {key!r} has no counterpart in arcsolver's TRM: expected the "
+                f"attention/SwiGLU TRM (arch recursive_reasoning.trm with mlp_t false and rope positions)"
+            )
+    for needed in [*_NAMES.values(), "halt_head.weight", "halt_head.bias"]:
+        if needed not in out:
+            raise ConfigError(f"reference checkpoint lacks the weight arcsolver's {needed!r} comes from")
+    return {key: value.detach().to(torch.float32).contiguous() for key, value in out.items()}
+
+
+def trm_settings_from_reference(arch: Mapping[str, Any]) -> dict[str, Any]:
+    """TRMConfig fields from the reference's arch settings (its `all_config.yaml` `arch:` block,
+    or the model's config), for the attention TRM with rope positions on a square canvas."""
+
+    def get(name: str, default: Any = None) -> Any:
+        if name not in arch and default is None:
+            raise ConfigError(f"reference settings lack arch.{name}")
+        return arch.get(name, default)
+
+    if get("mlp_t", False):
+        raise ConfigError(
+            "reference arch.mlp_t is true: arcsolver's TRM has attention, not the MLP-over-positions variant"
+        )
+    if get("pos_encodings", "rope") != "rope":
+        raise ConfigError(f"reference arch.pos_encodings is {arch['pos_encodings']!r}: arcsolver reads rope only")
+    hidden = int(get("hidden_size"))
+    ndim = arch.get("puzzle_emb_ndim", hidden)
+    if isinstance(ndim, str):  # the yaml's "${.hidden_size}" interpolation
+        ndim = hidden
+    if int(ndim) != hidden:
+        raise ConfigError(
+            f"reference arch.puzzle_emb_ndim is {ndim}: arcsolver's task vector is hidden_size ({hidden}) wide"
+        )
+    settings: dict[str, Any] = {
+        "hidden_size": hidden,
+        "n_heads": int(get("num_heads")),
+        "n_layers": int(get("L_layers")),
+        "expansion": float(get("expansion")),
+        "n_latent_steps": int(get("L_cycles")),
+        "n_recursions": int(get("H_cycles")),
+        "n_supervision": int(get("halt_max_steps")),
+        "puzzle_emb_len": int(get("puzzle_emb_len", 16)),
+        "rope_theta": float(get("rope_theta", 10000.0)),
+        "rms_eps": float(get("rms_norm_eps", 1e-5)),
+        "halt_exploration_prob": float(get("halt_exploration_prob", 0.1)),
+        "positions": "rope1d",
+    }
+    if "seq_len" in arch:
+        side = math.isqrt(int(arch["seq_len"]))
+        if side * side != int(arch["seq_len"]):
+            raise ConfigError(f"reference seq_len {arch['seq_len']} is not a square canvas")
+        settings["canvas"] = side
+    if "vocab_size" in arch and int(arch["vocab_size"]) != VOCAB_SIZE:
+        raise ConfigError(f"reference vocab_size is {arch['vocab_size']}: ARC's encoding has {VOCAB_SIZE} tokens")
+    return settings
+
+
+def check_shapes(settings: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> None:
+    """Raise ConfigError naming the first converted weight whose shape the settings contradict."""
+    hidden, expansion = int(settings["hidden_size"]), float(settings["expansion"])
+    width = swiglu_width(hidden, expansion)
+    expected = {
+        "embed_tokens.weight": (VOCAB_SIZE, hidden),
+        "lm_head.weight": (VOCAB_SIZE, hidden),
+        "halt_head.weight": (1, hidden),
+        "y_init": (hidden,),
+        "z_init": (hidden,),
+    }
+    for i in range(int(settings["n_layers"])):
+        expected[f"blocks.{i}.attn.qkv.weight"] = (3 * hidden, hidden)
+        expected[f"blocks.{i}.attn.out.weight"] = (hidden, hidden)
+        expected[f"blocks.{i}.mlp.gate_up.weight"] = (2 * width, hidden)
+        expected[f"blocks.{i}.mlp.down.weight"] = (hidden, width)
+    for key, shape in expected.items():
+        if key not in state:
+            raise ConfigError(
+                f"reference checkpoint has no weight for arcsolver's {key!r} ({settings['n_layers']} layers)"
+            )
+        if tuple(state[key].shape) != shape:
+            raise ConfigError(f"reference weight for {key!r} has shape {tuple(state[key].shape)}, expected {shape}")
+    extra = sorted(k for k in state if k.startswith("blocks.") and k not in expected)
+    if extra:
+        raise ConfigError(
+            f"reference checkpoint has more layers than arch.L_layers={settings['n_layers']}: {extra[0]!r}"
+        )

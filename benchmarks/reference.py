@@ -1,0 +1,625 @@
+"""arcsolver beside the TRM reference code, on one device: speed and learning curves.
+
+    git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels
+    pip install einops
+    python benchmarks/reference.py --reference TinyRecursiveModels [--device cpu|cuda] [--size small|paper]
+
+Both networks are built with the same settings and the same initial weights (the reference's
+random initialisation, copied into arcsolver's TRM by arcsolver.model.reference), then driven on
+the same batches of augmented ARC-AGI-1 training examples:
+
+- Equality: one supervision step of each on one batch; the largest difference of the logits,
+  halting logits and next y and z.
+- Training throughput: the reference on its 30x30 canvas; arcsolver on the same 30x30 canvas
+  (rope1d, the same computation) and on grid-sized canvases (rope2d), each side timed on its own
+  with full batches and weighed by the mix's share of examples per side. Examples/s and ratios.
+- Inference throughput: all N_sup supervision steps, no gradients, reported the same way.
+- Learning curves: the reference, arcsolver at 30x30 and arcsolver sized, from the same weights
+  on the same stream, for --curve-steps steps, for two seeds. Loss and exact accuracy at equal
+  steps and at equal wall time, and whether the reference and arcsolver agree within the spread
+  between seeds.
+- The real loop: `arcsolver pretrain` itself, sized and at 30x30, time-limited; its steady
+  samples/s from metrics.jsonl (the records after the first, whose window holds start-up).
+
+The reference's training script needs CUDA and its adam-atan2 kernel; here its model and loss
+head are driven directly, with arcsolver's AdamAtan2 (whose step equals that kernel's; tests/
+test_optim.py) on its weights and its own sign-SGD on its puzzle embeddings. Its warm-up counts
+steps as arcsolver's does. Each side uses its own default for compilation: compiled on CUDA (the
+reference's pretrain.py compiles unless DISABLE_COMPILE is set; arcsolver's GPU recipes set
+run.compile), eager on a CPU (the reference cannot train on one; arcsolver's CPU recipe runs
+eager). --compile/--no-compile overrides both.
+
+The last line reads `training speed-up vs reference: X.XX× (DEVICE, DTYPE, SIZE)`: arcsolver's
+real pretraining loop on sized canvases against the reference's training step, same model and
+batch (or, with --no-loop, arcsolver's sized training step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from arcsolver.data.encoding import CANVAS, CANVAS_SIDES, PAD
+from arcsolver.data.loaders import load_tasks
+from arcsolver.data.stream import SizedStream, build_puzzles, trainable_pairs
+from arcsolver.engine.device import resolve_dtype
+from arcsolver.engine.optim import AdamAtan2, warmup_factor
+from arcsolver.model.loss import trm_loss
+from arcsolver.model.reference import reference_state_to_trm
+from arcsolver.model.trm import TRM, TRMConfig
+
+IGNORE_LABEL_ID = -100  # the reference's label for cells without a target (our PAD)
+
+# The two sizes. paper: the paper's ARC network and batch (global batch 768 on a GPU). small: a
+# network that trains a few hundred steps of 30x30 batches on two CPU cores within minutes; its
+# shape keeps the paper's proportions where it can (2 layers, T=3, N_sup=16), fewer of the
+# costly things (width, latent steps).
+SIZES = {
+    "paper": dict(
+        model=dict(hidden_size=512, n_heads=8, n_layers=2, n_latent_steps=4, n_recursions=3, n_supervision=16),
+        batch=768,
+        lr=1e-4,
+        throughput_steps=8,
+        curve_steps=300,
+        loop_seconds=120,
+    ),
+    "small": dict(
+        model=dict(hidden_size=64, n_heads=2, n_layers=2, n_latent_steps=2, n_recursions=2, n_supervision=16),
+        batch=8,
+        lr=1e-3,
+        throughput_steps=3,
+        curve_steps=200,
+        loop_seconds=60,
+    ),
+}
+PUZZLE_EMB_LR, WEIGHT_DECAY, BETAS = 1e-2, 0.1, (0.9, 0.95)  # the paper's (and both codes' defaults)
+
+
+# --- the reference, imported from its clone ---------------------------------------------
+
+
+def import_reference(path: Path) -> SimpleNamespace:
+    """The reference's TRM, loss head and puzzle-embedding sign-SGD, imported from a clone."""
+    path = Path(path).resolve()
+    if not (path / "models" / "recursive_reasoning" / "trm.py").is_file():
+        raise SystemExit(f"{path} is not a clone of the TRM reference code (no models/recursive_reasoning/trm.py)")
+    sys.path.insert(0, str(path))
+    try:
+        from models.losses import ACTLossHead
+        from models.recursive_reasoning.trm import TinyRecursiveReasoningModel_ACTV1
+        from models.sparse_embedding import CastedSparseEmbeddingSignSGD_Distributed
+    except ImportError as e:
+        raise SystemExit(f"cannot import the reference code from {path}: {e} (it needs einops and pydantic)") from e
+    return SimpleNamespace(
+        Model=TinyRecursiveReasoningModel_ACTV1, LossHead=ACTLossHead, SignSGD=CastedSparseEmbeddingSignSGD_Distributed
+    )
+
+
+def reference_arch(cfg: TRMConfig, batch: int, n_puzzle_ids: int, dtype: torch.dtype) -> dict:
+    """The reference's model settings equal to `cfg` (its TRM on a cfg.canvas-side canvas)."""
+    return dict(
+        batch_size=batch,
+        seq_len=cfg.canvas * cfg.canvas,
+        puzzle_emb_ndim=cfg.hidden_size,
+        num_puzzle_identifiers=n_puzzle_ids,
+        vocab_size=cfg.vocab_size,
+        H_cycles=cfg.n_recursions,
+        L_cycles=cfg.n_latent_steps,
+        H_layers=0,
+        L_layers=cfg.n_layers,
+        hidden_size=cfg.hidden_size,
+        expansion=cfg.expansion,
+        num_heads=cfg.n_heads,
+        pos_encodings="rope",
+        rms_norm_eps=cfg.rms_eps,
+        rope_theta=cfg.rope_theta,
+        halt_max_steps=cfg.n_supervision,
+        halt_exploration_prob=cfg.halt_exploration_prob,
+        forward_dtype="bfloat16" if dtype == torch.bfloat16 else "float32",
+        mlp_t=False,
+        puzzle_emb_len=cfg.puzzle_emb_len,
+        no_ACT_continue=True,
+    )
+
+
+def build_equal(ref, cfg: TRMConfig, batch: int, device, dtype, seed: int, random_rows: bool = False):
+    """(reference loss head, arcsolver TRM with rope1d, arcsolver TRM with rope2d), all three
+    with the reference's initial weights for `seed`. random_rows fills the puzzle table (zero at
+    the start of training in both) with random rows, so that a comparison exercises it."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        head = ref.LossHead(
+            ref.Model(reference_arch(cfg, batch, cfg.n_puzzle_ids, dtype)), loss_type="stablemax_cross_entropy"
+        )
+    if random_rows:
+        with torch.no_grad():
+            head.model.inner.puzzle_emb.weights.normal_()
+            head.model.inner.puzzle_emb.weights[0].zero_()
+    weights = reference_state_to_trm(head.state_dict())
+    ours = []
+    for positions in ("rope1d", "rope2d"):
+        model = TRM(cfg.model_copy(update={"positions": positions})).to(device)
+        model.load_state_dict(weights, strict=True)
+        ours.append(model)
+    return head, ours[0], ours[1]
+
+
+def reference_batch(b: dict) -> dict:
+    """A batch in the reference's format: int32 token sequences (the canvas row-major), cells
+    without a target as -100."""
+    labels = b["labels"].flatten(1)
+    return {
+        "inputs": b["inputs"].flatten(1).int(),
+        "labels": torch.where(labels == PAD, IGNORE_LABEL_ID, labels).int(),
+        "puzzle_identifiers": b["puzzle_ids"].int(),
+    }
+
+
+def compare_one_step(head, ours: TRM, b: dict, device) -> dict[str, float]:
+    """The largest absolute differences between one supervision step of each (exploration off,
+    both in training mode), from a fresh carry: logits, halting logits, next y (z_H) and z (z_L)."""
+    head.model.config.halt_exploration_prob = 0.0
+    ours.config = ours.config.model_copy(update={"halt_exploration_prob": 0.0})
+    rb = reference_batch(b)
+    with torch.device(device):
+        carry = head.initial_carry(rb)
+    carry, _, _, out, _ = head(carry=carry, batch=rb, return_keys=["logits", "q_halt_logits"])
+    our_carry, step = ours(ours.initial_carry(b), b)
+    return {
+        "logits": (out["logits"].float() - step.logits.float()).abs().max().item(),
+        "halt_logit": (out["q_halt_logits"].float() - step.halt_logit.float()).abs().max().item(),
+        "y": (carry.inner_carry.z_H.float() - our_carry.y.float()).abs().max().item(),
+        "z": (carry.inner_carry.z_L.float() - our_carry.z.float()).abs().max().item(),
+    }
+
+
+# --- the data ------------------------------------------------------------------------
+
+
+def arc1_stream(seed: int, n_augmentations: int) -> SizedStream:
+    """The ARC-AGI-1 training mix (all pairs of the 400 training tasks) in augmented versions,
+    each batch from one canvas side, TRM's reference sampling."""
+    tasks = list(load_tasks("arc1/training"))
+    puzzles = build_puzzles(tasks, n_augmentations, seed)
+    return SizedStream(puzzles, trainable_pairs(tasks, []), CANVAS_SIDES, seed, sampling="reference")
+
+
+def on_device(batch, device, side: int | None = None) -> dict:
+    """A stream batch as tensors; with `side`, padded with PAD to that canvas (the grids keep
+    their offsets, so this is the encoding on the larger canvas)."""
+    inputs, labels = torch.from_numpy(batch.inputs).long(), torch.from_numpy(batch.labels).long()
+    if side is not None:
+        grow = side - inputs.shape[-1]
+        inputs = torch.nn.functional.pad(inputs, (0, grow, 0, grow), value=PAD)
+        labels = torch.nn.functional.pad(labels, (0, grow, 0, grow), value=PAD)
+    return {
+        "inputs": inputs.to(device),
+        "labels": labels.to(device),
+        "puzzle_ids": torch.from_numpy(batch.puzzle_ids).to(device),
+    }
+
+
+# --- the two trainers, driven alike ----------------------------------------------------
+
+
+def exact_fraction(logits: torch.Tensor, labels: torch.Tensor, ignore: int) -> torch.Tensor:
+    """Share of samples whose every supervised cell is the argmax prediction."""
+    labels = labels.flatten(1)
+    wrong = (logits.argmax(-1) != labels) & (labels != ignore)
+    return (~wrong.any(-1)).float().mean()
+
+
+class ReferenceTrainer:
+    """The reference's training step as its pretrain.py takes it (loss / batch, then each
+    optimiser at the warmed-up lr), on its one 30x30 carry."""
+
+    def __init__(self, ref, head, lr: float, warmup: int, device, compile_: bool):
+        self.head, self.lr, self.warmup, self.device = head, lr, warmup, device
+        self.forward = torch.compile(head) if compile_ else head
+        self.adam = AdamAtan2(head.parameters(), lr=lr, betas=BETAS, weight_decay=WEIGHT_DECAY)
+        table = head.model.inner.puzzle_emb
+        self.sign = ref.SignSGD(table.buffers(), lr=PUZZLE_EMB_LR, weight_decay=WEIGHT_DECAY, world_size=1)
+        self.carry, self.steps = None, 0
+
+    def step(self, b: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        rb = reference_batch(b)
+        if self.carry is None:
+            with torch.device(self.device):
+                self.carry = self.head.initial_carry(rb)
+        self.carry, loss, _, out, _ = self.forward(carry=self.carry, batch=rb, return_keys=["logits"])
+        batch = rb["inputs"].shape[0]
+        (loss / batch).backward()
+        scale = warmup_factor(self.steps, self.warmup)
+        for opt, base in ((self.sign, PUZZLE_EMB_LR), (self.adam, self.lr)):
+            for group in opt.param_groups:
+                group["lr"] = base * scale
+            opt.step()
+            opt.zero_grad()
+        self.steps += 1
+        labels = self.carry.current_data["labels"]
+        return loss.detach() / batch, exact_fraction(out["logits"], labels, IGNORE_LABEL_ID)
+
+    @torch.no_grad()
+    def predict(self, b: dict) -> torch.Tensor:
+        """All N_sup steps in eval mode, as the reference's evaluation runs them."""
+        self.head.eval()
+        rb = reference_batch(b)
+        with torch.device(self.device):
+            carry = self.head.initial_carry(rb)
+        for _ in range(self.head.model.config.halt_max_steps):
+            carry, _, _, out, _ = self.forward(carry=carry, batch=rb, return_keys=["logits"])
+        self.head.train()
+        return out["logits"]
+
+
+@dataclass
+class OurTrainer:
+    """arcsolver's training step (the loss, Adam-atan2, sign-SGD on the batch's task rows) with
+    one carry per canvas side, as its pretraining loop keeps them."""
+
+    model: TRM
+    lr: float
+    warmup: int
+    dtype: torch.dtype
+    compile_: bool
+    carries: dict = field(default_factory=dict)
+    steps: int = 0
+
+    def __post_init__(self):
+        self.model.train()
+        self.forward = torch.compile(self.model) if self.compile_ else self.model
+        self.predict_fn = torch.compile(self.model.predict) if self.compile_ else self.model.predict
+        self.opt = AdamAtan2(self.model.parameters(), lr=self.lr, betas=BETAS, weight_decay=WEIGHT_DECAY)
+
+    def autocast(self, device_type: str):
+        return torch.autocast(device_type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    def step(self, b: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        side = b["inputs"].shape[-1]
+        carry = self.carries.get(side) or self.model.initial_carry(b)
+        with self.autocast(b["inputs"].device.type):
+            carry, out = self.forward(carry, b)
+        self.carries[side] = carry
+        loss, _ = trm_loss(out.logits, out.labels, out.halt_logit, self.model.config.halt_loss_weight)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        scale = warmup_factor(self.steps, self.warmup)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr * scale
+        self.opt.step()
+        self.model.puzzle_emb.step(PUZZLE_EMB_LR * scale, WEIGHT_DECAY)
+        self.steps += 1
+        return loss.detach(), exact_fraction(out.logits, out.labels, PAD)
+
+    @torch.no_grad()
+    def predict(self, b: dict) -> torch.Tensor:
+        self.model.eval()
+        with self.autocast(b["inputs"].device.type):
+            logits, _ = self.predict_fn(b["inputs"], b["puzzle_ids"])
+        self.model.train()
+        return logits
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+# --- throughput ------------------------------------------------------------------------
+
+
+def rate(run, batches: list[dict], device) -> float:
+    """Examples/s of run over batches, after one untimed warm-up on the first."""
+    run(batches[0])
+    sync(device)
+    start = time.perf_counter()
+    for b in batches:
+        run(b)
+    sync(device)
+    return sum(len(b["inputs"]) for b in batches) / (time.perf_counter() - start)
+
+
+def throughput(args, ref, cfg: TRMConfig, stream: SizedStream, device, dtype) -> dict:
+    """Training and inference examples/s: reference 30x30, arcsolver 30x30, arcsolver sized
+    (each side on its own, weighed by its share of the mix's examples)."""
+    n = args.throughput_steps
+    shares = dict(zip((int(s) for s in stream.sides), stream.probabilities))
+    by_side = {
+        side: [sub.batch(k, args.batch) for k in range(n)] for side, sub in stream.streams.items() if side in shares
+    }
+    # The reference and arcsolver at 30x30 see every side's batches padded, in the mix's proportions
+    # (a 30x30 step costs the same whatever the grids, so which examples does not matter).
+    mixed = [b for side in by_side for b in by_side[side][: max(1, round(n * shares[side]))]][:n]
+    out: dict[str, dict] = {}
+    for mode in ("training", "inference"):
+        head, fixed, sized = build_equal(ref, cfg, args.batch, device, dtype, seed=0)
+        ref_t = ReferenceTrainer(ref, head, args.lr, 1, device, args.compile)
+        fixed_t = OurTrainer(fixed, args.lr, 1, dtype, args.compile)
+        sized_t = OurTrainer(sized, args.lr, 1, dtype, args.compile)
+        call = (lambda t: t.step) if mode == "training" else (lambda t: t.predict)
+        mixed_30 = [on_device(b, device, CANVAS) for b in mixed]
+        r_ref = rate(call(ref_t), mixed_30, device)
+        r_fixed = rate(call(fixed_t), mixed_30, device)
+        per_side = {
+            side: rate(call(sized_t), [on_device(b, device) for b in bs], device) for side, bs in by_side.items()
+        }
+        r_sized = 1 / sum(shares[s] / r for s, r in per_side.items())
+        out[mode] = {
+            "reference_30x30": r_ref,
+            "arcsolver_30x30": r_fixed,
+            "arcsolver_sized": r_sized,
+            "per_side": per_side,
+        }
+        print(
+            f"{mode} examples/s: reference 30x30 {r_ref:.2f} | arcsolver 30x30 {r_fixed:.2f} ({r_fixed / r_ref:.2f}x) "
+            f"| arcsolver sized {r_sized:.2f} ({r_sized / r_ref:.2f}x)",
+            flush=True,
+        )
+        print("  sized, per side: " + ", ".join(f"{s}: {r:.1f}" for s, r in per_side.items()), flush=True)
+    return out
+
+
+# --- learning curves -------------------------------------------------------------------
+
+
+def curves(args, ref, cfg: TRMConfig, device, dtype) -> dict:
+    """Per seed: loss, exact accuracy and wall time at every step of the reference, arcsolver at
+    30x30 and arcsolver sized, from the same weights on the same stream."""
+    warmup = max(1, args.curve_steps // 10)
+    results: dict[int, dict] = {}
+    for seed in range(args.seeds):
+        stream = arc1_stream(seed, args.augmentations)
+        batches = [stream.batch(k, args.batch) for k in range(args.curve_steps)]
+        head, fixed, sized = build_equal(ref, cfg, args.batch, device, dtype, seed=seed)
+        runs = {
+            "reference": (ReferenceTrainer(ref, head, args.lr, warmup, device, args.compile), CANVAS),
+            "arcsolver_30x30": (OurTrainer(fixed, args.lr, warmup, dtype, args.compile), CANVAS),
+            "arcsolver_sized": (OurTrainer(sized, args.lr, warmup, dtype, args.compile), None),
+        }
+        results[seed] = {}
+        for name, (trainer, side) in runs.items():
+            torch.manual_seed(1000 + seed)  # the halting exploration draws
+            losses, exact, times = [], [], []
+            elapsed = 0.0
+            for b in batches:
+                tensors = on_device(b, device, side)
+                sync(device)
+                start = time.perf_counter()
+                loss, acc = trainer.step(tensors)
+                sync(device)
+                elapsed += time.perf_counter() - start
+                losses.append(loss.item())
+                exact.append(acc.item())
+                times.append(elapsed)
+            results[seed][name] = {"loss": losses, "exact": exact, "time": times}
+            print(
+                f"seed {seed} {name}: {len(batches)} steps in {elapsed:.0f} s, "
+                f"loss {np.mean(losses[:10]):.3f} -> {np.mean(losses[-len(losses) // 5 :]):.3f}",
+                flush=True,
+            )
+    return results
+
+
+def smooth(values: list[float], window: int) -> np.ndarray:
+    """The mean over the last `window` steps at each step (fewer at the start)."""
+    v = np.asarray(values, dtype=np.float64)
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    i = np.arange(1, len(v) + 1)
+    return (c[i] - c[np.maximum(i - window, 0)]) / np.minimum(i, window)
+
+
+def at_time(curve: dict, t: float, window: int) -> float:
+    """The smoothed loss of a curve at wall time t (its last value if it ended before)."""
+    k = int(np.searchsorted(np.asarray(curve["time"]), t, side="right")) - 1
+    return float(smooth(curve["loss"], window)[max(k, 0)])
+
+
+def report_curves(results: dict, window: int) -> dict:
+    """Print the curves at equal steps and equal time, and whether the reference and arcsolver
+    at 30x30 agree within the spread between seeds (smoothed loss, after the first window)."""
+    names = ["reference", "arcsolver_30x30", "arcsolver_sized"]
+    steps = len(results[0]["reference"]["loss"])
+    marks = sorted({min(steps, max(window, steps * q // 4)) for q in (1, 2, 3, 4)})
+    print(f"\nlearning curves (loss and exact accuracy, mean over the last {window} steps)")
+    print("seed  run              " + "".join(f"  step {m:>4}        " for m in marks))
+    for seed, runs in results.items():
+        for name in names:
+            loss, exact = smooth(runs[name]["loss"], window), smooth(runs[name]["exact"], window)
+            print(f"{seed:>4}  {name:<16} " + "".join(f"  {loss[m - 1]:.3f} / {exact[m - 1]:.3f}  " for m in marks))
+    print("\nat equal wall time (smoothed loss at the reference's time for its steps)")
+    for seed, runs in results.items():
+        end = runs["reference"]["time"][-1]
+        cells = []
+        for q in (0.25, 0.5, 1.0):
+            t = q * end
+            cells.append(f"{t:6.0f} s: " + " / ".join(f"{at_time(runs[n], t, window):.3f}" for n in names))
+        print(f"seed {seed} (reference / arcsolver 30x30 / arcsolver sized)  " + "   ".join(cells))
+
+    seeds = list(results)
+    smoothed = {(s, n): smooth(results[s][n]["loss"], window)[window - 1 :] for s in seeds for n in names}
+    gap = max(float(np.abs(smoothed[s, "reference"] - smoothed[s, "arcsolver_30x30"]).max()) for s in seeds)
+    spread = 0.0
+    for a in range(len(seeds)):
+        for b in range(a + 1, len(seeds)):
+            for n in ("reference", "arcsolver_30x30"):
+                spread = max(spread, float(np.abs(smoothed[seeds[a], n] - smoothed[seeds[b], n]).max()))
+    agree = len(seeds) > 1 and gap <= spread
+    print(
+        f"learning curves agree within the seed spread: {'yes' if agree else 'no'} "
+        f"(max loss gap {gap:.3f}, seed spread {spread:.3f})"
+    )
+    return {"max_loss_gap": gap, "seed_spread": spread, "agree": agree}
+
+
+# --- the real loop -------------------------------------------------------------------
+
+
+def real_loop(args, cfg: TRMConfig, layout: str, device, dtype_name: str) -> float | None:
+    """Steady samples/s of `arcsolver pretrain` on the ARC-AGI-1 training mix with this model and
+    batch, time-limited: the median of its metrics.jsonl records after the first."""
+    run = Path(tempfile.mkdtemp()) / layout
+    model = {k: v for k, v in cfg.model_dump().items() if k in SIZES[args.size]["model"]}
+    overrides = [f"model.{k}={v}" for k, v in model.items()] + [
+        "model.positions=" + ('"rope1d"' if layout == "fixed" else '"rope2d"'),
+        "model.canvas=30",
+        "model.puzzle_emb_len=16",
+        'data.train_sets=["arc1/training"]',
+        "data.heldout_sets=[]",
+        "data.max_side=30",
+        f"data.n_augmentations={args.augmentations}",
+        f"optim.global_batch_size={args.batch}",
+        f"optim.lr={args.lr}",
+        "run.steps=1000000",
+        f"run.time_limit_s={args.loop_seconds}",
+        "run.checkpoint_every=1000000",
+        f"run.log_every={args.loop_log_every}",
+        f"run.device={'cuda' if torch.device(device).type == 'cuda' else 'cpu'}",
+        f'run.dtype="{dtype_name}"',
+        f"run.compile={'true' if args.compile else 'false'}",
+        "eval.max_versions=1",
+    ]
+    recipe = ["--recipe", "arc1"] if args.size == "paper" else []
+    command = [sys.executable, "-m", "arcsolver", "pretrain", *recipe, "--out", str(run)]
+    for o in overrides:
+        command += ["--set", o]
+    env = dict(os.environ, COLUMNS="200")
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    metrics = run / "metrics.jsonl"
+    rates = []
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            record = json.loads(line)
+            if "samples_per_s" in record:
+                rates.append(record["samples_per_s"])
+    if len(rates) < 2:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+        print(f"real loop ({layout}): too few records to measure ({len(rates)}): {' | '.join(tail)}")
+        return None
+    steady = float(np.median(rates[1:]))
+    print(
+        f"real loop, arcsolver pretrain ({layout} canvases): {steady:.2f} samples/s ({len(rates) - 1} records)",
+        flush=True,
+    )
+    return steady
+
+
+# --- main ----------------------------------------------------------------------------
+
+
+def machine(device) -> str:
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads"
+
+
+def cpu_flags() -> str:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return ""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return " ".join(f for f in wanted if f" {f}" in flags)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", type=Path, required=True, help="a clone of the TRM reference code")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--size", default="small", choices=list(SIZES))
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"])
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="default: on CUDA only")
+    parser.add_argument("--batch", type=int, help="per step (default: the size's)")
+    parser.add_argument("--throughput-steps", type=int, help="timed steps per canvas side")
+    parser.add_argument("--curve-steps", type=int, help="training steps per learning curve")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--augmentations", type=int, default=8, help="augmented versions per task in the stream")
+    parser.add_argument("--loop-seconds", type=int, help="time limit of each real-loop run (0: skip the real loop)")
+    parser.add_argument("--loop-log-every", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "curves", "loop"])
+    args = parser.parse_args()
+
+    size = SIZES[args.size]
+    for key in ("batch", "throughput_steps", "curve_steps", "loop_seconds"):
+        if getattr(args, key) is None:
+            setattr(args, key, size[key])
+    args.lr = size["lr"]
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device here")
+    if args.compile is None:
+        args.compile = device.type == "cuda"
+    dtype = resolve_dtype(args.dtype, device)
+    dtype_name = "bf16" if dtype == torch.bfloat16 else "fp32"
+    ref = import_reference(args.reference)
+    stream = arc1_stream(0, args.augmentations)
+    cfg = TRMConfig(**size["model"], n_puzzle_ids=len(stream.streams[CANVAS].puzzles) + 1, canvas=CANVAS)
+    n_params = sum(p.numel() for p in TRM(cfg).parameters())
+    print(
+        f"{machine(device)} {cpu_flags()}; torch {torch.__version__}; {dtype_name}; compile {args.compile}\n"
+        f"size {args.size}: TRM {n_params / 1e6:.2f}M parameters, hidden {cfg.hidden_size}, T={cfg.n_recursions} "
+        f"n={cfg.n_latent_steps} N_sup={cfg.n_supervision}, batch {args.batch}; ARC-AGI-1 training mix, "
+        f"{cfg.n_puzzle_ids - 1} task versions; examples per side: "
+        + ", ".join(f"{int(s)}: {p:.1%}" for s, p in zip(stream.sides, stream.probabilities)),
+        flush=True,
+    )
+
+    out: dict = {"device": machine(device), "dtype": dtype_name, "size": args.size, "batch": args.batch}
+    head, fixed, _ = build_equal(
+        ref, cfg, args.batch, device, torch.float32 if device.type == "cpu" else dtype, 0, True
+    )
+    if device.type == "cpu":  # in fp32 the two computations agree to rounding
+        b = on_device(stream.batch(0, args.batch), device, CANVAS)
+        diffs = compare_one_step(head, fixed, b, device)
+        out["equal_step"] = diffs
+        print(
+            "one supervision step, same weights, max |difference|: "
+            + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())
+        )
+
+    if "throughput" not in args.skip:
+        out["throughput"] = throughput(args, ref, cfg, stream, device, dtype)
+    if "curves" not in args.skip:
+        results = curves(args, ref, cfg, device, dtype)
+        out["curves"] = report_curves(results, window=max(5, args.curve_steps // 10))
+        out["curve_values"] = results
+    loop = None
+    if "loop" not in args.skip and args.loop_seconds > 0:
+        out["loop"] = {
+            layout: real_loop(args, cfg, layout, device, "bfloat16" if dtype == torch.bfloat16 else "float32")
+            for layout in ("auto", "fixed")
+        }
+        loop = out["loop"]["auto"]
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    if "throughput" in out:
+        ref_rate = out["throughput"]["training"]["reference_30x30"]
+        ours = loop if loop else out["throughput"]["training"]["arcsolver_sized"]
+        what = "real loop, sized" if loop else "training step, sized"
+        print(f"\n({what} {ours:.2f} examples/s against the reference's {ref_rate:.2f})")
+        label = "CPU" if device.type == "cpu" else machine(device)
+        print(f"training speed-up vs reference: {ours / ref_rate:.2f}× ({label}, {dtype_name}, {args.size})")
+
+
+if __name__ == "__main__":
+    main()

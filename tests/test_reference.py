@@ -1,0 +1,117 @@
+"""arcsolver's TRM beside the TRM reference code: equal weights give equal outputs.
+
+The reference is imported from a clone named by TRM_REFERENCE (or found beside this checkout);
+where there is none, or it cannot be imported, the comparisons are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from arcsolver.data.encoding import PAD
+from arcsolver.errors import ConfigError
+from arcsolver.model.reference import check_shapes, reference_state_to_trm, trm_settings_from_reference
+from arcsolver.model.trm import TRMConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CANDIDATES = [ROOT.parent / "TinyRecursiveModels", ROOT.parent / "shared" / "ref" / "TinyRecursiveModels"]
+
+
+def reference_path() -> Path | None:
+    if os.environ.get("TRM_REFERENCE"):
+        return Path(os.environ["TRM_REFERENCE"])
+    return next((p for p in CANDIDATES if (p / "models" / "recursive_reasoning" / "trm.py").is_file()), None)
+
+
+@pytest.fixture(scope="module")
+def harness():
+    """benchmarks/reference.py and the reference code it imports."""
+    path = reference_path()
+    if path is None or not path.is_dir():
+        pytest.skip("no clone of the TRM reference code (set TRM_REFERENCE to one)")
+    pytest.importorskip("einops", reason="the reference code needs einops")
+    spec = importlib.util.spec_from_file_location("reference_benchmark", ROOT / "benchmarks" / "reference.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reference_benchmark"] = module
+    spec.loader.exec_module(module)
+    return module, module.import_reference(path)
+
+
+def small_config(**changes) -> TRMConfig:
+    base = dict(
+        hidden_size=32, n_heads=2, n_latent_steps=2, n_recursions=2, n_supervision=3, canvas=8, puzzle_emb_len=4
+    )
+    return TRMConfig(**{**base, "n_puzzle_ids": 6, **changes})
+
+
+def random_batch(cfg: TRMConfig, batch: int, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 12, (batch, cfg.canvas, cfg.canvas), generator=g)
+    labels[:, -2:, :] = PAD  # cells without a target, as every real canvas has
+    return {
+        "inputs": torch.randint(0, 12, (batch, cfg.canvas, cfg.canvas), generator=g),
+        "labels": labels,
+        "puzzle_ids": torch.randint(1, cfg.n_puzzle_ids, (batch,), generator=g),
+    }
+
+
+def test_equal_weights_give_equal_training_step(harness):
+    bench, ref = harness
+    cfg = small_config()
+    head, fixed, _ = bench.build_equal(ref, cfg, 4, "cpu", torch.float32, seed=3, random_rows=True)
+    assert head.model.inner.puzzle_emb.weights[1:].abs().sum() > 0  # the task vectors take part
+    diffs = bench.compare_one_step(head, fixed, random_batch(cfg, 4), "cpu")
+    assert set(diffs) == {"logits", "halt_logit", "y", "z"}
+    for name, diff in diffs.items():
+        assert diff < 1e-4, f"{name} differs by {diff}"
+
+
+def test_equal_weights_give_equal_inference_and_trained_steps(harness):
+    """All N_sup steps of inference agree; so do both after a few training steps each on the
+    same batches (the optimisers take the same steps)."""
+    bench, ref = harness
+    cfg = small_config(halt_exploration_prob=0.0)
+    head, fixed, _ = bench.build_equal(ref, cfg, 4, "cpu", torch.float32, seed=1)
+    ref_trainer = bench.ReferenceTrainer(ref, head, 1e-3, 2, "cpu", False)
+    our_trainer = bench.OurTrainer(fixed, 1e-3, 2, torch.float32, False)
+    for k in range(3):
+        b = random_batch(cfg, 4, seed=10 + k)
+        ref_loss, ref_exact = ref_trainer.step(b)
+        our_loss, our_exact = our_trainer.step(b)
+        assert abs(ref_loss.item() - our_loss.item()) < 1e-4
+        assert ref_exact.item() == our_exact.item()
+    trained = reference_state_to_trm(head.state_dict())
+    for key, value in fixed.state_dict().items():
+        torch.testing.assert_close(value, trained[key], atol=1e-5, rtol=1e-4, msg=key)
+    b = random_batch(cfg, 4, seed=99)
+    torch.testing.assert_close(our_trainer.predict(b), ref_trainer.predict(b).float(), atol=1e-4, rtol=1e-4)
+
+
+def test_untranslatable_weight_is_named():
+    state = {
+        "_orig_mod.model.inner.embed_tokens.embedding_weight": torch.zeros(12, 8),
+        "model.inner.mystery": torch.zeros(1),
+    }
+    with pytest.raises(ConfigError, match="inner.mystery"):
+        reference_state_to_trm(state)
+
+
+def test_settings_and_shapes_are_checked():
+    arch = dict(
+        hidden_size=32, num_heads=2, L_layers=1, expansion=4, L_cycles=2, H_cycles=2, halt_max_steps=4, seq_len=64
+    )
+    settings = trm_settings_from_reference(arch)
+    assert settings["canvas"] == 8 and settings["n_latent_steps"] == 2 and settings["positions"] == "rope1d"
+    with pytest.raises(ConfigError, match="mlp_t"):
+        trm_settings_from_reference({**arch, "mlp_t": True})
+    with pytest.raises(ConfigError, match="seq_len"):
+        trm_settings_from_reference({**arch, "seq_len": 60})
+    state = {"embed_tokens.weight": torch.zeros(12, 16)}
+    with pytest.raises(ConfigError, match="embed_tokens.weight.*expected \\(12, 32\\)"):
+        check_shapes(settings, state)
