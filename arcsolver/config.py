@@ -40,7 +40,7 @@ class MachineConfig(_Section):
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else the CPU")
     dtype: Literal["auto", "bfloat16", "float32"] = Field(
-        "auto", description="autocast precision; auto: bf16 on CUDA and on CPUs with AMX, else float32"
+        "auto", description="autocast precision; auto: bf16 on CUDA and on CPUs with AMX or AVX-512 BF16, else float32"
     )
     threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's choice)")
     gpu_memory_gb: float | None = Field(

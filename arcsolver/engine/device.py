@@ -19,18 +19,31 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def cpu_has_amx() -> bool:
-    """AMX tiles make bf16 matrix products several times faster than fp32 on this CPU."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+# CPU instructions that multiply bf16 matrices natively: AMX tiles (Sapphire Rapids and later)
+# and AVX-512 BF16 dot products (Cooper Lake, Zen 4 and later). Without either, bf16 is converted
+# to fp32 for every product and runs no faster than fp32.
+BF16_MATMUL_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype: bf16 where the hardware makes it fast, else fp32."""
+def cpu_bf16_matmul(cpuinfo: str | None = None) -> str | None:
+    """The first of BF16_MATMUL_FLAGS this CPU has (from /proc/cpuinfo), or None."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+    return next((flag for flag in BF16_MATMUL_FLAGS if flag in flags), None)
+
+
+def resolve_dtype(name: str, device: torch.device, cpuinfo: str | None = None) -> torch.dtype:
+    """The autocast dtype: bf16 where the hardware multiplies it natively (CUDA; CPUs with AMX or
+    AVX-512 BF16), else fp32."""
     if name == "auto":
-        fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_amx())
+        fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_bf16_matmul(cpuinfo) is not None)
         return torch.bfloat16 if fast_bf16 else torch.float32
     return getattr(torch, name)
 
