@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The GPU figures of BENCHMARKS.md, in one go: CUDA tests, memory per sample and the micro-batch
-# picked (whole card and a 24 GB cap), a time-limited compiled arc1 pretraining, and a kaggle
-# solve of ten ARC-AGI-2 evaluation tasks under a 24 GB cap.
-#   benchmarks/gpu.sh OUT_DIR [PRETRAIN_SECONDS]
+# picked (whole card and a 24 GB cap), a time-limited compiled arc1 pretraining, a kaggle solve of
+# ten ARC-AGI-2 evaluation tasks under a 24 GB cap, and, given a clone of the TRM reference code,
+# the side-by-side comparison at the paper's size (whose real loop is the arc1 run above).
+#   benchmarks/gpu.sh OUT_DIR [PRETRAIN_SECONDS] [REFERENCE_CLONE]
 set -euo pipefail
-out=${1:?usage: benchmarks/gpu.sh OUT_DIR [PRETRAIN_SECONDS]}
-seconds=${2:-150}
+out=${1:?usage: benchmarks/gpu.sh OUT_DIR [PRETRAIN_SECONDS] [REFERENCE_CLONE]}
+seconds=${2:-120}
+reference=${3:-${TRM_REFERENCE:-}}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
@@ -30,3 +32,9 @@ python3 -m arcsolver solve "$data/ten_challenges.json" --checkpoint "$run" --rec
   --set run.gpu_memory_gb=24 --set adapt.steps=200 --set adapt.log_every=20 --set infer.max_versions=64 2>&1 \
   | grep -v "^\s*$" | tail -12
 python3 -m arcsolver evaluate "$out/submission.json" --solutions "$data/ten_solutions.json" --json
+if [ -n "$reference" ]; then
+  # Short curves (60 steps, two seeds) so that the script stays near ten minutes.
+  python3 benchmarks/reference.py --reference "$reference" --device cuda --size paper --curve-steps 60 \
+    --throughput-steps 4 --loop-metrics "$out/pretrain-metrics.jsonl" --json "$out/reference.json" 2>&1 \
+    | tee "$out/reference.txt" | grep -v "^\s*$"
+fi
