@@ -17,7 +17,8 @@ from typing import Annotated, Literal, TypeVar, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from arcsolver.errors import ConfigError
+from arcsolver.data.loaders import check_input_file
+from arcsolver.errors import ConfigError, DataError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -124,11 +125,19 @@ def apply_overrides(settings: dict, overrides: list[str], model: type[BaseModel]
 
 
 def read_recipe(path: Path) -> dict:
-    """A recipe file's settings as written (section -> key -> value), not yet validated."""
+    """A recipe file's settings as written (section -> key -> value), not yet validated. A file
+    that is not a regular UTF-8 file within the input size limit is one ConfigError naming it."""
     try:
+        check_input_file(path)
         return tomllib.loads(path.read_text(encoding="utf-8"))
+    except DataError as e:
+        raise ConfigError(str(e)) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save the recipe as UTF-8 TOML") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read; a recipe has sections of settings") from None
 
 
 def load_recipe(model: type[C], stage: str, name_or_path: str, overrides: list[str] = ()) -> C:
