@@ -12,7 +12,7 @@ import arcsolver
 # Lowest first. Packages on one level are siblings: neither may import the other.
 LAYERS = [
     {"errors"},
-    {"atomic", "console"},
+    {"atomic", "console", "locks"},
     {"data"},
     {"model"},
     {"config"},

@@ -1,0 +1,95 @@
+"""Who may write where: one process per run directory or submission, and no output over an input.
+
+A run directory (or a submission) written by two processes at once ends with files of both, and
+neither knows. Each writer takes an exclusive lock on a file beside what it writes, held for its
+whole life; a second writer is refused in one line that names the holder. The lock is the
+kernel's (flock): it ends with its process, however the process ends, so a killed run never
+leaves a lock that blocks the next one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import stat
+from pathlib import Path
+
+from arcsolver.errors import ArcsolverError
+
+
+class Busy(ArcsolverError):
+    """Another process holds the lock on a path we are about to write."""
+
+
+class Lock:
+    """An exclusive lock on `path` (a file created if absent), with the holder's host and pid
+    written in it for the refusal message. Release it with release() or a with-block; under
+    torchrun, only the process that writes (rank 0) should take it."""
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = Path(path), what
+        self._fd: int | None = None
+
+    def acquire(self) -> Lock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise Busy(
+                f"{self.what} is in use by {holder} (lock {self.path}); wait for it to finish or choose another path"
+            ) from None
+        except OSError:
+            os.close(fd)  # a file system without locks (some network mounts): carry on unguarded
+            return self
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock; the file stays, harmless
+            self._fd = None
+
+    def __enter__(self) -> Lock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def run_lock(run_dir: Path) -> Lock:
+    """The lock of a run directory (the directory must exist)."""
+    return Lock(Path(run_dir) / ".lock", f"run directory {run_dir}")
+
+
+def output_lock(path: Path) -> Lock:
+    """The lock of an output file, beside it (its directory must exist)."""
+    path = Path(path)
+    return Lock(path.parent / f".{path.name}.lock", str(path))
+
+
+def check_output(path: Path, inputs: dict[str, Path | None], option: str) -> None:
+    """Refuse to write `path` (given by `option`) where it is one of the command's inputs, or
+    exists and is not a regular file (a device, a directory): one ArcsolverError naming both."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ArcsolverError(f"{option} {path}: cannot use it: {e.strerror or e}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ArcsolverError(f"{option} {path}: not a regular file; give the path of a file to write")
+    for name, source in inputs.items():
+        if source is None:
+            continue
+        try:
+            same = os.path.samefile(path, source)
+        except OSError:
+            continue
+        if same:
+            raise ArcsolverError(f"{option} {path} is the {name} this command reads; write to another path")
