@@ -73,14 +73,20 @@ class PuzzleEmbedding(nn.Module):
         """Sign-SGD with decoupled weight decay on the rows in `ids` only (never the blank row).
 
         Gradients are summed per unique id first: w <- w * (1 - lr * wd) - lr * sign(sum g).
+        Every shape here is the batch's, never the number of distinct ids, so the update runs
+        without waiting for the device (torch.unique or a boolean mask would).
         """
-        unique_ids, slot = torch.unique(ids, return_inverse=True)
-        summed = torch.zeros(len(unique_ids), self.dim, device=grads.device)
-        summed.index_add_(0, slot, grads.float())
-        keep = unique_ids != BLANK_ID
-        unique_ids, summed = unique_ids[keep], summed[keep]
-        rows = self.weight[unique_ids]
-        self.weight[unique_ids] = rows * (1 - lr * weight_decay) - lr * summed.sign()
+        ids, order = ids.sort()
+        # Position i of the sorted ids belongs to group g[i]: one group per distinct id.
+        starts = torch.ones_like(ids, dtype=torch.bool)
+        starts[1:] = ids[1:] != ids[:-1]
+        group = starts.cumsum(0) - 1
+        summed = torch.zeros(len(ids), self.dim, device=grads.device)
+        summed.index_add_(0, group, grads[order].float())
+        rows = self.weight[ids]
+        updated = rows * (1 - lr * weight_decay) - lr * summed[group].sign()
+        # A repeated id is written once per occurrence, each time with the same row.
+        self.weight[ids] = torch.where((ids == BLANK_ID)[:, None], rows, updated)
 
     def step(self, lr: float, weight_decay: float) -> None:
         """Single-process update with the last forward's gradients, which are then dropped."""
