@@ -89,7 +89,7 @@ def test_kernel_metadata_runs_offline_on_a_gpu_with_the_bundle_and_the_competiti
     assert meta["enable_internet"] is False and meta["enable_gpu"] is True
     assert meta["kernel_type"] == "notebook" and meta["language"] == "python"
     assert meta["code_file"] == NOTEBOOK.name
-    assert meta["competition_sources"] == ["arc-prize-2025"]
+    assert meta["competition_sources"] == ["arc-prize-2026-arc-agi-2"]  # the ARC-AGI-2 track of 2026
     assert [s.split("/")[1] for s in meta["dataset_sources"]] == ["arcsolver-bundle"]
 
 
