@@ -198,21 +198,6 @@ def runtime_requirements(metadata, python_version: str) -> list[str]:
     return kept
 
 
-def resolve(requirements: list[str], python_version: str, sources: list[str], env: dict | None = None) -> list[dict]:
-    """What pip would install for requirements on the target Python from sources (pip options such
-    as --no-index --find-links DIR), nothing installed counted: its report's install items."""
-    with tempfile.TemporaryDirectory(prefix="arcsolver-resolve-") as tmp:
-        report = Path(tmp) / "report.json"
-        pip(
-            # --target only because pip allows the target options with it; a dry run writes nothing there
-            ["install", "--dry-run", "--quiet", "--report", str(report), "--target", str(Path(tmp) / "target")]
-            + [*sources, *target_args(python_version), *requirements],
-            f"pip's resolution for Python {python_version}",
-            env,
-        )
-        return json.loads(report.read_text(encoding="utf-8"))["install"]
-
-
 def unmet_requirements(items: list[dict], python_version: str) -> list[tuple[str, str]]:
     """The requirements of a resolution's packages, markers judged for the target Python, that no
     package of the resolution meets (those pip missed by judging markers for its own Python), as
@@ -238,31 +223,45 @@ def pinned(items: list[dict]) -> list[str]:
     return sorted((f"{item['metadata']['name']}=={item['metadata']['version']}" for item in items), key=str.lower)
 
 
+def wheel_item(wheel: Path) -> dict:
+    """A wheel's name, version and Requires-Dist, shaped as an install item of pip's report."""
+    metadata = wheel_metadata(wheel)
+    requires = metadata.get_all("Requires-Dist") or []
+    return {"metadata": {"name": metadata["Name"], "version": metadata["Version"], "requires_dist": requires}}
+
+
 def download_dependencies(requirements: list[str], python_version: str, wheel_dir: Path) -> list[dict]:
-    """Download into wheel_dir every wheel the requirements need on the target Python; returns the resolution."""
+    """Download into wheel_dir every wheel the requirements need on the target Python; returns them as
+    install items (see wheel_item)."""
     _, canonicalize_name = requirement_tools()
     wanted = list(requirements)
-    for _round in range(5):  # each round adds what the last one missed; real chains are one or two deep
-        items = resolve(wanted, python_version, [])
-        unmet = unmet_requirements(items, python_version)
-        if not unmet:
-            break
-        wanted += [req for _, req in unmet]
-    else:
-        raise ArcsolverError(
-            f"the dependencies for Python {python_version} do not resolve: "
-            + "; ".join(f"{who} needs {req}" for who, req in unmet)
-        )
-    pulled = [item["metadata"]["name"] for item in items if canonicalize_name(item["metadata"]["name"]) in NOT_BUNDLED]
-    if pulled:
-        raise ArcsolverError(
-            f"a dependency pulls {', '.join(pulled)} into the bundle for Python {python_version}; "
-            "it must come from Kaggle's image"
-        )
-    pip(
-        ["download", "--quiet", "--no-deps", "--dest", str(wheel_dir), *target_args(python_version), *pinned(items)],
-        f"pip download (the dependencies for Python {python_version})",
-    )
+    with tempfile.TemporaryDirectory(prefix="arcsolver-wheels-") as tmp:
+        for round_ in range(5):  # each round adds what the last one missed; real chains are one or two deep
+            dest = Path(tmp) / str(round_)  # afresh: an added requirement may change other versions
+            pip(
+                ["download", "--quiet", "--dest", str(dest), *target_args(python_version), *wanted],
+                f"pip download (the dependencies for Python {python_version})",
+            )
+            wheels = sorted(dest.glob("*.whl"))
+            items = [wheel_item(wheel) for wheel in wheels]
+            unmet = unmet_requirements(items, python_version)
+            if not unmet:
+                break
+            wanted += [req for _, req in unmet]
+        else:
+            raise ArcsolverError(
+                f"the dependencies for Python {python_version} do not resolve: "
+                + "; ".join(f"{who} needs {req}" for who, req in unmet)
+            )
+        pulled = [wheel.name for wheel in wheels if canonicalize_name(wheel.name.split("-")[0]) in NOT_BUNDLED]
+        if pulled:
+            raise ArcsolverError(
+                f"a dependency pulled {', '.join(pulled)} into the bundle for Python {python_version}; "
+                "it must come from Kaggle's image"
+            )
+        for wheel in wheels:  # a pure-Python wheel may already be there for another Python
+            if not (wheel_dir / wheel.name).exists():
+                shutil.move(str(wheel), wheel_dir / wheel.name)
     return items
 
 

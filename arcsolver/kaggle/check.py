@@ -27,10 +27,12 @@ from arcsolver.kaggle.bundle import (
     offline_env,
     pinned,
     pip,
-    resolve,
+    requirement_tools,
     sha256,
     target_args,
     unmet_requirements,
+    wheel_item,
+    wheel_metadata,
 )
 
 
@@ -97,18 +99,43 @@ def file_problems(bundle: Path, manifest: Manifest) -> list[str]:
     return problems
 
 
+def offline_resolve(requirements: list[str], python_version: str, wheels: Path) -> list[dict]:
+    """The wheels pip picks for requirements on the target Python from the bundle alone, as install
+    items (see wheel_item). pip download, not an install's dry run: pip install judges Requires-Python
+    by the interpreter that runs it, whatever --python-version says."""
+    with tempfile.TemporaryDirectory(prefix="arcsolver-resolve-") as tmp:
+        pip(
+            ["download", "--quiet", "--no-index", "--find-links", str(wheels), "--dest", tmp]
+            + [*target_args(python_version), *requirements],
+            f"pip's resolution for Python {python_version}",
+            offline_env(),
+        )
+        return [wheel_item(wheel) for wheel in sorted(Path(tmp).glob("*.whl"))]
+
+
+def requires_python(wheels: Path, manifest: Manifest) -> str:
+    """The Requires-Python of the bundle's arcsolver wheel ('' if it names none)."""
+    found = sorted(wheels.glob(f"arcsolver-{manifest.arcsolver}-*.whl"))
+    if not found:
+        raise ArcsolverError(f"{wheels}: no arcsolver {manifest.arcsolver} wheel; rebuild the bundle")
+    return wheel_metadata(found[0]).get("Requires-Python") or ""
+
+
 def this_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def offline_resolution(bundle: Path, manifest: Manifest, python_version: str, report: CheckReport) -> None:
     """Resolve, from the wheels alone, what the notebook installs on python_version; a problem if it fails."""
+    requirement_tools()  # packaging is there, or one line saying how to install it
+    from packaging.specifiers import SpecifierSet
+
     wheels = bundle / WHEELS
-    offline = ["--no-index", "--find-links", str(wheels)]
     try:
-        # arcsolver alone (its Requires-Python), then its requirements with theirs, as the notebook installs them
-        resolve(["--no-deps", f"arcsolver=={manifest.arcsolver}"], python_version, offline, offline_env())
-        items = resolve(manifest.requirements[python_version], python_version, offline, offline_env())
+        needs = requires_python(wheels, manifest)
+        if not SpecifierSet(needs).contains(f"{python_version}.0"):
+            raise ArcsolverError(f"arcsolver {manifest.arcsolver} needs Python {needs}, not {python_version}")
+        items = offline_resolve(manifest.requirements[python_version], python_version, wheels)
     except ArcsolverError as e:
         report.problems.append(f"{wheels}: {e}")
         return
