@@ -1,11 +1,11 @@
 """Verify a bundle before uploading it: what the notebook will do on Kaggle, done here first.
 
-Every file matches the manifest and none is unlisted; for each Python the bundle targets, pip
-resolves an install from the wheels alone (arcsolver without its dependencies, so torch is never
-asked for, then the manifest's requirements for that Python with theirs) and every requirement
-of what it picks, markers judged for that Python, is met; on this machine's Python, if targeted,
-the wheels install into an empty folder and the bundled code imports from it; the checkpoint
-loads. Each problem is one line naming the file.
+Every file matches the manifest and none is unlisted; for each Python the bundle targets, the
+arcsolver wheel allows that Python, pip resolves the manifest's requirements for it from the
+wheels alone (torch is never asked for: arcsolver itself is installed without dependencies), and
+every requirement of what pip picks, markers judged for that Python, is met; on this machine's
+Python, if targeted, the wheels install into an empty folder and the bundled code imports from
+it; the checkpoint loads. Each problem is one line naming the file.
 """
 
 from __future__ import annotations
