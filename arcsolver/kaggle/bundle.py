@@ -1,12 +1,18 @@
 """Build the bundle a competitor uploads as a Kaggle dataset.
 
-wheels/        arcsolver and every runtime dependency but torch, for the target Python on
-               manylinux x86_64 (Kaggle's image)
+wheels/        arcsolver and every runtime dependency but torch, for each target Python (3.10 to
+               3.13 by default: whichever Kaggle's image runs) on manylinux x86_64
 checkpoint/    model.safetensors, ema.safetensors, state.json of one checkpoint (solving needs
                neither the optimiser moments nor the training carry)
 recipe.toml    the submit recipe
-manifest.json  versions, the checkpoint's step, the requirements to install, and every file's
-               size and SHA-256; written last, so a folder without it is an unfinished bundle
+manifest.json  versions, the checkpoint's step, the requirements to install on each Python, and
+               every file's size and SHA-256; written last, so a folder without it is an unfinished
+               bundle
+
+pip judges environment markers by the interpreter that runs it, whatever --python-version says, so
+a dependency only one target Python needs (say `tomli; python_version < "3.11"` of a dependency)
+would be missed; each Python's resolution is therefore closed here, judging every marker for that
+Python, and `kaggle check` verifies the same closure from the bundle alone.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.json")
 # Kaggle's image ships a CUDA build of torch; bundling another would add gigabytes. Its own
 # dependencies (nvidia-*, triton, sympy, ...) never enter: torch is not resolved at all.
 NOT_BUNDLED = {"torch"}
+# Kaggle's image has run Python 3.10, 3.11 and 3.12 and is moving to 3.13: a bundle for all four
+# installs whichever it runs.
+IMAGE_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 # Wheels for glibc up to 2.35 (Ubuntu 22.04, the base of Kaggle's Python image).
 PLATFORMS = ["manylinux2014_x86_64", *(f"manylinux_2_{minor}_x86_64" for minor in range(17, 36))]
 
@@ -54,11 +63,12 @@ class CheckpointInfo(BaseModel):
 
 class Manifest(BaseModel):
     arcsolver: str
-    python: str  # the Python version the wheels are for, e.g. "3.11"
+    pythons: list[str]  # the Python versions the wheels are for, e.g. ["3.10", "3.11", "3.12", "3.13"]
     platform: str
     recipe: str
     checkpoint: CheckpointInfo
-    requirements: list[str]  # what to install from wheels/ besides arcsolver (markers resolved)
+    # For each of pythons: what to install from wheels/ besides arcsolver (markers resolved for it)
+    requirements: dict[str, list[str]]
     files: list[FileEntry]
 
 
@@ -147,15 +157,21 @@ def wheel_metadata(wheel: Path):
         return email.parser.HeaderParser().parsestr(zf.read(name).decode("utf-8"))
 
 
-def runtime_requirements(metadata, python_version: str) -> list[str]:
-    """A wheel's Requires-Dist for the target Python on Linux: extras and torch left out, markers resolved."""
+def requirement_tools():
+    """packaging's Requirement and canonicalize_name (building and checking a bundle need them)."""
     try:
         from packaging.requirements import Requirement
         from packaging.utils import canonicalize_name
     except ImportError:
-        raise ArcsolverError("building a bundle needs the 'packaging' package: pip install packaging") from None
-    # pip download --python-version judges markers by the running interpreter, so judge them here.
-    target = {
+        raise ArcsolverError(
+            "building or checking a bundle needs the 'packaging' package: pip install packaging"
+        ) from None
+    return Requirement, canonicalize_name
+
+
+def marker_environment(python_version: str) -> dict[str, str]:
+    """The values environment markers are judged by on Kaggle's image running python_version."""
+    return {
         "python_version": python_version,
         "python_full_version": f"{python_version}.0",
         "sys_platform": "linux",
@@ -166,6 +182,12 @@ def runtime_requirements(metadata, python_version: str) -> list[str]:
         "implementation_name": "cpython",
         "platform_python_implementation": "CPython",
     }
+
+
+def runtime_requirements(metadata, python_version: str) -> list[str]:
+    """A wheel's Requires-Dist for the target Python on Linux: extras and torch left out, markers resolved."""
+    Requirement, canonicalize_name = requirement_tools()
+    target = marker_environment(python_version)
     kept = []
     for line in metadata.get_all("Requires-Dist") or []:
         req = Requirement(line)
@@ -176,16 +198,71 @@ def runtime_requirements(metadata, python_version: str) -> list[str]:
     return kept
 
 
-def download_dependencies(requirements: list[str], python_version: str, wheel_dir: Path) -> None:
-    pip(
-        ["download", "--quiet", "--dest", str(wheel_dir), *target_args(python_version), *requirements],
-        f"pip download (the dependencies for Python {python_version})",
-    )
-    pulled = [w.name for w in wheel_dir.glob("*.whl") if w.name.split("-")[0].lower() in NOT_BUNDLED]
-    if pulled:
-        raise ArcsolverError(
-            f"a dependency pulled {', '.join(pulled)} into the bundle; it must come from Kaggle's image"
-        )
+def unmet_requirements(items: list[dict], python_version: str) -> list[tuple[str, str]]:
+    """The requirements of a resolution's packages, markers judged for the target Python, that no
+    package of the resolution meets (those pip missed by judging markers for its own Python), as
+    (the package that needs it, the requirement) pairs."""
+    Requirement, canonicalize_name = requirement_tools()
+    target = marker_environment(python_version)
+    versions = {canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"] for item in items}
+    unmet = []
+    for item in items:
+        for line in item["metadata"].get("requires_dist") or []:
+            req = Requirement(line)
+            name = canonicalize_name(req.name)
+            if name in NOT_BUNDLED or (req.marker and not req.marker.evaluate(target)):
+                continue
+            if name not in versions or not req.specifier.contains(versions[name], prereleases=True):
+                req.marker = None
+                unmet.append((f"{item['metadata']['name']} {item['metadata']['version']}", str(req)))
+    return unmet
+
+
+def pinned(items: list[dict]) -> list[str]:
+    """A resolution as sorted name==version lines."""
+    return sorted((f"{item['metadata']['name']}=={item['metadata']['version']}" for item in items), key=str.lower)
+
+
+def wheel_item(wheel: Path) -> dict:
+    """A wheel's name, version and Requires-Dist, shaped as an install item of pip's report."""
+    metadata = wheel_metadata(wheel)
+    requires = metadata.get_all("Requires-Dist") or []
+    return {"metadata": {"name": metadata["Name"], "version": metadata["Version"], "requires_dist": requires}}
+
+
+def download_dependencies(requirements: list[str], python_version: str, wheel_dir: Path) -> list[dict]:
+    """Download into wheel_dir every wheel the requirements need on the target Python; returns them as
+    install items (see wheel_item)."""
+    _, canonicalize_name = requirement_tools()
+    wanted = list(requirements)
+    with tempfile.TemporaryDirectory(prefix="arcsolver-wheels-") as tmp:
+        for round_ in range(5):  # each round adds what the last one missed; real chains are one or two deep
+            dest = Path(tmp) / str(round_)  # afresh: an added requirement may change other versions
+            pip(
+                ["download", "--quiet", "--dest", str(dest), *target_args(python_version), *wanted],
+                f"pip download (the dependencies for Python {python_version})",
+            )
+            wheels = sorted(dest.glob("*.whl"))
+            items = [wheel_item(wheel) for wheel in wheels]
+            unmet = unmet_requirements(items, python_version)
+            if not unmet:
+                break
+            wanted += [req for _, req in unmet]
+        else:
+            raise ArcsolverError(
+                f"the dependencies for Python {python_version} do not resolve: "
+                + "; ".join(f"{who} needs {req}" for who, req in unmet)
+            )
+        pulled = [wheel.name for wheel in wheels if canonicalize_name(wheel.name.split("-")[0]) in NOT_BUNDLED]
+        if pulled:
+            raise ArcsolverError(
+                f"a dependency pulled {', '.join(pulled)} into the bundle for Python {python_version}; "
+                "it must come from Kaggle's image"
+            )
+        for wheel in wheels:  # a pure-Python wheel may already be there for another Python
+            if not (wheel_dir / wheel.name).exists():
+                shutil.move(str(wheel), wheel_dir / wheel.name)
+    return items
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
@@ -220,13 +297,20 @@ def file_entries(root: Path) -> list[FileEntry]:
     ]
 
 
-def build_bundle(checkpoint: str | Path, out: Path, recipe: str = "kaggle", python_version: str = "3.11") -> Manifest:
-    """Write the bundle for a checkpoint (or a run's newest) into out, which must be empty or absent."""
+def build_bundle(
+    checkpoint: str | Path, out: Path, recipe: str = "kaggle", python_versions: tuple[str, ...] = IMAGE_PYTHONS
+) -> Manifest:
+    """Write the bundle for a checkpoint (or a run's newest) into out, which must be empty or absent,
+    with wheels for each of python_versions."""
     from arcsolver.config import SolveConfig
     from arcsolver.recipes import load_recipe, recipe_path
 
-    if not re.fullmatch(r"3\.\d+", python_version):
-        raise ArcsolverError(f"--python-version {python_version!r}: expected major.minor, e.g. 3.11")
+    for version in python_versions:
+        if not re.fullmatch(r"3\.\d+", version):
+            raise ArcsolverError(f"--python-version {version!r}: expected major.minor, e.g. 3.12")
+    pythons = sorted(set(python_versions), key=lambda v: int(v.split(".")[1]))
+    if not pythons:
+        raise ArcsolverError("no --python-version: name at least one Python the wheels are for, e.g. 3.12")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArcsolverError(f"{out}: already exists and is not an empty folder; remove it or choose another --out")
@@ -237,13 +321,14 @@ def build_bundle(checkpoint: str | Path, out: Path, recipe: str = "kaggle", pyth
     out.mkdir(parents=True, exist_ok=True)
     try:
         metadata = wheel_metadata(build_wheel(source_tree(), out / WHEELS))
-        requirements = runtime_requirements(metadata, python_version)
-        download_dependencies(requirements, python_version, out / WHEELS)
+        requirements = {version: runtime_requirements(metadata, version) for version in pythons}
+        for version in pythons:
+            download_dependencies(requirements[version], version, out / WHEELS)
         copy_checkpoint(ckpt_dir, out / CHECKPOINT)
         shutil.copyfile(recipe_file, out / RECIPE)
         manifest = Manifest(
             arcsolver=metadata["Version"],
-            python=python_version,
+            pythons=pythons,
             platform="manylinux x86_64",
             recipe=recipe_file.stem,
             checkpoint=CheckpointInfo(name=ckpt_dir.name, step=step),

@@ -1,9 +1,11 @@
 """Verify a bundle before uploading it: what the notebook will do on Kaggle, done here first.
 
-Every file matches the manifest and none is unlisted; the wheels install with no index into an
-empty folder (arcsolver without its dependencies, so torch is never asked for, then the
-manifest's requirements with theirs); the bundled code imports from that folder; the checkpoint
-loads. Each problem is one line naming the file.
+Every file matches the manifest and none is unlisted; for each Python the bundle targets, the
+arcsolver wheel allows that Python, pip resolves the manifest's requirements for it from the
+wheels alone (torch is never asked for: arcsolver itself is installed without dependencies), and
+every requirement of what pip picks, markers judged for that Python, is met; on this machine's
+Python, if targeted, the wheels install into an empty folder and the bundled code imports from
+it; the checkpoint loads. Each problem is one line naming the file.
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ from arcsolver.kaggle.bundle import (
     Manifest,
     bundle_files,
     offline_env,
+    pinned,
     pip,
+    requirement_tools,
     sha256,
     target_args,
+    unmet_requirements,
+    wheel_item,
+    wheel_metadata,
 )
 
 
@@ -48,6 +55,11 @@ def read_manifest(bundle: Path) -> Manifest:
             f"{path}: missing; an unfinished bundle, or not one (build it with `arcsolver kaggle bundle`)"
         )
     manifest = validate(Manifest, read_json(path), str(path))
+    if not manifest.pythons or set(manifest.requirements) != set(manifest.pythons):
+        raise ArcsolverError(
+            f"{path}: requirements for Python {', '.join(sorted(manifest.requirements)) or 'none'}, wheels for "
+            f"{', '.join(manifest.pythons) or 'none'}; rebuild the bundle with `arcsolver kaggle bundle`"
+        )
     for entry in manifest.files:
         if outside_bundle(entry.path):
             raise ArcsolverError(
@@ -87,8 +99,63 @@ def file_problems(bundle: Path, manifest: Manifest) -> list[str]:
     return problems
 
 
+def offline_resolve(requirements: list[str], python_version: str, wheels: Path) -> list[dict]:
+    """The wheels pip picks for requirements on the target Python from the bundle alone, as install
+    items (see wheel_item). pip download, not an install's dry run: pip install judges Requires-Python
+    by the interpreter that runs it, whatever --python-version says."""
+    with tempfile.TemporaryDirectory(prefix="arcsolver-resolve-") as tmp:
+        pip(
+            ["download", "--quiet", "--no-index", "--find-links", str(wheels), "--dest", tmp]
+            + [*target_args(python_version), *requirements],
+            f"pip's resolution for Python {python_version}",
+            offline_env(),
+        )
+        return [wheel_item(wheel) for wheel in sorted(Path(tmp).glob("*.whl"))]
+
+
+def requires_python(wheels: Path, manifest: Manifest) -> str:
+    """The Requires-Python of the bundle's arcsolver wheel ('' if it names none)."""
+    found = sorted(wheels.glob(f"arcsolver-{manifest.arcsolver}-*.whl"))
+    if not found:
+        raise ArcsolverError(f"{wheels}: no arcsolver {manifest.arcsolver} wheel; rebuild the bundle")
+    return wheel_metadata(found[0]).get("Requires-Python") or ""
+
+
+def this_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def offline_resolution(bundle: Path, manifest: Manifest, python_version: str, report: CheckReport) -> None:
+    """Resolve, from the wheels alone, what the notebook installs on python_version; a problem if it fails."""
+    requirement_tools()  # packaging is there, or one line saying how to install it
+    from packaging.specifiers import SpecifierSet
+
+    wheels = bundle / WHEELS
+    try:
+        needs = requires_python(wheels, manifest)
+        if not SpecifierSet(needs).contains(f"{python_version}.0"):
+            raise ArcsolverError(f"arcsolver {manifest.arcsolver} needs Python {needs}, not {python_version}")
+        items = offline_resolve(manifest.requirements[python_version], python_version, wheels)
+    except ArcsolverError as e:
+        report.problems.append(f"{wheels}: {e}")
+        return
+    unmet = unmet_requirements(items, python_version)
+    for who, req in unmet:
+        report.problems.append(f"{wheels}: Python {python_version}: {who} needs {req}, which the bundle lacks")
+    if any(item["metadata"]["name"].lower() == "torch" for item in items):
+        report.problems.append(
+            f"{wheels}: Python {python_version}: holds torch, which must come from Kaggle's image (its CUDA build)"
+        )
+    elif not unmet:
+        report.summary.append(
+            f"Python {python_version}: clean offline install of arcsolver {manifest.arcsolver} and "
+            f"{len(items)} packages ({', '.join(p.replace('==', ' ') for p in pinned(items))}), no torch"
+        )
+
+
 def trial_install(bundle: Path, manifest: Manifest, report: CheckReport) -> None:
     """Install the wheels offline into an empty folder, as the notebook does, and import from it."""
+    python = this_python()
     with tempfile.TemporaryDirectory(prefix="arcsolver-check-") as target:
         install = [
             "install",
@@ -99,7 +166,7 @@ def trial_install(bundle: Path, manifest: Manifest, report: CheckReport) -> None
             target,
             "--no-compile",
             "--quiet",
-            *target_args(manifest.python),
+            *target_args(python),
         ]
         try:
             pip(
@@ -107,21 +174,9 @@ def trial_install(bundle: Path, manifest: Manifest, report: CheckReport) -> None
                 "offline install of arcsolver",
                 offline_env(),
             )
-            pip([*install, *manifest.requirements], "offline install of its requirements", offline_env())
+            pip([*install, *manifest.requirements[python]], "offline install of its requirements", offline_env())
         except ArcsolverError as e:
             report.problems.append(f"{bundle / WHEELS}: {e}")
-            return
-        installed = sorted(p.name.split("-")[0] for p in Path(target).glob("*.dist-info"))
-        if "torch" in installed:
-            report.problems.append(
-                f"{bundle / WHEELS}: holds torch, which must come from Kaggle's image (its CUDA build)"
-            )
-            return
-        report.summary.append(f"offline install: {len(installed)} packages ({', '.join(installed)}), no torch")
-        if manifest.python != f"{sys.version_info.major}.{sys.version_info.minor}":
-            report.summary.append(
-                f"import: skipped (this is Python {sys.version.split()[0]}, the wheels are for {manifest.python})"
-            )
             return
         # The bundled code and dependencies first on the path, this environment's torch behind them
         # (run in the target folder: a checkout's arcsolver/ in the working directory would win).
@@ -139,7 +194,7 @@ def trial_install(bundle: Path, manifest: Manifest, report: CheckReport) -> None
         if done.returncode or not lines[-1].startswith(target):
             report.problems.append(f"{bundle / WHEELS}: the installed arcsolver does not import: {lines[-1]}")
         else:
-            report.summary.append("import: arcsolver imports from the installed wheels")
+            report.summary.append(f"import: on this Python ({python}) arcsolver imports from the installed wheels")
 
 
 def verify_checkpoint(bundle: Path, manifest: Manifest, report: CheckReport) -> None:
@@ -174,13 +229,20 @@ def check_bundle(bundle: Path) -> CheckReport:
         return report
     total = sum(entry.size for entry in manifest.files)
     report.summary.append(
-        f"bundle: arcsolver {manifest.arcsolver} for Python {manifest.python} ({manifest.platform}), "
+        f"bundle: arcsolver {manifest.arcsolver} for Python {', '.join(manifest.pythons)} ({manifest.platform}), "
         f"recipe {manifest.recipe}, {len(manifest.files)} files, {total / 1e6:.1f} MB"
     )
     problems = file_problems(bundle, manifest)
     report.problems += problems
     if not problems:
         report.summary.append("files: every size and SHA-256 matches the manifest, none unlisted")
-    trial_install(bundle, manifest, report)
+    for python_version in manifest.pythons:
+        offline_resolution(bundle, manifest, python_version, report)
+    if this_python() in manifest.pythons:
+        trial_install(bundle, manifest, report)
+    else:
+        report.summary.append(
+            f"import: skipped (this is Python {this_python()}, the wheels are for {', '.join(manifest.pythons)})"
+        )
     verify_checkpoint(bundle, manifest, report)
     return report

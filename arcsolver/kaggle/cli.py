@@ -21,19 +21,22 @@ def bundle(
         ..., "--out", help="The folder to write (absent or empty); upload it as a Kaggle dataset."
     ),
     recipe: str = typer.Option("kaggle", help="A submit recipe file, or the name of a shipped one (submit/*.toml)."),
-    python_version: str = typer.Option(
-        "3.11", "--python-version", help="The Python of the Kaggle image the wheels are for."
+    python_versions: list[str] = typer.Option(
+        [],
+        "--python-version",
+        help="A Python the wheels are for (repeatable); by default 3.10, 3.11, 3.12 and 3.13, whichever the "
+        "Kaggle image runs.",
     ),
 ) -> None:
     """Write the wheels, the checkpoint, the recipe and a manifest for the offline Kaggle notebook."""
-    from arcsolver.kaggle.bundle import build_bundle
+    from arcsolver.kaggle.bundle import IMAGE_PYTHONS, build_bundle
 
-    manifest = build_bundle(checkpoint, out, recipe, python_version)
+    manifest = build_bundle(checkpoint, out, recipe, tuple(python_versions) or IMAGE_PYTHONS)
     wheels = [f for f in manifest.files if f.path.startswith("wheels/")]
     ckpt = [f for f in manifest.files if f.path.startswith("checkpoint/")]
     total = sum(f.size for f in manifest.files)
     console.print(
-        f"wrote {one_line(str(out))}: arcsolver {manifest.arcsolver} and {len(wheels) - 1} dependencies for Python {manifest.python} "
+        f"wrote {one_line(str(out))}: arcsolver {manifest.arcsolver} and {len(wheels) - 1} dependency wheels for Python {', '.join(manifest.pythons)} "
         f"({sum(f.size for f in wheels) / 1e6:.1f} MB), checkpoint step {manifest.checkpoint.step} "
         f"({sum(f.size for f in ckpt) / 1e6:.1f} MB), recipe {manifest.recipe}; {total / 1e6:.1f} MB in all",
         highlight=False,
