@@ -79,7 +79,6 @@ class Stepper:
         self.optim, self.d, self.dtype = optim, d, dtype
         self.micro_batch = micro_batch  # None: the whole local batch at once
         self.on_message = on_message or (lambda text: None)
-        self.retries = 0
 
     def step(self, carry: Carry, batch: dict, lr_scale: float):
         """One supervision step of every sample and one update of everything trainable.
@@ -99,7 +98,6 @@ class Stepper:
                     raise
                 self._drop_partial_step()
                 self.micro_batch = max(micro // 2, 1)
-                self.retries += 1
                 self.on_message(f"out of memory at micro-batch {micro}: retrying the step with {self.micro_batch}")
                 continue
             return self._update(*grads, lr_scale)

@@ -25,8 +25,8 @@ from arcsolver.engine import checkpoint as ckpt
 from arcsolver.engine.distributed import Dist
 from arcsolver.engine.inference import model_canvases
 from arcsolver.engine.memory import choose_micro_batch
-from arcsolver.engine.optim import EMA, build_optimizer, warmup_factor
-from arcsolver.engine.step import Stepper, to_device
+from arcsolver.engine.optim import warmup_factor
+from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import validate
@@ -168,36 +168,31 @@ def adapt(
     if cfg.adapt.steps == 0 or not tasks:
         return Adapted(versions, 0, time.monotonic() - started)
 
-    device = next(model.parameters()).device
     stream = adaptation_stream(model, puzzles, first_id, tasks, cfg)
-    network = list(model.parameters())
-    optimizer = build_optimizer(model, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay)
-    ema = EMA(model, cfg.optim.ema_rate) if cfg.optim.ema_rate else None
+    trainer = Trainer(model, stream, cfg.optim, Dist(), dtype)
     embeddings_only = round(cfg.adapt.steps * cfg.adapt.embeddings_only_fraction)
-    model.train()
-    stepper = Stepper(model, model, optimizer, ema, cfg.optim, Dist(), dtype, micro_batch, on_message)
-    carries, step = {}, 0
-    for step in range(cfg.adapt.steps):
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        # Phase 1 freezes the network: its gradients are not even computed.
-        for p in network:
-            p.requires_grad_(step >= embeddings_only)
-        # One carry per canvas side: a sample's y and z only meet its own canvas.
-        side = stream.side_of(step)
-        batch = to_device(stream.batch(step, cfg.optim.global_batch_size), device)
-        carry = carries.get(side) or model.initial_carry(batch)
+
+    def lr_scale(step: int) -> float:
         # The network's warm-up starts with its phase; the embeddings' with the run.
-        scale = warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
-        carries[side], loss, metrics, _ = stepper.step(carry, batch, scale)
-        if on_step is not None and (step + 1) % cfg.adapt.log_every == 0:
-            on_step(step + 1, float(loss.detach()), {k: float(v) for k, v in metrics.items()})
-    else:
-        step = cfg.adapt.steps
-    for p in network:
-        p.requires_grad_(True)
-    if ema is not None:
-        ema.load_into(model)
+        return warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
+
+    def after_step(step: int, result: StepResult) -> None:
+        if on_step is not None and step % cfg.adapt.log_every == 0:
+            on_step(step, float(result.loss.detach()), {k: float(v) for k, v in result.metrics.items()})
+
+    model.train()
+    step = trainer.run(
+        0,
+        cfg.adapt.steps,
+        lr_scale,
+        micro_batch,
+        network_trains=lambda step: step >= embeddings_only,  # phase 1: the embeddings alone
+        should_stop=lambda step: deadline is not None and time.monotonic() > deadline,
+        after_step=after_step,
+        on_message=on_message,
+    )
+    if trainer.ema is not None:
+        trainer.ema.load_into(model)
     model.eval()
     return Adapted(versions, step, time.monotonic() - started)
 

@@ -85,3 +85,15 @@ def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], No
         logger.heartbeat(lambda: f"{what}: {done}/{total} queries{whose}, {duration(time.monotonic() - started)}")
 
     return on_progress
+
+
+def evaluate_logged(
+    run: Run, puzzles: list[Puzzle], heldout: list[Task], logger: Logger, step: int, final: bool
+) -> dict:
+    """evaluate_heldout of the model at step, told as it runs and recorded in metrics.jsonl: a
+    periodic evaluation (over at most eval.periodic_max_versions versions) or the final one."""
+    what = "held-out evaluation" if final else f"step {step}: held-out evaluation"
+    max_versions = None if final else run.cfg.eval.periodic_max_versions
+    scores = evaluate_heldout(run, puzzles, heldout, max_versions, eval_progress(logger, what, run.d))
+    logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
+    return scores
