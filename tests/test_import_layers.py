@@ -17,7 +17,7 @@ LAYERS = [
     {"model"},
     {"config"},
     {"recipes"},
-    {"engine"},
+    {"engine", "evaluation"},
     {"train", "solve"},
     {"report", "kaggle"},
     {"cli"},

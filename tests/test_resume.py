@@ -215,7 +215,7 @@ def test_no_usable_checkpoint_is_one_line_naming_the_run(run_copy):
 
 
 def test_a_state_json_of_the_wrong_shape_is_a_checkpoint_error_for_solve_too(run_copy):
-    from arcsolver.solve.adapt import load_model
+    from arcsolver.engine.pretrained import load_model
 
     newest = run_copy / "checkpoints" / "step_0000004"
     for text, fragment in (("[1]", "got list"), ('{"step": 4}', "config is not an object")):

@@ -17,10 +17,11 @@ from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import VOCAB_SIZE, encode_grid
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Pair, Task, as_grid
-from arcsolver.engine.inference import predict, queries_for, rank_by_likelihood, vote_queries
-from arcsolver.engine.voting import Candidate, vote
+from arcsolver.engine.pretrained import load_model
+from arcsolver.evaluation.inference import predict, queries_for, rank_by_likelihood, vote_queries
+from arcsolver.evaluation.voting import Candidate, vote
 from arcsolver.recipes import load_recipe
-from arcsolver.solve.adapt import adapt, load_model
+from arcsolver.solve.adapt import adapt
 from arcsolver.solve.submission import check_submission
 
 QUICK = [
@@ -63,7 +64,7 @@ def test_inverse_mapping_recovers_the_answer_from_every_frame():
     # The oracle answers each augmented input with the augmented answer, as a perfect model would.
     oracle = Oracle({encode_grid(a.apply_grid(inp), canvas).tobytes(): a.apply_grid(answer) for a in augs}, canvas)
     queries = queries_for(task, [(i + 1, a) for i, a in enumerate(augs)])
-    preds, _ = predict(oracle, {"t": task}, queries, canvas, batch_size=3)
+    preds = predict(oracle, {"t": task}, queries, canvas, batch_size=3)
     assert all(np.array_equal(grid, answer) for grid, _ in preds)
     ranked = vote_queries(queries, preds)[("t", 0)]
     assert len(ranked) == 1 and ranked[0].votes == 8 and np.array_equal(ranked[0].grid, answer)
@@ -87,7 +88,7 @@ def test_likelihood_reranks_the_top_candidates():
     for q in range(2):  # the model puts its mass on `good` in both frames
         target = encode_grid(queries[q].augmentation.apply_grid(good), canvas).reshape(-1).astype(np.int64)
         log_probs[q, np.arange(canvas**2), target] = -0.01
-    ranked = rank_by_likelihood([Candidate(bad, 5, 0.9), Candidate(good, 1, 0.1)], queries, log_probs, canvas, top=2)
+    ranked = rank_by_likelihood([Candidate(bad, 5, 0.9), Candidate(good, 1, 0.1)], queries, log_probs, top=2)
     assert np.array_equal(ranked[0].grid, good)
 
 
@@ -371,7 +372,7 @@ def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_
 
 
 def test_heldout_scores_count_exact_answers_and_cells_of_the_first_attempt():
-    from arcsolver.engine.inference import heldout_scores
+    from arcsolver.evaluation.scoring import heldout_scores
 
     a, b = as_grid([[1, 2], [3, 4]]), as_grid([[5, 5, 5]])
     task = Task("t1", (Pair(a, a),), (Pair(a, a), Pair(b, b)))

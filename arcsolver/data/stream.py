@@ -16,6 +16,7 @@ distinct versions. "uniform" shuffles all (version, pair) examples into one epoc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -249,6 +250,22 @@ class SizedStream:
         """This process's slice of global batch batch_index, on that batch's canvas."""
         which, number = self._position(batch_index)
         return self.streams[int(self.sides[which])].batch(number, batch_size, rank, world_size)
+
+
+def stream_for(
+    puzzles: list[Puzzle],
+    trainable: dict[str, tuple[Pair, ...]],
+    canvas: int | Sequence[int],
+    seed: int,
+    translate: bool,
+    sampling: Sampling,
+    first_id: int = 1,
+) -> TrainStream | SizedStream:
+    """The stream of a run's examples: on one fixed canvas (an int), or on the sides of a
+    grid-sized layout (see canvas_sides), each example on the smallest that holds it."""
+    if isinstance(canvas, int):
+        return TrainStream(puzzles, trainable, canvas, seed, translate, first_id, sampling)
+    return SizedStream(puzzles, trainable, canvas, seed, translate, first_id, sampling)
 
 
 def trainable_pairs(train_tasks: list[Task], heldout_tasks: list[Task]) -> dict[str, tuple[Pair, ...]]:

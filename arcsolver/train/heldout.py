@@ -12,7 +12,8 @@ from arcsolver.console import duration
 from arcsolver.data.stream import Puzzle
 from arcsolver.data.task import Task
 from arcsolver.engine.distributed import Dist, sum_over_processes
-from arcsolver.engine.inference import heldout_scores, predict, queries_for, vote_queries
+from arcsolver.evaluation.inference import predict, queries_for, vote_queries
+from arcsolver.evaluation.scoring import heldout_scores
 from arcsolver.train.logger import Logger
 from arcsolver.train.run import Run
 
@@ -64,7 +65,7 @@ def evaluate_heldout(
             for chunk in paced_chunks(queries, cfg.eval.batch_size):
                 preds += predict(
                     model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, run.dtype
-                )[0]
+                )
                 if on_progress is not None:
                     on_progress(len(preds), len(queries))
     finally:
