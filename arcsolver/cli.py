@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -124,13 +123,9 @@ def pretrain(
     out: Path = typer.Option(None, "--out", help="Run directory (default: runs/<recipe>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting: --set optim.lr=3e-4 (repeatable)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its newest readable checkpoint."),
-    plan: bool = typer.Option(
-        False, "--plan", help="Print the data, schedule, memory and micro-batch of the run; do not train."
-    ),
-    gpu_memory: list[float] = typer.Option(
-        [80.0, 24.0], "--gpu-memory", help="GPU sizes in GB that --plan sizes micro-batches for."
-    ),
-    processes: int = typer.Option(1, "--processes", help="Processes the global batch is split over, for --plan."),
+    plan: bool = typer.Option(False, "--plan", hidden=True, help="The same as `arcsolver plan`."),
+    gpu_memory: list[float] = typer.Option([80.0, 24.0], "--gpu-memory", hidden=True, help="See `arcsolver plan`."),
+    processes: int = typer.Option(1, "--processes", hidden=True, help="See `arcsolver plan`."),
 ) -> None:
     """Pretrain a TRM on augmented ARC tasks (CPU or GPU; several processes via torchrun).
 
@@ -139,19 +134,11 @@ def pretrain(
     """
     from arcsolver.config import PretrainConfig
     from arcsolver.engine import checkpoint as ckpt
-    from arcsolver.recipes import load_recipe
+    from arcsolver.recipes import load_recipe, resumed_settings
     from arcsolver.train.loop import pretrain as run_pretrain
 
     if plan:
-        from arcsolver.train.plan import plan as make_plan
-
-        if processes < 1:
-            raise ArcsolverError(f"--processes {processes}: give 1 or more")
-        for line in make_plan(
-            load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_), gpu_memory, processes
-        ):
-            console.print(one_line(line), highlight=False, soft_wrap=True)
-        return
+        return print_plan(recipe, set_, gpu_memory, processes)
     run_dir = out or Path("runs") / Path(recipe or "cpu-small").stem
     if resume and recipe is None and (run_dir / "config.json").exists():
         cfg = resumed_settings(run_dir / "config.json", set_)
@@ -162,28 +149,45 @@ def pretrain(
             )
         cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
     result = run_pretrain(cfg, run_dir, resume=resume, console=console)
-    if "signal" in result:
-        raise typer.Exit(128 + result["signal"])
-    if "pass@2" in result:
+    if result.signal is not None:
+        raise typer.Exit(128 + result.signal)
+    if result.scores:
+        scores = result.scores
         console.print(
-            f"held-out: pass@1 {result['pass@1']:.3f}  pass@2 {result['pass@2']:.3f}  "
-            f"cells {result['cell_accuracy']:.3f}  ({result['tasks']} tasks) after {result['step']} steps; run in {one_line(str(run_dir))}",
+            f"held-out: pass@1 {scores['pass@1']:.3f}  pass@2 {scores['pass@2']:.3f}  "
+            f"cells {scores['cell_accuracy']:.3f}  ({scores['tasks']} tasks) after {result.step} steps; run in {one_line(str(run_dir))}",
             highlight=False,
             soft_wrap=True,
         )
 
 
-def resumed_settings(path: Path, overrides: list[str]):
-    """A run's own settings (its config.json) with --set overrides, validated; errors name the --set."""
-    from arcsolver.config import PretrainConfig
-    from arcsolver.data.loaders import read_json
-    from arcsolver.recipes import apply_overrides, validate
+@app.command("plan")
+@user_errors
+def plan_command(
+    recipe: str = typer.Option(
+        None, help="A recipe file, or the name of a shipped one (pretrain/*.toml); default cpu-small."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set optim.lr=3e-4 (repeatable)."),
+    gpu_memory: list[float] = typer.Option(
+        [80.0, 24.0], "--gpu-memory", help="GPU sizes in GB to size micro-batches for (repeatable)."
+    ),
+    processes: int = typer.Option(1, "--processes", help="Processes the global batch is split over."),
+) -> None:
+    """Print what a pretraining run would do and need: data, schedule, canvases, memory per
+    sample and the micro-batch for each GPU size. Nothing is trained or written."""
+    print_plan(recipe, set_, gpu_memory, processes)
 
-    settings = read_json(path)
-    if not isinstance(settings, dict):
-        raise ArcsolverError(f"{path}: not an object of settings; resume with --recipe naming the run's recipe")
-    apply_overrides(settings, list(overrides), PretrainConfig)
-    return validate(PretrainConfig, settings, str(path), list(overrides))
+
+def print_plan(recipe: str | None, overrides: list[str], gpu_memory: list[float], processes: int) -> None:
+    """The lines of `arcsolver plan` (and of `pretrain --plan`, its old name)."""
+    from arcsolver.config import PretrainConfig
+    from arcsolver.recipes import load_recipe
+    from arcsolver.train.plan import plan
+
+    if processes < 1:
+        raise ArcsolverError(f"--processes {processes}: give 1 or more")
+    for line in plan(load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides), gpu_memory, processes):
+        console.print(one_line(line), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -274,7 +278,6 @@ def solve(
     ),
     set_: list[str] = typer.Option([], "--set", help="Override a setting: --set adapt.steps=500 (repeatable)."),
     workers: str = typer.Option(None, help="Processes over disjoint task shards ('auto': one per GPU)."),
-    shard: str = typer.Option(None, hidden=True, help="k/N: solve only shard k of N (used by --workers)."),
 ) -> None:
     """Adapt the model to new tasks and write a Kaggle submission.json.
 
@@ -284,53 +287,26 @@ def solve(
     """
     from arcsolver.config import SolveConfig
     from arcsolver.recipes import load_recipe
-    from arcsolver.solve.shards import exit_with_parent, solve_sharded, visible_gpus
+    from arcsolver.solve.shards import solve_sharded, visible_gpus
     from arcsolver.solve.solver import solve as run_solve
+    from arcsolver.solve.solver import summary_line, unwritten_error
 
     overrides = list(set_)
     if time_budget is not None:
         overrides.append(f"run.time_budget_s={time_budget}")
     if workers is not None:
         overrides.append(f"run.workers={workers}")  # a number, or the bare word auto
-    shard_k_n = parse_shard(shard) if shard is not None else (0, 1)
     cfg = load_recipe(SolveConfig, "submit", recipe, overrides)
     checkpoint = checkpoint or str(newest_run())
     n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)
-    if shard is None and n_workers > 1:
+    if n_workers > 1:
         solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
         console.print(f"wrote {one_line(str(out))} (merged from {n_workers} shards)", highlight=False, soft_wrap=True)
         return
-    if shard is not None:
-        exit_with_parent()  # a worker of solve_sharded: an orphan has no one to merge its file
-    report = run_solve(challenges, out, checkpoint, cfg, console, shard=shard_k_n)
+    report = run_solve(challenges, out, checkpoint, cfg, console)
     if report.unwritten:
-        path, reason = next(iter(report.unwritten.items()))
-        raise ArcsolverError(
-            f"{path}: cannot write ({reason}); the file there is its last complete write: "
-            "free space and run solve again"
-        )
-    console.print(one_line(solve_summary(out, report)), highlight=False, soft_wrap=True)
-
-
-def solve_summary(out: Path, report) -> str:
-    """The last line of a solve: what the file holds and where the time went."""
-    adaptation = "failed" if report.adapt_error else f"{report.adapt_steps} steps"
-    if report.tasks and not report.solved_by_model:
-        holds = f"{report.tasks} tasks, fallbacks only: the model answered none of them (reasons above)"
-    else:
-        holds = f"{report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks"
-    return (
-        f"wrote {out}: {holds}; adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s"
-        + ("" if report.gpu_peak_gib is None else f"; peak GPU memory {report.gpu_peak_gib:.1f} GiB")
-    )
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """--shard K/N as (K, N), with 0 <= K < N."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text, re.ASCII)
-    if match and int(match[1]) < int(match[2]):
-        return int(match[1]), int(match[2])
-    raise ArcsolverError(f"--shard {text}: expected K/N with 0 <= K < N, e.g. 0/2 (the first of two shards)")
+        raise unwritten_error(report)
+    console.print(one_line(summary_line(out, report)), highlight=False, soft_wrap=True)
 
 
 def newest_run(root: Path = Path("runs")) -> Path:

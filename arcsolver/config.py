@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arcsolver.data.encoding import CANVAS_SIDES, canvas_sides
-from arcsolver.data.stream import steps_for_epochs
 from arcsolver.model.trm import TRMConfig
 
 
@@ -161,6 +160,11 @@ class PretrainConfig(_Section):
         if self.run.steps is not None:
             return self.run.steps
         return steps_for_epochs(self.run.epochs, examples_per_epoch, self.optim.global_batch_size)
+
+
+def steps_for_epochs(epochs: int, examples_per_epoch: int, global_batch_size: int) -> int:
+    """Optimiser steps that cover `epochs` epochs in global batches (the last one completed)."""
+    return -(-epochs * examples_per_epoch // global_batch_size)
 
 
 # The submission recipe.

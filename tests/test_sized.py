@@ -159,7 +159,7 @@ def test_each_side_carries_its_own_samples_on(tmp_path):
     train, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train + heldout, 2, 0)
     stream = training_stream(cfg, puzzles, trainable_pairs(train, heldout))
-    model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1})).train()
+    model = TRM(cfg.model, len(puzzles) + 1).train()
     opt = build_optimizer(model, "adamw", 1e-3, (0.9, 0.95), 0.0)
     stepper = Stepper(model, model, opt, None, cfg.optim, Dist(), torch.float32)
     carries, taken = {}, {}

@@ -44,8 +44,9 @@ def copy_checkpoint(tiny_run, tmp_path) -> Path:
 def load_whole(ckpt_dir: Path) -> TRM:
     """The model as loading it used to be: the whole puzzle table, then the EMA over it."""
     cfg = load_model(ckpt_dir, torch.device("cpu"))[1]
-    model = TRM(cfg.model)
-    model.load_state_dict(load_file(ckpt_dir / "model.safetensors"))
+    weights = load_file(ckpt_dir / "model.safetensors")
+    model = TRM(cfg.model, weights["puzzle_emb.weight"].shape[0])
+    model.load_state_dict(weights)
     model.load_state_dict(load_file(ckpt_dir / "ema.safetensors"), strict=False)
     return model
 

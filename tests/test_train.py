@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, error_line
 from conftest import tiny_config as tiny
 from rich.console import Console
 from safetensors.torch import load_file
@@ -142,10 +142,8 @@ def test_existing_run_needs_resume(tiny_run, tmp_path):
         app, ["pretrain", "--out", str(run), *sets(TINY + ["run.steps=2"])], env={"COLUMNS": "300"}
     )
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert (
-        result.output.strip()
-        == f"error: {run}: already holds a run: pass --resume to continue it, or choose another --out"
-    )
+    assert len(result.output.strip().splitlines()) == 1
+    error_line(result.output, run, "already holds a run", "--resume", "another --out")
 
 
 def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
@@ -217,8 +215,8 @@ def test_plain_progress_lines_off_a_terminal_and_bar_totals_where_the_run_ended(
     result = loop.pretrain(
         tiny("run.steps=100000", "run.time_limit_s=1"), tmp_path / "limited", console=Console(file=log, width=300)
     )
-    assert f"time limit of 1s reached at step {result['step']}" in log.getvalue()
-    assert bar_counts(log.getvalue()) == (result["step"], result["step"])
+    assert f"time limit of 1s reached at step {result.step}" in log.getvalue()
+    assert bar_counts(log.getvalue()) == (result.step, result.step)
 
     # On a terminal the bar says it all.
     terminal = io.StringIO()
@@ -267,10 +265,8 @@ def test_run_files_that_cannot_be_written_are_one_line(tmp_path, monkeypatch):
     run = tmp_path / "run"
     result = CliRunner().invoke(app, ["pretrain", "--out", str(run), *sets(TINY + ["run.steps=2"])])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert (
-        result.output.strip()
-        == f"error: {run}: cannot write (Read-only file system); the files already there are intact"
-    )
+    assert len(result.output.strip().splitlines()) == 1
+    error_line(result.output, run, "Read-only file system", "already there are intact")
 
 
 def test_paced_chunks_cover_every_item_in_order_grow_while_fast_and_halve_when_slow(monkeypatch):

@@ -274,8 +274,3 @@ def trainable_pairs(train_tasks: list[Task], heldout_tasks: list[Task]) -> dict[
     pairs = {t.id: t.train + tuple(p for p in t.test if p.output is not None) for t in train_tasks}
     pairs.update({t.id: t.train for t in heldout_tasks})
     return pairs
-
-
-def steps_for_epochs(epochs: int, examples_per_epoch: int, global_batch_size: int) -> int:
-    """Optimiser steps that cover `epochs` epochs in global batches (the last one completed)."""
-    return -(-epochs * examples_per_epoch // global_batch_size)

@@ -34,7 +34,7 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
         raise CheckpointError(f"{ckpt_dir / 'state.json'}: corrupt (config is not an object of settings)")
     cfg = validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
     weights = read_weights(ckpt_dir / "model.safetensors")
-    model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": 2}))  # the table takes the loaded row count
+    model = TRM(cfg.model, n_puzzle_ids=2)  # the blank row and the mean of the trained rows
     ema_path = ckpt_dir / "ema.safetensors"
     ema = read_weights(ema_path) if ema_path.exists() else None
     if ema is not None:
@@ -47,7 +47,6 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
             model.load_state_dict(ema, strict=False)
     except RuntimeError as e:
         raise CheckpointError(f"{ckpt_dir}: weights do not match its config ({str(e).splitlines()[0]})") from None
-    model.config = model.config.model_copy(update={"n_puzzle_ids": model.puzzle_emb.n_rows})
     return model.to(device), cfg, ckpt_dir
 
 

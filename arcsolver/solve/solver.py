@@ -177,6 +177,27 @@ def solve(
     return report
 
 
+def summary_line(out: Path, report: SolveReport) -> str:
+    """The last line of a solve: what the file holds and where the time went."""
+    adaptation = "failed" if report.adapt_error else f"{report.adapt_steps} steps"
+    if report.tasks and not report.solved_by_model:
+        holds = f"{report.tasks} tasks, fallbacks only: the model answered none of them (reasons above)"
+    else:
+        holds = f"{report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks"
+    return (
+        f"wrote {out}: {holds}; adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s"
+        + ("" if report.gpu_peak_gib is None else f"; peak GPU memory {report.gpu_peak_gib:.1f} GiB")
+    )
+
+
+def unwritten_error(report: SolveReport) -> ArcsolverError:
+    """The error of a solve whose last write of a file failed: the file keeps its last complete write."""
+    path, reason = next(iter(report.unwritten.items()))
+    return ArcsolverError(
+        f"{path}: cannot write ({reason}); the file there is its last complete write: free space and run solve again"
+    )
+
+
 def say_fallback(console, task_id: str, reason: str) -> None:
     """One line: this task keeps its fallback attempts, and why."""
     console.print(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -41,13 +42,24 @@ def compiled(model: TRM, cfg: PretrainConfig):
     return torch.compile(model)
 
 
-def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=None) -> dict:
-    """Train a TRM per the recipe into run_dir; returns the final held-out scores and step.
+@dataclass
+class PretrainResult:
+    """How a run ended: the step it reached, the final held-out scores (pass@1, pass@2,
+    cell_accuracy, tasks; empty without held-out tasks or after a signal), and the signal that
+    stopped it, if one did."""
+
+    step: int
+    scores: dict = field(default_factory=dict)
+    signal: int | None = None
+
+
+def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=None) -> PretrainResult:
+    """Train a TRM per the recipe into run_dir; returns the step reached and the final scores.
 
     With resume, the newest checkpoint every process can read is continued; settings other than
     the run's length, logging, evaluation and hardware use must be the checkpoint's. SIGINT or
-    SIGTERM ends the run after the current step with a checkpoint; the result then holds the
-    signal's number under "signal".
+    SIGTERM ends the run after the current step with a checkpoint; the result then names the
+    signal.
     """
     from rich import get_console
 
@@ -75,11 +87,10 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
 
     train_tasks, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train_tasks + heldout, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
-    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1})})
     stream = training_stream(cfg, puzzles, trainable_pairs(train_tasks, heldout))
     total_steps = cfg.total_steps(stream.examples_per_epoch)
 
-    model = TRM(cfg.model).to(device)
+    model = TRM(cfg.model, n_puzzle_ids=len(puzzles) + 1).to(device)  # row 0: the blank row
     model.train()
     torch.manual_seed(cfg.run.seed + d.rank)  # but each process its own exploration draws
     trainer = Trainer(model, stream, cfg.optim, d, dtype, compiled(model, cfg) if cfg.run.compile else model)
@@ -119,7 +130,6 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         return True
 
     def after_step(step: int, result: StepResult) -> None:
-        nonlocal scores
         logger.count(result.side)
         if step % cfg.run.log_every == 0 or step == total_steps:
             logger.record(step, result, cfg.optim.lr * result.lr_scale)
@@ -127,10 +137,10 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         if step % cfg.run.checkpoint_every == 0 and step < total_steps:
             save_checkpoint(run, step, trainer.carries)
         if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
-            scores = evaluate_logged(run, puzzles, heldout, logger, step, final=False)
+            periodic = evaluate_logged(run, puzzles, heldout, logger, step, final=False)
             logger.print(
-                f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} "
-                f"cells {scores['cell_accuracy']:.3f} ({scores['tasks']} tasks)"
+                f"step {step}: held-out pass@1 {periodic['pass@1']:.3f} pass@2 {periodic['pass@2']:.3f} "
+                f"cells {periodic['cell_accuracy']:.3f} ({periodic['tasks']} tasks)"
             )
 
     try:
@@ -152,7 +162,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             if signum is None:  # a signal may also come while the checkpoint is written
                 signum = agreed_signal(stops, d, device)
             if signum is not None:
-                return stopped(run_dir, step, saved, signum, d, logger.print)
+                stopped(run_dir, step, saved, signum, d, logger.print)
+                return PretrainResult(step, signal=signum)
             if heldout:
                 # Nothing is written until its end: a signal ends the evaluation at once.
                 stops.immediate = True
@@ -165,8 +176,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             f"stopped by {signal.Signals(e.signum).name} during the final held-out evaluation; the checkpoint "
             f"of step {step} is complete: `{resume_hint(run_dir)}` evaluates it"
         )
-        return {"step": step, "signal": e.signum}
+        return PretrainResult(step, signal=e.signum)
     finally:
         logger.close()
         shutdown(d)
-    return {"step": step, **scores}
+    return PretrainResult(step, scores)

@@ -19,25 +19,8 @@ from arcsolver.engine import checkpoint as ckpt
 from arcsolver.engine.distributed import any_process, barrier
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
 from arcsolver.model.trm import TRM, Carry
+from arcsolver.recipes import resume_differences, validate
 from arcsolver.train.run import Run
-
-# What a resumed run may change: how long it runs, how often it logs, checkpoints and evaluates,
-# and how it uses the hardware. Every other setting shapes the data, the model or the
-# optimisation, and must be what the checkpoint was trained with.
-MAY_CHANGE = {
-    "run.steps",
-    "run.epochs",
-    "run.time_limit_s",
-    "run.log_every",
-    "run.checkpoint_every",
-    "run.keep_checkpoints",
-    "run.threads",
-    "run.compile",
-    "run.gpu_memory_gb",
-    "optim.micro_batch_size",
-}
-MAY_CHANGE_SECTIONS = ("eval.",)
-DERIVED = {"model.n_puzzle_ids"}  # follows from the data settings, which are compared
 
 
 def resume_hint(run_dir: Path) -> str:
@@ -48,28 +31,8 @@ def resume_hint(run_dir: Path) -> str:
 # --- reading back --------------------------------------------------------------------------
 
 
-def flat_settings(settings: dict, prefix: str = "") -> dict:
-    """A nested settings dict as section.key -> value."""
-    out = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            out.update(flat_settings(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def settings_differences(now: PretrainConfig, saved: PretrainConfig) -> list[str]:
-    """`key: <checkpoint's> -> <now>` for every setting that may not change on resume and did."""
-    a, b = flat_settings(saved.model_dump(mode="json")), flat_settings(now.model_dump(mode="json"))
-    fixed = [k for k in a if k not in MAY_CHANGE | DERIVED and not k.startswith(MAY_CHANGE_SECTIONS)]
-    return [f"{k}: {json.dumps(a[k])} -> {json.dumps(b.get(k))}" for k in fixed if a[k] != b.get(k)]
-
-
 def saved_config(ckpt_dir: Path, state: dict) -> PretrainConfig:
     """The settings a checkpoint was trained with (state.json's config)."""
-    from arcsolver.recipes import validate
-
     try:
         return validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
     except ConfigError as e:
@@ -91,7 +54,7 @@ def readable_checkpoints(run_dir: Path, cfg: PretrainConfig, say) -> list[tuple[
         except CheckpointError as e:
             say(f"{e}; trying the checkpoint before it")
             continue
-        differences = settings_differences(cfg, saved)
+        differences = resume_differences(cfg, saved)
         if differences:
             raise ConfigError(
                 f"{run_dir}: cannot resume: {len(differences)} setting{'s' * (len(differences) > 1)} differ from its "

@@ -1,6 +1,6 @@
 """Which tasks and examples a pretraining run trains on, and how long it runs over them.
 
-Shared by the run itself and by `arcsolver pretrain --plan`, so that the plan describes the run.
+Shared by the run itself and by `arcsolver plan`, so that the plan describes the run.
 """
 
 from __future__ import annotations
