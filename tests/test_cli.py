@@ -91,7 +91,7 @@ def test_solve_defaults_to_the_newest_checkpoint_at_any_depth(tmp_path):
     import os
     import time
 
-    from arcsolver.cli import newest_run
+    from arcsolver.cli.solve import newest_run
 
     for i, run in enumerate(["runs/old", "runs/demo/pretrain"]):
         step = tmp_path / run / "checkpoints" / "step_0000001"
