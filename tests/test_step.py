@@ -31,7 +31,9 @@ def make(micro, batch=64, seed=0, **over):
     model.train()
     opt = build_optimizer(model, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay)
     ema = EMA(model, 0.9)
-    stream = TrainStream(puzzles, trainable_pairs(train, heldout), cfg.model.canvas, cfg.run.seed, cfg.data.translate)
+    stream = TrainStream(
+        puzzles, trainable_pairs(train, heldout), cfg.model.canvas, cfg.run.seed, cfg.data.translate, sampling="uniform"
+    )
     messages = []
     stepper = Stepper(model, model, opt, ema, cfg.optim, Dist(), torch.float32, micro, on_message=messages.append)
     return model, ema, stream, stepper, messages

@@ -53,8 +53,8 @@ def test_stream_is_a_pure_function_of_seed_and_batch_index():
     tasks = list(load_tasks("arc1/training").filter(lambda t: t.max_side() <= 5))[:3]
     puzzles = build_puzzles(tasks, 4, seed=0)
     pairs = trainable_pairs(tasks, [])
-    a = TrainStream(puzzles, pairs, canvas=6, seed=1)
-    b = TrainStream(puzzles, pairs, canvas=6, seed=1)
+    a = TrainStream(puzzles, pairs, canvas=6, seed=1, sampling="uniform")
+    b = TrainStream(puzzles, pairs, canvas=6, seed=1, sampling="uniform")
     for index in (5, 0, 5, 123):
         x, y = a.batch(index, 16), b.batch(index, 16)
         assert np.array_equal(x.inputs, y.inputs) and np.array_equal(x.puzzle_ids, y.puzzle_ids)
@@ -70,7 +70,7 @@ def test_stream_is_a_pure_function_of_seed_and_batch_index():
 def test_translation_keeps_the_pair_aligned():
     tasks = list(load_tasks("arc1/training").filter(lambda t: t.max_side() <= 4))[:2]
     puzzles = build_puzzles(tasks, 1, seed=0)
-    stream = TrainStream(puzzles, trainable_pairs(tasks, []), canvas=8, seed=0, translate=True)
+    stream = TrainStream(puzzles, trainable_pairs(tasks, []), canvas=8, seed=0, translate=True, sampling="uniform")
     batch = stream.batch(0, 32)
     for inp, lab in zip(batch.inputs, batch.labels):
         r_in, c_in = np.argwhere(inp >= 2).min(0)

@@ -78,7 +78,8 @@ class TrainStream:
         seed: int,
         translate: bool = True,
         first_id: int = 1,
-        sampling: Sampling = "uniform",  # recipes pass data.sampling; uniform: the batches streams drew before
+        *,
+        sampling: Sampling,  # no default: pretraining passes data.sampling, adaptation chooses its own
     ):
         self.puzzles = puzzles
         self.trainable = trainable
@@ -199,7 +200,8 @@ class SizedStream:
         seed: int,
         translate: bool = True,
         first_id: int = 1,
-        sampling: Sampling = "uniform",
+        *,
+        sampling: Sampling,
     ):
         by_side: dict[int, dict[str, tuple[Pair, ...]]] = {}
         for task_id, pairs in trainable.items():
@@ -214,7 +216,7 @@ class SizedStream:
         self.streams = {}
         for side in sorted(by_side):
             side_pairs = {task_id: by_side[side].get(task_id, ()) for task_id in trainable}
-            self.streams[side] = TrainStream(puzzles, side_pairs, side, seed, translate, first_id, sampling)
+            self.streams[side] = TrainStream(puzzles, side_pairs, side, seed, translate, first_id, sampling=sampling)
         self.sides = np.asarray(list(self.streams), dtype=np.int64)
         weights = np.asarray([s.examples_per_epoch for s in self.streams.values()], dtype=np.float64)
         self.probabilities = weights / weights.sum()
@@ -264,8 +266,8 @@ def stream_for(
     """The stream of a run's examples: on one fixed canvas (an int), or on the sides of a
     grid-sized layout (see canvas_sides), each example on the smallest that holds it."""
     if isinstance(canvas, int):
-        return TrainStream(puzzles, trainable, canvas, seed, translate, first_id, sampling)
-    return SizedStream(puzzles, trainable, canvas, seed, translate, first_id, sampling)
+        return TrainStream(puzzles, trainable, canvas, seed, translate, first_id, sampling=sampling)
+    return SizedStream(puzzles, trainable, canvas, seed, translate, first_id, sampling=sampling)
 
 
 def trainable_pairs(train_tasks: list[Task], heldout_tasks: list[Task]) -> dict[str, tuple[Pair, ...]]:

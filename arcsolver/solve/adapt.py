@@ -2,8 +2,8 @@
 
 TRM knows a task only through its learned puzzle embedding, so new tasks get new rows (one per
 augmented version, initialised to the mean of the trained rows) and the model is fine-tuned on
-their demonstration pairs: the embeddings alone first, then the whole network, with the
-pretraining's optimisers and EMA. Its micro-batch is measured to fit memory, and if it fails for
+their demonstration pairs: the embeddings alone first, then the whole network, by the
+deep-supervision driver pretraining uses (engine/trainer.py), with its optimisers and EMA. Its micro-batch is measured to fit memory, and if it fails for
 any reason (out of GPU memory included) the network is put back as it was: the tasks are then
 answered by the unadapted network rather than not at all.
 """

@@ -1,10 +1,11 @@
-"""`arcsolver pretrain`: TRM's deep-supervision training loop, read top to bottom.
+"""`arcsolver pretrain`: TRM's deep-supervision training, read top to bottom.
 
-Each optimiser step is one supervision step of every sample in the batch: samples that halted
-at the previous step are replaced by fresh ones from the stream, the others carry their y and z
-on. Then: loss, backward, gradient average over processes, Adam(-atan2) on the network,
-sign-SGD on the puzzle-embedding rows of the batch, EMA update, logging, checkpoints and the
-held-out evaluation. Beside it: the tasks it trains on (tasks.py), its checkpoints and --resume
+The steps themselves are engine/trainer.py's, which test-time adaptation shares: each is one
+supervision step of every sample in the batch, samples that halted replaced by fresh ones from
+the stream, the others carrying their y and z on; loss, backward, gradient average over
+processes, Adam(-atan2) on the network, sign-SGD on the batch's puzzle-embedding rows, EMA
+update. Pretraining adds the warm-up, stopping on a time limit or a signal, logging,
+checkpoints and the held-out evaluation. Beside it: the tasks it trains on (tasks.py), its checkpoints and --resume
 (resume.py), stopping on a signal (stops.py), progress (logger.py), the evaluation (heldout.py).
 """
 

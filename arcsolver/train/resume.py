@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,9 +15,10 @@ from arcsolver.atomic import atomic_write_json, atomic_write_text, reported_writ
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import Puzzle
 from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine.carry import carries_from_tensors, fresh_carry_like
 from arcsolver.engine.distributed import any_process, barrier
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
-from arcsolver.model.trm import TRM, Carry
+from arcsolver.model.trm import Carry
 from arcsolver.recipes import resume_differences, validate
 from arcsolver.train.run import Run
 
@@ -67,21 +67,6 @@ def readable_checkpoints(run_dir: Path, cfg: PretrainConfig, say) -> list[tuple[
     return found
 
 
-def fresh_carry_like(model: TRM, local_batch: int, device) -> Callable[[int], dict[str, torch.Tensor]]:
-    """side -> the tensors of a fresh carry of this run on that canvas (what a checkpoint's must match)."""
-
-    def like(side: int) -> dict[str, torch.Tensor]:
-        cells = torch.zeros(local_batch, side, side, dtype=torch.long, device=device)
-        batch = {
-            "inputs": cells,
-            "labels": cells,
-            "puzzle_ids": torch.zeros(local_batch, dtype=torch.long, device=device),
-        }
-        return ckpt.carry_tensors(model.initial_carry(batch))
-
-    return like
-
-
 def restore_newest(run: Run, candidates: list[tuple[Path, dict]], say) -> tuple[int, dict[int, Carry]]:
     """Load the newest checkpoint every process can read whole into the run's live objects; return
     (its step, this process's carries by canvas side, empty to start afresh). The processes
@@ -117,10 +102,7 @@ def apply_snapshot(snap: ckpt.Snapshot, run: Run) -> dict[int, Carry]:
     cuda_rng = tensors.pop("cuda_rng", None)
     if cuda_rng is not None and run.device.type == "cuda":
         torch.cuda.set_rng_state(cuda_rng)
-    return {
-        side: Carry(**{k: v.to(run.device) for k, v in fields.items()})
-        for side, fields in ckpt.split_carries(tensors).items()
-    }
+    return carries_from_tensors(tensors, run.device)
 
 
 # --- writing -------------------------------------------------------------------------------
