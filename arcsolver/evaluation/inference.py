@@ -63,6 +63,7 @@ def predict_with_log_probs(
 
 @torch.no_grad()
 def _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs: bool):
+    """The forward passes behind predict and predict_with_log_probs, one canvas side at a time."""
     device = next(model.parameters()).device
     sides = query_sides(tasks, queries, canvas)
     results: list = [None] * len(queries)

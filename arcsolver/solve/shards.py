@@ -151,7 +151,7 @@ def start_worker(
 ) -> subprocess.Popen:
     """The worker of shard k (arcsolver/solve/worker.py), writing its own files beside out, tied to
     this process."""
-    from arcsolver.solve.worker import worker_command
+    from arcsolver.solve.worker import worker_command  # here: worker.py imports this module
 
     env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
     if visible_gpus():
