@@ -102,17 +102,18 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     if d.is_main:
         write_run_files(run_dir, cfg, puzzles, step)
     barrier(d)
-    logger = Logger(run_dir, total_steps, step, d, device, cfg.optim.global_batch_size, cfg.run.time_limit_s, console)
-    logger.print(
+    say(
         f"{task_counts(train_tasks, heldout)}; {len(puzzles)} puzzles, {len(stream)} examples; "
         f"{schedule(cfg, stream, total_steps)}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; "
         f"{device} {str(dtype).removeprefix('torch.')}, {d.world_size} process(es)"
         + (f"; resumed at step {step}" if step else "")
     )
     micro = choose_micro_batch(
-        cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb, logger.print
+        cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb, say
     )
 
+    # The logger's clock, which times the records and the ETA, starts with the first step.
+    logger = Logger(run_dir, total_steps, step, d, device, cfg.optim.global_batch_size, cfg.run.time_limit_s, console)
     started = time.monotonic()
     scores: dict = {}
     signum = None
