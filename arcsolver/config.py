@@ -12,8 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from arcsolver.data.encoding import CANVAS_SIDES
-from arcsolver.data.stream import steps_for_epochs
+from arcsolver.data.encoding import CANVAS_SIDES, canvas_sides
 from arcsolver.model.trm import TRMConfig
 
 
@@ -153,10 +152,7 @@ class PretrainConfig(_Section):
     def canvas_sides(self) -> tuple[int, ...] | None:
         """The canvas sides of a sized layout (those of data.canvas_sides below model.canvas, and
         model.canvas itself), or None for the fixed model.canvas."""
-        sized = self.data.layout == "sized" or (self.data.layout == "auto" and self.model.positions == "rope2d")
-        if not sized:
-            return None
-        return tuple(sorted({s for s in self.data.canvas_sides if s < self.model.canvas} | {self.model.canvas}))
+        return canvas_sides(self.model.positions, self.model.canvas, self.data.layout, self.data.canvas_sides)
 
     def total_steps(self, examples_per_epoch: int) -> int:
         """The run's length in optimiser steps: run.steps, or enough global batches for run.epochs
@@ -164,6 +160,11 @@ class PretrainConfig(_Section):
         if self.run.steps is not None:
             return self.run.steps
         return steps_for_epochs(self.run.epochs, examples_per_epoch, self.optim.global_batch_size)
+
+
+def steps_for_epochs(epochs: int, examples_per_epoch: int, global_batch_size: int) -> int:
+    """Optimiser steps that cover `epochs` epochs in global batches (the last one completed)."""
+    return -(-epochs * examples_per_epoch // global_batch_size)
 
 
 # The submission recipe.

@@ -8,16 +8,18 @@ repository point to).
 from __future__ import annotations
 
 import difflib
+import json
 import reprlib
 import sys
 import types
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from arcsolver.data.loaders import check_input_file
+from arcsolver.config import PretrainConfig, SolveConfig
+from arcsolver.data.loaders import check_input_file, read_json
 from arcsolver.errors import ConfigError, DataError
 
 if sys.version_info >= (3, 11):
@@ -27,6 +29,23 @@ else:  # pragma: no cover - Python 3.10
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 C = TypeVar("C", bound=BaseModel)
+
+# What a resumed run may change: how long it runs, how often it logs, checkpoints and evaluates,
+# and how it uses the hardware. Every other setting shapes the data, the model or the
+# optimisation, and must be what the checkpoint was trained with.
+RESUME_MAY_CHANGE = {
+    "run.steps",
+    "run.epochs",
+    "run.time_limit_s",
+    "run.log_every",
+    "run.checkpoint_every",
+    "run.keep_checkpoints",
+    "run.threads",
+    "run.compile",
+    "run.gpu_memory_gb",
+    "optim.micro_batch_size",
+}
+RESUME_MAY_CHANGE_SECTIONS = ("eval.",)
 
 
 def recipe_path(stage: str, name_or_path: str) -> Path:
@@ -52,12 +71,8 @@ def _parse_value(text: str):
 def stage_model(stage: str) -> type[BaseModel]:
     """The settings model of a recipe stage: pretrain -> PretrainConfig, submit -> SolveConfig."""
     if stage == "pretrain":
-        from arcsolver.config import PretrainConfig
-
         return PretrainConfig
     if stage == "submit":
-        from arcsolver.config import SolveConfig
-
         return SolveConfig
     raise ConfigError(f"{stage}: no such recipe stage; choose pretrain or submit")
 
@@ -228,3 +243,31 @@ def setting_rows(config: BaseModel) -> list[tuple[str, str, str, str]]:
             value = getattr(value, part)
         rows.append((key, _shown(value), type_name(info.annotation) + _bounds(info), info.description or ""))
     return rows
+
+
+def setting_values(config: BaseModel) -> dict[str, Any]:
+    """Every setting of a validated config as section.key -> its value as saved (JSON types)."""
+    values: dict[str, Any] = {}
+    dumped = config.model_dump(mode="json")
+    for key in setting_fields(type(config)):
+        value = dumped
+        for part in key.split("."):
+            value = value[part]
+        values[key] = value
+    return values
+
+
+def resume_differences(now: BaseModel, saved: BaseModel) -> list[str]:
+    """`key: <checkpoint's> -> <now>` for every setting that a resumed run may not change and did."""
+    a, b = setting_values(saved), setting_values(now)
+    fixed = [k for k in a if k not in RESUME_MAY_CHANGE and not k.startswith(RESUME_MAY_CHANGE_SECTIONS)]
+    return [f"{k}: {json.dumps(a[k])} -> {json.dumps(b.get(k))}" for k in fixed if a[k] != b.get(k)]
+
+
+def resumed_settings(path: Path, overrides: list[str]) -> PretrainConfig:
+    """A run's own settings (its config.json) with --set overrides, validated; errors name the --set."""
+    settings = read_json(path)
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: not an object of settings; resume with --recipe naming the run's recipe")
+    apply_overrides(settings, list(overrides), PretrainConfig)
+    return validate(PretrainConfig, settings, str(path), list(overrides))

@@ -59,7 +59,7 @@ def main() -> None:
     args = ap.parse_args()
     device, dtype = torch.device(args.device), torch.bfloat16
     torch.manual_seed(0)
-    model = TRM(TRMConfig(n_puzzle_ids=args.rows)).to(device).train()
+    model = TRM(TRMConfig(), n_puzzle_ids=args.rows).to(device).train()
     out: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "rows": args.rows}
     if device.type == "cuda":
         step = measure_step_memory(model, dtype)

@@ -29,12 +29,14 @@ from arcsolver.model.loss import trm_loss
 from arcsolver.model.trm import TRM, TRMConfig
 from arcsolver.recipes import apply_overrides
 
+PUZZLE_ROWS = 1000  # rows of the benchmarked model's puzzle table; the batches draw their ids from them
+
 
 def measure(
     cfg: TRMConfig, batch: int, steps: int, warmup: int, dtype: torch.dtype, device: torch.device, compile_: bool
 ) -> dict:
     torch.manual_seed(0)
-    model = TRM(cfg).to(device).train()
+    model = TRM(cfg, PUZZLE_ROWS).to(device).train()
     optim = OptimConfig()
     opt = build_optimizer(model, optim.optimizer, optim.lr, optim.betas, optim.weight_decay)
     forward = torch.compile(model) if compile_ else model
@@ -42,7 +44,7 @@ def measure(
     data = {
         "inputs": torch.randint(0, cfg.vocab_size, shape, device=device),
         "labels": torch.randint(0, cfg.vocab_size, shape, device=device),
-        "puzzle_ids": torch.randint(1, cfg.n_puzzle_ids, (batch,), device=device),
+        "puzzle_ids": torch.randint(1, PUZZLE_ROWS, (batch,), device=device),
     }
     carry = model.initial_carry(data)
 
@@ -107,7 +109,7 @@ def measure_pairs(cfg: TRMConfig, batches: list, dtype, device, compile_: bool, 
     from arcsolver.data.encoding import CANVAS, encode_pairs
 
     torch.manual_seed(0)
-    model = TRM(cfg).to(device).train(train)
+    model = TRM(cfg, PUZZLE_ROWS).to(device).train(train)
     optim = OptimConfig()
     opt = build_optimizer(model, optim.optimizer, optim.lr, optim.betas, optim.weight_decay)
     forward = torch.compile(model) if compile_ else model
@@ -119,7 +121,7 @@ def measure_pairs(cfg: TRMConfig, batches: list, dtype, device, compile_: bool, 
             {
                 "inputs": torch.from_numpy(inputs).long().to(device),
                 "labels": torch.from_numpy(labels).long().to(device),
-                "puzzle_ids": torch.randint(1, cfg.n_puzzle_ids, (len(pairs),), device=device),
+                "puzzle_ids": torch.randint(1, PUZZLE_ROWS, (len(pairs),), device=device),
             }
         )
 
@@ -230,17 +232,17 @@ def main() -> None:
     if args.pairs:
         # One compiled graph per canvas side, for the sized and the fixed runs of the same code.
         torch._dynamo.config.recompile_limit = 32
-        cfg = TRMConfig.model_validate(apply_overrides({"n_puzzle_ids": 1000, "positions": "rope2d"}, args.overrides))
+        cfg = TRMConfig.model_validate(apply_overrides({"positions": "rope2d"}, args.overrides))
         device = torch.device(args.device)
         print(
-            f"TRM {sum(p.numel() for p in TRM(cfg).parameters()) / 1e6:.2f}M parameters, rope2d, {device}, "
+            f"TRM {sum(p.numel() for p in TRM(cfg, PUZZLE_ROWS).parameters()) / 1e6:.2f}M parameters, rope2d, {device}, "
             f"{torch.get_num_threads()} threads, torch {torch.__version__}, compile {args.compile}"
         )
         return (main_per_side if args.per_side else main_pairs)(args, cfg, device)
 
-    cfg = TRMConfig.model_validate(apply_overrides({"n_puzzle_ids": 1000}, args.overrides))
+    cfg = TRMConfig.model_validate(apply_overrides({}, args.overrides))
     device = torch.device(args.device)
-    n_params = sum(p.numel() for p in TRM(cfg).parameters())
+    n_params = sum(p.numel() for p in TRM(cfg, PUZZLE_ROWS).parameters())
     print(
         f"TRM {n_params / 1e6:.2f}M parameters, hidden {cfg.hidden_size}, canvas {cfg.canvas}, "
         f"T={cfg.n_recursions} n={cfg.n_latent_steps}, batch {args.batch}, {device}, "

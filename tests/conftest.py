@@ -28,6 +28,15 @@ TINY = [
 ]
 
 
+def error_line(output: str, path, *fragments: str) -> str:
+    """The last line of output, checked to be a user's error naming path and saying each fragment
+    (the cause and the fix); the rest of its wording is free."""
+    line = output.strip().splitlines()[-1]
+    assert line.startswith(f"error: {path}: "), line
+    assert all(fragment in line for fragment in fragments), line
+    return line
+
+
 def tiny_config(*extra) -> PretrainConfig:
     return load_recipe(PretrainConfig, "pretrain", "cpu-small", TINY + list(extra))
 

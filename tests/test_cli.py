@@ -1,5 +1,6 @@
 import json
 
+from conftest import TINY, error_line
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -90,7 +91,7 @@ def test_solve_defaults_to_the_newest_checkpoint_at_any_depth(tmp_path):
     import os
     import time
 
-    from arcsolver.cli import newest_run
+    from arcsolver.cli.solve import newest_run
 
     for i, run in enumerate(["runs/old", "runs/demo/pretrain"]):
         step = tmp_path / run / "checkpoints" / "step_0000001"
@@ -173,7 +174,14 @@ def test_data_export_to_a_full_disk_is_one_line(tmp_path, monkeypatch):
     out = tmp_path / "[i]out"
     result = run("data", "export", "arc1/evaluation", "--max-side", "5", "--out", str(out))
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert (
-        result.output.strip()
-        == f"error: {out}: cannot write (No space left on device); the files already there are intact"
-    )
+    assert len(result.output.strip().splitlines()) == 1
+    error_line(result.output, out, "No space left on device", "already there are intact")
+
+
+def test_plan_is_a_command_and_pretrain_plan_its_alias():
+    tiny = [x for item in TINY for x in ("--set", item)]
+    plan = runner.invoke(app, ["plan", *tiny, "--gpu-memory", "40", "--processes", "2"])
+    alias = runner.invoke(app, ["pretrain", "--plan", *tiny, "--gpu-memory", "40", "--processes", "2"])
+    assert plan.exit_code == 0 and alias.exit_code == 0, plan.output + alias.output
+    assert plan.output == alias.output
+    assert "on a 40 GB GPU: micro-batch" in plan.output and "of 4 per process" in plan.output

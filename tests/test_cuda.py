@@ -14,12 +14,12 @@ from arcsolver.model.trm import TRM, TRMConfig
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 DEVICE = torch.device("cuda", 0)
-CONFIG = TRMConfig(hidden_size=256, n_heads=4, n_puzzle_ids=65, canvas=30, n_supervision=4)
+CONFIG = TRMConfig(hidden_size=256, n_heads=4, canvas=30, n_supervision=4)
 
 
 def setup(micro, seed=0):
     torch.manual_seed(seed)
-    model = TRM(CONFIG).to(DEVICE).train()
+    model = TRM(CONFIG, n_puzzle_ids=65).to(DEVICE).train()
     optim = OptimConfig(global_batch_size=64, warmup_steps=0)
     opt = build_optimizer(model, optim.optimizer, optim.lr, optim.betas, optim.weight_decay)
     messages = []

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from arcsolver.config import PretrainConfig
+from arcsolver.config import PretrainConfig, steps_for_epochs
 from arcsolver.data.loaders import load_tasks
-from arcsolver.data.stream import TrainStream, build_puzzles, steps_for_epochs, trainable_pairs
+from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import error_line
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -193,7 +194,7 @@ def test_cli_names_every_problem_of_a_rejected_submission_one_line_each(files):
     assert result.exit_code == 1 and "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert lines[:-1] == [f"problem: {sub}: {p}" for p in REJECTED_PROBLEMS]
-    assert lines[-1] == f"error: {sub}: the competition would reject this submission: 5 problems"
+    error_line(result.output, sub, "reject", "5 problems")
     assert not sub.with_name("sub.scores.csv").exists()
 
 

@@ -3,14 +3,13 @@ import math
 import pytest
 import torch
 
+from arcsolver.data.encoding import EOS, PAD
 from arcsolver.model.loss import (
     halting_target,
     stablemax_cross_entropy,
     stablemax_log_probs,
     trm_loss,
 )
-
-PAD, EOS = 0, 1
 
 
 def test_stablemax_against_a_hand_computed_value():

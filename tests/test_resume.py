@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, tiny_config
+from conftest import TINY, error_line, tiny_config
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
@@ -195,7 +195,7 @@ def test_an_unreadable_newest_checkpoint_gives_way_to_the_one_before(run_copy, d
     spoil(newest)
     log = io.StringIO()
     result = pretrain(tiny_config(*STEPS), run_copy, resume=True, console=Console(file=log, width=400))
-    assert result["step"] == 4
+    assert result.step == 4
     lines = log.getvalue().splitlines()
     said = [line for line in lines if "trying the checkpoint before it" in line]
     assert len(said) == 1 and fragment in said[0] and str(newest) in said[0], lines
@@ -209,19 +209,35 @@ def test_no_usable_checkpoint_is_one_line_naming_the_run(run_copy):
     result = resume(run_copy)
     lines = result.output.strip().splitlines()
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert lines[-1] == f"error: {run_copy}: no usable checkpoint to resume from (every one is unreadable, see above)"
+    error_line(result.output, run_copy, "no usable checkpoint")
     assert len([line for line in lines if "trying the checkpoint before it" in line]) == 2
     assert files_of(run_copy) == before
 
 
 def test_a_state_json_of_the_wrong_shape_is_a_checkpoint_error_for_solve_too(run_copy):
-    from arcsolver.solve.adapt import load_model
+    from arcsolver.engine.pretrained import load_model
 
     newest = run_copy / "checkpoints" / "step_0000004"
     for text, fragment in (("[1]", "got list"), ('{"step": 4}', "config is not an object")):
         (newest / "state.json").write_text(text)
         with pytest.raises(CheckpointError, match=fragment):
             load_model(newest, torch.device("cpu"))
+
+
+def test_a_run_whose_saved_settings_hold_the_table_size_resumes_and_solves(run_copy):
+    from arcsolver.engine.pretrained import load_model
+
+    rows = load_file(run_copy / "checkpoints" / "step_0000004" / "model.safetensors")["puzzle_emb.weight"].shape[0]
+    # Runs saved before the table's size left the settings kept it in config.json and state.json.
+    for path in [run_copy / "config.json", *run_copy.glob("checkpoints/*/state.json")]:
+        saved = json.loads(path.read_text())
+        (saved["config"] if "config" in saved else saved)["model"]["n_puzzle_ids"] = rows
+        path.write_text(json.dumps(saved))
+    model, _, _ = load_model(run_copy, torch.device("cpu"))
+    assert model.puzzle_emb.n_rows == 2  # the blank row and the trained rows' mean, whatever the settings said
+    result = resume(run_copy, "--set", "run.steps=5")
+    assert result.exit_code == 0, result.output
+    assert "resumed at step 4" in result.output
 
 
 def steps_logged(run: Path) -> list[int]:

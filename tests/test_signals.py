@@ -92,10 +92,10 @@ def test_signals_while_a_checkpoint_is_written_do_not_cut_it_short(tmp_path, mon
     log = io.StringIO()
     result = pretrain(tiny_config("run.steps=50", "run.checkpoint_every=2"), run, console=Console(file=log, width=300))
     # The periodic checkpoint of step 2 is finished, then the stop writes that step's again.
-    assert result == {"step": 2, "signal": signal.SIGINT} and len(writes) == 2
+    assert (result.step, result.signal) == (2, signal.SIGINT) and len(writes) == 2
     assert stop_line(log.getvalue(), "SIGINT") == 2
     monkeypatch.undo()
-    assert pretrain(tiny_config("run.steps=3"), run, resume=True, console=Console(file=io.StringIO()))["step"] == 3
+    assert pretrain(tiny_config("run.steps=3"), run, resume=True, console=Console(file=io.StringIO())).step == 3
 
 
 def test_a_signal_during_the_final_evaluation_ends_it_with_the_checkpoint_kept(tmp_path, monkeypatch):
@@ -109,7 +109,7 @@ def test_a_signal_during_the_final_evaluation_ends_it_with_the_checkpoint_kept(t
     run = tmp_path / "run"
     log = io.StringIO()
     result = pretrain(tiny_config("run.steps=2"), run, console=Console(file=log, width=300))
-    assert result == {"step": 2, "signal": signal.SIGTERM}
+    assert (result.step, result.signal) == (2, signal.SIGTERM)
     assert (
         "stopped by SIGTERM during the final held-out evaluation; the checkpoint of step 2 is complete"
         in log.getvalue()

@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from arcsolver.data.augment import Augmentation
-from arcsolver.data.encoding import CANVAS_SIDES, EOS, VOCAB_SIZE, decode_grid, encode_grid, fitting_side
+from arcsolver.data.encoding import CANVAS_SIDES, EOS, VOCAB_SIZE, canvas_sides, decode_grid, encode_grid, fitting_side
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.stream import SizedStream, build_puzzles, trainable_pairs
 from arcsolver.data.task import Pair, Task, as_grid
-from arcsolver.engine.inference import inference_side, predict, queries_for, query_sides
+from arcsolver.evaluation.canvas import inference_side, model_canvases, query_sides
+from arcsolver.evaluation.inference import predict_with_log_probs, queries_for
+from arcsolver.model.trm import TRMConfig
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def test_predict_runs_each_side_in_its_own_batches_and_keeps_the_query_order():
     augs = [(1, Augmentation.identity()), (2, Augmentation(1, tuple(range(10))))]
     queries = [q for pair in zip(queries_for(small, augs), queries_for(big, augs)) for q in pair]  # interleaved
     model = Echo()
-    preds, log_probs = predict(model, {"s": small, "b": big}, queries, CANVAS_SIDES, batch_size=8, keep_log_probs=True)
+    preds, log_probs = predict_with_log_probs(model, {"s": small, "b": big}, queries, CANVAS_SIDES, batch_size=8)
     assert sorted(set(model.seen)) == [(6, 6), (14, 14)] and len(model.seen) == 2
     for q, (g, _) in zip(queries, preds):
         assert np.array_equal(g, {"s": small, "b": big}[q.task_id].test[0].input)
@@ -157,7 +159,7 @@ def test_each_side_carries_its_own_samples_on(tmp_path):
     train, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train + heldout, 2, 0)
     stream = training_stream(cfg, puzzles, trainable_pairs(train, heldout))
-    model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1})).train()
+    model = TRM(cfg.model, len(puzzles) + 1).train()
     opt = build_optimizer(model, "adamw", 1e-3, (0.9, 0.95), 0.0)
     stepper = Stepper(model, model, opt, None, cfg.optim, Dist(), torch.float32)
     carries, taken = {}, {}
@@ -197,3 +199,12 @@ def test_two_processes_on_sized_canvases_follow_one(tmp_path):
     two = run("two", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
     assert len(one) == len(two) == 8
     assert one == pytest.approx(two, rel=1e-3, abs=1e-4)
+
+
+def test_one_function_gives_the_canvases_of_training_and_of_inference():
+    assert canvas_sides("rope2d", 10) == (6, 10)
+    assert canvas_sides("rope2d", 12, sides=[6, 10, 14]) == (6, 10, 12)
+    assert canvas_sides("rope2d", 10, layout="fixed") is None
+    assert canvas_sides("rope1d", 30) is None  # rope1d positions know one canvas
+    assert model_canvases(TRMConfig(positions="rope2d", canvas=10)) == CANVAS_SIDES  # any grid, up to 30x30
+    assert model_canvases(TRMConfig(positions="rope1d", canvas=10)) == 10

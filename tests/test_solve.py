@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import error_line
 
 import arcsolver.console
 from arcsolver.config import SolveConfig
@@ -17,10 +18,11 @@ from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import VOCAB_SIZE, encode_grid
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.task import Pair, Task, as_grid
-from arcsolver.engine.inference import predict, queries_for, rank_by_likelihood, vote_queries
-from arcsolver.engine.voting import Candidate, vote
+from arcsolver.engine.pretrained import load_model
+from arcsolver.evaluation.inference import predict, queries_for, rank_by_likelihood, vote_queries
+from arcsolver.evaluation.voting import Candidate, vote
 from arcsolver.recipes import load_recipe
-from arcsolver.solve.adapt import adapt, load_model
+from arcsolver.solve.adapt import adapt
 from arcsolver.solve.submission import check_submission
 
 QUICK = [
@@ -63,7 +65,7 @@ def test_inverse_mapping_recovers_the_answer_from_every_frame():
     # The oracle answers each augmented input with the augmented answer, as a perfect model would.
     oracle = Oracle({encode_grid(a.apply_grid(inp), canvas).tobytes(): a.apply_grid(answer) for a in augs}, canvas)
     queries = queries_for(task, [(i + 1, a) for i, a in enumerate(augs)])
-    preds, _ = predict(oracle, {"t": task}, queries, canvas, batch_size=3)
+    preds = predict(oracle, {"t": task}, queries, canvas, batch_size=3)
     assert all(np.array_equal(grid, answer) for grid, _ in preds)
     ranked = vote_queries(queries, preds)[("t", 0)]
     assert len(ranked) == 1 and ranked[0].votes == 8 and np.array_equal(ranked[0].grid, answer)
@@ -87,7 +89,7 @@ def test_likelihood_reranks_the_top_candidates():
     for q in range(2):  # the model puts its mass on `good` in both frames
         target = encode_grid(queries[q].augmentation.apply_grid(good), canvas).reshape(-1).astype(np.int64)
         log_probs[q, np.arange(canvas**2), target] = -0.01
-    ranked = rank_by_likelihood([Candidate(bad, 5, 0.9), Candidate(good, 1, 0.1)], queries, log_probs, canvas, top=2)
+    ranked = rank_by_likelihood([Candidate(bad, 5, 0.9), Candidate(good, 1, 0.1)], queries, log_probs, top=2)
     assert np.array_equal(ranked[0].grid, good)
 
 
@@ -95,13 +97,14 @@ def test_adaptation_grows_the_table_and_leaves_the_network_alone_at_first(tiny_r
     model, pcfg, _ = load_model(tiny_run, torch.device("cpu"))
     before = {k: v.clone() for k, v in model.state_dict().items() if "puzzle_emb" not in k}
     rows_before = model.puzzle_emb.n_rows
+    mean_row = model.puzzle_emb.weight[1].clone()  # where every new row starts
     tasks = list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:2]
     adapted = adapt(model, tasks, quick("adapt.embeddings_only_fraction=1.0", "optim.ema_rate=0.5"), torch.float32)
     assert model.puzzle_emb.n_rows == rows_before + sum(len(v) for v in adapted.versions.values())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # embeddings only: network untouched
     new_rows = model.puzzle_emb.weight[rows_before:]
-    assert new_rows.abs().sum() > 0
+    assert any(not torch.equal(row, mean_row) for row in new_rows)  # sign-SGD moved the rows it trained
 
     model2, _, _ = load_model(tiny_run, torch.device("cpu"))
     adapt(model2, tasks, quick("adapt.embeddings_only_fraction=0.5"), torch.float32)
@@ -219,10 +222,8 @@ def test_no_checkpoint_is_one_line(tmp_path):
     nothing = tmp_path / "nothing"
     result = invoke_solve(str(tmp_path / "c.json"), "--checkpoint", str(nothing), "--out", str(tmp_path / "s.json"))
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert (
-        result.output.strip()
-        == f"error: {nothing}: no checkpoint here (expected a run directory or a checkpoints/step_* directory)"
-    )
+    assert len(result.output.strip().splitlines()) == 1
+    error_line(result.output, nothing, "no checkpoint", "run directory", "checkpoints/step_*")
 
 
 def test_solve_ignores_a_broken_solutions_file_beside_the_challenges(tiny_run, tmp_path):
@@ -246,17 +247,6 @@ def invoke_solve(*args):
 
 def small_tasks(n):
     return list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:n]
-
-
-def test_a_bad_shard_is_one_line(tmp_path):
-    (tmp_path / "c.json").write_text("{}")
-    for shard in ("x", "1/0", "3/2", "1/2/3", "-1/2"):
-        result = invoke_solve(str(tmp_path / "c.json"), "--shard", shard)
-        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-        assert (
-            result.output.strip()
-            == f"error: --shard {shard}: expected K/N with 0 <= K < N, e.g. 0/2 (the first of two shards)"
-        )
 
 
 def test_a_solve_of_fallbacks_only_says_so_and_prints_paths_and_ids_as_written(tiny_run, tmp_path):
@@ -333,10 +323,8 @@ def test_a_submission_that_cannot_be_written_first_stops_at_once(tiny_run, tmp_p
     out.write_text("{}")
     result = invoke_solve(str(challenges), "--out", str(out), "--checkpoint", str(tiny_run))
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert (
-        result.output.strip()
-        == f"error: {out}: cannot write (No space left on device); the files already there are intact"
-    )
+    assert len(result.output.strip().splitlines()) == 1
+    error_line(result.output, out, "No space left on device", "already there are intact")
     assert out.read_text() == "{}"
 
 
@@ -362,16 +350,13 @@ def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     warnings = [line for line in result.output.splitlines() if "each later task tries again" in line]
     assert len(warnings) == 3  # once per file, not once per write
-    assert result.output.strip().splitlines()[-1] == (
-        f"error: {out}: cannot write (No space left on device); the file there is its last complete write: "
-        "free space and run solve again"
-    )
+    error_line(result.output, out, "No space left on device", "last complete write", "free space and run solve again")
     sub = json.loads(out.read_text())  # the fallbacks, whole
     assert set(sub) == {t.id for t in tasks} and check_submission(sub, None, str(out)) == []
 
 
 def test_heldout_scores_count_exact_answers_and_cells_of_the_first_attempt():
-    from arcsolver.engine.inference import heldout_scores
+    from arcsolver.evaluation.scoring import heldout_scores
 
     a, b = as_grid([[1, 2], [3, 4]]), as_grid([[5, 5, 5]])
     task = Task("t1", (Pair(a, a),), (Pair(a, a), Pair(b, b)))

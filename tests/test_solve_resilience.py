@@ -21,11 +21,13 @@ from typer.testing import CliRunner
 from arcsolver.cli import app
 from arcsolver.data.loaders import load_tasks
 from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine import pretrained
+from arcsolver.engine.pretrained import load_model
 from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
 from arcsolver.solve import adapt as adapt_module
 from arcsolver.solve import shards, solver
-from arcsolver.solve.adapt import adapt, load_model
+from arcsolver.solve.adapt import adapt
 from arcsolver.solve.submission import check_submission, fallback_attempts, submission_json
 
 
@@ -42,8 +44,9 @@ def copy_checkpoint(tiny_run, tmp_path) -> Path:
 def load_whole(ckpt_dir: Path) -> TRM:
     """The model as loading it used to be: the whole puzzle table, then the EMA over it."""
     cfg = load_model(ckpt_dir, torch.device("cpu"))[1]
-    model = TRM(cfg.model)
-    model.load_state_dict(load_file(ckpt_dir / "model.safetensors"))
+    weights = load_file(ckpt_dir / "model.safetensors")
+    model = TRM(cfg.model, weights["puzzle_emb.weight"].shape[0])
+    model.load_state_dict(weights)
     model.load_state_dict(load_file(ckpt_dir / "ema.safetensors"), strict=False)
     return model
 
@@ -55,7 +58,7 @@ def test_a_large_puzzle_table_loads_as_its_mean_and_answers_the_same(tiny_run, t
     table = torch.randn(3001, dim, generator=torch.Generator().manual_seed(0)) + 0.5
     table[0] = 0
     save_file({**weights, "puzzle_emb.weight": table}, ckpt_dir / "model.safetensors")
-    monkeypatch.setattr(adapt_module, "TABLE_CHUNK_ROWS", 128)  # many chunks, a partial last one
+    monkeypatch.setattr(pretrained, "TABLE_CHUNK_ROWS", 128)  # many chunks, a partial last one
 
     model, _, _ = load_model(ckpt_dir, torch.device("cpu"))
     whole = load_whole(ckpt_dir)

@@ -25,13 +25,15 @@ def make(micro, batch=64, seed=0, **over):
     train, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train + heldout, cfg.data.n_augmentations, cfg.run.seed)
     torch.manual_seed(seed)
-    model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1}))
+    model = TRM(cfg.model, len(puzzles) + 1)
     with torch.no_grad():  # rows away from zero, so that sign-SGD and decay both show
         model.puzzle_emb.weight[1:].normal_()
     model.train()
     opt = build_optimizer(model, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay)
     ema = EMA(model, 0.9)
-    stream = TrainStream(puzzles, trainable_pairs(train, heldout), cfg.model.canvas, cfg.run.seed, cfg.data.translate)
+    stream = TrainStream(
+        puzzles, trainable_pairs(train, heldout), cfg.model.canvas, cfg.run.seed, cfg.data.translate, sampling="uniform"
+    )
     messages = []
     stepper = Stepper(model, model, opt, ema, cfg.optim, Dist(), torch.float32, micro, on_message=messages.append)
     return model, ema, stream, stepper, messages
@@ -150,7 +152,7 @@ def test_a_pretraining_run_survives_an_out_of_memory_step(tmp_path, monkeypatch)
 
     monkeypatch.setattr(Logger, "print", lambda self, text: printed.append(text))
     result = pretrain(cfg, tmp_path / "run")
-    assert result["step"] == 4
+    assert result.step == 4
     assert any("retrying the step with 4" in line for line in printed)
 
 

@@ -4,10 +4,9 @@ import pydantic
 import pytest
 import torch
 
+from arcsolver.data.encoding import EOS, PAD
 from arcsolver.errors import ConfigError
 from arcsolver.model import TRM, TRMConfig, halting_target, trm_loss
-
-PAD, EOS = 0, 1
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +28,6 @@ def tiny_config(**overrides) -> TRMConfig:
         n_supervision=4,
         puzzle_emb_len=3,
         canvas=5,
-        n_puzzle_ids=6,
     )
     settings.update(overrides)
     return TRMConfig(**settings)
@@ -79,11 +77,17 @@ def test_config_is_validated():
         TRMConfig(hidden_size=12, n_heads=2, positions="rope2d")  # head dim 6
     with pytest.raises(pydantic.ValidationError, match="vocab_size must be 12"):
         TRMConfig(vocab_size=13)
+
+
+def test_the_table_size_of_saved_settings_is_accepted_and_not_a_setting():
+    # Settings saved before the table's size became the model's argument still validate.
+    assert TRMConfig.model_validate({"n_puzzle_ids": 900, "canvas": 10}) == TRMConfig(canvas=10)
+    assert "n_puzzle_ids" not in TRMConfig.model_fields
     assert TRMConfig.model_validate(TRMConfig().model_dump()).vocab_size == 12  # a saved config loads
 
 
 def test_paper_sized_network_has_about_seven_million_parameters():
-    n_params = sum(p.numel() for p in TRM(TRMConfig()).parameters())
+    n_params = sum(p.numel() for p in TRM(TRMConfig(), 1).parameters())
     assert 6_500_000 < n_params < 7_500_000
 
 
@@ -92,7 +96,7 @@ def test_paper_sized_network_has_about_seven_million_parameters():
 
 def test_only_the_last_recursion_builds_a_graph():
     torch.manual_seed(0)
-    model = TRM(tiny_config(n_recursions=3, n_latent_steps=2))
+    model = TRM(tiny_config(n_recursions=3, n_latent_steps=2), 6)
     outputs = []
     model.blocks[-1].register_forward_hook(lambda module, args, out: outputs.append(out))
     batch = random_batch()
@@ -113,14 +117,14 @@ def test_graph_size_does_not_depend_on_the_number_of_recursions():
     sizes = []
     for n_recursions in (2, 4):
         torch.manual_seed(0)
-        model = TRM(tiny_config(n_recursions=n_recursions))
+        model = TRM(tiny_config(n_recursions=n_recursions), 6)
         _, out = model(model.initial_carry(batch), batch)
         sizes.append(graph_size(trm_loss(out.logits, out.labels, out.halt_logit, model.config.halt_loss_weight)[0]))
     assert sizes[0] == sizes[1]
 
 
 def test_carried_state_holds_no_graph():
-    model = TRM(tiny_config())
+    model = TRM(tiny_config(), 6)
     batch = random_batch()
     carry = model.initial_carry(batch)
     for _ in range(2):
@@ -135,7 +139,7 @@ def test_carried_state_holds_no_graph():
 
 def test_halted_samples_are_replaced_and_the_others_kept():
     torch.manual_seed(0)
-    model = TRM(tiny_config()).eval()  # eval: no exploration randomness, halting only at N_sup
+    model = TRM(tiny_config(), 6).eval()  # eval: no exploration randomness, halting only at N_sup
     first, second = random_batch(seed=1), random_batch(seed=2)
     carry, _ = model(model.initial_carry(first), first)
     assert not carry.halted.any() and carry.steps.tolist() == [1, 1, 1, 1]
@@ -160,7 +164,7 @@ def test_halted_samples_are_replaced_and_the_others_kept():
 
 
 def test_eval_mode_runs_exactly_n_supervision_steps():
-    model = TRM(tiny_config(n_supervision=5)).eval()
+    model = TRM(tiny_config(n_supervision=5), 6).eval()
     with torch.no_grad():
         model.halt_head.bias.fill_(10.0)  # the model wants to halt at once; eval ignores it
     batch = random_batch()
@@ -172,7 +176,7 @@ def test_eval_mode_runs_exactly_n_supervision_steps():
 
 
 def test_training_halts_on_a_positive_logit_or_at_n_supervision():
-    model = TRM(tiny_config(n_supervision=3, halt_exploration_prob=0.0)).train()
+    model = TRM(tiny_config(n_supervision=3, halt_exploration_prob=0.0), 6).train()
     batch = random_batch()
     carry, _ = model(model.initial_carry(batch), batch)
     assert not carry.halted.any()  # halt bias -5: keep going
@@ -187,7 +191,7 @@ def test_training_halts_on_a_positive_logit_or_at_n_supervision():
 
 def test_exploration_sets_a_minimum_number_of_steps():
     torch.manual_seed(0)
-    model = TRM(tiny_config(n_supervision=6, halt_exploration_prob=1.0)).train()
+    model = TRM(tiny_config(n_supervision=6, halt_exploration_prob=1.0), 6).train()
     with torch.no_grad():
         model.halt_head.bias.fill_(10.0)
     batch = random_batch(batch_size=16)
@@ -204,7 +208,7 @@ def test_exploration_sets_a_minimum_number_of_steps():
 
 def test_predict_matches_n_supervision_eval_steps():
     torch.manual_seed(0)
-    model = TRM(tiny_config(n_supervision=3)).eval()
+    model = TRM(tiny_config(n_supervision=3), 6).eval()
     batch = random_batch()
     carry = model.initial_carry(batch)
     for _ in range(3):
@@ -217,14 +221,14 @@ def test_predict_matches_n_supervision_eval_steps():
 
 
 def test_batch_may_be_an_object_with_attributes():
-    model = TRM(tiny_config())
+    model = TRM(tiny_config(), 6)
     batch = SimpleNamespace(**random_batch())
     carry, out = model(model.initial_carry(batch), batch)
     assert out.logits.shape == (4, 25, 12)
 
 
 def test_runs_under_bf16_autocast():
-    model = TRM(tiny_config())
+    model = TRM(tiny_config(), 6)
     batch = random_batch()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         carry, out = model(model.initial_carry(batch), batch)
@@ -238,7 +242,7 @@ def test_runs_under_bf16_autocast():
 
 
 def test_rope2d_model_runs_on_canvases_of_different_sizes():
-    model = TRM(tiny_config(positions="rope2d", canvas=6)).eval()
+    model = TRM(tiny_config(positions="rope2d", canvas=6), 6).eval()
     for canvas in (5, 8):
         batch = random_batch(canvas=canvas)
         logits, halt_logit = model.predict(batch["inputs"], batch["puzzle_ids"])
@@ -246,7 +250,7 @@ def test_rope2d_model_runs_on_canvases_of_different_sizes():
 
 
 def test_rope1d_refuses_another_canvas():
-    model = TRM(tiny_config(positions="rope1d", canvas=6))
+    model = TRM(tiny_config(positions="rope1d", canvas=6), 6)
     batch = random_batch(canvas=8)
     with pytest.raises(ConfigError, match="rope1d.*6x6.*8x8.*rope2d"):
         model(model.initial_carry(batch), batch)
@@ -257,7 +261,7 @@ def test_rope1d_refuses_another_canvas():
 
 def test_puzzle_rows_are_updated_only_for_the_batch():
     torch.manual_seed(0)
-    model = TRM(tiny_config(n_puzzle_ids=6))
+    model = TRM(tiny_config(), 6)
     batch = random_batch()
     batch["puzzle_ids"] = torch.tensor([1, 3, 3, 1])
     carry, out = model(model.initial_carry(batch), batch)
@@ -269,15 +273,15 @@ def test_puzzle_rows_are_updated_only_for_the_batch():
 
 def test_grow_and_state_dict_round_trip():
     torch.manual_seed(0)
-    model = TRM(tiny_config(n_puzzle_ids=3))
+    model = TRM(tiny_config(), 3)
     model.puzzle_emb.weight[1:] = torch.randn(2, 32)
     state = model.state_dict()
     network = {k: v.clone() for k, v in state.items() if not k.startswith("puzzle_emb")}
     new_ids = model.grow_puzzles(2)
-    assert list(new_ids) == [3, 4] and model.config.n_puzzle_ids == 5
+    assert list(new_ids) == [3, 4] and model.puzzle_emb.n_rows == 5
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in network.items())
 
-    restored = TRM(tiny_config(n_puzzle_ids=3))
+    restored = TRM(tiny_config(), 3)
     restored.load_state_dict(model.state_dict())
     assert restored.puzzle_emb.n_rows == 5
     batch = random_batch()
@@ -319,9 +323,9 @@ def test_overfits_four_tiny_tasks():
 
     config = TRMConfig(
         hidden_size=64, n_heads=2, n_latent_steps=2, n_recursions=2, n_supervision=4,
-        puzzle_emb_len=2, canvas=4, n_puzzle_ids=len(tasks) + 1,
+        puzzle_emb_len=2, canvas=4,
     )  # fmt: skip
-    model = TRM(config)
+    model = TRM(config, n_puzzle_ids=len(tasks) + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     carry = model.initial_carry(batch)
     exact = 0.0

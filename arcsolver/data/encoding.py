@@ -36,6 +36,18 @@ def fitting_side(shapes: Iterable[tuple[int, ...]], sides: Sequence[int] = CANVA
     return min(side for side in sides if side >= min(longest + 1, largest))
 
 
+def canvas_sides(
+    positions: str, canvas: int, layout: str = "auto", sides: Sequence[int] = CANVAS_SIDES
+) -> tuple[int, ...] | None:
+    """The sides of a grid-sized layout (those of sides below canvas, and canvas itself), or None
+    where every example sits on the one canvas: layout "fixed" asks for it, and rope1d positions
+    know one canvas ("auto" is sized with rope2d). Each example then takes `fitting_side`."""
+    sized = layout == "sized" or (layout == "auto" and positions == "rope2d")
+    if not sized:
+        return None
+    return tuple(sorted({s for s in sides if s < canvas} | {canvas}))
+
+
 def _check_fits(shape: tuple[int, ...], canvas: int, offset: Offset) -> tuple[int, int]:
     """The offset as two ints, or a ValueError saying why the grid does not fit there."""
     if len(shape) != 2:

@@ -16,6 +16,7 @@ distinct versions. "uniform" shuffles all (version, pair) examples into one epoc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,7 +78,8 @@ class TrainStream:
         seed: int,
         translate: bool = True,
         first_id: int = 1,
-        sampling: Sampling = "uniform",  # recipes pass data.sampling; uniform: the batches streams drew before
+        *,
+        sampling: Sampling,  # no default: pretraining passes data.sampling, adaptation chooses its own
     ):
         self.puzzles = puzzles
         self.trainable = trainable
@@ -198,7 +200,8 @@ class SizedStream:
         seed: int,
         translate: bool = True,
         first_id: int = 1,
-        sampling: Sampling = "uniform",
+        *,
+        sampling: Sampling,
     ):
         by_side: dict[int, dict[str, tuple[Pair, ...]]] = {}
         for task_id, pairs in trainable.items():
@@ -213,7 +216,7 @@ class SizedStream:
         self.streams = {}
         for side in sorted(by_side):
             side_pairs = {task_id: by_side[side].get(task_id, ()) for task_id in trainable}
-            self.streams[side] = TrainStream(puzzles, side_pairs, side, seed, translate, first_id, sampling)
+            self.streams[side] = TrainStream(puzzles, side_pairs, side, seed, translate, first_id, sampling=sampling)
         self.sides = np.asarray(list(self.streams), dtype=np.int64)
         weights = np.asarray([s.examples_per_epoch for s in self.streams.values()], dtype=np.float64)
         self.probabilities = weights / weights.sum()
@@ -251,14 +254,25 @@ class SizedStream:
         return self.streams[int(self.sides[which])].batch(number, batch_size, rank, world_size)
 
 
+def stream_for(
+    puzzles: list[Puzzle],
+    trainable: dict[str, tuple[Pair, ...]],
+    canvas: int | Sequence[int],
+    seed: int,
+    translate: bool,
+    sampling: Sampling,
+    first_id: int = 1,
+) -> TrainStream | SizedStream:
+    """The stream of a run's examples: on one fixed canvas (an int), or on the sides of a
+    grid-sized layout (see canvas_sides), each example on the smallest that holds it."""
+    if isinstance(canvas, int):
+        return TrainStream(puzzles, trainable, canvas, seed, translate, first_id, sampling=sampling)
+    return SizedStream(puzzles, trainable, canvas, seed, translate, first_id, sampling=sampling)
+
+
 def trainable_pairs(train_tasks: list[Task], heldout_tasks: list[Task]) -> dict[str, tuple[Pair, ...]]:
     """Task id -> the pairs we may train on: all pairs of a training task (its test pairs when
     their outputs are known), only the demonstrations of a held-out task."""
     pairs = {t.id: t.train + tuple(p for p in t.test if p.output is not None) for t in train_tasks}
     pairs.update({t.id: t.train for t in heldout_tasks})
     return pairs
-
-
-def steps_for_epochs(epochs: int, examples_per_epoch: int, global_batch_size: int) -> int:
-    """Optimiser steps that cover `epochs` epochs in global batches (the last one completed)."""
-    return -(-epochs * examples_per_epoch // global_batch_size)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from arcsolver.engine.carry import carries_tensors, on_side, split_carries
 from arcsolver.errors import CheckpointError
 
 CHECKPOINTS = "checkpoints"
@@ -53,29 +54,6 @@ def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor]
             else:
                 scalars[f"{index}.{key}"] = value
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def carry_tensors(carry) -> dict[str, torch.Tensor]:
-    return {} if carry is None else {f.name: getattr(carry, f.name) for f in fields(carry)}
-
-
-def _on_side(side: int, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"side{side}.{name}": t for name, t in tensors.items()}
-
-
-def carries_tensors(carries: dict) -> dict[str, torch.Tensor]:
-    """The carries of a run, one per canvas side, as one flat dict: side<S>.<field>."""
-    return {k: t for side, carry in carries.items() for k, t in _on_side(side, carry_tensors(carry)).items()}
-
-
-def split_carries(tensors: dict[str, torch.Tensor]) -> dict[int, dict[str, torch.Tensor]]:
-    """carries_tensors' inverse: side -> that carry's fields (RNG states excluded)."""
-    out: dict[int, dict[str, torch.Tensor]] = {}
-    for key, t in tensors.items():
-        prefix, _, name = key.partition(".")
-        if prefix.startswith("side") and prefix[4:].isdigit() and name:
-            out.setdefault(int(prefix[4:]), {})[name] = t
-    return out
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
@@ -272,7 +250,7 @@ def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, wor
         for side in split_carries(tensors):
             if not 1 <= side <= model.config.canvas:
                 raise CheckpointError(f"{part}: not a carry of this run (a {side}x{side} canvas)")
-            expected |= _on_side(side, carry_like(side))
+            expected |= on_side(side, carry_like(side))
         _check_like(tensors, expected, part, "a carry of this run")
         if tensors["torch_rng"].dtype != torch.uint8:
             raise CheckpointError(

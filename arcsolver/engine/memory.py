@@ -66,8 +66,7 @@ def shallow_copy(model: TRM, **schedule) -> TRM:
     """A TRM of the same shapes and device with another recursion schedule (its own weights:
     memory depends on shapes only) and a 2-row puzzle table."""
     device = next(model.parameters()).device
-    config = model.config.model_copy(update={**schedule, "n_puzzle_ids": 2})
-    return TRM(config).to(device)
+    return TRM(model.config.model_copy(update=schedule), n_puzzle_ids=2).to(device)
 
 
 def saved_activation_bytes(model: TRM, size: int, dtype: torch.dtype, train_network: bool = True) -> int:

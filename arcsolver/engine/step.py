@@ -12,13 +12,13 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Callable
-from dataclasses import fields
 
 import torch
 
 from arcsolver.config import OptimConfig
 from arcsolver.data.encoding import PAD
 from arcsolver.data.stream import Batch
+from arcsolver.engine.carry import carry_cat, carry_slice
 from arcsolver.engine.distributed import Dist, average_gradients, gather
 from arcsolver.engine.optim import EMA, clip_grad_norm
 from arcsolver.model.loss import trm_loss
@@ -40,16 +40,6 @@ def micro_slices(batch_size: int, micro_batch: int) -> list[slice]:
     n = math.ceil(batch_size / max(micro_batch, 1))
     bounds = [batch_size * i // n for i in range(n + 1)]
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
-
-
-def _carry_slice(carry: Carry, s: slice) -> Carry:
-    return Carry(**{f.name: getattr(carry, f.name)[s] for f in fields(Carry)})
-
-
-def _carry_cat(parts: list[Carry]) -> Carry:
-    if len(parts) == 1:
-        return parts[0]
-    return Carry(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Carry)})
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -79,7 +69,6 @@ class Stepper:
         self.optim, self.d, self.dtype = optim, d, dtype
         self.micro_batch = micro_batch  # None: the whole local batch at once
         self.on_message = on_message or (lambda text: None)
-        self.retries = 0
 
     def step(self, carry: Carry, batch: dict, lr_scale: float):
         """One supervision step of every sample and one update of everything trainable.
@@ -99,7 +88,6 @@ class Stepper:
                     raise
                 self._drop_partial_step()
                 self.micro_batch = max(micro // 2, 1)
-                self.retries += 1
                 self.on_message(f"out of memory at micro-batch {micro}: retrying the step with {self.micro_batch}")
                 continue
             return self._update(*grads, lr_scale)
@@ -117,7 +105,7 @@ class Stepper:
             weight = valid[s].sum() / n_valid
             chunk = {k: v[s] for k, v in batch.items()}
             with torch.autocast(carry.y.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-                next_carry, out = self.forward(_carry_slice(carry, s), chunk)
+                next_carry, out = self.forward(carry_slice(carry, s), chunk)
             chunk_loss, chunk_metrics = trm_loss(
                 out.logits,
                 out.labels,
@@ -132,7 +120,7 @@ class Stepper:
             for k, v in chunk_metrics.items():
                 metrics[k] = metrics.get(k, 0.0) + v * weight
             del out, chunk_loss
-        return _carry_cat(parts), loss, metrics
+        return carry_cat(parts), loss, metrics
 
     def _update(self, carry: Carry, loss, metrics, lr_scale: float):
         model, optim = self.model, self.optim

@@ -270,7 +270,7 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
     import torch
 
     from arcsolver.engine.checkpoint import find_checkpoint, read_state
-    from arcsolver.solve.adapt import load_model
+    from arcsolver.engine.pretrained import load_model
 
     if not Path(path).exists():
         raise CheckpointError(f"{path}: no such checkpoint or run directory")

@@ -201,7 +201,7 @@ def verify_checkpoint(bundle: Path, manifest: Manifest, report: CheckReport) -> 
     import torch
 
     from arcsolver.engine.checkpoint import read_state
-    from arcsolver.solve.adapt import load_model
+    from arcsolver.engine.pretrained import load_model
 
     try:
         model, cfg, ckpt_dir = load_model(bundle / CHECKPOINT, torch.device("cpu"))

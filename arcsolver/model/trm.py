@@ -39,11 +39,6 @@ class TRMConfig(BaseModel):
     n_recursions: int = Field(3, ge=1, description="T: recursions per supervision step, T-1 without grad")
     n_supervision: int = Field(16, ge=1, description="N_sup: most supervision steps per sample")
     puzzle_emb_len: int = Field(16, ge=1, description="prefix positions; the task vector fills the first")
-    n_puzzle_ids: int = Field(
-        1,
-        ge=1,
-        description="derived, not a setting: rows of the task-vector table, blank row 0 included; pretraining sets it from the data's task versions, adaptation from the checkpoint's table",
-    )
     canvas: int = Field(30, gt=0, description="side of the largest canvas (the fixed one with rope1d)")
     vocab_size: int = Field(
         VOCAB_SIZE,
@@ -59,6 +54,15 @@ class TRMConfig(BaseModel):
         0.1, ge=0, le=1, description="share of samples forced to a random minimum number of steps"
     )
     halt_loss_weight: float = Field(0.5, ge=0, description="weight of the halting BCE in the loss")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_table_size(cls, data):
+        # Configs saved by earlier versions hold the table's size, n_puzzle_ids: the table's shape
+        # in the weights is what counts, so it is accepted and dropped.
+        if isinstance(data, dict) and "n_puzzle_ids" in data:
+            return {k: v for k, v in data.items() if k != "n_puzzle_ids"}
+        return data
 
     @model_validator(mode="after")
     def _check_shapes(self) -> TRMConfig:
@@ -125,7 +129,9 @@ class TRM(nn.Module):
     y_init: torch.Tensor  # buffers, registered in __init__
     z_init: torch.Tensor
 
-    def __init__(self, config: TRMConfig):
+    def __init__(self, config: TRMConfig, n_puzzle_ids: int):
+        """n_puzzle_ids: rows of the task-vector table, blank row 0 included. It is data, not a
+        setting: pretraining counts its task versions, loading a checkpoint reads its table."""
         super().__init__()
         self.config = config
         D = config.hidden_size
@@ -133,7 +139,7 @@ class TRM(nn.Module):
         # std 1/sqrt(D), times sqrt(D) at use: unit-scale inputs, the same scale as the state.
         self.embed_tokens = nn.Embedding(config.vocab_size, D)
         trunc_normal_(self.embed_tokens.weight, std=1.0 / self.embed_scale)
-        self.puzzle_emb = PuzzleEmbedding(config.n_puzzle_ids, D)
+        self.puzzle_emb = PuzzleEmbedding(n_puzzle_ids, D)
         self.rotary = RotaryEmbedding.from_config(config)
         self.blocks = nn.ModuleList(
             Block(D, config.n_heads, config.expansion, config.rms_eps) for _ in range(config.n_layers)
@@ -276,6 +282,4 @@ class TRM(nn.Module):
 
     def grow_puzzles(self, n_new: int) -> range:
         """Add `n_new` task rows (initialised to the mean trained row); return their ids."""
-        ids = self.puzzle_emb.grow(n_new)
-        self.config = self.config.model_copy(update={"n_puzzle_ids": self.puzzle_emb.n_rows})
-        return ids
+        return self.puzzle_emb.grow(n_new)

@@ -2,8 +2,8 @@
 
 TRM knows a task only through its learned puzzle embedding, so new tasks get new rows (one per
 augmented version, initialised to the mean of the trained rows) and the model is fine-tuned on
-their demonstration pairs: the embeddings alone first, then the whole network, with the
-pretraining's optimisers and EMA. Its micro-batch is measured to fit memory, and if it fails for
+their demonstration pairs: the embeddings alone first, then the whole network, by the
+deep-supervision driver pretraining uses (engine/trainer.py), with its optimisers and EMA. Its micro-batch is measured to fit memory, and if it fails for
 any reason (out of GPU memory included) the network is put back as it was: the tasks are then
 answered by the unadapted network rather than not at all.
 """
@@ -13,101 +13,18 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 
-from arcsolver.config import PretrainConfig, SolveConfig
-from arcsolver.data.stream import Puzzle, SizedStream, TrainStream, build_puzzles, trainable_pairs
+from arcsolver.config import SolveConfig
+from arcsolver.data.stream import Puzzle, build_puzzles, stream_for, trainable_pairs
 from arcsolver.data.task import Task
-from arcsolver.engine import checkpoint as ckpt
 from arcsolver.engine.distributed import Dist
-from arcsolver.engine.inference import model_canvases
 from arcsolver.engine.memory import choose_micro_batch
-from arcsolver.engine.optim import EMA, build_optimizer, warmup_factor
-from arcsolver.engine.step import Stepper, to_device
-from arcsolver.errors import CheckpointError
+from arcsolver.engine.optim import warmup_factor
+from arcsolver.engine.trainer import StepResult, Trainer
+from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.model.trm import TRM
-from arcsolver.recipes import validate
-
-# The pretrained puzzle table's key, and how many of its rows are read at a time to average it
-# (64Ki rows of 512 floats: 128 MiB, where the whole table can reach 2 GB).
-TABLE_KEY = "puzzle_emb.weight"
-TABLE_CHUNK_ROWS = 65536
-
-
-def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, PretrainConfig, Path]:
-    """The pretrained TRM of a checkpoint (or a run's newest), with its EMA weights in place.
-
-    New tasks only ever use the mean of the trained puzzle rows (`PuzzleEmbedding.grow` starts
-    their rows there), so the table is loaded as two rows: the blank row and that mean.
-    """
-    ckpt_dir = ckpt.find_checkpoint(checkpoint)
-    state = ckpt.read_state(ckpt_dir)
-    if not isinstance(state.get("config"), dict):
-        raise CheckpointError(f"{ckpt_dir / 'state.json'}: corrupt (config is not an object of settings)")
-    cfg = validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
-    weights = read_weights(ckpt_dir / "model.safetensors")
-    model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": 2}))  # the table takes the loaded row count
-    ema_path = ckpt_dir / "ema.safetensors"
-    ema = read_weights(ema_path) if ema_path.exists() else None
-    if ema is not None:
-        check_ema_keys(model, ema, ema_path)
-    try:
-        model.load_state_dict(weights)
-        if ema is not None:
-            # Evaluation weights: the EMA is what pretraining scored, and what we adapt from. It
-            # averages the parameters only, so the buffers (the puzzle table) come from the weights.
-            model.load_state_dict(ema, strict=False)
-    except RuntimeError as e:
-        raise CheckpointError(f"{ckpt_dir}: weights do not match its config ({str(e).splitlines()[0]})") from None
-    model.config = model.config.model_copy(update={"n_puzzle_ids": model.puzzle_emb.n_rows})
-    return model.to(device), cfg, ckpt_dir
-
-
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """A safetensors file's tensors on the CPU, its puzzle table reduced by `table_mean_rows`."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: table_mean_rows(f.get_slice(k)) if k == TABLE_KEY else f.get_tensor(k) for k in f.keys()}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing from the checkpoint") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
-
-
-def table_mean_rows(table) -> torch.Tensor:
-    """[row 0, mean of rows 1..] of a puzzle table (a safetensors slice), read TABLE_CHUNK_ROWS
-    rows at a time so that the whole table is never in memory. A table of the blank row alone,
-    or not a table at all, is returned as it is."""
-    shape = table.get_shape()
-    if len(shape) != 2 or shape[0] < 2:
-        return table[:]
-    n_rows, dim = shape
-    total = torch.zeros(dim, dtype=torch.float64)  # float64: a million float32 rows sum without loss
-    for start in range(1, n_rows, TABLE_CHUNK_ROWS):
-        total += table[start : start + TABLE_CHUNK_ROWS].to(torch.float64).sum(0)
-    blank = table[0:1]
-    return torch.cat([blank, (total / (n_rows - 1)).to(blank.dtype)[None]])
-
-
-def check_ema_keys(model: TRM, ema: dict[str, torch.Tensor], path: Path) -> None:
-    """An EMA file holds every parameter of the model and nothing the model lacks (buffers are
-    optional: the EMA does not average them)."""
-    missing = sorted({name for name, _ in model.named_parameters()} - set(ema))
-    unexpected = sorted(set(ema) - set(model.state_dict()))
-    problems = [f"{what} {names_of(keys)}" for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
-    if problems:
-        raise CheckpointError(
-            f"{path}: not the EMA of this checkpoint's model ({'; '.join(problems)}); "
-            "delete it to solve with model.safetensors alone"
-        )
-
-
-def names_of(keys: list[str], shown: int = 3) -> str:
-    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
-    return ", ".join(keys[:shown]) + more
 
 
 @dataclass
@@ -137,11 +54,12 @@ def versions_of(puzzles: list[Puzzle], first_id: int) -> dict[str, list]:
 def adaptation_stream(model: TRM, puzzles: list[Puzzle], first_id: int, tasks: list[Task], cfg: SolveConfig):
     """The new tasks' demonstration pairs, on grid-sized canvases where the model's positions
     allow (see model_canvases), else on its one canvas."""
-    canvases = model_canvases(model.config)
+    # Uniform: every epoch trains every version's row, and inference asks each version's own row.
+    sampling = "uniform"
     pairs = trainable_pairs([], tasks)
-    if isinstance(canvases, int):
-        return TrainStream(puzzles, pairs, canvases, cfg.run.seed, cfg.data.translate, first_id=first_id)
-    return SizedStream(puzzles, pairs, canvases, cfg.run.seed, cfg.data.translate, first_id=first_id)
+    return stream_for(
+        puzzles, pairs, model_canvases(model.config), cfg.run.seed, cfg.data.translate, sampling, first_id
+    )
 
 
 def adapt(
@@ -168,36 +86,31 @@ def adapt(
     if cfg.adapt.steps == 0 or not tasks:
         return Adapted(versions, 0, time.monotonic() - started)
 
-    device = next(model.parameters()).device
     stream = adaptation_stream(model, puzzles, first_id, tasks, cfg)
-    network = list(model.parameters())
-    optimizer = build_optimizer(model, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay)
-    ema = EMA(model, cfg.optim.ema_rate) if cfg.optim.ema_rate else None
+    trainer = Trainer(model, stream, cfg.optim, Dist(), dtype)
     embeddings_only = round(cfg.adapt.steps * cfg.adapt.embeddings_only_fraction)
-    model.train()
-    stepper = Stepper(model, model, optimizer, ema, cfg.optim, Dist(), dtype, micro_batch, on_message)
-    carries, step = {}, 0
-    for step in range(cfg.adapt.steps):
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        # Phase 1 freezes the network: its gradients are not even computed.
-        for p in network:
-            p.requires_grad_(step >= embeddings_only)
-        # One carry per canvas side: a sample's y and z only meet its own canvas.
-        side = stream.side_of(step)
-        batch = to_device(stream.batch(step, cfg.optim.global_batch_size), device)
-        carry = carries.get(side) or model.initial_carry(batch)
+
+    def lr_scale(step: int) -> float:
         # The network's warm-up starts with its phase; the embeddings' with the run.
-        scale = warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
-        carries[side], loss, metrics, _ = stepper.step(carry, batch, scale)
-        if on_step is not None and (step + 1) % cfg.adapt.log_every == 0:
-            on_step(step + 1, float(loss.detach()), {k: float(v) for k, v in metrics.items()})
-    else:
-        step = cfg.adapt.steps
-    for p in network:
-        p.requires_grad_(True)
-    if ema is not None:
-        ema.load_into(model)
+        return warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
+
+    def after_step(step: int, result: StepResult) -> None:
+        if on_step is not None and step % cfg.adapt.log_every == 0:
+            on_step(step, float(result.loss.detach()), {k: float(v) for k, v in result.metrics.items()})
+
+    model.train()
+    step = trainer.run(
+        0,
+        cfg.adapt.steps,
+        lr_scale,
+        micro_batch,
+        network_trains=lambda step: step >= embeddings_only,  # phase 1: the embeddings alone
+        should_stop=lambda step: deadline is not None and time.monotonic() > deadline,
+        after_step=after_step,
+        on_message=on_message,
+    )
+    if trainer.ema is not None:
+        trainer.ema.load_into(model)
     model.eval()
     return Adapted(versions, step, time.monotonic() - started)
 

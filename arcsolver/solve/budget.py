@@ -8,7 +8,8 @@ import time
 from arcsolver.config import SolveConfig
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.task import Task
-from arcsolver.engine.inference import predict, queries_for, query_sides
+from arcsolver.evaluation.canvas import query_sides
+from arcsolver.evaluation.inference import predict, queries_for
 
 INFERENCE_SPARE = 1.25  # adaptation leaves inference its estimate and a quarter more
 

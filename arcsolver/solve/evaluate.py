@@ -11,8 +11,8 @@ import pandas as pd
 from arcsolver.atomic import atomic_write_text
 from arcsolver.data.loaders import first_of, read_json
 from arcsolver.data.task import Grid, GridError, as_grid
-from arcsolver.engine.scoring import cell_accuracy, same_grid, test_output_solved
 from arcsolver.errors import DataError, SubmissionRejected
+from arcsolver.evaluation.scoring import mean_scores, output_scores, same_grid, task_scores
 from arcsolver.solve.submission import coverage_problems, parse_submission
 
 
@@ -26,7 +26,7 @@ class EvaluationResult:
     n_tasks: int
     solved_tasks: int  # tasks whose every test output is solved by one of the two attempts
     per_test: pd.DataFrame  # one row per (task_id, test_index)
-    per_task: pd.DataFrame  # one row per task_id, derived from per_test
+    per_task: pd.DataFrame  # one row per task_id: its test outputs and their mean scores
 
     def summary(self) -> dict:
         """The headline numbers, as plain Python values (for JSON)."""
@@ -90,19 +90,6 @@ def read_solutions(path) -> dict[str, list[Grid]]:
     return solutions
 
 
-def per_task_table(per_test: pd.DataFrame) -> pd.DataFrame:
-    """Per-task means of the per-test-output table, tasks in their original order."""
-    return (
-        per_test.groupby("task_id", sort=False)
-        .agg(
-            test_outputs=("test_index", "size"),
-            **{"pass@1": ("attempt_1_correct", "mean"), "pass@2": ("solved", "mean")},
-            cell_accuracy=("cell_accuracy", "mean"),
-        )
-        .reset_index()
-    )
-
-
 def evaluate_submission(submission_path, solutions_path) -> EvaluationResult:
     """Score a submission file against a solutions file.
 
@@ -118,29 +105,31 @@ def evaluate_submission(submission_path, solutions_path) -> EvaluationResult:
     if problems:
         raise SubmissionRejected(source, problems)
 
-    rows = []
+    rows, per_task = [], []
     for task_id, answers in solutions.items():
-        for i, (answer, (attempt_1, attempt_2)) in enumerate(zip(answers, submission[task_id])):
+        attempts = [list(pair) for pair in submission[task_id][: len(answers)]]
+        for i, (answer, (attempt_1, attempt_2)) in enumerate(zip(answers, attempts)):
+            scores = output_scores([attempt_1, attempt_2], answer)
             rows.append(
                 {
                     "task_id": task_id,
                     "test_index": i,
-                    "attempt_1_correct": same_grid(attempt_1, answer),
+                    "attempt_1_correct": scores["pass@1"] == 1.0,
                     "attempt_2_correct": same_grid(attempt_2, answer),
-                    "solved": test_output_solved([attempt_1, attempt_2], answer, k=2),
-                    "cell_accuracy": cell_accuracy(attempt_1, answer),
+                    "solved": scores["pass@2"] == 1.0,
+                    "cell_accuracy": scores["cell_accuracy"],
                     "answer_shape": _shape(answer),
                     "attempt_1_shape": _shape(attempt_1),
                 }
             )
-    per_test = pd.DataFrame(rows)
-    per_task = per_task_table(per_test)
+        per_task.append({"task_id": task_id, "test_outputs": len(answers), **task_scores(attempts, answers)})
+    overall = mean_scores(per_task)
     return EvaluationResult(
-        pass_at_2=float(per_task["pass@2"].mean()),
-        pass_at_1=float(per_task["pass@1"].mean()),
-        cell_accuracy=float(per_task["cell_accuracy"].mean()),
-        n_tasks=len(per_task),
-        solved_tasks=int((per_task["pass@2"] == 1.0).sum()),
-        per_test=per_test,
-        per_task=per_task,
+        pass_at_2=overall["pass@2"],
+        pass_at_1=overall["pass@1"],
+        cell_accuracy=overall["cell_accuracy"],
+        n_tasks=overall["tasks"],
+        solved_tasks=sum(t["pass@2"] == 1.0 for t in per_task),
+        per_test=pd.DataFrame(rows),
+        per_task=pd.DataFrame(per_task),
     )

@@ -149,30 +149,16 @@ def start_worker(
     overrides: list[str],
     cfg: SolveConfig,
 ) -> subprocess.Popen:
-    """`arcsolver solve` over shard k, writing its own files beside out, tied to this process."""
+    """The worker of shard k (arcsolver/solve/worker.py), writing its own files beside out, tied to
+    this process."""
+    from arcsolver.solve.worker import worker_command  # here: worker.py imports this module
+
     env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
     if visible_gpus():
         env["CUDA_VISIBLE_DEVICES"] = str(k)
-    cmd = [
-        sys.executable,
-        "-m",
-        "arcsolver",
-        "solve",
-        str(challenges),
-        "--out",
-        str(shard_path(out, k)),
-        "--checkpoint",
-        str(checkpoint),
-        "--recipe",
-        recipe,
-        "--shard",
-        f"{k}/{workers}",
-        "--workers",
-        "1",
-        *[x for s in overrides for x in ("--set", s)],
-    ]
-    if cfg.run.time_budget_s:
-        cmd += ["--time-budget", str(cfg.run.time_budget_s)]
+    cmd = worker_command(
+        k, workers, challenges, shard_path(out, k), str(checkpoint), recipe, overrides, cfg.run.time_budget_s
+    )
     return subprocess.Popen(cmd, env=env, preexec_fn=parent_death_signal())
 
 

@@ -19,9 +19,17 @@ from arcsolver.console import Heartbeat, duration
 from arcsolver.console import one_line as escaped
 from arcsolver.data.task import Task, task_label
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
-from arcsolver.engine.inference import model_canvases, predict, queries_for, rank_by_likelihood, vote_queries
+from arcsolver.engine.pretrained import load_model
 from arcsolver.errors import ArcsolverError
-from arcsolver.solve.adapt import Adapted, adapt_or_restore, error_line, load_model, pick_micro_batch
+from arcsolver.evaluation.canvas import model_canvases
+from arcsolver.evaluation.inference import (
+    predict,
+    predict_with_log_probs,
+    queries_for,
+    rank_by_likelihood,
+    vote_queries,
+)
+from arcsolver.solve.adapt import Adapted, adapt_or_restore, error_line, pick_micro_batch
 from arcsolver.solve.budget import adaptation_deadline, solve_deadline
 from arcsolver.solve.submission import read_for_submission
 from arcsolver.solve.writer import Submissions, two_attempts
@@ -169,6 +177,27 @@ def solve(
     return report
 
 
+def summary_line(out: Path, report: SolveReport) -> str:
+    """The last line of a solve: what the file holds and where the time went."""
+    adaptation = "failed" if report.adapt_error else f"{report.adapt_steps} steps"
+    if report.tasks and not report.solved_by_model:
+        holds = f"{report.tasks} tasks, fallbacks only: the model answered none of them (reasons above)"
+    else:
+        holds = f"{report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks"
+    return (
+        f"wrote {out}: {holds}; adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s"
+        + ("" if report.gpu_peak_gib is None else f"; peak GPU memory {report.gpu_peak_gib:.1f} GiB")
+    )
+
+
+def unwritten_error(report: SolveReport) -> ArcsolverError:
+    """The error of a solve whose last write of a file failed: the file keeps its last complete write."""
+    path, reason = next(iter(report.unwritten.items()))
+    return ArcsolverError(
+        f"{path}: cannot write ({reason}); the file there is its last complete write: free space and run solve again"
+    )
+
+
 def say_fallback(console, task_id: str, reason: str) -> None:
     """One line: this task keeps its fallback attempts, and why."""
     console.print(
@@ -205,9 +234,11 @@ def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtyp
     """Ranked candidates per test input of one task, under each ranking rule."""
     queries = queries_for(task, versions, cfg.infer.max_versions)
     need_lp = cfg.infer.ranking == "likelihood" or cfg.infer.write_all_rankings
-    preds, log_probs = predict(
-        model, {task.id: task}, queries, canvas, cfg.infer.batch_size, dtype, keep_log_probs=need_lp
-    )
+    tasks = {task.id: task}
+    if need_lp:
+        preds, log_probs = predict_with_log_probs(model, tasks, queries, canvas, cfg.infer.batch_size, dtype)
+    else:
+        preds, log_probs = predict(model, tasks, queries, canvas, cfg.infer.batch_size, dtype), []
     voted = vote_queries(queries, preds)
     by_votes = [voted.get((task.id, i), []) for i in range(len(task.test))]
     out = {"votes": by_votes}
@@ -220,7 +251,6 @@ def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtyp
                     ranked,
                     [queries[k] for k in mine],
                     [log_probs[k] for k in mine],
-                    canvas,
                     cfg.infer.likelihood_candidates,
                 )
                 if ranked

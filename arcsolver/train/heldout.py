@@ -12,7 +12,8 @@ from arcsolver.console import duration
 from arcsolver.data.stream import Puzzle
 from arcsolver.data.task import Task
 from arcsolver.engine.distributed import Dist, sum_over_processes
-from arcsolver.engine.inference import heldout_scores, predict, queries_for, vote_queries
+from arcsolver.evaluation.inference import predict, queries_for, vote_queries
+from arcsolver.evaluation.scoring import heldout_scores
 from arcsolver.train.logger import Logger
 from arcsolver.train.run import Run
 
@@ -64,7 +65,7 @@ def evaluate_heldout(
             for chunk in paced_chunks(queries, cfg.eval.batch_size):
                 preds += predict(
                     model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, run.dtype
-                )[0]
+                )
                 if on_progress is not None:
                     on_progress(len(preds), len(queries))
     finally:
@@ -85,3 +86,15 @@ def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], No
         logger.heartbeat(lambda: f"{what}: {done}/{total} queries{whose}, {duration(time.monotonic() - started)}")
 
     return on_progress
+
+
+def evaluate_logged(
+    run: Run, puzzles: list[Puzzle], heldout: list[Task], logger: Logger, step: int, final: bool
+) -> dict:
+    """evaluate_heldout of the model at step, told as it runs and recorded in metrics.jsonl: a
+    periodic evaluation (over at most eval.periodic_max_versions versions) or the final one."""
+    what = "held-out evaluation" if final else f"step {step}: held-out evaluation"
+    max_versions = None if final else run.cfg.eval.periodic_max_versions
+    scores = evaluate_heldout(run, puzzles, heldout, max_versions, eval_progress(logger, what, run.d))
+    logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
+    return scores

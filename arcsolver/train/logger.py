@@ -1,4 +1,5 @@
-"""A pretraining run's progress: a bar on a terminal, plain lines off one, and metrics.jsonl."""
+"""A pretraining run's progress: a bar on a terminal, plain lines off one, and metrics.jsonl with
+a record every run.log_every steps (loss, accuracy, halting, throughput), averaged over processes."""
 
 from __future__ import annotations
 
@@ -6,26 +7,45 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from arcsolver.atomic import reported_writes
 from arcsolver.console import Heartbeat, duration, one_line
+from arcsolver.engine.distributed import Dist, mean_over_processes
+from arcsolver.engine.trainer import StepResult
 from arcsolver.train.resume import resume_hint
 
 
 class Logger:
-    """Rank 0 only: a rich progress bar (plain lines off a terminal) and metrics.jsonl."""
+    """A rich progress bar (plain lines off a terminal) and metrics.jsonl, shown and written by the
+    main process; every process takes part in `record`, whose averages are collectives."""
 
-    def __init__(self, run_dir: Path, total: int, start: int, enabled: bool, console=None):
+    def __init__(
+        self,
+        run_dir: Path,
+        total: int,
+        start: int,
+        d: Dist,
+        device: torch.device,
+        global_batch_size: int,
+        time_limit_s: float | None = None,
+        console=None,
+    ):
         from rich import get_console
 
-        self.enabled = enabled
+        self.enabled = d.is_main
+        self.d, self.device = d, device
+        self.global_batch_size, self.time_limit_s = global_batch_size, time_limit_s
+        self.window_start, self.window_steps, self.window_cells = time.monotonic(), 0, 0
         self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
         self.console = console or get_console()
         self.progress = None
         self.total, self.step, self.start, self.status = total, start, start, ""
+        self.planned = total  # the run's length; self.total is what the bar shows
         self.started = time.monotonic()
-        self.heartbeat = Heartbeat(self.console if enabled else None)
-        if enabled:
+        self.heartbeat = Heartbeat(self.console if self.enabled else None)
+        if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
@@ -51,6 +71,47 @@ class Logger:
         ):
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+
+    def count(self, side: int) -> None:
+        """A step on canvases of this side is done: it counts toward the next record's throughput."""
+        self.window_steps += 1
+        self.window_cells += side * side
+
+    def record(self, step: int, result: StepResult, lr: float) -> None:
+        """The record of step in metrics.jsonl and on the bar: the step's loss and metrics averaged
+        over processes, and the throughput since the last record."""
+        values = {k: float(v) for k, v in result.metrics.items()} | {"loss": float(result.loss.detach())}
+        values = mean_over_processes(values, self.d, self.device)
+        elapsed = time.monotonic() - self.window_start
+        samples_per_s = self.window_steps * self.global_batch_size / max(elapsed, 1e-9)
+        record = {
+            "step": step,
+            **values,
+            "lr": lr,
+            "samples_per_s": samples_per_s,
+            "tokens_per_s": self.window_cells * self.global_batch_size / max(elapsed, 1e-9),
+            "time_s": time.monotonic() - self.started,
+        }
+        if result.grad_norm is not None:
+            record["grad_norm"] = result.grad_norm
+        if self.device.type == "cuda":
+            record["gpu_peak_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        self.log(record)
+        status = (
+            f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
+            f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s"
+        )
+        self.advance(step, total=self.eta_total(step), status=status)
+        self.window_start, self.window_steps, self.window_cells = time.monotonic(), 0, 0
+
+    def eta_total(self, step: int) -> int | None:
+        """Under a time limit the run ends at the step the clock allows: that step, as the total
+        shown (None: the planned total)."""
+        if not self.time_limit_s:
+            return None
+        elapsed = time.monotonic() - self.started
+        rate = (step - self.start) / max(elapsed, 1e-9)
+        return min(self.planned, step + round(rate * max(self.time_limit_s - elapsed, 0)))
 
     def advance(self, step: int, status: str | None = None, total: int | None = None) -> None:
         """Move the bar to step, with a new status line or total where given."""

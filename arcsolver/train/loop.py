@@ -1,10 +1,11 @@
-"""`arcsolver pretrain`: TRM's deep-supervision training loop, read top to bottom.
+"""`arcsolver pretrain`: TRM's deep-supervision training, read top to bottom.
 
-Each optimiser step is one supervision step of every sample in the batch: samples that halted
-at the previous step are replaced by fresh ones from the stream, the others carry their y and z
-on. Then: loss, backward, gradient average over processes, Adam(-atan2) on the network,
-sign-SGD on the puzzle-embedding rows of the batch, EMA update, logging, checkpoints and the
-held-out evaluation. Beside it: the tasks it trains on (tasks.py), its checkpoints and --resume
+The steps themselves are engine/trainer.py's, which test-time adaptation shares: each is one
+supervision step of every sample in the batch, samples that halted replaced by fresh ones from
+the stream, the others carrying their y and z on; loss, backward, gradient average over
+processes, Adam(-atan2) on the network, sign-SGD on the batch's puzzle-embedding rows, EMA
+update. Pretraining adds the warm-up, stopping on a time limit or a signal, logging,
+checkpoints and the held-out evaluation. Beside it: the tasks it trains on (tasks.py), its checkpoints and --resume
 (resume.py), stopping on a signal (stops.py), progress (logger.py), the evaluation (heldout.py).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,13 +22,13 @@ from arcsolver.config import PretrainConfig
 from arcsolver.console import one_line
 from arcsolver.data.stream import build_puzzles, trainable_pairs
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
-from arcsolver.engine.distributed import any_process, barrier, init_distributed, mean_over_processes, shutdown
+from arcsolver.engine.distributed import any_process, barrier, init_distributed, shutdown
 from arcsolver.engine.memory import choose_micro_batch
-from arcsolver.engine.optim import EMA, build_optimizer, warmup_factor
-from arcsolver.engine.step import Stepper, to_device
+from arcsolver.engine.optim import warmup_factor
+from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.errors import ConfigError
 from arcsolver.model.trm import TRM
-from arcsolver.train.heldout import eval_progress, evaluate_heldout
+from arcsolver.train.heldout import evaluate_logged
 from arcsolver.train.logger import Logger
 from arcsolver.train.resume import readable_checkpoints, restore_newest, resume_hint, save_checkpoint, write_run_files
 from arcsolver.train.run import Run
@@ -41,13 +43,24 @@ def compiled(model: TRM, cfg: PretrainConfig):
     return torch.compile(model)
 
 
-def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=None) -> dict:
-    """Train a TRM per the recipe into run_dir; returns the final held-out scores and step.
+@dataclass
+class PretrainResult:
+    """How a run ended: the step it reached, the final held-out scores (pass@1, pass@2,
+    cell_accuracy, tasks; empty without held-out tasks or after a signal), and the signal that
+    stopped it, if one did."""
+
+    step: int
+    scores: dict = field(default_factory=dict)
+    signal: int | None = None
+
+
+def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=None) -> PretrainResult:
+    """Train a TRM per the recipe into run_dir; returns the step reached and the final scores.
 
     With resume, the newest checkpoint every process can read is continued; settings other than
     the run's length, logging, evaluation and hardware use must be the checkpoint's. SIGINT or
-    SIGTERM ends the run after the current step with a checkpoint; the result then holds the
-    signal's number under "signal".
+    SIGTERM ends the run after the current step with a checkpoint; the result then names the
+    signal.
     """
     from rich import get_console
 
@@ -75,133 +88,98 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
 
     train_tasks, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train_tasks + heldout, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
-    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1})})
     stream = training_stream(cfg, puzzles, trainable_pairs(train_tasks, heldout))
     total_steps = cfg.total_steps(stream.examples_per_epoch)
 
-    model = TRM(cfg.model).to(device)
+    model = TRM(cfg.model, n_puzzle_ids=len(puzzles) + 1).to(device)  # row 0: the blank row
     model.train()
     torch.manual_seed(cfg.run.seed + d.rank)  # but each process its own exploration draws
-    optimizer = build_optimizer(model, cfg.optim.optimizer, cfg.optim.lr, cfg.optim.betas, cfg.optim.weight_decay)
-    ema = EMA(model, cfg.optim.ema_rate) if cfg.optim.ema_rate else None
-    run = Run(run_dir, cfg, d, device, dtype, model, ema, optimizer)
-    step, carries = restore_newest(run, candidates, say) if resume else (0, {})
-    forward = compiled(model, cfg) if cfg.run.compile else model
+    trainer = Trainer(model, stream, cfg.optim, d, dtype, compiled(model, cfg) if cfg.run.compile else model)
+    run = Run(run_dir, cfg, d, device, dtype, model, trainer.ema, trainer.optimizer)
+    step, trainer.carries = restore_newest(run, candidates, say) if resume else (0, {})
 
     # Every check has passed: only now is the run directory written.
     if d.is_main:
         write_run_files(run_dir, cfg, puzzles, step)
     barrier(d)
-    logger = Logger(run_dir, total_steps, step, d.is_main, console)
-    logger.print(
+    say(
         f"{task_counts(train_tasks, heldout)}; {len(puzzles)} puzzles, {len(stream)} examples; "
         f"{schedule(cfg, stream, total_steps)}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; "
         f"{device} {str(dtype).removeprefix('torch.')}, {d.world_size} process(es)"
         + (f"; resumed at step {step}" if step else "")
     )
     micro = choose_micro_batch(
-        cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb, logger.print
+        cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb, say
     )
-    stepper = Stepper(model, forward, optimizer, ema, cfg.optim, d, dtype, micro, on_message=logger.print)
 
-    started, window_start, window_steps, first_step = time.monotonic(), time.monotonic(), 0, step
-    window_cells = 0
+    # The logger's clock, which times the records and the ETA, starts with the first step.
+    logger = Logger(run_dir, total_steps, step, d, device, cfg.optim.global_batch_size, cfg.run.time_limit_s, console)
+    started = time.monotonic()
     scores: dict = {}
     signum = None
     stops = StopRequests()
+
+    def should_stop(step: int) -> bool:
+        nonlocal signum, total_steps
+        # Every process stops at the same step, or one would wait alone at the next collective.
+        time_up = bool(cfg.run.time_limit_s) and time.monotonic() - started > cfg.run.time_limit_s
+        if not any_process(time_up or stops.requested, d, device):
+            return False
+        signum = agreed_signal(stops, d, device)
+        if signum is None:
+            logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}")
+            total_steps = step
+        return True
+
+    def after_step(step: int, result: StepResult) -> None:
+        logger.count(result.side)
+        if step % cfg.run.log_every == 0 or step == total_steps:
+            logger.record(step, result, cfg.optim.lr * result.lr_scale)
+        logger.tick(step)
+        if step % cfg.run.checkpoint_every == 0 and step < total_steps:
+            save_checkpoint(run, step, trainer.carries)
+        if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
+            periodic = evaluate_logged(run, puzzles, heldout, logger, step, final=False)
+            logger.print(
+                f"step {step}: held-out pass@1 {periodic['pass@1']:.3f} pass@2 {periodic['pass@2']:.3f} "
+                f"cells {periodic['cell_accuracy']:.3f} ({periodic['tasks']} tasks)"
+            )
+
     try:
         with stops:
-            while step < total_steps:
-                # Every process stops at the same step, or one would wait alone at the next collective.
-                time_up = bool(cfg.run.time_limit_s) and time.monotonic() - started > cfg.run.time_limit_s
-                if any_process(time_up or stops.requested, d, device):
-                    signum = agreed_signal(stops, d, device)
-                    if signum is None:
-                        logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}")
-                        total_steps = step
-                    break
-                # Each canvas side has its own carry: a sample's y and z only meet its own canvas.
-                side = stream.side_of(step)
-                batch = to_device(stream.batch(step, cfg.optim.global_batch_size, d.rank, d.world_size), device)
-                carry = carries.get(side) or model.initial_carry(batch)
-                scale = warmup_factor(step, cfg.optim.warmup_steps)
-                carries[side], loss, metrics, grad_norm = stepper.step(carry, batch, scale)
-                step += 1
-                window_steps += 1
-                window_cells += side * side
-
-                if step % cfg.run.log_every == 0 or step == total_steps:
-                    values = {k: float(v) for k, v in metrics.items()} | {"loss": float(loss.detach())}
-                    values = mean_over_processes(values, d, device)
-                    elapsed = time.monotonic() - window_start
-                    samples_per_s = window_steps * cfg.optim.global_batch_size / max(elapsed, 1e-9)
-                    record = {
-                        "step": step,
-                        **values,
-                        "lr": cfg.optim.lr * scale,
-                        "samples_per_s": samples_per_s,
-                        "tokens_per_s": window_cells * cfg.optim.global_batch_size / max(elapsed, 1e-9),
-                        "time_s": time.monotonic() - started,
-                    }
-                    if grad_norm is not None:
-                        record["grad_norm"] = grad_norm
-                    if device.type == "cuda":
-                        record["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-                    logger.log(record)
-                    # Under a time limit the run ends at the step the clock allows: show that as the total.
-                    total = None
-                    if cfg.run.time_limit_s:
-                        rate = (step - first_step) / max(time.monotonic() - started, 1e-9)
-                        left_s = max(cfg.run.time_limit_s - (time.monotonic() - started), 0)
-                        total = min(total_steps, step + round(rate * left_s))
-                    status = (
-                        f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
-                        f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s"
-                    )
-                    logger.advance(step, total=total, status=status)
-                    window_start, window_steps, window_cells = time.monotonic(), 0, 0
-                logger.tick(step)
-
-                if step % cfg.run.checkpoint_every == 0 and step < total_steps:
-                    save_checkpoint(run, step, carries)
-                if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
-                    scores = evaluate_heldout(
-                        run,
-                        puzzles,
-                        heldout,
-                        cfg.eval.periodic_max_versions,
-                        eval_progress(logger, f"step {step}: held-out evaluation", d),
-                    )
-                    logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
-                    logger.print(
-                        f"step {step}: held-out pass@1 {scores['pass@1']:.3f} pass@2 {scores['pass@2']:.3f} "
-                        f"cells {scores['cell_accuracy']:.3f} ({scores['tasks']} tasks)"
-                    )
+            step = trainer.run(
+                step,
+                total_steps,
+                lambda step: warmup_factor(step, cfg.optim.warmup_steps),
+                micro,
+                should_stop=should_stop,
+                after_step=after_step,
+                on_message=logger.print,
+            )
 
             # The run's end, its time limit or a signal: checkpoint the step reached.
             logger.finish(step, total_steps)
-            saved = save_checkpoint(run, step, carries)
+            saved = save_checkpoint(run, step, trainer.carries)
             logger.close()
             if signum is None:  # a signal may also come while the checkpoint is written
                 signum = agreed_signal(stops, d, device)
             if signum is not None:
-                return stopped(run_dir, step, saved, signum, d, logger.print)
+                stopped(run_dir, step, saved, signum, d, logger.print)
+                return PretrainResult(step, signal=signum)
             if heldout:
                 # Nothing is written until its end: a signal ends the evaluation at once.
                 stops.immediate = True
                 logger.print(f"held-out evaluation of {len(heldout)} tasks")
-                progress = eval_progress(logger, "held-out evaluation", d)
-                scores = evaluate_heldout(run, puzzles, heldout, on_progress=progress)
+                scores = evaluate_logged(run, puzzles, heldout, logger, step, final=True)
                 stops.immediate = False
-                logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
             barrier(d)
     except Interrupted as e:
         logger.print(
             f"stopped by {signal.Signals(e.signum).name} during the final held-out evaluation; the checkpoint "
             f"of step {step} is complete: `{resume_hint(run_dir)}` evaluates it"
         )
-        return {"step": step, "signal": e.signum}
+        return PretrainResult(step, signal=e.signum)
     finally:
         logger.close()
         shutdown(d)
-    return {"step": step, **scores}
+    return PretrainResult(step, scores)

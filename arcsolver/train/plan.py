@@ -1,4 +1,4 @@
-"""`arcsolver pretrain --plan`: what a run would do and need, without training.
+"""`arcsolver plan` (or `pretrain --plan`): what a run would do and need, without training.
 
 The data (tasks, versions, examples), the length in the recipe's unit and in steps, the memory a
 step needs per sample, and the micro-batch that would fit GPUs of given sizes. Activation memory
@@ -42,7 +42,7 @@ def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> 
     total = cfg.total_steps(stream.examples_per_epoch)
     # Autocast precision as on a GPU (bf16 unless the recipe says float32).
     dtype = torch.float32 if cfg.run.dtype == "float32" else torch.bfloat16
-    model = TRM(cfg.model.model_copy(update={"n_puzzle_ids": len(puzzles) + 1}))
+    model = TRM(cfg.model, n_puzzle_ids=len(puzzles) + 1)
     step = estimate_step_memory(model, dtype)
     embeddings_only = activation_bytes_per_sample(model, dtype, train_network=False)
     inference = inference_bytes_per_sample(model, dtype)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,28 +15,12 @@ from arcsolver.atomic import atomic_write_json, atomic_write_text, reported_writ
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import Puzzle
 from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine.carry import carries_from_tensors, fresh_carry_like
 from arcsolver.engine.distributed import any_process, barrier
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
-from arcsolver.model.trm import TRM, Carry
+from arcsolver.model.trm import Carry
+from arcsolver.recipes import resume_differences, validate
 from arcsolver.train.run import Run
-
-# What a resumed run may change: how long it runs, how often it logs, checkpoints and evaluates,
-# and how it uses the hardware. Every other setting shapes the data, the model or the
-# optimisation, and must be what the checkpoint was trained with.
-MAY_CHANGE = {
-    "run.steps",
-    "run.epochs",
-    "run.time_limit_s",
-    "run.log_every",
-    "run.checkpoint_every",
-    "run.keep_checkpoints",
-    "run.threads",
-    "run.compile",
-    "run.gpu_memory_gb",
-    "optim.micro_batch_size",
-}
-MAY_CHANGE_SECTIONS = ("eval.",)
-DERIVED = {"model.n_puzzle_ids"}  # follows from the data settings, which are compared
 
 
 def resume_hint(run_dir: Path) -> str:
@@ -48,28 +31,8 @@ def resume_hint(run_dir: Path) -> str:
 # --- reading back --------------------------------------------------------------------------
 
 
-def flat_settings(settings: dict, prefix: str = "") -> dict:
-    """A nested settings dict as section.key -> value."""
-    out = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            out.update(flat_settings(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def settings_differences(now: PretrainConfig, saved: PretrainConfig) -> list[str]:
-    """`key: <checkpoint's> -> <now>` for every setting that may not change on resume and did."""
-    a, b = flat_settings(saved.model_dump(mode="json")), flat_settings(now.model_dump(mode="json"))
-    fixed = [k for k in a if k not in MAY_CHANGE | DERIVED and not k.startswith(MAY_CHANGE_SECTIONS)]
-    return [f"{k}: {json.dumps(a[k])} -> {json.dumps(b.get(k))}" for k in fixed if a[k] != b.get(k)]
-
-
 def saved_config(ckpt_dir: Path, state: dict) -> PretrainConfig:
     """The settings a checkpoint was trained with (state.json's config)."""
-    from arcsolver.recipes import validate
-
     try:
         return validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
     except ConfigError as e:
@@ -91,7 +54,7 @@ def readable_checkpoints(run_dir: Path, cfg: PretrainConfig, say) -> list[tuple[
         except CheckpointError as e:
             say(f"{e}; trying the checkpoint before it")
             continue
-        differences = settings_differences(cfg, saved)
+        differences = resume_differences(cfg, saved)
         if differences:
             raise ConfigError(
                 f"{run_dir}: cannot resume: {len(differences)} setting{'s' * (len(differences) > 1)} differ from its "
@@ -102,21 +65,6 @@ def readable_checkpoints(run_dir: Path, cfg: PretrainConfig, say) -> list[tuple[
     if not found:
         raise CheckpointError(f"{run_dir}: no usable checkpoint to resume from (every state.json is unreadable)")
     return found
-
-
-def fresh_carry_like(model: TRM, local_batch: int, device) -> Callable[[int], dict[str, torch.Tensor]]:
-    """side -> the tensors of a fresh carry of this run on that canvas (what a checkpoint's must match)."""
-
-    def like(side: int) -> dict[str, torch.Tensor]:
-        cells = torch.zeros(local_batch, side, side, dtype=torch.long, device=device)
-        batch = {
-            "inputs": cells,
-            "labels": cells,
-            "puzzle_ids": torch.zeros(local_batch, dtype=torch.long, device=device),
-        }
-        return ckpt.carry_tensors(model.initial_carry(batch))
-
-    return like
 
 
 def restore_newest(run: Run, candidates: list[tuple[Path, dict]], say) -> tuple[int, dict[int, Carry]]:
@@ -154,10 +102,7 @@ def apply_snapshot(snap: ckpt.Snapshot, run: Run) -> dict[int, Carry]:
     cuda_rng = tensors.pop("cuda_rng", None)
     if cuda_rng is not None and run.device.type == "cuda":
         torch.cuda.set_rng_state(cuda_rng)
-    return {
-        side: Carry(**{k: v.to(run.device) for k, v in fields.items()})
-        for side, fields in ckpt.split_carries(tensors).items()
-    }
+    return carries_from_tensors(tensors, run.device)
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -62,11 +62,10 @@ def agreed_signal(stops: StopRequests, d: Dist, device) -> int | None:
     return signal.SIGINT if got[0] else signal.SIGTERM if got[1] else None
 
 
-def stopped(run_dir: Path, step: int, saved: Path, signum: int, d: Dist, say: Callable[[str], None]) -> dict:
-    """Say where the run stopped and the command that continues it; the result pretrain returns."""
+def stopped(run_dir: Path, step: int, saved: Path, signum: int, d: Dist, say: Callable[[str], None]) -> None:
+    """Say where the run stopped and the command that continues it."""
     launch = " under the same torchrun launch" if d.enabled else ""
     say(
         f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint {saved} written; "
         f"continue with: {resume_hint(run_dir)}{launch}"
     )
-    return {"step": step, "signal": signum}

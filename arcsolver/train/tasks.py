@@ -1,13 +1,13 @@
 """Which tasks and examples a pretraining run trains on, and how long it runs over them.
 
-Shared by the run itself and by `arcsolver pretrain --plan`, so that the plan describes the run.
+Shared by the run itself and by `arcsolver plan`, so that the plan describes the run.
 """
 
 from __future__ import annotations
 
 from arcsolver.config import PretrainConfig
 from arcsolver.data.loaders import load_tasks
-from arcsolver.data.stream import Puzzle, SizedStream, TrainStream
+from arcsolver.data.stream import Puzzle, SizedStream, TrainStream, stream_for
 from arcsolver.data.task import Task
 from arcsolver.errors import ConfigError
 
@@ -45,12 +45,8 @@ def task_counts(train: list[Task], heldout: list[Task]) -> str:
 
 def training_stream(cfg: PretrainConfig, puzzles: list[Puzzle], pairs: dict) -> TrainStream | SizedStream:
     """The recipe's stream: grid-sized canvases (cfg.canvas_sides()) or the one fixed canvas."""
-    sides = cfg.canvas_sides()
-    if sides is None:
-        return TrainStream(
-            puzzles, pairs, cfg.model.canvas, cfg.run.seed, cfg.data.translate, sampling=cfg.data.sampling
-        )
-    return SizedStream(puzzles, pairs, sides, cfg.run.seed, cfg.data.translate, sampling=cfg.data.sampling)
+    canvas = cfg.canvas_sides() or cfg.model.canvas
+    return stream_for(puzzles, pairs, canvas, cfg.run.seed, cfg.data.translate, cfg.data.sampling)
 
 
 def schedule(cfg: PretrainConfig, stream: TrainStream, total_steps: int) -> str:

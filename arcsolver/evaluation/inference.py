@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from arcsolver.data.augment import Augmentation
-from arcsolver.data.encoding import CANVAS_SIDES, PAD, decode_batch, encode_grid, fitting_side
+from arcsolver.data.encoding import PAD, decode_batch, encode_grid
 from arcsolver.data.task import Grid, Task
-from arcsolver.engine.scoring import cell_accuracy, task_score
-from arcsolver.engine.voting import Candidate, vote
+from arcsolver.evaluation.canvas import query_sides
+from arcsolver.evaluation.voting import Candidate, vote
 from arcsolver.model.loss import stablemax_log_probs
 
 
@@ -42,57 +42,28 @@ def autocast_for(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def model_canvases(config) -> int | tuple[int, ...]:
-    """The canvases a model (its TRMConfig) can run: every side of CANVAS_SIDES with rope2d
-    positions (grid-sized, up to 30x30 whatever it was trained on), its one canvas with rope1d."""
-    return tuple(CANVAS_SIDES) if config.positions == "rope2d" else config.canvas
-
-
-def inference_side(task: Task, test_index: int, sides: Sequence[int]) -> int:
-    """The canvas side for a test input on grid-sized canvases: it must hold the input and the
-    output, whose size is unknown. The demonstrations guess it: outputs the size of their inputs,
-    or all of one size; otherwise the largest grid of the task."""
-    grid = task.test[test_index].input
-    demos = task.train
-    if all(p.output.shape == p.input.shape for p in demos):
-        output = grid.shape
-    elif len({p.output.shape for p in demos}) == 1:
-        output = demos[0].output.shape
-    else:
-        output = (max(max(g.shape) for p in demos for g in (p.input, p.output)),) * 2
-    return fitting_side([grid.shape, output], sides)
-
-
-def query_sides(tasks: dict[str, Task], queries: list[Query], canvas: int | Sequence[int]) -> list[int]:
-    """Each query's canvas side: the fixed canvas, or (given the sides of a grid-sized layout)
-    inference_side of its test input (augmentations keep a grid's longest side)."""
-    if isinstance(canvas, int):
-        return [canvas] * len(queries)
-    memo: dict[tuple[str, int], int] = {}
-    for q in queries:
-        key = (q.task_id, q.test_index)
-        if key not in memo:
-            memo[key] = inference_side(tasks[q.task_id], q.test_index, canvas)
-    return [memo[(q.task_id, q.test_index)] for q in queries]
-
-
-@torch.no_grad()
 def predict(
-    model,
-    tasks: dict[str, Task],
-    queries: list[Query],
-    canvas: int | Sequence[int],
-    batch_size: int,
-    dtype: torch.dtype | None = None,
-    keep_log_probs: bool = False,
-) -> tuple[list[tuple[Grid | None, float]], list[torch.Tensor] | None]:
-    """(predicted grid in the task's own frame, halt logit) for every query, in order; with
-    keep_log_probs also each query's log-probabilities [side*side, vocab] (bf16, on CPU), from
-    which `likelihoods` scores any candidate without another forward pass.
+    model, tasks: dict[str, Task], queries: list[Query], canvas: int | Sequence[int], batch_size: int, dtype=None
+) -> list[tuple[Grid | None, float]]:
+    """(predicted grid in the task's own frame, halt logit) for every query, in order.
 
     canvas: one fixed side for every query, or the sides of a grid-sized layout (then queries
     run in batches of one side each; see query_sides).
     """
+    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs=False)[0]
+
+
+def predict_with_log_probs(
+    model, tasks: dict[str, Task], queries: list[Query], canvas: int | Sequence[int], batch_size: int, dtype=None
+) -> tuple[list[tuple[Grid | None, float]], list[torch.Tensor]]:
+    """predict's answers, and each query's log-probabilities [side*side, vocab] (bf16, on CPU),
+    from which `likelihoods` scores any candidate without another forward pass."""
+    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs=True)
+
+
+@torch.no_grad()
+def _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs: bool):
+    """The forward passes behind predict and predict_with_log_probs, one canvas side at a time."""
     device = next(model.parameters()).device
     sides = query_sides(tasks, queries, canvas)
     results: list = [None] * len(queries)
@@ -121,12 +92,10 @@ def predict(
             for k, grid, halt in zip(chunk, decode_batch(tokens), halt_logit.float().cpu().tolist()):
                 back = None if grid is None else queries[k].augmentation.inverse().apply_grid(grid)
                 results[k] = (back, halt)
-    return results, (kept if keep_log_probs else None)
+    return results, kept
 
 
-def likelihoods(
-    candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor], canvas: int | None = None
-) -> list[float]:
+def likelihoods(candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor]) -> list[float]:
     """Each candidate's log-likelihood summed over the queries' augmented frames: the candidate
     is mapped into each frame, encoded as a target on that query's canvas (its side follows
     from the log-probabilities' length), and its non-PAD tokens scored. A candidate that does
@@ -148,11 +117,11 @@ def likelihoods(
 
 
 def rank_by_likelihood(
-    candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor], canvas: int | None, top: int
+    candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor], top: int
 ) -> list[Candidate]:
     """The top voted candidates re-ranked by likelihood; the rest follow in vote order."""
     head, tail = candidates[:top], candidates[top:]
-    scores = likelihoods(head, queries, log_probs, canvas)
+    scores = likelihoods(head, queries, log_probs)
     order = sorted(range(len(head)), key=lambda i: scores[i], reverse=True)
     return [head[i] for i in order] + tail
 
@@ -165,22 +134,3 @@ def vote_queries(
     for q, p in zip(queries, predictions):
         grouped.setdefault((q.task_id, q.test_index), []).append(p)
     return {key: vote(preds) for key, preds in grouped.items()}
-
-
-def heldout_scores(tasks: dict[str, Task], ranked: dict[tuple[str, int], list[Candidate]]) -> dict[str, float]:
-    """pass@1 and pass@2 (ARC scoring), and the per-cell accuracy of the first attempt (0 where its
-    shape is wrong), over the tasks whose every test output was queried; each task counts once."""
-    totals = {"pass@1": 0.0, "pass@2": 0.0, "cell_accuracy": 0.0}
-    n = 0
-    for task in tasks.values():
-        keys = [(task.id, i) for i in range(len(task.test))]
-        if not task.has_solutions or any(k not in ranked for k in keys):
-            continue
-        attempts = [[c.grid for c in ranked[k][:2]] for k in keys]
-        answers = [p.output for p in task.test]
-        totals["pass@1"] += task_score(attempts, answers, k=1)
-        totals["pass@2"] += task_score(attempts, answers, k=2)
-        firsts = [a[0] if a else None for a in attempts]
-        totals["cell_accuracy"] += sum(cell_accuracy(a, t) for a, t in zip(firsts, answers)) / len(answers)
-        n += 1
-    return {**{k: v / max(n, 1) for k, v in totals.items()}, "tasks": n}

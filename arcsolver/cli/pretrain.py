@@ -1,0 +1,101 @@
+"""`arcsolver pretrain`, `arcsolver plan` (what a run would need, without training) and
+`arcsolver report` (a run's training curves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from arcsolver.console import console, one_line, user_errors
+from arcsolver.errors import ArcsolverError
+
+
+@user_errors
+def pretrain(
+    recipe: str = typer.Option(
+        None,
+        help="A recipe file, or the name of a shipped one (pretrain/*.toml); default "
+        "cpu-small. With --resume the run's own settings are used unless a recipe is given, "
+        "and a given one is compared with the run's checkpoint: only run length, logging, "
+        "evaluation and hardware settings may differ.",
+    ),
+    out: Path = typer.Option(None, "--out", help="Run directory (default: runs/<recipe>)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set optim.lr=3e-4 (repeatable)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its newest readable checkpoint."),
+    plan: bool = typer.Option(False, "--plan", hidden=True, help="The same as `arcsolver plan`."),
+    gpu_memory: list[float] = typer.Option([80.0, 24.0], "--gpu-memory", hidden=True, help="See `arcsolver plan`."),
+    processes: int = typer.Option(1, "--processes", hidden=True, help="See `arcsolver plan`."),
+) -> None:
+    """Pretrain a TRM on augmented ARC tasks (CPU or GPU; several processes via torchrun).
+
+    Ctrl-C or SIGTERM stops after the current step with a checkpoint and prints the command that
+    continues the run; the exit code is then 130 (SIGINT) or 143 (SIGTERM).
+    """
+    from arcsolver.config import PretrainConfig
+    from arcsolver.engine import checkpoint as ckpt
+    from arcsolver.recipes import load_recipe, resumed_settings
+    from arcsolver.train.loop import pretrain as run_pretrain
+
+    if plan:
+        return print_plan(recipe, set_, gpu_memory, processes)
+    run_dir = out or Path("runs") / Path(recipe or "cpu-small").stem
+    if resume and recipe is None and (run_dir / "config.json").exists():
+        cfg = resumed_settings(run_dir / "config.json", set_)
+    else:
+        if ckpt.latest_checkpoint(run_dir) is not None and not resume:
+            raise ArcsolverError(
+                f"{run_dir}: already holds a run: pass --resume to continue it, or choose another --out"
+            )
+        cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
+    result = run_pretrain(cfg, run_dir, resume=resume, console=console)
+    if result.signal is not None:
+        raise typer.Exit(128 + result.signal)
+    if result.scores:
+        scores = result.scores
+        console.print(
+            f"held-out: pass@1 {scores['pass@1']:.3f}  pass@2 {scores['pass@2']:.3f}  "
+            f"cells {scores['cell_accuracy']:.3f}  ({scores['tasks']} tasks) after {result.step} steps; run in {one_line(str(run_dir))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@user_errors
+def plan_command(
+    recipe: str = typer.Option(
+        None, help="A recipe file, or the name of a shipped one (pretrain/*.toml); default cpu-small."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set optim.lr=3e-4 (repeatable)."),
+    gpu_memory: list[float] = typer.Option(
+        [80.0, 24.0], "--gpu-memory", help="GPU sizes in GB to size micro-batches for (repeatable)."
+    ),
+    processes: int = typer.Option(1, "--processes", help="Processes the global batch is split over."),
+) -> None:
+    """Print what a pretraining run would do and need: data, schedule, canvases, memory per
+    sample and the micro-batch for each GPU size. Nothing is trained or written."""
+    print_plan(recipe, set_, gpu_memory, processes)
+
+
+def print_plan(recipe: str | None, overrides: list[str], gpu_memory: list[float], processes: int) -> None:
+    """The lines of `arcsolver plan` (and of `pretrain --plan`, its old name)."""
+    from arcsolver.config import PretrainConfig
+    from arcsolver.recipes import load_recipe
+    from arcsolver.train.plan import plan
+
+    if processes < 1:
+        raise ArcsolverError(f"--processes {processes}: give 1 or more")
+    for line in plan(load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides), gpu_memory, processes):
+        console.print(one_line(line), highlight=False, soft_wrap=True)
+
+
+@user_errors
+def report(
+    run_dir: Path = typer.Argument(..., help="A training run directory (it holds metrics.jsonl)."),
+    out: Path = typer.Option(None, "--out", help="The PNG to write (default: RUN_DIR/curves.png)."),
+) -> None:
+    """Draw a training run's curves (loss, accuracy, halting steps, held-out pass@k) into a PNG."""
+    from arcsolver.report.curves import plot_training_curves
+
+    path = plot_training_curves(run_dir, out)
+    console.print(f"wrote {one_line(str(path))}", highlight=False, soft_wrap=True)

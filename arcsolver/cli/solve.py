@@ -1,0 +1,143 @@
+"""`arcsolver solve` (a submission for new tasks) and `arcsolver evaluate` (its scores)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from arcsolver.console import console, err_console, one_line, user_errors
+from arcsolver.errors import ArcsolverError
+
+
+@user_errors
+def solve(
+    challenges: Path = typer.Argument(..., help="A Kaggle challenges file (task id -> train pairs and test inputs)."),
+    out: Path = typer.Option(Path("submission.json"), "--out", help="Where to write the submission."),
+    checkpoint: str = typer.Option(None, help="A checkpoint or run directory (default: the newest run under runs/)."),
+    recipe: str = typer.Option("cpu-small", help="A submit recipe file, or the name of a shipped one (submit/*.toml)."),
+    time_budget: float = typer.Option(
+        None, "--time-budget", help="Seconds for the whole solve; it plans to end inside them."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set adapt.steps=500 (repeatable)."),
+    workers: str = typer.Option(None, help="Processes over disjoint task shards ('auto': one per GPU)."),
+) -> None:
+    """Adapt the model to new tasks and write a Kaggle submission.json.
+
+    The file is valid at every moment. If a write fails (a full disk), the file keeps its last
+    complete write: before any work solve stops at once; later it goes on, tries again with each
+    task, and exits 1 naming the file if the last write failed too.
+    """
+    from arcsolver.config import SolveConfig
+    from arcsolver.recipes import load_recipe
+    from arcsolver.solve.shards import solve_sharded, visible_gpus
+    from arcsolver.solve.solver import solve as run_solve
+    from arcsolver.solve.solver import summary_line, unwritten_error
+
+    overrides = list(set_)
+    if time_budget is not None:
+        overrides.append(f"run.time_budget_s={time_budget}")
+    if workers is not None:
+        overrides.append(f"run.workers={workers}")  # a number, or the bare word auto
+    cfg = load_recipe(SolveConfig, "submit", recipe, overrides)
+    checkpoint = checkpoint or str(newest_run())
+    n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)
+    if n_workers > 1:
+        solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
+        console.print(f"wrote {one_line(str(out))} (merged from {n_workers} shards)", highlight=False, soft_wrap=True)
+        return
+    report = run_solve(challenges, out, checkpoint, cfg, console)
+    if report.unwritten:
+        raise unwritten_error(report)
+    console.print(one_line(summary_line(out, report)), highlight=False, soft_wrap=True)
+
+
+def newest_run(root: Path = Path("runs")) -> Path:
+    """The run directory under root (at any depth) with the most recent checkpoint."""
+    from arcsolver.engine import checkpoint as ckpt
+
+    runs = [
+        (latest.stat().st_mtime, d.parent)
+        for d in root.glob("**/checkpoints")
+        if (latest := ckpt.latest_checkpoint(d.parent))
+    ]
+    if not runs:
+        raise ArcsolverError(f"no checkpoint under {root}/: train one with `arcsolver pretrain`, or pass --checkpoint")
+    return max(runs)[1]
+
+
+@user_errors
+def evaluate(
+    submission: Path = typer.Argument(..., help="The submission.json to score."),
+    solutions: Path = typer.Option(..., "--solutions", help="A Kaggle solutions file: task id -> output grids."),
+    json_out: bool = typer.Option(False, "--json", help="Print only the scores (or the problems), as one JSON object."),
+    csv: Path = typer.Option(
+        None, "--csv", help="Per-test-output scores (default without --json: <submission stem>.scores.csv beside it)."
+    ),
+    html: Path = typer.Option(
+        None, "--html", help="Also write a self-contained HTML page of every task, its attempts and answer."
+    ),
+    challenges: Path = typer.Option(
+        None, "--challenges", help="Demonstrations for --html (default: the *_challenges.json beside --solutions)."
+    ),
+) -> None:
+    """Score a submission as the competition does (pass@2), with pass@1 and per-cell accuracy."""
+    from arcsolver.errors import SubmissionRejected
+    from arcsolver.solve.evaluate import evaluate_submission
+
+    if challenges is not None and html is None:
+        raise ArcsolverError("--challenges only feeds the HTML page: add --html PATH")
+    try:
+        result = evaluate_submission(submission, solutions)
+    except SubmissionRejected as e:
+        report_rejection(e, json_out)
+    csv_path = csv or (None if json_out else submission.with_name(f"{submission.stem}.scores.csv"))
+    if csv_path is not None:
+        result.write_csv(csv_path)
+    if html is not None:
+        from arcsolver.report.html import write_evaluation_page
+
+        used = write_evaluation_page(html, result, submission, solutions, challenges)
+    if json_out:
+        typer.echo(json.dumps(result.summary()))
+        return
+    console.print(score_table(result, f"{submission} against {solutions}"))
+    if csv_path is not None:
+        console.print(
+            f"wrote {one_line(str(csv_path))} ({len(result.per_test)} test outputs)", highlight=False, soft_wrap=True
+        )
+    if html is not None:
+        source = f"demonstrations from {used}" if used else "no challenges file beside the solutions: pass --challenges"
+        console.print(one_line(f"wrote {html} ({source})"), highlight=False, soft_wrap=True)
+
+
+def report_rejection(e, json_out: bool) -> None:
+    """Name every problem of a rejected submission, one line each (in the JSON with --json), and exit 1."""
+    if json_out:
+        typer.echo(json.dumps({"rejected": True, "problems": e.problems}))
+    else:
+        for problem in e.problems:
+            err_console.print(f"[red]problem:[/] {one_line(problem)}", highlight=False, soft_wrap=True)
+    n = len(e.problems)
+    err_console.print(
+        f"[bold red]error:[/] {one_line(e.source)}: the competition would reject this submission: "
+        f"{n} problem{'s' * (n > 1)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
+
+
+def score_table(result, title: str) -> Table:
+    """The headline scores of an evaluation as a table."""
+    table = Table(title=one_line(title))
+    table.add_column("score", no_wrap=True)
+    table.add_column("value", justify="right")
+    table.add_row("pass@2 (competition score)", f"{result.pass_at_2:.4f}")
+    table.add_row("pass@1", f"{result.pass_at_1:.4f}")
+    table.add_row("per-cell accuracy (attempt_1)", f"{result.cell_accuracy:.4f}")
+    table.add_row("tasks", str(result.n_tasks))
+    table.add_row("tasks solved", str(result.solved_tasks))
+    return table

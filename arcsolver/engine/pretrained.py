@@ -1,0 +1,94 @@
+"""A checkpoint's model for answering tasks: its EMA weights, and of its puzzle table only the
+mean of the trained rows (new tasks start there), read in chunks so that a table of a million
+rows never sits in memory. Solving and the Kaggle bundle's check load checkpoints this way;
+resuming a pretraining run reads the whole training state (checkpoint.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from arcsolver.config import PretrainConfig
+from arcsolver.engine import checkpoint as ckpt
+from arcsolver.errors import CheckpointError
+from arcsolver.model.trm import TRM
+from arcsolver.recipes import validate
+
+# The pretrained puzzle table's key, and how many of its rows are read at a time to average it
+# (64Ki rows of 512 floats: 128 MiB, where the whole table can reach 2 GB).
+TABLE_KEY = "puzzle_emb.weight"
+TABLE_CHUNK_ROWS = 65536
+
+
+def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, PretrainConfig, Path]:
+    """The pretrained TRM of a checkpoint (or a run's newest), with its EMA weights in place.
+
+    New tasks only ever use the mean of the trained puzzle rows (`PuzzleEmbedding.grow` starts
+    their rows there), so the table is loaded as two rows: the blank row and that mean.
+    """
+    ckpt_dir = ckpt.find_checkpoint(checkpoint)
+    state = ckpt.read_state(ckpt_dir)
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{ckpt_dir / 'state.json'}: corrupt (config is not an object of settings)")
+    cfg = validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
+    weights = read_weights(ckpt_dir / "model.safetensors")
+    model = TRM(cfg.model, n_puzzle_ids=2)  # the blank row and the mean of the trained rows
+    ema_path = ckpt_dir / "ema.safetensors"
+    ema = read_weights(ema_path) if ema_path.exists() else None
+    if ema is not None:
+        check_ema_keys(model, ema, ema_path)
+    try:
+        model.load_state_dict(weights)
+        if ema is not None:
+            # Evaluation weights: the EMA is what pretraining scored, and what we adapt from. It
+            # averages the parameters only, so the buffers (the puzzle table) come from the weights.
+            model.load_state_dict(ema, strict=False)
+    except RuntimeError as e:
+        raise CheckpointError(f"{ckpt_dir}: weights do not match its config ({str(e).splitlines()[0]})") from None
+    return model.to(device), cfg, ckpt_dir
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors on the CPU, its puzzle table reduced by `table_mean_rows`."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: table_mean_rows(f.get_slice(k)) if k == TABLE_KEY else f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing from the checkpoint") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def table_mean_rows(table) -> torch.Tensor:
+    """[row 0, mean of rows 1..] of a puzzle table (a safetensors slice), read TABLE_CHUNK_ROWS
+    rows at a time so that the whole table is never in memory. A table of the blank row alone,
+    or not a table at all, is returned as it is."""
+    shape = table.get_shape()
+    if len(shape) != 2 or shape[0] < 2:
+        return table[:]
+    n_rows, dim = shape
+    total = torch.zeros(dim, dtype=torch.float64)  # float64: a million float32 rows sum without loss
+    for start in range(1, n_rows, TABLE_CHUNK_ROWS):
+        total += table[start : start + TABLE_CHUNK_ROWS].to(torch.float64).sum(0)
+    blank = table[0:1]
+    return torch.cat([blank, (total / (n_rows - 1)).to(blank.dtype)[None]])
+
+
+def check_ema_keys(model: TRM, ema: dict[str, torch.Tensor], path: Path) -> None:
+    """An EMA file holds every parameter of the model and nothing the model lacks (buffers are
+    optional: the EMA does not average them)."""
+    missing = sorted({name for name, _ in model.named_parameters()} - set(ema))
+    unexpected = sorted(set(ema) - set(model.state_dict()))
+    problems = [f"{what} {names_of(keys)}" for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+    if problems:
+        raise CheckpointError(
+            f"{path}: not the EMA of this checkpoint's model ({'; '.join(problems)}); "
+            "delete it to solve with model.safetensors alone"
+        )
+
+
+def names_of(keys: list[str], shown: int = 3) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
