@@ -10,7 +10,9 @@ from arcsolver.engine.prefetch import Prefetcher
 
 def stream() -> SizedStream:
     tasks = list(load_tasks("arc1/training"))[:12]
-    return SizedStream(build_puzzles(tasks, 4, seed=0), trainable_pairs(tasks, []), (6, 10, 30), seed=0)
+    return SizedStream(
+        build_puzzles(tasks, 4, seed=0), trainable_pairs(tasks, []), (6, 10, 30), seed=0, sampling="reference"
+    )
 
 
 def test_batches_equal_the_streams_in_order_and_after_a_jump():

@@ -112,13 +112,53 @@ def test_out_of_memory_halves_the_micro_batch_and_retries_the_step(monkeypatch):
     _, losses = run(model, stream, stepper, 2)
     assert stepper.micro_batch == 16 and calls["oom"] == 2  # 64 -> 32 -> 16, then no more
     assert messages == [
-        "out of memory at micro-batch 64: retrying the step with 32",
-        "out of memory at micro-batch 32: retrying the step with 16",
+        "out of memory at micro-batch 64 on the 5x5 canvas: retrying the step with 32",
+        "out of memory at micro-batch 32 on the 5x5 canvas: retrying the step with 16",
     ]
     monkeypatch.setattr(TRM, "forward", real)
     _, losses_w = run(whole, stream, step_w, 2)
     assert losses == pytest.approx(losses_w, rel=1e-4)
     assert_same(state(model, ema), state(whole, ema_w), atol=1e-5)
+
+
+# Tasks up to 10x10 on rope2d canvases of sides 6 and 10.
+SIDES_10 = {"model.canvas": 10, "data.max_side": 10, "data.max_tasks": 12, "model.positions": '"rope2d"'}
+
+
+def test_micro_batches_per_canvas_side_take_the_whole_batch_step(monkeypatch):
+    """Each side runs in its own micro-batch; an out-of-memory error shrinks that side's only."""
+    from arcsolver.data.stream import SizedStream
+
+    whole, ema_w, _, step_w, _ = make(None, **SIDES_10)
+    split, ema_s, stream, step_s, _ = make({6: 64, 10: 16}, **SIDES_10)
+    sized = SizedStream(stream.puzzles, stream.trainable, (6, 10), seed=0, sampling="uniform")
+    steps = [k for k in range(40) if sized.side_of(k) == 6][:3] + [k for k in range(40) if sized.side_of(k) == 10][:3]
+    assert len(steps) == 6
+    passes = []
+    real = TRM.forward
+
+    def forward(self, carry, batch):
+        passes.append((batch["inputs"].shape[-1], batch["inputs"].shape[0]))
+        if batch["inputs"].shape[-1] == 10 and batch["inputs"].shape[0] > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(self, carry, batch)
+
+    def train(model, stepper):
+        carries, losses = {}, []
+        for k in sorted(steps):
+            b = to_device(sized.batch(k, 64), torch.device("cpu"))
+            side = b["inputs"].shape[-1]
+            carries[side], loss, _, _ = stepper.step(carries.get(side) or model.initial_carry(b), b, 1.0)
+            losses.append(float(loss))
+        return losses
+
+    losses_w = train(whole, step_w)
+    monkeypatch.setattr(TRM, "forward", forward)
+    losses_s = train(split, step_s)
+    assert step_s.micro_batch == {6: 64, 10: 8}
+    assert {n for side, n in passes if side == 6} == {64} and {n for side, n in passes[-8:] if side == 10} <= {8}
+    assert losses_s == pytest.approx(losses_w, rel=1e-4)
+    assert_same(state(split, ema_s), state(whole, ema_w), atol=1e-5)
 
 
 def test_other_errors_are_not_retried(monkeypatch):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from arcsolver.engine.step import MicroBatch
 from arcsolver.model.loss import trm_loss
 from arcsolver.model.trm import TRM
 
@@ -30,10 +31,13 @@ class StepMemory:
     per_sample: float
     carry_per_sample: float
 
-    def micro_batch(self, budget: float, local_batch: int) -> int:
+    def micro_batch(self, budget: float, local_batch: int, carries: float | None = None) -> int:
         """The micro-batch whose step fits budget bytes with the fewest forward/backward passes,
-        evened out over the local batch (768 with room for 293 runs as 3 x 256)."""
-        room = budget - self.fixed - self.carry_per_sample * local_batch
+        evened out over the local batch (768 with room for 293 runs as 3 x 256). `carries`: the
+        bytes of every carry held (one per canvas side); default this one's alone."""
+        if carries is None:
+            carries = self.carry_per_sample * local_batch
+        room = budget - self.fixed - carries
         largest = int(max(1, min(local_batch, room // max(self.per_sample, 1))))
         passes = -(-local_batch // largest)
         return -(-local_batch // passes)
@@ -42,9 +46,10 @@ class StepMemory:
         return self.fixed + self.per_sample * micro_batch + self.carry_per_sample * local_batch
 
 
-def example_batch(model: TRM, size: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """A batch of random colour canvases of the model's shape: memory depends on shapes only."""
-    side = model.config.canvas
+def example_batch(model: TRM, size: int, device: torch.device, side: int | None = None) -> dict[str, torch.Tensor]:
+    """A batch of random colour canvases of the model's shape (or of `side`): memory depends on
+    shapes only."""
+    side = side or model.config.canvas
     g = torch.Generator().manual_seed(0)
     cells = torch.randint(2, 12, (size, side, side), generator=g)
     ids = torch.randint(0, model.puzzle_emb.n_rows, (size,), generator=g)
@@ -69,7 +74,9 @@ def shallow_copy(model: TRM, **schedule) -> TRM:
     return TRM(model.config.model_copy(update=schedule), n_puzzle_ids=2).to(device)
 
 
-def saved_activation_bytes(model: TRM, size: int, dtype: torch.dtype, train_network: bool = True) -> int:
+def saved_activation_bytes(
+    model: TRM, size: int, dtype: torch.dtype, train_network: bool = True, side: int | None = None
+) -> int:
     """Bytes autograd keeps for backward over one training forward of `size` samples.
 
     Only the last recursion keeps activations (the first T-1 run without a graph): the count
@@ -90,7 +97,7 @@ def saved_activation_bytes(model: TRM, size: int, dtype: torch.dtype, train_netw
         p.requires_grad_(train_network)
     try:
         with torch.random.fork_rng(devices=[]), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            _forward_backward(model, example_batch(model, size, device), dtype, backward=False)
+            _forward_backward(model, example_batch(model, size, device, side), dtype, backward=False)
     finally:
         model.puzzle_emb.clear_batch()
         model.train(was_training)
@@ -100,18 +107,21 @@ def saved_activation_bytes(model: TRM, size: int, dtype: torch.dtype, train_netw
     return sum(seen.values())
 
 
-def activation_bytes_per_sample(model: TRM, dtype: torch.dtype, train_network: bool = True) -> float:
-    """Saved-activation bytes one more sample adds to a training step (difference of 2 and 1)."""
-    return float(
-        saved_activation_bytes(model, 2, dtype, train_network) - saved_activation_bytes(model, 1, dtype, train_network)
-    )
+def activation_bytes_per_sample(
+    model: TRM, dtype: torch.dtype, train_network: bool = True, side: int | None = None
+) -> float:
+    """Saved-activation bytes one more sample adds to a training step (difference of 2 and 1),
+    on the model's canvas or a `side` x `side` one."""
+    two = saved_activation_bytes(model, 2, dtype, train_network, side)
+    return float(two - saved_activation_bytes(model, 1, dtype, train_network, side))
 
 
-def carry_bytes_per_sample(model: TRM, dtype: torch.dtype) -> float:
-    """y and z of one sample, held for the current and the next step."""
+def carry_bytes_per_sample(model: TRM, dtype: torch.dtype, side: int | None = None) -> float:
+    """y and z of one sample on the model's canvas (or `side`), held for the current and the
+    next step."""
     cfg = model.config
     size = 2 if dtype == torch.bfloat16 else 4
-    return 2 * 2 * (cfg.puzzle_emb_len + cfg.canvas**2) * cfg.hidden_size * size
+    return 2 * 2 * (cfg.puzzle_emb_len + (side or cfg.canvas) ** 2) * cfg.hidden_size * size
 
 
 def state_bytes(model: TRM) -> float:
@@ -120,15 +130,20 @@ def state_bytes(model: TRM) -> float:
     return 5 * 4 * params + model.puzzle_emb.weight.numel() * model.puzzle_emb.weight.element_size()
 
 
-def estimate_step_memory(model: TRM, dtype: torch.dtype, train_network: bool = True) -> StepMemory:
+def estimate_step_memory(
+    model: TRM, dtype: torch.dtype, train_network: bool = True, side: int | None = None
+) -> StepMemory:
     """The memory model of a GPU step from CPU arithmetic: saved activations counted on the
-    real shapes (gpu_budget_for takes the CUDA context off the card)."""
-    per_sample = activation_bytes_per_sample(model, dtype, train_network)
-    return StepMemory(state_bytes(model), per_sample, carry_bytes_per_sample(model, dtype))
+    real shapes, the model's canvas or `side` (gpu_budget_for takes the CUDA context off the card)."""
+    per_sample = activation_bytes_per_sample(model, dtype, train_network, side)
+    return StepMemory(state_bytes(model), per_sample, carry_bytes_per_sample(model, dtype, side))
 
 
-def measure_step_memory(model: TRM, dtype: torch.dtype, sizes: tuple[int, int] = (2, 8)) -> StepMemory:
-    """Peak allocated bytes of a real forward and backward at two micro-batch sizes, on CUDA.
+def measure_step_memory(
+    model: TRM, dtype: torch.dtype, sizes: tuple[int, int] = (2, 8), side: int | None = None
+) -> StepMemory:
+    """Peak allocated bytes of a real forward and backward at two micro-batch sizes, on CUDA, on
+    the model's canvas or on a `side` x `side` one.
 
     The model's weights, RNG and puzzle table are left as they were: nothing is updated.
     """
@@ -140,7 +155,7 @@ def measure_step_memory(model: TRM, dtype: torch.dtype, sizes: tuple[int, int] =
             gc.collect()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-            _forward_backward(model, example_batch(model, size, device), dtype)
+            _forward_backward(model, example_batch(model, size, device, side), dtype)
             torch.cuda.synchronize(device)
             peaks.append(torch.cuda.max_memory_allocated(device))
             model.zero_grad(set_to_none=True)
@@ -149,7 +164,7 @@ def measure_step_memory(model: TRM, dtype: torch.dtype, sizes: tuple[int, int] =
     fixed = peaks[0] - per_sample * sizes[0]
     # Adam's moments and the EMA do not exist yet at the first step: count them in.
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return StepMemory(fixed + 3 * params, per_sample, carry_bytes_per_sample(model, dtype))
+    return StepMemory(fixed + 3 * params, per_sample, carry_bytes_per_sample(model, dtype, side))
 
 
 def gpu_budget(device: torch.device, cap_gb: float | None = None) -> float:
@@ -166,18 +181,37 @@ def gpu_budget_for(gigabytes: float) -> float:
     return (gigabytes * GiB - CUDA_CONTEXT) * MARGIN
 
 
+def micro_batches(memories: dict[int, StepMemory], budget: float, local_batch: int) -> dict[int, int]:
+    """The micro-batch of each canvas side: the fewest passes that fit the budget beside every
+    side's carry (all sides' carries are held at once)."""
+    carries = sum(m.carry_per_sample for m in memories.values()) * local_batch
+    return {side: m.micro_batch(budget, local_batch, carries) for side, m in sorted(memories.items())}
+
+
 def choose_micro_batch(
-    setting, model: TRM, local_batch: int, dtype, device: torch.device, cap_gb: float | None, say
-) -> int | None:
+    setting, model: TRM, local_batch: int, dtype, device: torch.device, cap_gb: float | None, say, sides=None
+) -> MicroBatch:
     """The micro-batch of a step: as set, or (auto) the largest that fits this GPU, measured on
     the real shapes with the eager network (a compiled one needs no more); None means the whole
-    local batch."""
+    local batch. With the canvas `sides` of a sized layout, auto measures each side and gives
+    each its own (a side-6 step fits many more samples than a 30x30 one)."""
     if setting != "auto":
         return min(setting, local_batch)
     if device.type != "cuda":
         return None
-    memory = measure_step_memory(model, dtype)
     budget = gpu_budget(device, cap_gb)
+    if sides and len(sides) > 1:
+        memories = {side: measure_step_memory(model, dtype, side=side) for side in sides}
+        chosen = micro_batches(memories, budget, local_batch)
+        largest = memories[max(sides)]
+        say(
+            f"micro-batch per canvas side of {local_batch} per process: "
+            + ", ".join(f"{side}: {micro}" for side, micro in chosen.items())
+            + f"; {largest.per_sample / 2**20:.0f} MiB per sample at {max(sides)}x{max(sides)}, "
+            f"{largest.fixed / GiB:.1f} GiB fixed, budget {budget / GiB:.1f} GiB (optim.micro_batch_size=N to choose)"
+        )
+        return chosen
+    memory = measure_step_memory(model, dtype)
     micro = memory.micro_batch(budget, local_batch)
     say(
         f"micro-batch {micro} of {local_batch} per process: {memory.per_sample / 2**20:.0f} MiB per sample, "

@@ -34,6 +34,10 @@ def to_device(b: Batch, device: torch.device) -> dict[str, torch.Tensor]:
     }
 
 
+# Samples per forward/backward: one for every canvas side, per side, or None (the whole batch).
+MicroBatch = int | dict[int, int] | None
+
+
 def micro_slices(batch_size: int, micro_batch: int) -> list[slice]:
     """Contiguous slices of near-equal size, none over micro_batch (at most two distinct sizes,
     so a compiled network sees at most two shapes)."""
@@ -62,13 +66,29 @@ class Stepper:
         optim: OptimConfig,
         d: Dist,
         dtype: torch.dtype,
-        micro_batch: int | None = None,
+        micro_batch: MicroBatch = None,
         on_message: Callable[[str], None] | None = None,
     ):
         self.model, self.forward, self.optimizer, self.ema = model, forward, optimizer, ema
         self.optim, self.d, self.dtype = optim, d, dtype
-        self.micro_batch = micro_batch  # None: the whole local batch at once
+        # Per canvas side: a side-6 step needs a fraction of a 30x30 step's memory, so it runs in
+        # fewer, larger passes. An int applies to every side; None: the whole local batch at once.
+        self.micro_batch = dict(micro_batch) if isinstance(micro_batch, dict) else micro_batch
         self.on_message = on_message or (lambda text: None)
+
+    def micro_batch_for(self, side: int) -> int | None:
+        """The micro-batch of a step on this canvas side (None: the whole local batch)."""
+        if isinstance(self.micro_batch, dict):
+            return self.micro_batch.get(side)
+        return self.micro_batch
+
+    def _shrink(self, side: int, micro: int) -> int:
+        smaller = max(micro // 2, 1)
+        if isinstance(self.micro_batch, dict):
+            self.micro_batch[side] = smaller
+        else:
+            self.micro_batch = smaller
+        return smaller
 
     def step(self, carry: Carry, batch: dict, lr_scale: float):
         """One supervision step of every sample and one update of everything trainable.
@@ -78,17 +98,19 @@ class Stepper:
         Returns (next carry, loss, metrics, gradient norm or None). An out-of-memory error
         halves the micro-batch and retries the step from the same carry.
         """
-        size = carry.y.shape[0]
+        size, side = carry.y.shape[0], batch["inputs"].shape[-1]
         while True:
-            micro = min(self.micro_batch or size, size)
+            micro = min(self.micro_batch_for(side) or size, size)
             try:
                 grads = self._accumulate(carry, batch, micro)
             except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
                 if not is_out_of_memory(e) or micro == 1:
                     raise
                 self._drop_partial_step()
-                self.micro_batch = max(micro // 2, 1)
-                self.on_message(f"out of memory at micro-batch {micro}: retrying the step with {self.micro_batch}")
+                smaller = self._shrink(side, micro)
+                self.on_message(
+                    f"out of memory at micro-batch {micro} on the {side}x{side} canvas: retrying the step with {smaller}"
+                )
                 continue
             return self._update(*grads, lr_scale)
 

@@ -19,7 +19,8 @@ from arcsolver.config import OptimConfig
 from arcsolver.data.stream import SizedStream, TrainStream
 from arcsolver.engine.distributed import Dist
 from arcsolver.engine.optim import EMA, build_optimizer
-from arcsolver.engine.step import Stepper, to_device
+from arcsolver.engine.prefetch import Prefetcher
+from arcsolver.engine.step import MicroBatch, Stepper
 from arcsolver.model.trm import TRM, Carry
 
 
@@ -64,7 +65,7 @@ class Trainer:
         step: int,
         stop_at: int,
         lr_scale: Callable[[int], float],
-        micro_batch: int | None = None,
+        micro_batch: MicroBatch = None,
         network_trains: Callable[[int], bool] | None = None,
         should_stop: Callable[[int], bool] | None = None,
         after_step: Callable[[int, StepResult], None] | None = None,
@@ -76,14 +77,16 @@ class Trainer:
         lr_scale(step): the step's factor on the learning rates. network_trains(step): False
         freezes the network for that step (its gradients are not even computed); None: it
         always trains. after_step(steps done, result) runs after each step. micro_batch: samples
-        per forward/backward (None: the whole local batch); an out-of-memory error halves it
-        and retries the step, with a line to on_message.
+        per forward/backward, for every canvas side or per side (None: the whole local batch);
+        an out-of-memory error halves it and retries the step, with a line to on_message. The
+        next batch is drawn and encoded on a background thread while a step runs.
         """
         model, d = self.model, self.d
         stepper = Stepper(
             model, self.forward, self.optimizer, self.ema, self.optim, d, self.dtype, micro_batch, on_message
         )
         network = list(model.parameters())
+        batches = Prefetcher(self.stream, self.optim.global_batch_size, self.device, d.rank, d.world_size)
         try:
             while step < stop_at:
                 if should_stop is not None and should_stop(step):
@@ -92,9 +95,7 @@ class Trainer:
                     trains = network_trains(step)
                     for p in network:
                         p.requires_grad_(trains)
-                side = self.stream.side_of(step)
-                batch = self.stream.batch(step, self.optim.global_batch_size, d.rank, d.world_size)
-                batch = to_device(batch, self.device)
+                side, batch = batches.get(step)
                 carry = self.carries.get(side) or model.initial_carry(batch)
                 scale = lr_scale(step)
                 self.carries[side], loss, metrics, grad_norm = stepper.step(carry, batch, scale)
@@ -102,6 +103,7 @@ class Trainer:
                 if after_step is not None:
                     after_step(step, StepResult(side, loss, metrics, grad_norm, scale))
         finally:
+            batches.close()
             if network_trains is not None:
                 for p in network:
                     p.requires_grad_(True)

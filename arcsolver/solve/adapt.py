@@ -119,8 +119,16 @@ def pick_micro_batch(model: TRM, cfg: SolveConfig, dtype: torch.dtype, device: t
     """The adaptation's micro-batch (see choose_micro_batch); if measuring fails, the whole
     batch, which the out-of-memory retry then shrinks as needed."""
     try:
+        sides = model_canvases(model.config)
         return choose_micro_batch(
-            cfg.optim.micro_batch_size, model, cfg.optim.global_batch_size, dtype, device, cfg.run.gpu_memory_gb, say
+            cfg.optim.micro_batch_size,
+            model,
+            cfg.optim.global_batch_size,
+            dtype,
+            device,
+            cfg.run.gpu_memory_gb,
+            say,
+            sides if isinstance(sides, tuple) else None,
         )
     except Exception as e:  # the measurement must never cost the solve
         say(f"could not measure the adaptation's memory ({error_line(e)}); starting with the whole batch")

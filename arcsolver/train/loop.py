@@ -109,7 +109,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         + (f"; resumed at step {step}" if step else "")
     )
     micro = choose_micro_batch(
-        cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb, say
+        cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb, say, cfg.canvas_sides()
     )
 
     # The logger's clock, which times the records and the ETA, starts with the first step.

@@ -18,6 +18,7 @@ from arcsolver.engine.memory import (
     estimate_step_memory,
     gpu_budget_for,
     inference_bytes_per_sample,
+    micro_batches,
 )
 from arcsolver.model.trm import TRM
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
@@ -31,7 +32,7 @@ def canvases(cfg: PretrainConfig, stream) -> str:
     if sides is None:
         return f"fixed {cfg.model.canvas}x{cfg.model.canvas} ({cfg.model.positions})"
     shares = ", ".join(f"{side}: {p:.0%}" for side, p in zip(stream.sides.tolist(), stream.probabilities))
-    return f"sized, batches per side {shares} (the memory figures below are for the largest)"
+    return f"sized, batches per side {shares} (the memory per sample below is the largest side's)"
 
 
 def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> list[str]:
@@ -59,6 +60,10 @@ def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> 
         f"inference {inference / MiB:.1f} MiB, carry {step.carry_per_sample / MiB:.1f} MiB; "
         f"fixed {step.fixed / GiB:.2f} GiB (weights, gradients, Adam, EMA, puzzle table)",
     ]
+    sides = cfg.canvas_sides()
+    if sides is not None and len(sides) > 1:
+        lines += sized_micro_batches(model, dtype, sides, gpu_sizes_gb, local)
+        return lines
     for gb in gpu_sizes_gb:
         micro = step.micro_batch(gpu_budget_for(gb), local)
         n_micro = -(-local // micro)
@@ -66,5 +71,23 @@ def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> 
         lines.append(
             f"on a {gb:g} GB GPU: micro-batch {micro} of {local} per process, {n_micro} forward/backward per step"
             + (f", about {step.peak(micro, local) / GiB:.1f} GiB" if fits else " - does NOT fit even at 1 sample")
+        )
+    return lines
+
+
+def sized_micro_batches(model: TRM, dtype, sides, gpu_sizes_gb: list[float], local: int) -> list[str]:
+    """A line per GPU size: the micro-batch of each canvas side (and its passes per step), with
+    every side's carry held at once."""
+    memories = {side: estimate_step_memory(model, dtype, side=side) for side in sides}
+    carries = sum(m.carry_per_sample for m in memories.values()) * local
+    lines = []
+    for gb in gpu_sizes_gb:
+        budget = gpu_budget_for(gb)
+        chosen = micro_batches(memories, budget, local)
+        fits = all(memories[s].fixed + carries + memories[s].per_sample * m <= budget for s, m in chosen.items())
+        per_side = ", ".join(f"{side}: {micro} ({-(-local // micro)})" for side, micro in chosen.items())
+        lines.append(
+            f"on a {gb:g} GB GPU: micro-batch per canvas side (passes per step) of {local} per process: {per_side}"
+            + ("" if fits else " - does NOT fit even at 1 sample")
         )
     return lines
