@@ -89,6 +89,39 @@ def sum_over_processes(values: list[float], d: Dist, device: torch.device) -> li
     return t.tolist()
 
 
+class StopVote:
+    """Whether any process wants to stop, agreed without a collective that waits at every step.
+
+    Each call casts this process's wish in a non-blocking all-reduce on a CPU (gloo) group, off
+    the GPU's stream, and returns the outcome of the previous call's vote, which has had a whole
+    step to arrive. Every process sees the same outcomes, so all stop at the same step: one step
+    after the wish. A single process needs no vote and stops at once.
+    """
+
+    def __init__(self, d: Dist):
+        self.d = d
+        self._group = dist.new_group(backend="gloo") if d.enabled else None
+        self._pending: tuple | None = None
+
+    def __call__(self, wish: bool) -> bool:
+        if not self.d.enabled:
+            return wish
+        agreed = False
+        if self._pending is not None:
+            work, outcome = self._pending
+            work.wait()
+            agreed = bool(outcome.item())
+        ballot = torch.tensor([float(wish)])
+        self._pending = (dist.all_reduce(ballot, op=dist.ReduceOp.MAX, group=self._group, async_op=True), ballot)
+        return agreed
+
+    def close(self) -> None:
+        """Wait for the vote in flight, so that every process has finished the same collectives."""
+        if self._pending is not None:
+            self._pending[0].wait()
+            self._pending = None
+
+
 def any_process(flag: bool, d: Dist, device: torch.device) -> bool:
     """True in every process if it is true in any (one small all-reduce)."""
     if not d.enabled:

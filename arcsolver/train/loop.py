@@ -22,7 +22,7 @@ from arcsolver.config import PretrainConfig
 from arcsolver.console import one_line
 from arcsolver.data.stream import build_puzzles, trainable_pairs
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
-from arcsolver.engine.distributed import any_process, barrier, init_distributed, shutdown
+from arcsolver.engine.distributed import StopVote, barrier, init_distributed, shutdown
 from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.optim import warmup_factor
 from arcsolver.engine.trainer import StepResult, Trainer
@@ -118,12 +118,14 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     scores: dict = {}
     signum = None
     stops = StopRequests()
+    vote = StopVote(d)
 
     def should_stop(step: int) -> bool:
         nonlocal signum, total_steps
-        # Every process stops at the same step, or one would wait alone at the next collective.
+        # Every process stops at the same step, or one would wait alone at the next collective;
+        # the vote arrives a step late under torchrun rather than make every step wait for it.
         time_up = bool(cfg.run.time_limit_s) and time.monotonic() - started > cfg.run.time_limit_s
-        if not any_process(time_up or stops.requested, d, device):
+        if not vote(time_up or stops.requested):
             return False
         signum = agreed_signal(stops, d, device)
         if signum is None:
@@ -156,6 +158,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 after_step=after_step,
                 on_message=logger.print,
             )
+            vote.close()
 
             # The run's end, its time limit or a signal: checkpoint the step reached.
             logger.finish(step, total_steps)
