@@ -59,6 +59,7 @@ from arcsolver.engine.optim import AdamAtan2, warmup_factor
 from arcsolver.model.loss import trm_loss
 from arcsolver.model.reference import reference_state_to_trm
 from arcsolver.model.trm import TRM, TRMConfig
+from arcsolver.train.plan import steady_samples_per_s
 
 IGNORE_LABEL_ID = -100  # the reference's label for cells without a target (our PAD)
 
@@ -136,14 +137,14 @@ def reference_arch(cfg: TRMConfig, batch: int, n_puzzle_ids: int, dtype: torch.d
     )
 
 
-def build_equal(ref, cfg: TRMConfig, batch: int, device, dtype, seed: int, random_rows: bool = False):
+def build_equal(ref, cfg: TRMConfig, n_puzzle_ids: int, batch: int, device, dtype, seed: int, random_rows=False):
     """(reference loss head, arcsolver TRM with rope1d, arcsolver TRM with rope2d), all three
-    with the reference's initial weights for `seed`. random_rows fills the puzzle table (zero at
+    with the reference's initial weights for `seed` and a table of n_puzzle_ids rows. random_rows fills the puzzle table (zero at
     the start of training in both) with random rows, so that a comparison exercises it."""
     torch.manual_seed(seed)
     with torch.device(device):
         head = ref.LossHead(
-            ref.Model(reference_arch(cfg, batch, cfg.n_puzzle_ids, dtype)), loss_type="stablemax_cross_entropy"
+            ref.Model(reference_arch(cfg, batch, n_puzzle_ids, dtype)), loss_type="stablemax_cross_entropy"
         )
     if random_rows:
         with torch.no_grad():
@@ -152,7 +153,7 @@ def build_equal(ref, cfg: TRMConfig, batch: int, device, dtype, seed: int, rando
     weights = reference_state_to_trm(head.state_dict())
     ours = []
     for positions in ("rope1d", "rope2d"):
-        model = TRM(cfg.model_copy(update={"positions": positions})).to(device)
+        model = TRM(cfg.model_copy(update={"positions": positions}), n_puzzle_ids).to(device)
         model.load_state_dict(weights, strict=True)
         ours.append(model)
     return head, ours[0], ours[1]
@@ -346,7 +347,7 @@ def throughput(args, ref, cfg: TRMConfig, stream: SizedStream, device, dtype) ->
     mixed = [b for side in by_side for b in by_side[side][: max(1, round(n * shares[side]))]][:n]
     out: dict[str, dict] = {}
     for mode in ("training", "inference"):
-        head, fixed, sized = build_equal(ref, cfg, args.batch, device, dtype, seed=0)
+        head, fixed, sized = build_equal(ref, cfg, args.n_ids, args.batch, device, dtype, seed=0)
         ref_t = ReferenceTrainer(ref, head, args.lr, 1, device, args.compile)
         fixed_t = OurTrainer(fixed, args.lr, 1, dtype, args.compile)
         sized_t = OurTrainer(sized, args.lr, 1, dtype, args.compile)
@@ -384,7 +385,7 @@ def curves(args, ref, cfg: TRMConfig, device, dtype) -> dict:
     for seed in range(args.seeds):
         stream = arc1_stream(seed, args.augmentations)
         batches = [stream.batch(k, args.batch) for k in range(args.curve_steps)]
-        head, fixed, sized = build_equal(ref, cfg, args.batch, device, dtype, seed=seed)
+        head, fixed, sized = build_equal(ref, cfg, args.n_ids, args.batch, device, dtype, seed=seed)
         runs = {
             "reference": (ReferenceTrainer(ref, head, args.lr, warmup, device, args.compile), CANVAS),
             "arcsolver_30x30": (OurTrainer(fixed, args.lr, warmup, dtype, args.compile), CANVAS),
@@ -422,10 +423,13 @@ def smooth(values: list[float], window: int) -> np.ndarray:
     return (c[i] - c[np.maximum(i - window, 0)]) / np.minimum(i, window)
 
 
-def at_time(curve: dict, t: float, window: int) -> float:
-    """The smoothed loss of a curve at wall time t (its last value if it ended before)."""
-    k = int(np.searchsorted(np.asarray(curve["time"]), t, side="right")) - 1
-    return float(smooth(curve["loss"], window)[max(k, 0)])
+def at_time(curve: dict, t: float, window: int) -> tuple[float, int] | None:
+    """(smoothed loss, steps done) of a curve at wall time t, or None once it has ended."""
+    times = np.asarray(curve["time"])
+    if t > times[-1] * 1.0001:
+        return None
+    k = max(int(np.searchsorted(times, t, side="right")) - 1, 0)
+    return float(smooth(curve["loss"], window)[k]), k + 1
 
 
 def report_curves(results: dict, window: int) -> dict:
@@ -440,13 +444,15 @@ def report_curves(results: dict, window: int) -> dict:
         for name in names:
             loss, exact = smooth(runs[name]["loss"], window), smooth(runs[name]["exact"], window)
             print(f"{seed:>4}  {name:<16} " + "".join(f"  {loss[m - 1]:.3f} / {exact[m - 1]:.3f}  " for m in marks))
-    print("\nat equal wall time (smoothed loss at the reference's time for its steps)")
+    print("\nat equal wall time (smoothed loss, steps done; - where a run had ended)")
     for seed, runs in results.items():
-        end = runs["reference"]["time"][-1]
+        ends = sorted(
+            {runs["arcsolver_sized"]["time"][-1], runs["reference"]["time"][-1] / 2, runs["reference"]["time"][-1]}
+        )
         cells = []
-        for q in (0.25, 0.5, 1.0):
-            t = q * end
-            cells.append(f"{t:6.0f} s: " + " / ".join(f"{at_time(runs[n], t, window):.3f}" for n in names))
+        for t in ends:
+            values = [at_time(runs[n], t, window) for n in names]
+            cells.append(f"{t:5.0f} s: " + " / ".join("-" if v is None else f"{v[0]:.3f} ({v[1]})" for v in values))
         print(f"seed {seed} (reference / arcsolver 30x30 / arcsolver sized)  " + "   ".join(cells))
 
     seeds = list(results)
@@ -498,25 +504,13 @@ def real_loop(args, cfg: TRMConfig, layout: str, device, dtype_name: str) -> flo
         command += ["--set", o]
     env = dict(os.environ, COLUMNS="200")
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
-    steady = steady_rate(run / "metrics.jsonl")
+    steady = steady_samples_per_s(run / "metrics.jsonl")
     if steady is None:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
         print(f"real loop ({layout}): too few records to measure: {' | '.join(tail)}")
         return None
     print(f"real loop, arcsolver pretrain ({layout} canvases): {steady:.2f} samples/s", flush=True)
     return steady
-
-
-def steady_rate(metrics: Path) -> float | None:
-    """The median samples/s of a run's metrics.jsonl records after the first (whose window
-    holds the start-up), or None with fewer than two records."""
-    rates = []
-    if metrics.exists():
-        for line in metrics.read_text().splitlines():
-            record = json.loads(line)
-            if "samples_per_s" in record:
-                rates.append(record["samples_per_s"])
-    return float(np.median(rates[1:])) if len(rates) >= 2 else None
 
 
 # --- main ----------------------------------------------------------------------------
@@ -547,7 +541,7 @@ def cpu_flags() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reference", type=Path, required=True, help="a clone of the TRM reference code")
+    parser.add_argument("--reference", type=Path, help="a clone of the TRM reference code (required but with --report)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--size", default="small", choices=list(SIZES))
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"])
@@ -566,7 +560,16 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "curves", "loop"])
+    parser.add_argument("--report", type=Path, help="print the learning-curve report of a --json file, and stop")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        results = {int(seed): runs for seed, runs in saved["curve_values"].items()}
+        steps = len(results[0]["reference"]["loss"])
+        report_curves(results, window=max(5, steps // 10))
+        return
+    if args.reference is None:
+        parser.error("--reference PATH is required: a clone of the TRM reference code")
 
     size = SIZES[args.size]
     for key in ("batch", "throughput_steps", "curve_steps", "loop_seconds"):
@@ -582,20 +585,21 @@ def main() -> None:
     dtype_name = "bf16" if dtype == torch.bfloat16 else "fp32"
     ref = import_reference(args.reference)
     stream = arc1_stream(0, args.augmentations)
-    cfg = TRMConfig(**size["model"], n_puzzle_ids=len(stream.streams[CANVAS].puzzles) + 1, canvas=CANVAS)
-    n_params = sum(p.numel() for p in TRM(cfg).parameters())
+    cfg = TRMConfig(**size["model"], canvas=CANVAS)
+    args.n_ids = len(stream.streams[CANVAS].puzzles) + 1  # row 0: the blank row
+    n_params = sum(p.numel() for p in TRM(cfg, args.n_ids).parameters())
     print(
         f"{machine(device)} {cpu_flags()}; torch {torch.__version__}; {dtype_name}; compile {args.compile}\n"
         f"size {args.size}: TRM {n_params / 1e6:.2f}M parameters, hidden {cfg.hidden_size}, T={cfg.n_recursions} "
         f"n={cfg.n_latent_steps} N_sup={cfg.n_supervision}, batch {args.batch}; ARC-AGI-1 training mix, "
-        f"{cfg.n_puzzle_ids - 1} task versions; examples per side: "
+        f"{args.n_ids - 1} task versions; examples per side: "
         + ", ".join(f"{int(s)}: {p:.1%}" for s, p in zip(stream.sides, stream.probabilities)),
         flush=True,
     )
 
     out: dict = {"device": machine(device), "dtype": dtype_name, "size": args.size, "batch": args.batch}
     # In fp32 the two computations agree to rounding: a check that both run the same network.
-    head, fixed, _ = build_equal(ref, cfg, args.batch, device, torch.float32, 0, random_rows=True)
+    head, fixed, _ = build_equal(ref, cfg, args.n_ids, args.batch, device, torch.float32, 0, random_rows=True)
     diffs = compare_one_step(head, fixed, on_device(stream.batch(0, args.batch), device, CANVAS), device)
     out["equal_step"] = diffs
     print(
@@ -612,7 +616,7 @@ def main() -> None:
         out["curve_values"] = results
     loop = None
     if args.loop_metrics:
-        loop = steady_rate(args.loop_metrics)
+        loop = steady_samples_per_s(args.loop_metrics)
         out["loop"] = {"metrics": str(args.loop_metrics), "samples_per_s": loop}
         print(f"real loop, from {args.loop_metrics}: {loop if loop is None else round(loop, 2)} samples/s")
     elif "loop" not in args.skip and args.loop_seconds > 0:

@@ -185,3 +185,16 @@ def test_plan_is_a_command_and_pretrain_plan_its_alias():
     assert plan.exit_code == 0 and alias.exit_code == 0, plan.output + alias.output
     assert plan.output == alias.output
     assert "on a 40 GB GPU: micro-batch" in plan.output and "of 4 per process" in plan.output
+
+
+def test_plan_gives_the_runs_hours_from_a_measured_rate(tmp_path):
+    tiny = [x for item in [*TINY, "run.steps=36000"] for x in ("--set", item)]
+    records = [{"step": 10 * k, "samples_per_s": rate} for k, rate in enumerate([5.0, 80.0, 100.0, 90.0], 1)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    result = runner.invoke(app, ["plan", *tiny, "--rate-from", str(tmp_path), "--processes", "2"])
+    assert result.exit_code == 0, result.output
+    # 36,000 steps of 8 at 90 samples/s (the median after the start-up record): 0.9 hours.
+    assert "time: 0.9 hours for 36000 steps of 8 at the measured 90 samples/s, 1.8 GPU-hours over 2" in result.output
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(records[0]) + "\n")
+    result = runner.invoke(app, ["plan", *tiny, "--rate-from", str(tmp_path)])
+    assert result.exit_code == 1 and "no steady rate" in result.output and str(tmp_path) in result.output

@@ -71,21 +71,39 @@ def plan_command(
         [80.0, 24.0], "--gpu-memory", help="GPU sizes in GB to size micro-batches for (repeatable)."
     ),
     processes: int = typer.Option(1, "--processes", help="Processes the global batch is split over."),
+    rate_from: Path = typer.Option(
+        None,
+        "--rate-from",
+        help="A run of this recipe on your hardware (a short time-limited one will do): its steady "
+        "samples/s gives the whole run's hours.",
+    ),
 ) -> None:
     """Print what a pretraining run would do and need: data, schedule, canvases, memory per
-    sample and the micro-batch for each GPU size. Nothing is trained or written."""
-    print_plan(recipe, set_, gpu_memory, processes)
+    sample and the micro-batch for each GPU size; with --rate-from, its length in hours. Nothing
+    is trained or written."""
+    print_plan(recipe, set_, gpu_memory, processes, rate_from)
 
 
-def print_plan(recipe: str | None, overrides: list[str], gpu_memory: list[float], processes: int) -> None:
+def print_plan(
+    recipe: str | None, overrides: list[str], gpu_memory: list[float], processes: int, rate_from: Path | None = None
+) -> None:
     """The lines of `arcsolver plan` (and of `pretrain --plan`, its old name)."""
     from arcsolver.config import PretrainConfig
     from arcsolver.recipes import load_recipe
-    from arcsolver.train.plan import plan
+    from arcsolver.train.plan import plan, steady_samples_per_s
 
     if processes < 1:
         raise ArcsolverError(f"--processes {processes}: give 1 or more")
-    for line in plan(load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides), gpu_memory, processes):
+    rate = None
+    if rate_from is not None:
+        rate = steady_samples_per_s(Path(rate_from) / "metrics.jsonl")
+        if rate is None:
+            raise ArcsolverError(
+                f"--rate-from {rate_from}: no steady rate in its metrics.jsonl (it needs two progress records "
+                "or more): train it for longer, or lower run.log_every"
+            )
+    cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides)
+    for line in plan(cfg, gpu_memory, processes, rate):
         console.print(one_line(line), highlight=False, soft_wrap=True)
 
 

@@ -8,6 +8,10 @@ measures its own at start.
 
 from __future__ import annotations
 
+import json
+import statistics
+from pathlib import Path
+
 import torch
 
 from arcsolver.config import PretrainConfig
@@ -35,8 +39,29 @@ def canvases(cfg: PretrainConfig, stream) -> str:
     return f"sized, batches per side {shares} (the memory per sample below is the largest side's)"
 
 
-def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> list[str]:
-    """The lines of a run's plan: data, schedule, memory per sample, micro-batch per GPU size."""
+def steady_samples_per_s(metrics: Path) -> float | None:
+    """The median samples/s of a run's metrics.jsonl records after the first (whose window holds
+    the start-up: data, compilation), or None with fewer than two such records."""
+    rates = []
+    try:
+        lines = Path(metrics).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("samples_per_s"), (int, float)):
+            rates.append(float(record["samples_per_s"]))
+    return statistics.median(rates[1:]) if len(rates) >= 2 else None
+
+
+def plan(
+    cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1, samples_per_s: float | None = None
+) -> list[str]:
+    """The lines of a run's plan: data, schedule, memory per sample, micro-batch per GPU size, and
+    with a measured rate (samples/s of this recipe on the user's hardware) the run's length in hours."""
     train, heldout = select_tasks(cfg)
     puzzles = build_puzzles(train + heldout, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
     stream = training_stream(cfg, puzzles, trainable_pairs(train, heldout))
@@ -60,6 +85,12 @@ def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> 
         f"inference {inference / MiB:.1f} MiB, carry {step.carry_per_sample / MiB:.1f} MiB; "
         f"fixed {step.fixed / GiB:.2f} GiB (weights, gradients, Adam, EMA, puzzle table)",
     ]
+    if samples_per_s:
+        hours = total * cfg.optim.global_batch_size / samples_per_s / 3600
+        lines.append(
+            f"time: {hours:,.1f} hours for {total} steps of {cfg.optim.global_batch_size} at the measured "
+            f"{samples_per_s:,.0f} samples/s, {hours * processes:,.1f} GPU-hours over {processes} process(es)"
+        )
     sides = cfg.canvas_sides()
     if sides is not None and len(sides) > 1:
         lines += sized_micro_batches(model, dtype, sides, gpu_sizes_gb, local)
