@@ -120,7 +120,8 @@ def solve(
         TextColumn("{task.fields[status]}"),
     )
     heartbeat = Heartbeat(console)  # plain lines where the console is not a terminal
-    with Progress(*columns, console=console) as progress:
+    # Off a terminal the bars would only land at the log's end, beside the heartbeat's lines.
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         bar = progress.add_task(f"adapting {len(todo)} tasks", total=cfg.adapt.steps, status="")
         adapt_started = time.monotonic()
 

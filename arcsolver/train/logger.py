@@ -50,7 +50,7 @@ class Logger:
         self.planned = total  # the run's length; self.total is what the bar shows
         self.started = time.monotonic()
         self.heartbeat = Heartbeat(self.console if self.enabled else None)
-        if self.enabled:
+        if self.enabled and self.console.is_terminal:  # elsewhere the heartbeat's plain lines say it
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
