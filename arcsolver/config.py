@@ -49,8 +49,8 @@ class MachineConfig(_Section):
 
 Tracker = Literal["tensorboard", "wandb"]
 TRACKERS_DESCRIPTION = (
-    "also send the progress records to these: tensorboard, wandb (offline unless WANDB_MODE or WANDB_API_KEY "
-    "is set); each needs its package, e.g. pip install tensorboard"
+    "also send {} to these: tensorboard, wandb (offline unless WANDB_MODE or WANDB_API_KEY is set); each needs "
+    "its package, e.g. pip install tensorboard"
 )
 
 
@@ -111,7 +111,7 @@ class RunConfig(MachineConfig):
     log_every: int = Field(
         10, ge=1, description="steps between progress records (each the mean of the steps since the last)"
     )
-    trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION)
+    trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION.format("the records of metrics.jsonl"))
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept on disk")
 
@@ -206,7 +206,7 @@ class SolveRunConfig(MachineConfig):
     workers: int | Literal["auto"] = Field(
         "auto", description="processes over disjoint task shards (auto: one per GPU)"
     )
-    trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION + "; adaptation's records")
+    trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION.format("adaptation's progress records"))
 
 
 class SolveConfig(_Section):
