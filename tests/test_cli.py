@@ -200,6 +200,23 @@ def test_plan_is_a_command_and_pretrain_plan_its_alias():
     assert "on a 40 GB GPU: micro-batch" in plan.output and "of 4 per process" in plan.output
 
 
+def test_plan_says_what_it_is_doing_before_it_builds_the_task_versions(monkeypatch):
+    from conftest import tiny_config
+
+    from arcsolver.train import plan as plan_module
+
+    said: list[str] = []
+    real_build = plan_module.build_puzzles
+
+    def build(*args, **kwargs):
+        assert said and said[-1].startswith("building up to 2 augmented versions of each of 6 tasks"), said
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "build_puzzles", build)
+    lines = plan_module.plan(tiny_config(), [40.0], 1, said.append)
+    assert lines[0].startswith("data: ") and len(said) == 2
+
+
 BOX_DRAWING = re.compile("[\u2500-\u257f]")
 
 

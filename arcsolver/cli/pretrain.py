@@ -85,7 +85,10 @@ def print_plan(recipe: str | None, overrides: list[str], gpu_memory: list[float]
 
     if processes < 1:
         raise ArcsolverError(f"--processes {processes}: give 1 or more")
-    for line in plan(load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides), gpu_memory, processes):
+    cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides)
+    # What it is doing, while it does it (dim), then the plan.
+    say = lambda text: console.print(f"[dim]{one_line(text)}", highlight=False)  # noqa: E731
+    for line in plan(cfg, gpu_memory, processes, say):
         console.print(one_line(line), highlight=False, soft_wrap=True)
 
 

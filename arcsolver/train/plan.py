@@ -8,6 +8,8 @@ measures its own at start.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from arcsolver.config import PretrainConfig
@@ -34,15 +36,27 @@ def canvases(cfg: PretrainConfig, stream) -> str:
     return f"sized, batches per side {shares} (the memory figures below are for the largest)"
 
 
-def plan(cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1) -> list[str]:
-    """The lines of a run's plan: data, schedule, memory per sample, micro-batch per GPU size."""
+def plan(
+    cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1, say: Callable[[str], None] | None = None
+) -> list[str]:
+    """The lines of a run's plan: data, schedule, memory per sample, micro-batch per GPU size.
+
+    say(line) hears what it is doing before each slow part: building every task's augmented
+    versions takes over a minute on two CPU cores for the full recipes, and nothing else shows.
+    """
+    say = say or (lambda text: None)
     train, heldout = select_tasks(cfg)
+    say(
+        f"building up to {cfg.data.n_augmentations} augmented versions of each of {len(train) + len(heldout)} "
+        "tasks (each hashed to drop duplicates; a minute or more for the full recipes on a few CPU cores)"
+    )
     puzzles = build_puzzles(train + heldout, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
     stream = training_stream(cfg, puzzles, trainable_pairs(train, heldout))
     total = cfg.total_steps(stream.examples_per_epoch)
     # Autocast precision as on a GPU (bf16 unless the recipe says float32).
     dtype = torch.float32 if cfg.run.dtype == "float32" else torch.bfloat16
     model = TRM(cfg.model, n_puzzle_ids=len(puzzles) + 1)
+    say("measuring the memory per sample of a step on this machine, on the real shapes")
     step = estimate_step_memory(model, dtype)
     embeddings_only = activation_bytes_per_sample(model, dtype, train_network=False)
     inference = inference_bytes_per_sample(model, dtype)
