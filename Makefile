@@ -15,8 +15,8 @@ setup: $(VENV)/.installed
 # rope2d TRM on the ARC-AGI-1 training tasks that fit 10x10 (8 minutes), then adapt it to all 400
 # ARC-AGI-1 evaluation tasks, which it has never seen, on canvases sized to their grids up to
 # 30x30, and answer every one of them from the model within a 12-minute budget (2 augmented
-# versions voted per test input, so that inference fits a CPU); score the submission. runs/demo is
-# started afresh each time.
+# versions voted per test input, so that inference fits a CPU); score the submission, into an HTML
+# page of every task, and draw the pretraining curves. runs/demo is started afresh each time.
 DEMO := runs/demo
 demo: $(VENV)/.installed
 	rm -rf $(DEMO)
@@ -25,7 +25,10 @@ demo: $(VENV)/.installed
 	$(BIN)/arcsolver solve $(DEMO)/data/arc1-evaluation_challenges.json --checkpoint $(DEMO)/pretrain \
 		--out $(DEMO)/submission.json --time-budget 720 --set infer.max_versions=2
 	$(BIN)/arcsolver evaluate $(DEMO)/submission.json \
-		--solutions $(DEMO)/data/arc1-evaluation_solutions.json
+		--solutions $(DEMO)/data/arc1-evaluation_solutions.json --html $(DEMO)/report.html
+	$(BIN)/arcsolver report $(DEMO)/pretrain --out $(DEMO)/curves.png
+	@echo "open first: $(DEMO)/report.html (every task: its demonstrations, the two attempts, the answer)"
+	@echo "then: $(DEMO)/curves.png (pretraining: loss, accuracy, halting steps, held-out pass@k)"
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2

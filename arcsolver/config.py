@@ -47,6 +47,13 @@ class MachineConfig(_Section):
     )
 
 
+Tracker = Literal["tensorboard", "wandb"]
+TRACKERS_DESCRIPTION = (
+    "also send {} to these: tensorboard, wandb (offline unless WANDB_MODE or WANDB_API_KEY is set); each needs "
+    "its package, e.g. pip install tensorboard"
+)
+
+
 class DataConfig(AugmentConfig):
     train_sets: list[str] = Field(
         ["arc1/training"],
@@ -101,7 +108,10 @@ class RunConfig(MachineConfig):
     )
     time_limit_s: float | None = Field(None, gt=0, description="stop early, checkpoint and evaluate")
     compile: bool = Field(False, description="torch.compile the network (CUDA)")
-    log_every: int = Field(10, ge=1, description="steps between progress records")
+    log_every: int = Field(
+        10, ge=1, description="steps between progress records (each the mean of the steps since the last)"
+    )
+    trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION.format("the records of metrics.jsonl"))
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept on disk")
 
@@ -175,7 +185,9 @@ class AdaptConfig(_Section):
     embeddings_only_fraction: float = Field(
         0.25, ge=0, le=1, description="share of the steps that train the embeddings alone, before the whole network"
     )
-    log_every: int = Field(50, ge=1, description="steps between progress records")
+    log_every: int = Field(
+        50, ge=1, description="steps between progress records (each the mean of the steps since the last)"
+    )
 
 
 class InferConfig(_Section):
@@ -194,6 +206,7 @@ class SolveRunConfig(MachineConfig):
     workers: int | Literal["auto"] = Field(
         "auto", description="processes over disjoint task shards (auto: one per GPU)"
     )
+    trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION.format("adaptation's progress records"))
 
 
 class SolveConfig(_Section):

@@ -66,3 +66,13 @@ class Heartbeat:
 def duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def projected_total(planned: int, step: int, start: int, started: float, deadline: float | None) -> int:
+    """The step a run will end at: planned, or the step the monotonic deadline allows at the pace
+    since started (when the run was at step start), if that comes first."""
+    if deadline is None:
+        return planned
+    now = time.monotonic()
+    rate = (step - start) / max(now - started, 1e-9)
+    return min(planned, step + round(rate * max(deadline - now, 0)))

@@ -38,6 +38,7 @@ RESUME_MAY_CHANGE = {
     "run.epochs",
     "run.time_limit_s",
     "run.log_every",
+    "run.trackers",
     "run.checkpoint_every",
     "run.keep_checkpoints",
     "run.threads",

@@ -1,4 +1,6 @@
+import inspect
 import json
+import re
 
 from conftest import TINY, error_line
 from typer.testing import CliRunner
@@ -130,11 +132,22 @@ def test_report_names_a_path_with_markup(tmp_path):
     assert result.exit_code == 1 and f"{run_dir}/metrics.jsonl: no such file" in result.output
 
 
+def at_width(columns: int, *args):
+    """The command's result on a terminal of this many columns (the console reads COLUMNS once, at import)."""
+    from arcsolver.console import console
+
+    saved, console.width = console.width, columns
+    try:
+        return runner.invoke(app, list(args), env={"COLUMNS": str(columns)})
+    finally:
+        console.width = saved
+
+
 def test_settings_lists_every_setting_with_its_default_and_type():
     from arcsolver.config import PretrainConfig
     from arcsolver.recipes import setting_fields
 
-    result = runner.invoke(app, ["settings", "pretrain"], env={"COLUMNS": "200"})
+    result = at_width(200, "settings", "pretrain")
     assert result.exit_code == 0, result.output
     for key in setting_fields(PretrainConfig):
         assert f" {key} " in result.output, key
@@ -144,7 +157,7 @@ def test_settings_lists_every_setting_with_its_default_and_type():
 
 
 def test_settings_of_a_recipe_show_its_values():
-    result = runner.invoke(app, ["settings", "submit", "--recipe", "kaggle"], env={"COLUMNS": "200"})
+    result = at_width(200, "settings", "submit", "--recipe", "kaggle")
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if " run.safety_margin_s " in line)
     assert "600.0" in line and "kaggle.toml" in result.output
@@ -198,3 +211,79 @@ def test_plan_gives_the_runs_hours_from_a_measured_rate(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(json.dumps(records[0]) + "\n")
     result = runner.invoke(app, ["plan", *tiny, "--rate-from", str(tmp_path)])
     assert result.exit_code == 1 and "no steady rate" in result.output and str(tmp_path) in result.output
+
+
+def test_plan_says_what_it_is_doing_before_it_builds_the_task_versions(monkeypatch):
+    from conftest import tiny_config
+
+    from arcsolver.train import plan as plan_module
+
+    said: list[str] = []
+    real_build = plan_module.build_puzzles
+
+    def build(*args, **kwargs):
+        assert said and said[-1].startswith("building up to 2 augmented versions of each of 6 tasks"), said
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "build_puzzles", build)
+    lines = plan_module.plan(tiny_config(), [40.0], 1, said.append)
+    assert lines[0].startswith("data: ") and len(said) == 2
+
+
+BOX_DRAWING = re.compile("[\u2500-\u257f]")
+
+
+def words(text: str) -> set[str]:
+    return set(BOX_DRAWING.sub(" ", text).split())
+
+
+def assert_no_word_split_at_80_columns(*args, layout_words=()):
+    """Every word of the output at 80 columns is a word of the output where nothing wraps: a
+    word split across lines ("learning-rat" / "e") would be two words found nowhere else.
+    layout_words: words only the narrow layout has (settings' "=")."""
+    narrow, wide = at_width(80, *args), at_width(2000, *args)
+    assert narrow.exit_code == wide.exit_code == 0, narrow.output
+    split = words(narrow.output) - words(wide.output) - set(layout_words)
+    assert not split, f"{args}: {sorted(split)}\n{narrow.output}"
+    return narrow.output
+
+
+def test_settings_read_in_80_columns_one_setting_a_line_its_meaning_below():
+    for stage in ("pretrain", "submit"):
+        output = assert_no_word_split_at_80_columns("settings", stage, layout_words="=")
+        lines = output.splitlines()
+        assert all(len(line.rstrip()) <= 80 for line in lines), output
+        at = next(i for i, line in enumerate(lines) if line.startswith("optim.lr = "))
+        assert "float (> 0)" in lines[at] and lines[at + 1].startswith("    learning rate")
+
+
+def test_every_help_screen_reads_in_80_columns():
+    import typer.main
+
+    def paths(command, prefix=()):
+        yield prefix
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from paths(sub, (*prefix, name))
+
+    for path in paths(typer.main.get_command(app)):
+        assert_no_word_split_at_80_columns(*path, "--help")
+        # Where nothing wraps, each paragraph of the command's description is one line: the
+        # help screen does not keep the docstring's line breaks.
+        command = typer.main.get_command(app)
+        for name in path:
+            command = command.commands[name]
+        lines = at_width(2000, *path, "--help").output.splitlines()
+        for paragraph in inspect.cleandoc(command.help or "").split("\n\n"):
+            assert any(" ".join(paragraph.split()) in line for line in lines), (path, paragraph)
+
+
+def test_evaluate_reads_in_80_columns(tmp_path):
+    folder = tmp_path / "a-directory-whose-name-alone-takes-up-most-of-a-line-of-eighty-columns"
+    folder.mkdir()
+    grid = [[1, 2], [3, 4]]
+    (folder / "submission.json").write_text(json.dumps({"t1": [{"attempt_1": grid, "attempt_2": grid}]}))
+    (folder / "solutions.json").write_text(json.dumps({"t1": [grid]}))
+    output = assert_no_word_split_at_80_columns(
+        "evaluate", str(folder / "submission.json"), "--solutions", str(folder / "solutions.json")
+    )
+    assert f"{folder / 'submission.json'} against {folder / 'solutions.json'}" in output

@@ -131,3 +131,48 @@ def test_without_matplotlib_the_error_says_how_to_install_it(run_dir, monkeypatc
     result = runner.invoke(app, ["report", str(run_dir)])
     assert result.exit_code == 1 and "drawing curves needs matplotlib: pip install 'arcsolver" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_demo_ends_with_the_html_report_and_the_curves_and_names_them(tiny_run, tmp_path):
+    """The demo's lines after solve, as make would run them, on a tiny run and a 2-task submission."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("no make on the PATH")
+    from pathlib import Path
+
+    demo = tmp_path / "demo"
+    shutil.copytree(tiny_run, demo / "pretrain")
+    data = demo / "data"
+    data.mkdir()
+    grid = [[1, 2], [3, 4]]
+    task = {"train": [{"input": grid, "output": grid}], "test": [{"input": grid}]}
+    (data / "arc1-evaluation_challenges.json").write_text(json.dumps({"t1": task, "t2": task}))
+    (data / "arc1-evaluation_solutions.json").write_text(json.dumps({"t1": [grid], "t2": [[[0]]]}))
+    (demo / "submission.json").write_text(
+        json.dumps({t: [{"attempt_1": grid, "attempt_2": grid}] for t in ("t1", "t2")})
+    )
+
+    root = Path(__file__).parent.parent
+    bin_dir = Path(sys.executable).parent
+    planned = (
+        subprocess.run(
+            ["make", "-n", "demo", f"DEMO={demo}", f"BIN={bin_dir}", f"VENV={bin_dir.parent}"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.replace("\\\n", " ")
+        .splitlines()
+    )
+    after_solve = planned[next(i for i, line in enumerate(planned) if " solve " in line) + 1 :]
+    out = subprocess.run(
+        ["bash", "-euc", "\n".join(after_solve)], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert (demo / "report.html").read_text().count("<h3>demonstrations</h3>") == 2
+    assert (demo / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert out[-2].startswith(f"open first: {demo / 'report.html'} ") and out[-1].startswith(
+        f"then: {demo / 'curves.png'} "
+    )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -287,6 +288,27 @@ def test_progress_lines_off_a_terminal(tiny_run, tmp_path, monkeypatch):
         "inference: task 1/2",
         "inference: task 2/2",
     ]
+    assert "━" not in log.getvalue()  # no bar lands at the log's end beside the lines
+
+
+def test_adaptations_progress_total_is_the_step_its_deadline_allows(tiny_run, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from arcsolver.solve import solver
+
+    monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)
+    monkeypatch.setattr(solver, "adaptation_deadline", lambda *a: time.monotonic() + 3.0)
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, small_tasks(2))
+    log = io.StringIO()
+    report = solver.solve(
+        challenges, tmp_path / "s.json", str(tiny_run), quick("adapt.steps=100000"), Console(file=log)
+    )
+    totals = [int(m[1]) for m in re.finditer(r"adapting 2 tasks: step \d+/(\d+),", log.getvalue())]
+    assert totals and report.adapt_steps < 100_000
+    assert max(totals) < 100_000  # the deadline's step from the first line on, not adapt.steps
 
 
 def test_one_seed_writes_the_same_submission_twice(tiny_run, tmp_path):

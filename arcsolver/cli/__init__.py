@@ -3,6 +3,8 @@ plan, report), solve.py (solve, evaluate), and arcsolver/kaggle/cli.py; `setting
 
 from __future__ import annotations
 
+import inspect
+
 import typer
 from rich.table import Table
 
@@ -39,16 +41,68 @@ def settings(
     config = load_recipe(model, stage, recipe) if recipe else model()
     title = f"{stage} settings: values of {recipe_path(stage, recipe)}" if recipe else f"{stage} settings: defaults"
     rows = setting_rows(config)
+    if console.width >= table_width(rows, MEANING_MIN_WIDTH):
+        console.print(settings_table(title, rows))
+    else:
+        print_setting_list(title, rows)
+    console.print(
+        "change one with --set SECTION.KEY=VALUE (the value in TOML syntax), e.g. --set optim.lr=3e-4", highlight=False
+    )
+
+
+# Below this many characters a wrapped meaning column reads worse than one setting per line.
+MEANING_MIN_WIDTH = 40
+
+
+def table_width(rows: list[tuple[str, str, str, str]], meaning_width: int) -> int:
+    """The width settings_table needs with its first three columns unwrapped and the meaning
+    column meaning_width wide: cells, their padding of one space each side, and the borders."""
+    widths = [max(len(row[i]) for row in rows) for i in range(3)] + [meaning_width]
+    return sum(w + 2 for w in widths) + len(widths) + 1
+
+
+def settings_table(title: str, rows: list[tuple[str, str, str, str]]) -> Table:
+    """The settings as a table: setting, value, type and meaning (where any setting has one)."""
     columns = ("setting", "value", "type", "meaning")[: 4 if any(row[3] for row in rows) else 3]
     table = Table(title=one_line(title), title_justify="left")
     for col in columns:
         table.add_column(col, no_wrap=col == "setting", overflow="fold")
     for row in rows:
         table.add_row(*(one_line(cell) for cell in row[: len(columns)]))
-    console.print(table)
-    console.print(
-        "change one with --set SECTION.KEY=VALUE (the value in TOML syntax), e.g. --set optim.lr=3e-4", highlight=False
-    )
+    return table
+
+
+def print_setting_list(title: str, rows: list[tuple[str, str, str, str]]) -> None:
+    """The settings for a narrow terminal: one per line (setting = value, type), its meaning
+    indented below it, each wrapped at spaces to the terminal's width."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console.print(f"[bold]{one_line(title)}", highlight=False)
+    for key, value, type_, meaning in rows:
+        console.print(f"[bold]{one_line(key)}[/] = {one_line(value)}  [dim]{one_line(type_)}", highlight=False)
+        if meaning:
+            console.print(Padding(Text.from_markup(one_line(meaning)), (0, 0, 0, 4), expand=False))
+
+
+def reflowed(doc: str) -> str:
+    """A docstring with each paragraph on one line: the help screen keeps the source's line
+    breaks after the first paragraph, which at 80 columns would break sentences mid-line."""
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in inspect.cleandoc(doc).split("\n\n"))
+
+
+def reflow_help(group: typer.Typer) -> None:
+    """Reflow the help of every command of group and of its sub-groups (see reflowed)."""
+    for info in group.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if doc:
+            info.help = reflowed(doc)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            reflow_help(sub.typer_instance)
+
+
+reflow_help(app)
 
 
 def main() -> None:  # pragma: no cover - the console-script entry point

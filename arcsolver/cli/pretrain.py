@@ -103,7 +103,9 @@ def print_plan(
                 "or more): train it for longer, or lower run.log_every"
             )
     cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides)
-    for line in plan(cfg, gpu_memory, processes, rate):
+    # What it is doing, while it does it (dim), then the plan.
+    say = lambda text: console.print(f"[dim]{one_line(text)}", highlight=False)  # noqa: E731
+    for line in plan(cfg, gpu_memory, processes, say, rate):
         console.print(one_line(line), highlight=False, soft_wrap=True)
 
 

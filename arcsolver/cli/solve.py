@@ -103,7 +103,9 @@ def evaluate(
     if json_out:
         typer.echo(json.dumps(result.summary()))
         return
-    console.print(score_table(result, f"{submission} against {solutions}"))
+    # The paths above the table, not in its title: a title wraps to the table's width, mid-path.
+    console.print(one_line(f"{submission} against {solutions}"), highlight=False, soft_wrap=True)
+    console.print(score_table(result))
     if csv_path is not None:
         console.print(
             f"wrote {one_line(str(csv_path))} ({len(result.per_test)} test outputs)", highlight=False, soft_wrap=True
@@ -130,9 +132,9 @@ def report_rejection(e, json_out: bool) -> None:
     raise typer.Exit(1)
 
 
-def score_table(result, title: str) -> Table:
+def score_table(result) -> Table:
     """The headline scores of an evaluation as a table."""
-    table = Table(title=one_line(title))
+    table = Table()
     table.add_column("score", no_wrap=True)
     table.add_column("value", justify="right")
     table.add_row("pass@2 (competition score)", f"{result.pass_at_2:.4f}")

@@ -23,6 +23,7 @@ from arcsolver.engine.distributed import Dist
 from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.optim import warmup_factor
 from arcsolver.engine.trainer import StepResult, Trainer
+from arcsolver.engine.window import Window
 from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.model.trm import TRM
 
@@ -76,6 +77,8 @@ def adapt(
     """Fine-tune model (in place) on the demonstration pairs of tasks, until cfg.adapt.steps or
     the monotonic-clock deadline; the EMA weights are left in the model at the end.
 
+    on_step(step, loss, metrics): every cfg.adapt.log_every steps, the loss and metrics averaged
+    over the steps since its last call.
     micro_batch: samples per forward/backward (None: the whole batch); an out-of-memory error
     halves it and retries the step, with a line to on_message.
     added: what add_puzzles returned for tasks, where the caller added their rows already.
@@ -94,9 +97,15 @@ def adapt(
         # The network's warm-up starts with its phase; the embeddings' with the run.
         return warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
 
+    window = Window()
+
     def after_step(step: int, result: StepResult) -> None:
-        if on_step is not None and step % cfg.adapt.log_every == 0:
-            on_step(step, float(result.loss.detach()), {k: float(v) for k, v in result.metrics.items()})
+        if on_step is None:
+            return
+        window.add(result)
+        if step % cfg.adapt.log_every == 0:
+            means = window.read()
+            on_step(step, means.pop("loss"), means | {"lr": cfg.optim.lr * result.lr_scale})
 
     model.train()
     step = trainer.run(

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from arcsolver.config import SolveConfig
-from arcsolver.console import Heartbeat, duration
+from arcsolver.console import Heartbeat, duration, projected_total
 from arcsolver.console import one_line as escaped
 from arcsolver.data.task import Task, task_label
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
@@ -33,6 +33,7 @@ from arcsolver.solve.adapt import Adapted, adapt_or_restore, error_line, pick_mi
 from arcsolver.solve.budget import adaptation_deadline, solve_deadline
 from arcsolver.solve.submission import read_for_submission
 from arcsolver.solve.writer import Submissions, two_attempts
+from arcsolver.trackers import Trackers, check_trackers
 
 
 @dataclass
@@ -53,6 +54,7 @@ def solve(
 ) -> SolveReport:
     """Adapt to the tasks of a challenges file (this shard of them) and write the submission.
     One seed gives the same files every time, unless the time budget cuts adaptation short."""
+    check_trackers(cfg.run.trackers)  # a missing package fails here, before any work
     seed_everything(cfg.run.seed)  # adaptation draws from torch's generator (halting exploration)
     deadline = solve_deadline(cfg)
     report = SolveReport()
@@ -118,30 +120,40 @@ def solve(
         TextColumn("{task.fields[status]}"),
     )
     heartbeat = Heartbeat(console)  # plain lines where the console is not a terminal
-    with Progress(*columns, console=console) as progress:
+    # Off a terminal the bars would only land at the log's end, beside the heartbeat's lines.
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         bar = progress.add_task(f"adapting {len(todo)} tasks", total=cfg.adapt.steps, status="")
         adapt_started = time.monotonic()
 
         def on_step(step, loss, metrics):
+            elapsed = time.monotonic() - adapt_started
+            if trackers is not None:
+                trackers.log({"step": step, "loss": loss, **metrics, "time_s": elapsed})
             status = f"loss {loss:.3f} exact {metrics['exact_accuracy']:.2f}"
-            progress.update(bar, completed=step, status=status)
-            heartbeat(
-                lambda: (
-                    f"adapting {len(todo)} tasks: step {step}/{cfg.adapt.steps}, {status}; "
-                    f"{duration(time.monotonic() - adapt_started)} elapsed"
-                )
-            )
+            # The time budget may end adaptation before adapt.steps: the total shown follows it.
+            total = projected_total(cfg.adapt.steps, step, 0, adapt_started, adapt_deadline)
+            progress.update(bar, completed=step, total=total, status=status)
+            heartbeat(lambda: f"adapting {len(todo)} tasks: step {step}/{total}, {status}; {duration(elapsed)} elapsed")
 
-        adapted, report.adapt_error = adapt_or_restore(
-            model,
-            todo,
-            cfg,
-            dtype,
-            adapt_deadline,
-            on_step,
-            micro,
-            lambda text: progress.console.print(escaped(text), highlight=False),
+        trackers = (
+            Trackers(cfg.run.trackers, trackers_dir(Path(out)), Path(out).stem, cfg.model_dump(mode="json"))
+            if cfg.run.trackers and todo and cfg.adapt.steps
+            else None
         )
+        try:
+            adapted, report.adapt_error = adapt_or_restore(
+                model,
+                todo,
+                cfg,
+                dtype,
+                adapt_deadline,
+                on_step,
+                micro,
+                lambda text: progress.console.print(escaped(text), highlight=False),
+            )
+        finally:
+            if trackers is not None:
+                trackers.close()
         if report.adapt_error is not None:
             console.print(
                 f"[yellow]adaptation failed[/] ({escaped(report.adapt_error)}); "
@@ -175,6 +187,11 @@ def solve(
     if device.type == "cuda":
         report.gpu_peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
     return report
+
+
+def trackers_dir(out: Path) -> Path:
+    """Where the trackers of a solve writing out keep their files: <out stem>.trackers beside it."""
+    return out.with_name(f"{out.stem}.trackers")
 
 
 def summary_line(out: Path, report: SolveReport) -> str:

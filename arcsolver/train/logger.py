@@ -1,5 +1,6 @@
 """A pretraining run's progress: a bar on a terminal, plain lines off one, and metrics.jsonl with
-a record every run.log_every steps (loss, accuracy, halting, throughput), averaged over processes."""
+a record every run.log_every steps (loss, accuracy, halting, throughput), each the mean over the
+steps since the previous record and over processes."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 import torch
 
 from arcsolver.atomic import reported_writes
-from arcsolver.console import Heartbeat, duration, one_line
-from arcsolver.engine.distributed import Dist, mean_over_processes
+from arcsolver.console import Heartbeat, duration, one_line, projected_total
+from arcsolver.engine.distributed import Dist
 from arcsolver.engine.trainer import StepResult
+from arcsolver.engine.window import Window
 from arcsolver.train.resume import resume_hint
 
 
@@ -30,6 +32,7 @@ class Logger:
         global_batch_size: int,
         time_limit_s: float | None = None,
         console=None,
+        trackers=None,
     ):
         from rich import get_console
 
@@ -37,7 +40,9 @@ class Logger:
         self.d, self.device = d, device
         self.global_batch_size, self.time_limit_s = global_batch_size, time_limit_s
         self.window_start, self.window_steps, self.window_cells = time.monotonic(), 0, 0
+        self.window = Window()
         self.run_dir = run_dir
+        self.trackers = trackers  # arcsolver.trackers.Trackers, fed every record (main process)
         self.path = run_dir / "metrics.jsonl"
         self.console = console or get_console()
         self.progress = None
@@ -45,7 +50,7 @@ class Logger:
         self.planned = total  # the run's length; self.total is what the bar shows
         self.started = time.monotonic()
         self.heartbeat = Heartbeat(self.console if self.enabled else None)
-        if self.enabled:
+        if self.enabled and self.console.is_terminal:  # elsewhere the heartbeat's plain lines say it
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
@@ -61,9 +66,11 @@ class Logger:
             self.progress.start()
 
     def log(self, record: dict) -> None:
-        """Append record to metrics.jsonl."""
+        """Append record to metrics.jsonl, and send it to the trackers."""
         if not self.enabled:
             return
+        if self.trackers is not None:
+            self.trackers.log(record)
         with reported_writes(
             self.path,
             "the records and checkpoints already there are intact; free space, then "
@@ -72,16 +79,17 @@ class Logger:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def count(self, side: int) -> None:
-        """A step on canvases of this side is done: it counts toward the next record's throughput."""
+    def count(self, result: StepResult) -> None:
+        """A step is done: its loss and metrics join the next record's means (on the device), its
+        canvases that record's throughput."""
+        self.window.add(result)
         self.window_steps += 1
-        self.window_cells += side * side
+        self.window_cells += result.side * result.side
 
-    def record(self, step: int, result: StepResult, lr: float) -> None:
-        """The record of step in metrics.jsonl and on the bar: the step's loss and metrics averaged
-        over processes, and the throughput since the last record."""
-        values = {k: float(v) for k, v in result.metrics.items()} | {"loss": float(result.loss.detach())}
-        values = mean_over_processes(values, self.d, self.device)
+    def record(self, step: int, lr: float) -> None:
+        """The record of step in metrics.jsonl and on the bar: the loss and metrics of the steps
+        since the last record, averaged over them and over processes, and their throughput."""
+        values = self.window.read(self.d)
         elapsed = time.monotonic() - self.window_start
         samples_per_s = self.window_steps * self.global_batch_size / max(elapsed, 1e-9)
         record = {
@@ -92,8 +100,6 @@ class Logger:
             "tokens_per_s": self.window_cells * self.global_batch_size / max(elapsed, 1e-9),
             "time_s": time.monotonic() - self.started,
         }
-        if result.grad_norm is not None:
-            record["grad_norm"] = result.grad_norm
         if self.device.type == "cuda":
             record["gpu_peak_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.log(record)
@@ -109,9 +115,7 @@ class Logger:
         shown (None: the planned total)."""
         if not self.time_limit_s:
             return None
-        elapsed = time.monotonic() - self.started
-        rate = (step - self.start) / max(elapsed, 1e-9)
-        return min(self.planned, step + round(rate * max(self.time_limit_s - elapsed, 0)))
+        return projected_total(self.planned, step, self.start, self.started, self.started + self.time_limit_s)
 
     def advance(self, step: int, status: str | None = None, total: int | None = None) -> None:
         """Move the bar to step, with a new status line or total where given."""

@@ -28,6 +28,7 @@ from arcsolver.engine.optim import warmup_factor
 from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.errors import ConfigError
 from arcsolver.model.trm import TRM
+from arcsolver.trackers import Trackers, check_trackers
 from arcsolver.train.heldout import evaluate_logged
 from arcsolver.train.logger import Logger
 from arcsolver.train.resume import readable_checkpoints, restore_newest, resume_hint, save_checkpoint, write_run_files
@@ -64,6 +65,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     """
     from rich import get_console
 
+    check_trackers(cfg.run.trackers)  # a missing package fails here, before the data are read
     run_dir = Path(run_dir)
     device = resolve_device(cfg.run.device)
     d = init_distributed(device.type)
@@ -112,8 +114,15 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb, say, cfg.canvas_sides()
     )
 
+    trackers = (
+        Trackers(cfg.run.trackers, run_dir, run_dir.name, cfg.model_dump(mode="json"))
+        if d.is_main and cfg.run.trackers
+        else None
+    )
     # The logger's clock, which times the records and the ETA, starts with the first step.
-    logger = Logger(run_dir, total_steps, step, d, device, cfg.optim.global_batch_size, cfg.run.time_limit_s, console)
+    logger = Logger(
+        run_dir, total_steps, step, d, device, cfg.optim.global_batch_size, cfg.run.time_limit_s, console, trackers
+    )
     started = time.monotonic()
     scores: dict = {}
     signum = None
@@ -134,9 +143,9 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         return True
 
     def after_step(step: int, result: StepResult) -> None:
-        logger.count(result.side)
+        logger.count(result)
         if step % cfg.run.log_every == 0 or step == total_steps:
-            logger.record(step, result, cfg.optim.lr * result.lr_scale)
+            logger.record(step, cfg.optim.lr * result.lr_scale)
         logger.tick(step)
         if step % cfg.run.checkpoint_every == 0 and step < total_steps:
             save_checkpoint(run, step, trainer.carries)
@@ -184,5 +193,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         return PretrainResult(step, signal=e.signum)
     finally:
         logger.close()
+        if trackers is not None:
+            trackers.close()
         shutdown(d)
     return PretrainResult(step, scores)

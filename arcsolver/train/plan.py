@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -58,17 +59,31 @@ def steady_samples_per_s(metrics: Path) -> float | None:
 
 
 def plan(
-    cfg: PretrainConfig, gpu_sizes_gb: list[float], processes: int = 1, samples_per_s: float | None = None
+    cfg: PretrainConfig,
+    gpu_sizes_gb: list[float],
+    processes: int = 1,
+    say: Callable[[str], None] | None = None,
+    samples_per_s: float | None = None,
 ) -> list[str]:
     """The lines of a run's plan: data, schedule, memory per sample, micro-batch per GPU size, and
-    with a measured rate (samples/s of this recipe on the user's hardware) the run's length in hours."""
+    with a measured rate (samples/s of this recipe on the user's hardware) the run's length in hours.
+
+    say(line) hears what it is doing before each slow part: building every task's augmented
+    versions takes over a minute on two CPU cores for the full recipes, and nothing else shows.
+    """
+    say = say or (lambda text: None)
     train, heldout = select_tasks(cfg)
+    say(
+        f"building up to {cfg.data.n_augmentations} augmented versions of each of {len(train) + len(heldout)} "
+        "tasks (each hashed to drop duplicates; a minute or more for the full recipes on a few CPU cores)"
+    )
     puzzles = build_puzzles(train + heldout, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
     stream = training_stream(cfg, puzzles, trainable_pairs(train, heldout))
     total = cfg.total_steps(stream.examples_per_epoch)
     # Autocast precision as on a GPU (bf16 unless the recipe says float32).
     dtype = torch.float32 if cfg.run.dtype == "float32" else torch.bfloat16
     model = TRM(cfg.model, n_puzzle_ids=len(puzzles) + 1)
+    say("measuring the memory per sample of a step on this machine, on the real shapes")
     step = estimate_step_memory(model, dtype)
     embeddings_only = activation_bytes_per_sample(model, dtype, train_network=False)
     inference = inference_bytes_per_sample(model, dtype)
