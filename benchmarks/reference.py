@@ -136,14 +136,16 @@ def reference_arch(cfg: TRMConfig, batch: int, n_puzzle_ids: int, dtype: torch.d
     )
 
 
-def build_equal(ref, cfg: TRMConfig, batch: int, device, dtype, seed: int, random_rows: bool = False):
+def build_equal(
+    ref, cfg: TRMConfig, n_puzzle_ids: int, batch: int, device, dtype, seed: int, random_rows: bool = False
+):
     """(reference loss head, arcsolver TRM with rope1d, arcsolver TRM with rope2d), all three
-    with the reference's initial weights for `seed`. random_rows fills the puzzle table (zero at
+    with the reference's initial weights for `seed` and a puzzle table of n_puzzle_ids rows. random_rows fills the puzzle table (zero at
     the start of training in both) with random rows, so that a comparison exercises it."""
     torch.manual_seed(seed)
     with torch.device(device):
         head = ref.LossHead(
-            ref.Model(reference_arch(cfg, batch, cfg.n_puzzle_ids, dtype)), loss_type="stablemax_cross_entropy"
+            ref.Model(reference_arch(cfg, batch, n_puzzle_ids, dtype)), loss_type="stablemax_cross_entropy"
         )
     if random_rows:
         with torch.no_grad():
@@ -152,7 +154,7 @@ def build_equal(ref, cfg: TRMConfig, batch: int, device, dtype, seed: int, rando
     weights = reference_state_to_trm(head.state_dict())
     ours = []
     for positions in ("rope1d", "rope2d"):
-        model = TRM(cfg.model_copy(update={"positions": positions})).to(device)
+        model = TRM(cfg.model_copy(update={"positions": positions}), n_puzzle_ids).to(device)
         model.load_state_dict(weights, strict=True)
         ours.append(model)
     return head, ours[0], ours[1]
@@ -196,6 +198,11 @@ def arc1_stream(seed: int, n_augmentations: int) -> SizedStream:
     tasks = list(load_tasks("arc1/training"))
     puzzles = build_puzzles(tasks, n_augmentations, seed)
     return SizedStream(puzzles, trainable_pairs(tasks, []), CANVAS_SIDES, seed, sampling="reference")
+
+
+def table_rows(stream: SizedStream) -> int:
+    """Puzzle-table rows for a stream's task versions: one each, and the blank row."""
+    return len(stream.streams[CANVAS].puzzles) + 1
 
 
 def on_device(batch, device, side: int | None = None) -> dict:
@@ -346,7 +353,7 @@ def throughput(args, ref, cfg: TRMConfig, stream: SizedStream, device, dtype) ->
     mixed = [b for side in by_side for b in by_side[side][: max(1, round(n * shares[side]))]][:n]
     out: dict[str, dict] = {}
     for mode in ("training", "inference"):
-        head, fixed, sized = build_equal(ref, cfg, args.batch, device, dtype, seed=0)
+        head, fixed, sized = build_equal(ref, cfg, table_rows(stream), args.batch, device, dtype, seed=0)
         ref_t = ReferenceTrainer(ref, head, args.lr, 1, device, args.compile)
         fixed_t = OurTrainer(fixed, args.lr, 1, dtype, args.compile)
         sized_t = OurTrainer(sized, args.lr, 1, dtype, args.compile)
@@ -384,7 +391,7 @@ def curves(args, ref, cfg: TRMConfig, device, dtype) -> dict:
     for seed in range(args.seeds):
         stream = arc1_stream(seed, args.augmentations)
         batches = [stream.batch(k, args.batch) for k in range(args.curve_steps)]
-        head, fixed, sized = build_equal(ref, cfg, args.batch, device, dtype, seed=seed)
+        head, fixed, sized = build_equal(ref, cfg, table_rows(stream), args.batch, device, dtype, seed=seed)
         runs = {
             "reference": (ReferenceTrainer(ref, head, args.lr, warmup, device, args.compile), CANVAS),
             "arcsolver_30x30": (OurTrainer(fixed, args.lr, warmup, dtype, args.compile), CANVAS),
@@ -582,20 +589,20 @@ def main() -> None:
     dtype_name = "bf16" if dtype == torch.bfloat16 else "fp32"
     ref = import_reference(args.reference)
     stream = arc1_stream(0, args.augmentations)
-    cfg = TRMConfig(**size["model"], n_puzzle_ids=len(stream.streams[CANVAS].puzzles) + 1, canvas=CANVAS)
-    n_params = sum(p.numel() for p in TRM(cfg).parameters())
+    cfg = TRMConfig(**size["model"], canvas=CANVAS)
+    n_params = sum(p.numel() for p in TRM(cfg, table_rows(stream)).parameters())
     print(
         f"{machine(device)} {cpu_flags()}; torch {torch.__version__}; {dtype_name}; compile {args.compile}\n"
         f"size {args.size}: TRM {n_params / 1e6:.2f}M parameters, hidden {cfg.hidden_size}, T={cfg.n_recursions} "
         f"n={cfg.n_latent_steps} N_sup={cfg.n_supervision}, batch {args.batch}; ARC-AGI-1 training mix, "
-        f"{cfg.n_puzzle_ids - 1} task versions; examples per side: "
+        f"{table_rows(stream) - 1} task versions; examples per side: "
         + ", ".join(f"{int(s)}: {p:.1%}" for s, p in zip(stream.sides, stream.probabilities)),
         flush=True,
     )
 
     out: dict = {"device": machine(device), "dtype": dtype_name, "size": args.size, "batch": args.batch}
     # In fp32 the two computations agree to rounding: a check that both run the same network.
-    head, fixed, _ = build_equal(ref, cfg, args.batch, device, torch.float32, 0, random_rows=True)
+    head, fixed, _ = build_equal(ref, cfg, table_rows(stream), args.batch, device, torch.float32, 0, random_rows=True)
     diffs = compare_one_step(head, fixed, on_device(stream.batch(0, args.batch), device, CANVAS), device)
     out["equal_step"] = diffs
     print(
