@@ -8,19 +8,22 @@ the reason where there is none), given random weights and saved as its pretrain.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from conftest import error_line
-from test_reference import N_ROWS, harness, random_batch, small_config  # noqa: F401 (harness: a fixture)
+from test_reference import N_ROWS, harness, random_batch, reference_path, small_config  # noqa: F401 (harness: a fixture)
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
 from arcsolver.config import PretrainConfig
+from arcsolver.data.augment import split_augmented_id
 from arcsolver.engine.checkpoint import load_tensors, read_state
-from arcsolver.engine.reference_checkpoint import ASSUMED, reference_settings
+from arcsolver.engine.reference_checkpoint import ASSUMED, reference_settings, version_name
 from arcsolver.model.reference import reference_state_to_trm
 from arcsolver.model.trm import TRM
 
@@ -93,7 +96,8 @@ def test_converted_checkpoint_with_its_settings_file_gives_the_reference_outputs
     )
     assert result.exit_code == 0, result.output
     assert "all_config.yaml" in result.output and "assumed" not in result.output  # canvas set, the rest in the file
-    assert (run / "puzzles.txt").read_text().splitlines() == names[1:]
+    rows = (run / "puzzles.txt").read_text().splitlines()
+    assert rows[:2] == ["task1_t1.c0123456789", "task2_t2.c0123456789"] and len(rows) == N_ROWS - 1
     state = read_state(run / "checkpoints" / "step_0000120")
     assert state["step"] == 120 and state["config"]["model"]["n_latent_steps"] == cfg.n_latent_steps
     model = converted_model(run)
@@ -120,6 +124,9 @@ def test_without_settings_file_the_shapes_and_the_arc_recipe_are_used(harness, t
     names.write_text(json.dumps(["<blank>", "a"]))
     line = error_line(convert(tmp_path / "reference", "--out", tmp_path / "r", "--identifiers", names).output, names)
     assert f"{N_ROWS} rows" in line and not (tmp_path / "r").exists()
+    names.write_text(json.dumps(["<blank>", "a", "b|||t9|||0123456789", "c", "d", "e"]))
+    line = error_line(convert(tmp_path / "reference", "--out", tmp_path / "r", "--identifiers", names).output, names)
+    assert "row 2" in line and "t9" in line and not (tmp_path / "r").exists()
 
     run = tmp_path / "run2"
     result = convert(tmp_path / "reference", "--out", run, *[x for s in SMALL_SETS for x in ("--set", s)])
@@ -174,3 +181,22 @@ def test_what_cannot_be_mapped_is_one_line(tmp_path):
     code.write_bytes(pickle.dumps(pickle.Pickler, protocol=2))  # a pickle that names code: weights_only refuses it
     error_line(convert(code, "--out", tmp_path / "b").output, code, "torch.save")
     error_line(convert(tmp_path / "nothing", "--out", tmp_path / "b").output, tmp_path / "nothing", "no such file")
+
+
+def test_reference_version_names_are_the_same_augmentations_in_arcsolver(harness):  # noqa: F811
+    """The reference's dataset builder maps a grid by its colour mapping, then its transform t<d>
+    (dataset/common.py); the translated name's Augmentation maps every grid the same way."""
+    spec = importlib.util.spec_from_file_location("reference_dataset_common", reference_path() / "dataset/common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    rng = np.random.default_rng(0)
+    grid = rng.integers(0, 10, (3, 5)).astype(np.uint8)
+    for d in range(8):
+        mapping = np.concatenate([[0], rng.permutation(np.arange(1, 10))]).astype(np.uint8)
+        name = f"007bbfc7|||t{d}|||{''.join(str(c) for c in mapping)}"
+        task_id, augmentation = split_augmented_id(version_name(name))
+        assert task_id == "007bbfc7"
+        np.testing.assert_array_equal(augmentation.apply_grid(grid), common.dihedral_transform(mapping[grid], d))
+    assert version_name("007bbfc7") == "007bbfc7_t0.c0123456789"
+    with pytest.raises(ValueError, match="separators"):
+        version_name("007bbfc7|||t1")

@@ -12,8 +12,9 @@ reference's ARC recipe, reported as assumed so that the user can override them.
 The converted run is written whole under a temporary name and renamed into place:
 
     config.json                     the settings (PretrainConfig; the model's from the reference)
-    puzzles.txt                     the task version of each puzzle-table row (from the reference
-                                    data set's identifiers.json, where given)
+    puzzles.txt                     the task version of each puzzle-table row, named as arcsolver
+                                    names them (from the reference data set's identifiers.json,
+                                    where given)
     checkpoints/step_<N>/           model.safetensors (the whole puzzle table) and state.json
 """
 
@@ -34,6 +35,7 @@ from safetensors.torch import save_file
 
 from arcsolver.atomic import temp_prefix, write_problem
 from arcsolver.config import PretrainConfig
+from arcsolver.data.augment import Augmentation, augmented_id
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
 from arcsolver.model.layers import swiglu_width
@@ -43,6 +45,7 @@ from arcsolver.recipes import apply_overrides, validate
 
 CONFIG_FILE = "all_config.yaml"  # the reference's settings, beside its checkpoints
 BLANK_NAME = "<blank>"  # the reference's name for row 0 in identifiers.json
+NAME_SEPARATOR = "|||"  # the reference's "<task id>|||t<d>|||<colour mapping>"
 
 # What the weights cannot tell: the reference's ARC recipe (config/arch/trm.yaml, with the
 # L_cycles=4 of its README's ARC commands) on its 30x30 canvas. Reference name -> ours.
@@ -157,6 +160,34 @@ def read_identifiers(path: Path, rows: int) -> list[str]:
     return names
 
 
+def version_name(reference_name: str) -> str:
+    """arcsolver's name of a task version (augmented_id) from the reference's: "<task id>" for the
+    task as given, "<task id>|||t<d>|||<ten digits>" for dihedral transform d after the colour
+    mapping whose digit i is the image of colour i. Both codes number the 8 transforms alike and
+    apply the colours first, so the transform and digits carry over unchanged."""
+    parts = reference_name.split(NAME_SEPARATOR)
+    if len(parts) == 1:
+        return augmented_id(reference_name, Augmentation.identity())
+    if len(parts) != 3:
+        raise ValueError(f"{len(parts) - 1} separators {NAME_SEPARATOR!r}, not 2")
+    task_id, transform, colours = parts
+    return augmented_id(task_id, Augmentation.parse(f"{transform}.c{colours}"))
+
+
+def version_names(names: list[str], path: Path) -> list[str]:
+    """version_name of every row's name but the blank row's; ConfigError naming the first that is
+    not an ARC task version."""
+    out = []
+    for row, name in enumerate(names[1:], start=1):
+        try:
+            out.append(version_name(name))
+        except ValueError as e:
+            raise ConfigError(
+                f"{path}: row {row} ({name!r}) is not an ARC task version of the reference's builder ({e})"
+            ) from None
+    return out
+
+
 def reference_settings(
     weights: dict[str, torch.Tensor], arch_file: Path | None, overrides: list[str], source: str
 ) -> tuple[PretrainConfig, dict[str, Any]]:
@@ -196,7 +227,7 @@ def import_reference(
     arch_file = arch_file if arch_file.is_file() else None
     cfg, assumed = reference_settings(weights, arch_file, list(overrides), str(arch_file or path))
     rows = weights["puzzle_emb.weight"].shape[0]
-    names = read_identifiers(identifiers, rows) if identifiers is not None else None
+    names = version_names(read_identifiers(identifiers, rows), identifiers) if identifiers is not None else None
     model = TRM(cfg.model, rows)
     try:
         model.load_state_dict(weights, strict=True)  # what solve will do: refuse here, not there
@@ -229,7 +260,7 @@ def write_run(
         (staging / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")), encoding="utf-8")
         if names is not None:
             # Line k is row k + 1, as in the runs of `arcsolver pretrain`.
-            (staging / "puzzles.txt").write_text("\n".join(names[1:]) + "\n", encoding="utf-8")
+            (staging / "puzzles.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
         if out.is_dir():
             out.rmdir()  # empty (checked by the caller): rename needs it gone
         staging.rename(out)
