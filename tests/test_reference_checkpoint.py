@@ -20,12 +20,16 @@ from test_reference import N_ROWS, harness, random_batch, reference_path, small_
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
-from arcsolver.config import PretrainConfig
+from arcsolver.config import PretrainConfig, SolveConfig
 from arcsolver.data.augment import split_augmented_id
+from arcsolver.data.task import Pair, Task, as_grid
 from arcsolver.engine.checkpoint import load_tensors, read_state
+from arcsolver.engine.pretrained import load_model, trained_versions
 from arcsolver.engine.reference_checkpoint import ASSUMED, reference_settings, version_name
 from arcsolver.model.reference import reference_state_to_trm
 from arcsolver.model.trm import TRM
+from arcsolver.recipes import load_recipe
+from arcsolver.solve.adapt import add_puzzles
 
 # The small model's settings that an ARC checkpoint's shapes cannot give, as --set items.
 SMALL_SETS = ["model.n_heads=2", "model.n_latent_steps=2", "model.n_recursions=2", "model.n_supervision=3"]
@@ -96,7 +100,7 @@ def test_converted_checkpoint_with_its_settings_file_gives_the_reference_outputs
     )
     assert result.exit_code == 0, result.output
     assert "all_config.yaml" in result.output and "assumed" not in result.output  # canvas set, the rest in the file
-    rows = (run / "puzzles.txt").read_text().splitlines()
+    rows = (run / "checkpoints" / "step_0000120" / "puzzles.txt").read_text().splitlines()
     assert rows[:2] == ["task1_t1.c0123456789", "task2_t2.c0123456789"] and len(rows) == N_ROWS - 1
     state = read_state(run / "checkpoints" / "step_0000120")
     assert state["step"] == 120 and state["config"]["model"]["n_latent_steps"] == cfg.n_latent_steps
@@ -131,8 +135,57 @@ def test_without_settings_file_the_shapes_and_the_arc_recipe_are_used(harness, t
     run = tmp_path / "run2"
     result = convert(tmp_path / "reference", "--out", run, *[x for s in SMALL_SETS for x in ("--set", s)])
     assert result.exit_code == 0, result.output
-    assert not (run / "puzzles.txt").exists()
+    assert not (run / "checkpoints" / "step_0000120" / "puzzles.txt").exists()
     check_equal(harness, head, converted_model(run), cfg)
+
+
+def test_tasks_the_reference_trained_on_get_their_versions_and_rows(harness, tmp_path):  # noqa: F811
+    head, _ = saved_reference(harness, tmp_path / "reference", yaml=False)
+    names = ["<blank>", "t1", "t1|||t1|||0213456789", "other", "t1|||t5|||0123456789", "other|||t2|||0123456789"]
+    (tmp_path / "identifiers.json").write_text(json.dumps(names))
+    run = tmp_path / "run"
+    sets = [x for s in SMALL_SETS for x in ("--set", s)]
+    assert (
+        convert(tmp_path / "reference", "--out", run, "--identifiers", tmp_path / "identifiers.json", *sets).exit_code
+        == 0
+    )
+    model, _, ckpt = load_model(run, torch.device("cpu"))
+    assert model.puzzle_emb.n_rows == 2  # solve still loads the blank row and the mean alone
+    trained = trained_versions(ckpt, ["t1", "new"])
+    assert list(trained) == ["t1"] and [str(aug) for aug, _ in trained["t1"]] == [
+        "t0.c0123456789",
+        "t1.c0213456789",
+        "t5.c0123456789",
+    ]
+    table = head.model.inner.puzzle_emb.weights
+    grid = as_grid([[1, 2], [3, 0]])
+    tasks = [Task(tid, (Pair(grid, grid),), (Pair(grid, grid),)) for tid in ("t1", "new")]
+    cfg = load_recipe(SolveConfig, "submit", "cpu-small", ["data.n_augmentations=2"])
+    mean = model.puzzle_emb.weight[1].clone()
+    puzzles, first = add_puzzles(model, tasks, cfg, trained)
+    assert [p.name for p in puzzles[:3]] == ["t1_t0.c0123456789", "t1_t1.c0213456789", "t1_t5.c0123456789"]
+    rows = model.puzzle_emb.weight
+    torch.testing.assert_close(rows[first : first + 3], table[[1, 2, 4]])  # the reference's rows of t1
+    assert [p.task.id for p in puzzles[3:]] == ["new", "new"]
+    torch.testing.assert_close(rows[first + 3 :], mean.expand(2, -1))  # an unseen task: the mean row
+    assert trained_versions(tmp_path, ["t1"]) == {}  # a checkpoint that names no rows
+
+    (tmp_path / "challenges.json").write_text(
+        json.dumps({"t1": {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[1, 2]]}]}})
+    )
+    result = solve_file(tmp_path, run, "adapt.steps=0")
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 tasks answered with the 3 task versions" in result.output
+
+
+def solve_file(tmp_path, run, *extra):
+    quick = ["data.n_augmentations=2", "adapt.steps=2", "optim.global_batch_size=4", "infer.max_versions=2"]
+    return CliRunner().invoke(
+        app,
+        ["solve", str(tmp_path / "challenges.json"), "--checkpoint", str(run), "--out", str(tmp_path / "sub.json")]
+        + [x for s in [*quick, "run.threads=1", "run.device='cpu'", *extra] for x in ("--set", s)],
+        env={"COLUMNS": "300"},
+    )
 
 
 def test_converted_checkpoint_solves_a_task_file_end_to_end(harness, tmp_path):  # noqa: F811
@@ -143,13 +196,7 @@ def test_converted_checkpoint_solves_a_task_file_end_to_end(harness, tmp_path): 
     task = {"train": [{"input": grid, "output": answer}] * 2, "test": [{"input": grid}]}
     (tmp_path / "challenges.json").write_text(json.dumps({"t1": task}))
     (tmp_path / "solutions.json").write_text(json.dumps({"t1": [answer]}))
-    quick = ["data.n_augmentations=2", "adapt.steps=2", "optim.global_batch_size=4", "infer.max_versions=2"]
-    result = CliRunner().invoke(
-        app,
-        ["solve", str(tmp_path / "challenges.json"), "--checkpoint", str(run), "--out", str(tmp_path / "sub.json")]
-        + [x for s in quick + ["run.threads=1", "run.device='cpu'"] for x in ("--set", s)],
-        env={"COLUMNS": "300"},
-    )
+    result = solve_file(tmp_path, run)
     assert result.exit_code == 0, result.output
     assert "1 of 1 tasks for the model" in result.output and "fallbacks only" not in result.output
     attempts = json.loads((tmp_path / "sub.json").read_text())["t1"][0]

@@ -20,7 +20,7 @@ def import_reference(
     identifiers: Path = typer.Option(
         None,
         help="The identifiers.json of the reference data set the checkpoint was trained on: names each "
-        "puzzle-table row's task version in OUT/puzzles.txt.",
+        "puzzle-table row's task version, so that solve answers those tasks with their trained rows.",
     ),
     set_: list[str] = typer.Option(
         [], "--set", help="Set what the checkpoint does not say: --set model.n_latent_steps=6 (repeatable)."
@@ -49,6 +49,9 @@ def import_reference(
             f"{values}; if the run used others, convert again with --set, e.g. --set model.n_latent_steps=6"
         )
     if imported.named_rows:
-        say(f"named each puzzle-table row in {imported.out / 'puzzles.txt'}")
+        say(
+            f"named each puzzle-table row in {imported.checkpoint / 'puzzles.txt'}: solve answers those tasks with "
+            "the versions and rows they were trained with"
+        )
     say(f"wrote {imported.checkpoint}")
     say(f"solve with: arcsolver solve CHALLENGES.json --checkpoint {imported.out} --out submission.json")

@@ -12,10 +12,11 @@ reference's ARC recipe, reported as assumed so that the user can override them.
 The converted run is written whole under a temporary name and renamed into place:
 
     config.json                     the settings (PretrainConfig; the model's from the reference)
-    puzzles.txt                     the task version of each puzzle-table row, named as arcsolver
-                                    names them (from the reference data set's identifiers.json,
-                                    where given)
-    checkpoints/step_<N>/           model.safetensors (the whole puzzle table) and state.json
+    checkpoints/step_<N>/           model.safetensors (the whole puzzle table), state.json, and
+                                    puzzles.txt: the task version of each row, named as arcsolver
+                                    names them, where the reference data set's identifiers.json
+                                    was given. solve then answers those tasks with those versions
+                                    and rows, as the reference evaluates them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from arcsolver.atomic import temp_prefix, write_problem
 from arcsolver.config import PretrainConfig
 from arcsolver.data.augment import Augmentation, augmented_id
 from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine.pretrained import VERSIONS_FILE
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
 from arcsolver.model.layers import swiglu_width
 from arcsolver.model.reference import check_shapes, reference_state_to_trm, trm_settings_from_reference
@@ -260,7 +262,7 @@ def write_run(
         (staging / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")), encoding="utf-8")
         if names is not None:
             # Line k is row k + 1, as in the runs of `arcsolver pretrain`.
-            (staging / "puzzles.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+            (ckpt_dir / VERSIONS_FILE).write_text("\n".join(names) + "\n", encoding="utf-8")
         if out.is_dir():
             out.rmdir()  # empty (checked by the caller): rename needs it gone
         staging.rename(out)
