@@ -22,6 +22,7 @@ The converted run is written whole under a temporary name and renamed into place
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import shutil
@@ -255,6 +256,9 @@ def write_run(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=temp_prefix(out), suffix=".tmp", dir=out.parent))
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        staging.chmod(0o777 & ~mask)  # mkdtemp makes it private; give it a plain mkdir's permissions
         ckpt_dir = staging / ckpt.CHECKPOINTS / f"{ckpt.PREFIX}{step:07d}"
         ckpt_dir.mkdir(parents=True)
         save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(ckpt_dir / "model.safetensors"))
