@@ -199,6 +199,11 @@ def arc1_stream(seed: int, n_augmentations: int) -> SizedStream:
     return SizedStream(puzzles, trainable_pairs(tasks, []), CANVAS_SIDES, seed, sampling="reference")
 
 
+def table_rows(stream: SizedStream) -> int:
+    """Puzzle-table rows for a stream's task versions: one each, and the blank row."""
+    return len(stream.streams[CANVAS].puzzles) + 1
+
+
 def on_device(batch, device, side: int | None = None) -> dict:
     """A stream batch as tensors; with `side`, padded with PAD to that canvas (the grids keep
     their offsets, so this is the encoding on the larger canvas)."""

@@ -1,5 +1,6 @@
 """The `arcsolver` command line, one module per command group: data.py, pretrain.py (pretrain,
-plan, report), solve.py (solve, evaluate), and arcsolver/kaggle/cli.py; `settings` is here."""
+plan, report), solve.py (solve, evaluate), reference.py (import-reference), and
+arcsolver/kaggle/cli.py; `settings` is here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from arcsolver.cli.data import data_app
 from arcsolver.cli.pretrain import plan_command, pretrain, report
+from arcsolver.cli.reference import import_reference
 from arcsolver.cli.solve import evaluate, solve
 from arcsolver.console import console, one_line, user_errors
 from arcsolver.kaggle.cli import kaggle_app
@@ -22,6 +24,7 @@ app.command("plan")(plan_command)
 app.command()(evaluate)
 app.command()(solve)
 app.command()(report)
+app.command("import-reference")(import_reference)
 
 
 @app.command()

@@ -11,6 +11,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from arcsolver.config import PretrainConfig
+from arcsolver.data.augment import Augmentation, split_augmented_id
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
@@ -20,6 +21,9 @@ from arcsolver.recipes import validate
 # (64Ki rows of 512 floats: 128 MiB, where the whole table can reach 2 GB).
 TABLE_KEY = "puzzle_emb.weight"
 TABLE_CHUNK_ROWS = 65536
+# In a checkpoint directory: the task version of each puzzle-table row, line k being row k + 1.
+# `arcsolver import-reference` writes it; solve then answers those versions with their rows.
+VERSIONS_FILE = "puzzles.txt"
 
 
 def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, PretrainConfig, Path]:
@@ -92,3 +96,42 @@ def check_ema_keys(model: TRM, ema: dict[str, torch.Tensor], path: Path) -> None
 def names_of(keys: list[str], shown: int = 3) -> str:
     more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
     return ", ".join(keys[:shown]) + more
+
+
+def trained_versions(ckpt_dir: Path, task_ids: list[str]) -> dict[str, list[tuple[Augmentation, torch.Tensor]]]:
+    """Per task id among task_ids, the versions the checkpoint's puzzle table holds a trained row
+    for (as its puzzles.txt names them, in its order) and each one's row; empty where the
+    checkpoint names no rows. Only those rows are read from the table."""
+    path = Path(ckpt_dir) / VERSIONS_FILE
+    if not path.exists():
+        return {}
+    wanted = set(task_ids)
+    found: dict[str, list[tuple[Augmentation, int]]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(
+            f"{path}: not readable ({type(e).__name__}); delete it to solve from the mean row"
+        ) from None
+    for row, name in enumerate(lines, start=1):
+        try:
+            task_id, augmentation = split_augmented_id(name)
+        except ValueError:
+            raise CheckpointError(
+                f"{path}: line {row} ({name[:80]!r}) is not a task version '<task id>_t<d>.c<ten digits>'"
+            ) from None
+        if task_id in wanted:
+            found.setdefault(task_id, []).append((augmentation, row))
+    if not found:
+        return {}
+    weights = Path(ckpt_dir) / "model.safetensors"
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            table = f.get_slice(TABLE_KEY)
+            if table.get_shape()[0] != len(lines) + 1:
+                raise CheckpointError(
+                    f"{path}: names {len(lines)} rows, the puzzle table of {weights} has {table.get_shape()[0] - 1}"
+                )
+            return {tid: [(aug, table[row : row + 1][0]) for aug, row in rows] for tid, rows in found.items()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({e})") from None

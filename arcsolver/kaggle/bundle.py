@@ -2,8 +2,9 @@
 
 wheels/        arcsolver and every runtime dependency but torch, for each target Python (3.10 to
                3.13 by default: whichever Kaggle's image runs) on manylinux x86_64
-checkpoint/    model.safetensors, ema.safetensors, state.json of one checkpoint (solving needs
-               neither the optimiser moments nor the training carry)
+checkpoint/    model.safetensors, ema.safetensors, state.json (and puzzles.txt, where it names the
+               table's rows) of one checkpoint (solving needs neither the optimiser moments nor
+               the training carry)
 recipe.toml    the submit recipe
 manifest.json  versions, the checkpoint's step, the requirements to install on each Python, and
                every file's size and SHA-256; written last, so a folder without it is an unfinished
@@ -39,7 +40,7 @@ MANIFEST = "manifest.json"
 WHEELS = "wheels"
 CHECKPOINT = "checkpoint"
 RECIPE = "recipe.toml"
-CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.json")
+CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.json", "puzzles.txt")
 # Kaggle's image ships a CUDA build of torch; bundling another would add gigabytes. Its own
 # dependencies (nvidia-*, triton, sympy, ...) never enter: torch is not resolved at all.
 NOT_BUNDLED = {"torch"}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from arcsolver.config import SolveConfig
+from arcsolver.data.augment import Augmentation
 from arcsolver.data.stream import Puzzle, build_puzzles, stream_for, trainable_pairs
 from arcsolver.data.task import Task
 from arcsolver.engine.distributed import Dist
@@ -26,6 +27,9 @@ from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.engine.window import Window
 from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.model.trm import TRM
+
+# Per task id, (augmentation, trained puzzle row) of each version a checkpoint was trained on.
+Trained = dict[str, list[tuple[Augmentation, torch.Tensor]]]
 
 
 @dataclass
@@ -37,11 +41,32 @@ class Adapted:
     seconds: float
 
 
-def add_puzzles(model: TRM, tasks: list[Task], cfg: SolveConfig) -> tuple[list[Puzzle], int]:
-    """New embedding rows for every augmented version of tasks; returns them and the first id."""
-    puzzles = build_puzzles(tasks, cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours)
+def add_puzzles(
+    model: TRM, tasks: list[Task], cfg: SolveConfig, trained: Trained | None = None
+) -> tuple[list[Puzzle], int]:
+    """New embedding rows for every augmented version of tasks; returns them and the first id.
+
+    trained: per task id, versions the checkpoint holds trained rows for (engine.pretrained.
+    trained_versions); such a task gets exactly those versions, starting from those rows, as the
+    model that trained them would answer it. The other tasks get fresh versions at the mean row."""
+    trained = trained or {}
+    fresh = build_puzzles(
+        [t for t in tasks if t.id not in trained], cfg.data.n_augmentations, cfg.run.seed, cfg.data.fixed_colours
+    )
+    known = [Puzzle(t, aug) for t in tasks if t.id in trained for aug, _ in trained[t.id]]
+    puzzles = known + fresh
     first_id = model.grow_puzzles(len(puzzles)).start
+    set_trained_rows(model, first_id, [t for t in tasks if t.id in trained], trained)
     return puzzles, first_id
+
+
+@torch.no_grad()
+def set_trained_rows(model: TRM, first_id: int, tasks: list[Task], trained: Trained) -> None:
+    """Put the trained rows of tasks' versions in place, from first_id on, in add_puzzles's order."""
+    rows = [row for t in tasks for _, row in trained[t.id]]
+    if rows:
+        table = model.puzzle_emb.weight
+        table[first_id : first_id + len(rows)] = torch.stack(rows).to(table.device, table.dtype)
 
 
 def versions_of(puzzles: list[Puzzle], first_id: int) -> dict[str, list]:
@@ -153,12 +178,14 @@ def adapt_or_restore(
     on_step,
     micro_batch: int | None = None,
     on_message=None,
+    trained: Trained | None = None,
 ) -> tuple[Adapted, str | None]:
     """Adapt model to tasks, or, if adaptation fails for any reason, put the network back as it
-    was and return why: the tasks' rows exist either way, so inference can always run."""
+    was and return why: the tasks' rows exist either way, so inference can always run.
+    trained: see add_puzzles."""
     started = time.monotonic()
     saved = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    added = add_puzzles(model, tasks, cfg)
+    added = add_puzzles(model, tasks, cfg, trained)
     try:
         return adapt(
             model, tasks, cfg, dtype, deadline, on_step, micro_batch=micro_batch, on_message=on_message, added=added
@@ -167,6 +194,7 @@ def adapt_or_restore(
         reason = error_line(e)
     # Past the except block the exception is gone, and with it the failed step's tensors.
     restore(model, saved, added)
+    set_trained_rows(model, added[1], [t for t in tasks if t.id in (trained or {})], trained or {})
     return Adapted(versions_of(*added), 0, time.monotonic() - started), reason
 
 

@@ -19,7 +19,7 @@ from arcsolver.console import Heartbeat, duration, projected_total
 from arcsolver.console import one_line as escaped
 from arcsolver.data.task import Task, task_label
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
-from arcsolver.engine.pretrained import load_model
+from arcsolver.engine.pretrained import load_model, trained_versions
 from arcsolver.errors import ArcsolverError
 from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.evaluation.inference import (
@@ -97,6 +97,13 @@ def solve(
         f"{str(dtype).removeprefix('torch.')}"
     )
 
+    trained = trained_versions(ckpt_dir, [t.id for t in todo])
+    if trained:
+        say(
+            f"{len(trained)} of {len(todo)} tasks answered with the {sum(map(len, trained.values()))} task versions "
+            f"the checkpoint was trained on, from their trained rows ({ckpt_dir / 'puzzles.txt'})"
+        )
+
     micro = pick_micro_batch(model, cfg, dtype, device, say) if todo and cfg.adapt.steps else None
 
     # Budget: leave inference the time it needs, measured on the real model; the rest adapts.
@@ -150,6 +157,7 @@ def solve(
                 on_step,
                 micro,
                 lambda text: progress.console.print(escaped(text), highlight=False),
+                trained,
             )
         finally:
             if trackers is not None:
