@@ -352,7 +352,7 @@ def throughput(args, ref, cfg: TRMConfig, stream: SizedStream, device, dtype) ->
     mixed = [b for side in by_side for b in by_side[side][: max(1, round(n * shares[side]))]][:n]
     out: dict[str, dict] = {}
     for mode in ("training", "inference"):
-        head, fixed, sized = build_equal(ref, cfg, args.n_ids, args.batch, device, dtype, seed=0)
+        head, fixed, sized = build_equal(ref, cfg, table_rows(stream), args.batch, device, dtype, seed=0)
         ref_t = ReferenceTrainer(ref, head, args.lr, 1, device, args.compile)
         fixed_t = OurTrainer(fixed, args.lr, 1, dtype, args.compile)
         sized_t = OurTrainer(sized, args.lr, 1, dtype, args.compile)
@@ -390,7 +390,7 @@ def curves(args, ref, cfg: TRMConfig, device, dtype) -> dict:
     for seed in range(args.seeds):
         stream = arc1_stream(seed, args.augmentations)
         batches = [stream.batch(k, args.batch) for k in range(args.curve_steps)]
-        head, fixed, sized = build_equal(ref, cfg, args.n_ids, args.batch, device, dtype, seed=seed)
+        head, fixed, sized = build_equal(ref, cfg, table_rows(stream), args.batch, device, dtype, seed=seed)
         runs = {
             "reference": (ReferenceTrainer(ref, head, args.lr, warmup, device, args.compile), CANVAS),
             "arcsolver_30x30": (OurTrainer(fixed, args.lr, warmup, dtype, args.compile), CANVAS),
@@ -591,20 +591,19 @@ def main() -> None:
     ref = import_reference(args.reference)
     stream = arc1_stream(0, args.augmentations)
     cfg = TRMConfig(**size["model"], canvas=CANVAS)
-    args.n_ids = len(stream.streams[CANVAS].puzzles) + 1  # row 0: the blank row
-    n_params = sum(p.numel() for p in TRM(cfg, args.n_ids).parameters())
+    n_params = sum(p.numel() for p in TRM(cfg, table_rows(stream)).parameters())
     print(
         f"{machine(device)} {cpu_flags()}; torch {torch.__version__}; {dtype_name}; compile {args.compile}\n"
         f"size {args.size}: TRM {n_params / 1e6:.2f}M parameters, hidden {cfg.hidden_size}, T={cfg.n_recursions} "
         f"n={cfg.n_latent_steps} N_sup={cfg.n_supervision}, batch {args.batch}; ARC-AGI-1 training mix, "
-        f"{args.n_ids - 1} task versions; examples per side: "
+        f"{table_rows(stream) - 1} task versions; examples per side: "
         + ", ".join(f"{int(s)}: {p:.1%}" for s, p in zip(stream.sides, stream.probabilities)),
         flush=True,
     )
 
     out: dict = {"device": machine(device), "dtype": dtype_name, "size": args.size, "batch": args.batch}
     # In fp32 the two computations agree to rounding: a check that both run the same network.
-    head, fixed, _ = build_equal(ref, cfg, args.n_ids, args.batch, device, torch.float32, 0, random_rows=True)
+    head, fixed, _ = build_equal(ref, cfg, table_rows(stream), args.batch, device, torch.float32, 0, random_rows=True)
     diffs = compare_one_step(head, fixed, on_device(stream.batch(0, args.batch), device, CANVAS), device)
     out["equal_step"] = diffs
     print(

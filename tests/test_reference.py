@@ -20,7 +20,7 @@ from arcsolver.model.reference import check_shapes, reference_state_to_trm, trm_
 from arcsolver.model.trm import TRMConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-N_IDS = 6  # rows of the puzzle table, blank row 0 included
+N_ROWS = 6  # the small model's puzzle table: the blank row and five task versions
 CANDIDATES = [ROOT.parent / "TinyRecursiveModels", ROOT.parent / "shared" / "ref" / "TinyRecursiveModels"]
 
 
@@ -58,14 +58,14 @@ def random_batch(cfg: TRMConfig, batch: int, seed: int = 0) -> dict:
     return {
         "inputs": torch.randint(0, 12, (batch, cfg.canvas, cfg.canvas), generator=g),
         "labels": labels,
-        "puzzle_ids": torch.randint(1, N_IDS, (batch,), generator=g),
+        "puzzle_ids": torch.randint(1, N_ROWS, (batch,), generator=g),
     }
 
 
 def test_equal_weights_give_equal_training_step(harness):
     bench, ref = harness
     cfg = small_config()
-    head, fixed, _ = bench.build_equal(ref, cfg, N_IDS, 4, "cpu", torch.float32, seed=3, random_rows=True)
+    head, fixed, _ = bench.build_equal(ref, cfg, N_ROWS, 4, "cpu", torch.float32, seed=3, random_rows=True)
     assert head.model.inner.puzzle_emb.weights[1:].abs().sum() > 0  # the task vectors take part
     diffs = bench.compare_one_step(head, fixed, random_batch(cfg, 4), "cpu")
     assert set(diffs) == {"logits", "halt_logit", "y", "z"}
@@ -78,7 +78,7 @@ def test_equal_weights_give_equal_inference_and_trained_steps(harness):
     same batches (the optimisers take the same steps)."""
     bench, ref = harness
     cfg = small_config(halt_exploration_prob=0.0)
-    head, fixed, _ = bench.build_equal(ref, cfg, N_IDS, 4, "cpu", torch.float32, seed=1)
+    head, fixed, _ = bench.build_equal(ref, cfg, N_ROWS, 4, "cpu", torch.float32, seed=1)
     ref_trainer = bench.ReferenceTrainer(ref, head, 1e-3, 2, "cpu", False)
     our_trainer = bench.OurTrainer(fixed, 1e-3, 2, torch.float32, False)
     for k in range(3):
