@@ -17,7 +17,8 @@ from arcsolver.model.trm import TRMConfig
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No setting means anything at infinity or NaN: an lr of inf trains a dead model without a word.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AugmentConfig(_Section):

@@ -33,6 +33,12 @@ def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
 
 
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors holding an inf or a NaN (one host sync per call:
+    for checkpoints, never for every step)."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file as a dict of CPU tensors; a clear error if it is missing or corrupt."""
     try:

@@ -39,6 +39,12 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
     ema = read_weights(ema_path) if ema_path.exists() else None
     if ema is not None:
         check_ema_keys(model, ema, ema_path)
+    for path, tensors in ((ckpt_dir / "model.safetensors", weights), (ema_path, ema or {})):
+        if bad := ckpt.non_finite(tensors):
+            raise CheckpointError(
+                f"{path}: {len(bad)} tensors hold inf or NaN ({names_of(bad)}): the model diverged in training; "
+                "solve with an earlier checkpoint of the run"
+            )
     try:
         model.load_state_dict(weights)
         if ema is not None:

@@ -29,7 +29,7 @@ from arcsolver.model.puzzle_embedding import PuzzleEmbedding
 class TRMConfig(BaseModel):
     """The model's shape and recursion schedule; defaults are the paper's ARC settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     hidden_size: int = Field(512, gt=0, description="width D of the network")
     n_heads: int = Field(8, gt=0, description="attention heads")

@@ -11,6 +11,7 @@ answered by the unadapted network rather than not at all.
 from __future__ import annotations
 
 import gc
+import math
 import time
 from dataclasses import dataclass
 
@@ -19,10 +20,12 @@ import torch
 from arcsolver.config import SolveConfig
 from arcsolver.data.stream import Puzzle, build_puzzles, stream_for, trainable_pairs
 from arcsolver.data.task import Task
+from arcsolver.engine.checkpoint import non_finite
 from arcsolver.engine.distributed import Dist
 from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.optim import warmup_factor
 from arcsolver.engine.trainer import StepResult, Trainer
+from arcsolver.errors import Diverged
 from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.model.trm import TRM
 
@@ -95,8 +98,12 @@ def adapt(
         return warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
 
     def after_step(step: int, result: StepResult) -> None:
-        if on_step is not None and step % cfg.adapt.log_every == 0:
-            on_step(step, float(result.loss.detach()), {k: float(v) for k, v in result.metrics.items()})
+        if step % cfg.adapt.log_every == 0:
+            loss = float(result.loss.detach())  # on the host here anyway: a dead model stops at once
+            if not math.isfinite(loss):
+                raise Diverged(f"adaptation diverged at step {step} (the loss is not finite)")
+            if on_step is not None:
+                on_step(step, loss, {k: float(v) for k, v in result.metrics.items()})
 
     model.train()
     step = trainer.run(
@@ -112,6 +119,8 @@ def adapt(
     if trainer.ema is not None:
         trainer.ema.load_into(model)
     model.eval()
+    if bad := non_finite(model.state_dict()):
+        raise Diverged(f"adaptation diverged by step {step} ({len(bad)} tensors hold inf or NaN)")
     return Adapted(versions, step, time.monotonic() - started)
 
 

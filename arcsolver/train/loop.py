@@ -11,6 +11,7 @@ checkpoints and the held-out evaluation. Beside it: the tasks it trains on (task
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,14 @@ from arcsolver.errors import ConfigError
 from arcsolver.model.trm import TRM
 from arcsolver.train.heldout import evaluate_logged
 from arcsolver.train.logger import Logger
-from arcsolver.train.resume import readable_checkpoints, restore_newest, resume_hint, save_checkpoint, write_run_files
+from arcsolver.train.resume import (
+    diverged,
+    readable_checkpoints,
+    restore_newest,
+    resume_hint,
+    save_checkpoint,
+    write_run_files,
+)
 from arcsolver.train.run import Run
 from arcsolver.train.stops import Interrupted, StopRequests, agreed_signal, stopped
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
@@ -135,6 +143,9 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         logger.count(result.side)
         if step % cfg.run.log_every == 0 or step == total_steps:
             logger.record(step, result, cfg.optim.lr * result.lr_scale)
+            # The loss is on the host at a record already: a dead model stops here, not at the end.
+            if any_process(not math.isfinite(float(result.loss.detach())), d, device):
+                raise diverged(run, step, "the loss is not finite")
         logger.tick(step)
         if step % cfg.run.checkpoint_every == 0 and step < total_steps:
             save_checkpoint(run, step, trainer.carries)

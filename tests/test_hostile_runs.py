@@ -1,0 +1,108 @@
+"""Hostile settings, checkpoints and runs: every one ends in one line naming the setting, file or
+run and the fix, or is survived at the cost of the tasks concerned; nothing that exists is
+destroyed, and a run without a working model never reports success."""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from arcsolver.cli import app
+from arcsolver.config import PretrainConfig, SolveConfig
+from arcsolver.errors import CheckpointError, ConfigError, Diverged
+from arcsolver.recipes import load_recipe
+from conftest import tiny_config
+
+runner = CliRunner()
+
+
+# --- non-finite settings, losses and weights ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "optim.lr=inf",
+        "optim.weight_decay=inf",
+        "optim.puzzle_emb_lr=nan",
+        "optim.betas=[nan,nan]",
+        "model.rope_theta=inf",
+        "run.time_limit_s=inf",
+    ],
+)
+def test_non_finite_settings_are_refused(setting):
+    with pytest.raises(ConfigError, match=setting.split("=")[0].split(".")[1]):
+        load_recipe(PretrainConfig, "pretrain", "cpu-small", [setting])
+
+
+def test_non_finite_solve_settings_are_refused():
+    with pytest.raises(ConfigError):
+        load_recipe(SolveConfig, "submit", "cpu-small", ["optim.lr=inf"])
+
+
+@pytest.mark.parametrize("log_every", [1, 1000])  # caught at a record, or at the checkpoint
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, log_every):
+    from arcsolver.train.loop import pretrain
+
+    cfg = tiny_config("run.steps=6", "optim.lr=1e30", "optim.warmup_steps=0", "run.checkpoint_every=1")
+    cfg.run.log_every = log_every
+    with pytest.raises(Diverged, match="diverged at step .*last good checkpoint"):
+        pretrain(cfg, tmp_path / "run")
+    kept = sorted((tmp_path / "run" / "checkpoints").iterdir())
+    assert kept and len(kept) < 6
+    for name in ("model.safetensors", "ema.safetensors"):
+        assert all(torch.isfinite(t).all() for t in load_file(kept[-1] / name).values())
+
+
+def dead_checkpoint(tiny_run, tmp_path):
+    """A copy of the tiny run whose EMA weights are NaN."""
+    run = tmp_path / "dead"
+    shutil.copytree(tiny_run, run)
+    (ckpt,) = sorted((run / "checkpoints").iterdir())[-1:]
+    ema = load_file(ckpt / "ema.safetensors")
+    save_file({k: torch.full_like(v, math.nan) for k, v in ema.items()}, str(ckpt / "ema.safetensors"))
+    return run, ckpt
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused(tiny_run, tmp_path):
+    from arcsolver.engine.pretrained import load_model
+
+    run, ckpt = dead_checkpoint(tiny_run, tmp_path)
+    with pytest.raises(CheckpointError, match="ema.safetensors: .*inf or NaN.*earlier checkpoint"):
+        load_model(run, torch.device("cpu"))
+    challenges = tmp_path / "c.json"
+    challenges.write_text(
+        json.dumps({"t1": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}})
+    )
+    result = runner.invoke(app, ["solve", str(challenges), "--checkpoint", str(run), "--out", str(tmp_path / "s.json")])
+    assert result.exit_code == 1 and "inf or NaN" in result.output.splitlines()[-1]
+
+
+def test_an_adaptation_that_diverges_is_undone(tiny_run):
+    from arcsolver.data.task import Pair, Task, as_grid
+    from arcsolver.engine.pretrained import load_model
+    from arcsolver.solve.adapt import adapt_or_restore
+
+    model, _, _ = load_model(tiny_run, torch.device("cpu"))
+    cfg = load_recipe(
+        SolveConfig,
+        "submit",
+        "cpu-small",
+        [
+            "optim.lr=1e30",
+            "optim.warmup_steps=0",
+            "adapt.steps=4",
+            "adapt.embeddings_only_fraction=0",
+            "data.n_augmentations=2",
+            "optim.global_batch_size=8",
+        ],
+    )
+    grid = as_grid([[1, 2]])
+    task = Task("t1", (Pair(grid, grid[:, ::-1].copy()),), (Pair(grid),))
+    _, error = adapt_or_restore(model, [task], cfg, torch.float32, None, None)
+    assert error is not None and "diverged" in error
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values())
