@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from conftest import tiny_config
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
@@ -15,7 +16,6 @@ from arcsolver.cli import app
 from arcsolver.config import PretrainConfig, SolveConfig
 from arcsolver.errors import CheckpointError, ConfigError, Diverged
 from arcsolver.recipes import load_recipe
-from conftest import tiny_config
 
 runner = CliRunner()
 
