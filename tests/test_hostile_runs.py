@@ -106,3 +106,63 @@ def test_an_adaptation_that_diverges_is_undone(tiny_run):
     _, error = adapt_or_restore(model, [task], cfg, torch.float32, None, None)
     assert error is not None and "diverged" in error
     assert all(torch.isfinite(t).all() for t in model.state_dict().values())
+
+
+# --- outputs over inputs, and two writers of one path -----------------------------------------
+
+TASKS = {"t1": {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[1, 2]]}]}}
+
+
+@pytest.fixture
+def challenges(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(TASKS))
+    return path
+
+
+def assert_refused(args, fragment, untouched):
+    before = {p: p.read_bytes() for p in untouched}
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error:") and fragment in last, last
+    assert {p: p.read_bytes() for p in untouched} == before
+
+
+def test_solve_refuses_to_write_over_its_challenges(challenges, tiny_run):
+    solve = ["solve", challenges, "--checkpoint", tiny_run, "--set", "adapt.steps=0"]
+    assert_refused([*solve, "--out", challenges], "is the challenges file", [challenges])
+    side = challenges.with_name("s.votes.json")  # the side file of --out s.json
+    shutil.copy(challenges, side)
+    assert_refused(["solve", side, "--checkpoint", tiny_run, "--out", side.with_name("s.json")], "challenges", [side])
+    shard = challenges.with_name("s.shard1.json")  # a worker's file of --out s.json --workers 2
+    shutil.copy(challenges, shard)
+    assert_refused(
+        ["solve", shard, "--checkpoint", tiny_run, "--workers", "2", "--out", shard.with_name("s.json")],
+        "challenges",
+        [shard],
+    )
+
+
+def test_solve_refuses_an_output_that_is_not_a_regular_file(challenges, tiny_run, tmp_path):
+    assert_refused(["solve", challenges, "--checkpoint", tiny_run, "--out", "/dev/null"], "not a regular file", [])
+    assert_refused(["solve", challenges, "--checkpoint", tiny_run, "--out", tmp_path], "not a regular file", [])
+
+
+def test_evaluate_refuses_to_write_over_its_inputs(tmp_path):
+    solutions, submission = tmp_path / "x.json", tmp_path / "s.json"
+    solutions.write_text(json.dumps({"t1": [[[1, 2]]]}))
+    submission.write_text(json.dumps({"t1": [{"attempt_1": [[1, 2]], "attempt_2": [[2, 1]]}]}))
+    evaluate = ["evaluate", submission, "--solutions", solutions]
+    assert_refused([*evaluate, "--csv", submission], "--csv", [submission, solutions])
+    assert_refused([*evaluate, "--html", solutions], "--html", [submission, solutions])
+    assert_refused([*evaluate, "--csv", tmp_path / "r", "--html", tmp_path / "r"], "--csv and --html", [])
+
+
+def test_a_second_solve_into_one_submission_is_refused(challenges, tiny_run, tmp_path):
+    from arcsolver.locks import output_lock
+
+    out = tmp_path / "s.json"
+    with output_lock(out):
+        assert_refused(["solve", challenges, "--checkpoint", tiny_run, "--out", out], f"{out} is in use by process", [])
+    assert not out.exists()
