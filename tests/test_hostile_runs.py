@@ -166,3 +166,22 @@ def test_a_second_solve_into_one_submission_is_refused(challenges, tiny_run, tmp
     with output_lock(out):
         assert_refused(["solve", challenges, "--checkpoint", tiny_run, "--out", out], f"{out} is in use by process", [])
     assert not out.exists()
+
+
+def test_a_second_pretrain_into_one_run_directory_is_refused(tmp_path):
+    from conftest import TINY
+
+    from arcsolver.locks import run_lock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    sets = [x for s in TINY + ["run.steps=1"] for x in ("--set", s)]
+    with run_lock(run):
+        assert_refused(["pretrain", "--out", run, *sets], f"run directory {run} is in use by process", [])
+    assert [p.name for p in run.iterdir()] == [".lock"]  # nothing was written
+
+
+def test_a_refused_pretrain_leaves_no_directory_behind(tmp_path):
+    run = tmp_path / "new"
+    assert_refused(["pretrain", "--out", run, "--set", "optim.lr=-1"], "optim.lr", [])
+    assert not run.exists()
