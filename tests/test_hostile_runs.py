@@ -185,3 +185,37 @@ def test_a_refused_pretrain_leaves_no_directory_behind(tmp_path):
     run = tmp_path / "new"
     assert_refused(["pretrain", "--out", run, "--set", "optim.lr=-1"], "optim.lr", [])
     assert not run.exists()
+
+
+# --- sharded solves --------------------------------------------------------------------------
+
+QUICK = ["data.n_augmentations=2", "adapt.steps=0", "infer.max_versions=2", "run.threads=1", "run.device='cpu'"]
+QUICK_SETS = [x for s in QUICK for x in ("--set", s)]
+
+
+def test_a_sharded_solve_whose_workers_all_fail_exits_1_saying_so(challenges, tmp_path):
+    out = tmp_path / "s.json"
+    result = runner.invoke(
+        app, ["solve", str(challenges), "--workers", "2", "--checkpoint", str(tmp_path / "none"), "--out", str(out)]
+    )
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error:") and "the model answered none" in last and "failed" in last, last
+    assert list(json.loads(out.read_text())) == ["t1"]  # the fallbacks, valid
+
+
+def test_workers_ignore_the_current_directory_and_are_capped_at_the_tasks(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "arcsolver").mkdir()  # a stray package the workers must not import
+    (tmp_path / "arcsolver" / "__init__.py").write_text("raise SystemExit(3)\n")
+    tasks = dict(TASKS, t2=TASKS["t1"])
+    (tmp_path / "-x.json").write_text(json.dumps(tasks))
+    result = runner.invoke(
+        app,
+        ["solve", "--workers", "5", "--checkpoint", str(tiny_run), "--out", "s.json", *QUICK_SETS, "--", "-x.json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "5 workers for 2 tasks: starting 2" in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert "merged from 2 shards" in last and "2 tasks, 2 from the model" in last, last
+    assert not list(tmp_path.glob("*.report.json"))  # read and removed by the parent

@@ -47,10 +47,12 @@ def solve(
     check_outputs(solve_outputs(out, cfg.infer.write_all_rankings, n_workers), {"challenges file": challenges}, "--out")
     with output_lock(out):  # a second solve into the same file is refused, not interleaved
         if n_workers > 1:
-            solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
-            console.print(
-                f"wrote {one_line(str(out))} (merged from {n_workers} shards)", highlight=False, soft_wrap=True
-            )
+            shards = solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
+            line = one_line(shards.line(out))
+            if shards.failed or (shards.tasks and not shards.solved_by_model):
+                err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1)
+            console.print(line, highlight=False, soft_wrap=True)
             return
         report = run_solve(challenges, out, checkpoint, cfg, console)
     if report.unwritten:
@@ -60,10 +62,11 @@ def solve(
 
 def solve_outputs(out: Path, write_all: bool, workers: int) -> list[Path]:
     """Every file a solve writes: the submission, its side files and, with workers, their shards."""
-    from arcsolver.solve.shards import merge_targets
+    from arcsolver.solve.shards import merge_targets, report_path, shard_path
     from arcsolver.solve.writer import RANKINGS, side_path
 
     targets = merge_targets(out, workers, write_all) if workers > 1 else {out: []}
+    targets.update({report_path(shard_path(out, k)): [] for k in range(workers if workers > 1 else 0)})
     if workers <= 1 and write_all:
         targets.update({side_path(out, rule): [] for rule in RANKINGS})
     return [path for target, parts in targets.items() for path in (target, *parts)]
