@@ -219,3 +219,39 @@ def test_workers_ignore_the_current_directory_and_are_capped_at_the_tasks(tiny_r
     last = result.output.strip().splitlines()[-1]
     assert "merged from 2 shards" in last and "2 tasks, 2 from the model" in last, last
     assert not list(tmp_path.glob("*.report.json"))  # read and removed by the parent
+
+
+# --- checkpoints checked before they are trusted -----------------------------------------------
+
+
+def edited_checkpoint(tiny_run, tmp_path, edit):
+    """A copy of the tiny run whose newest state.json has gone through edit."""
+    run = tmp_path / "edited"
+    shutil.copytree(tiny_run, run)
+    ckpt = sorted((run / "checkpoints").iterdir())[-1]
+    state = json.loads((ckpt / "state.json").read_text())
+    edit(state)
+    (ckpt / "state.json").write_text(json.dumps(state))
+    return run, ckpt
+
+
+def test_a_config_claiming_a_bigger_model_is_refused_before_it_is_built(tiny_run, tmp_path, monkeypatch):
+    from arcsolver.engine import pretrained
+
+    run, ckpt = edited_checkpoint(tiny_run, tmp_path, lambda s: s["config"]["model"].update(hidden_size=4096))
+    monkeypatch.setattr(pretrained, "read_weights", lambda path: pytest.fail("weights read before the shapes"))
+    with pytest.raises(CheckpointError, match=r"model.safetensors: .* is \[.*32\].*makes it \[.*4096\]"):
+        pretrained.load_model(run, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    "step, fragment", [(10**30, "past the last a run can reach"), (1, "not the step of its directory")]
+)
+def test_a_checkpoint_step_out_of_bounds_or_not_its_name_is_refused(tiny_run, tmp_path, step, fragment):
+    from arcsolver.engine.checkpoint import read_training_state
+
+    run, ckpt = edited_checkpoint(tiny_run, tmp_path, lambda s: s.update(step=step))
+    with pytest.raises(CheckpointError, match=fragment):
+        read_training_state(ckpt)
+    sets = [x for s in ["run.steps=5"] for x in ("--set", s)]
+    assert_refused(["pretrain", "--out", run, "--resume", *sets], "no usable checkpoint", [ckpt / "state.json"])

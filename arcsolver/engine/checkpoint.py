@@ -27,6 +27,7 @@ from arcsolver.errors import CheckpointError
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "step_"
+MAX_STEP = 10**7 - 1  # the most a checkpoint's 7-digit name holds, and so the most that sorts right
 
 
 def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -153,6 +154,11 @@ def read_training_state(ckpt: Path) -> dict:
             else []
         ),
     ]
+    if not problems and state["step"] > MAX_STEP:
+        problems.append(f"step {state['step']} is past the last a run can reach, {MAX_STEP}")
+    named = Path(ckpt).name.removeprefix(PREFIX)
+    if not problems and Path(ckpt).name.startswith(PREFIX) and named.isdigit() and int(named) != state["step"]:
+        problems.append(f"step {state['step']} is not the step of its directory, {Path(ckpt).name}")
     if problems:
         raise CheckpointError(f"{path}: corrupt ({'; '.join(problems)})")
     return state
