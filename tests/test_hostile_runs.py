@@ -255,3 +255,40 @@ def test_a_checkpoint_step_out_of_bounds_or_not_its_name_is_refused(tiny_run, tm
         read_training_state(ckpt)
     sets = [x for s in ["run.steps=5"] for x in ("--set", s)]
     assert_refused(["pretrain", "--out", run, "--resume", *sets], "no usable checkpoint", [ckpt / "state.json"])
+
+
+# --- settings out of their bounds ------------------------------------------------------------
+
+OUT_OF_BOUNDS = [
+    "run.seed=-1",
+    "run.seed=99999999999999999999",
+    "optim.betas=[1.5,-3]",
+    "model.expansion=1e-9",
+    "data.fixed_colours=[42]",
+    "data.fixed_colours=[1,1]",
+    "run.threads=100000",
+    "model.puzzle_emb_len=100000",
+    "model.canvas=31",
+    "data.canvas_sides=[0]",
+    "run.steps=10000000000",
+    "model.n_supervision=100000",
+    "run.seed=" + "9" * 5000,
+    "data.canvas_sides=" + "[" * 3000 + "]" * 3000,
+]
+
+
+@pytest.mark.parametrize("setting", OUT_OF_BOUNDS, ids=lambda s: s[:40])
+def test_a_setting_out_of_its_bounds_is_one_line_naming_it(setting, tmp_path):
+    key = setting.partition("=")[0]
+    assert_refused(["plan", "--set", setting], key, [])
+    assert_refused(["pretrain", "--out", tmp_path / "run", "--set", setting], key, [])
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "setting", ["run.seed=-1", "data.fixed_colours=[42]", "run.threads=100000", "run.workers=0", "optim.betas=[1,1]"]
+)
+def test_a_solve_setting_out_of_its_bounds_is_one_line_naming_it(setting, challenges, tmp_path):
+    out = tmp_path / "s.json"
+    assert_refused(["solve", challenges, "--checkpoint", tmp_path, "--out", out, "--set", setting], setting[:8], [])
+    assert not out.exists()
