@@ -292,3 +292,53 @@ def test_a_solve_setting_out_of_its_bounds_is_one_line_naming_it(setting, challe
     out = tmp_path / "s.json"
     assert_refused(["solve", challenges, "--checkpoint", tmp_path, "--out", out, "--set", setting], setting[:8], [])
     assert not out.exists()
+
+
+# --- many tiny tasks ----------------------------------------------------------------------------
+
+
+def tiny_tasks(n: int) -> dict:
+    return {
+        f"{i:08x}": {"train": [{"input": [[i % 10]], "output": [[1]]}], "test": [{"input": [[2]]}]} for i in range(n)
+    }
+
+
+def solve_counting_writes(tiny_run, tmp_path, monkeypatch, n, *sets):
+    from arcsolver.solve import writer
+
+    written = []
+    write = writer.write_submission
+    monkeypatch.setattr(writer, "write_submission", lambda path, obj: (written.append(path), write(path, obj)))
+    challenges, out = tmp_path / "many.json", tmp_path / "s.json"
+    challenges.write_text(json.dumps(tiny_tasks(n)))
+    args = ["solve", challenges, "--checkpoint", tiny_run, "--out", out, *QUICK_SETS]
+    result = runner.invoke(app, [str(a) for a in args + [x for s in sets for x in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(out.read_text())) == list(tiny_tasks(n))
+    return result.output.splitlines(), written
+
+
+def test_many_tasks_are_written_on_a_timer_not_after_each(tiny_run, tmp_path, monkeypatch):
+    from arcsolver.solve import writer
+
+    monkeypatch.setattr(writer, "WRITE_EVERY_S", 3600.0)
+    lines, written = solve_counting_writes(tiny_run, tmp_path, monkeypatch, 300)
+    assert len(written) == 2 * 3  # the fallbacks first, everything at the end; each of the three files
+    assert "300 from the model" in lines[-1]
+    monkeypatch.setattr(writer, "WRITE_EVERY_S", 0.0)
+    _, written = solve_counting_writes(tiny_run, tmp_path, monkeypatch, 20)
+    assert len(written) == (2 + 20) * 3  # due at every task: the cadence is the timer's
+
+
+def test_fallbacks_past_a_few_dozen_are_counted_not_listed(tiny_run, tmp_path, monkeypatch):
+    from arcsolver.solve.solver import FallbackLines
+
+    lines, _ = solve_counting_writes(
+        tiny_run, tmp_path, monkeypatch, 300, "run.time_budget_s=0.001", "run.safety_margin_s=0"
+    )
+    fallback = [line for line in lines if line.startswith("fallback")]
+    assert len(fallback) == FallbackLines.LISTED + 1 and len(lines) < 60, lines
+    assert (
+        fallback[-1]
+        == f"fallback {300 - FallbackLines.LISTED} more tasks ({300 - FallbackLines.LISTED} time budget reached before its inference)"
+    )

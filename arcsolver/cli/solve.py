@@ -26,9 +26,10 @@ def solve(
 ) -> None:
     """Adapt the model to new tasks and write a Kaggle submission.json.
 
-    The file is valid at every moment. If a write fails (a full disk), the file keeps its last
-    complete write: before any work solve stops at once; later it goes on, tries again with each
-    task, and exits 1 naming the file if the last write failed too.
+    The file is valid at every moment: written first with fallbacks, then every few seconds as
+    tasks are answered, and at the end. If a write fails (a full disk), the file keeps its last
+    complete write: before any work solve stops at once; later it goes on, tries again at each
+    later write, and exits 1 naming the file if the last write failed too.
     """
     from arcsolver.config import SolveConfig
     from arcsolver.recipes import load_recipe
