@@ -91,14 +91,16 @@ def main() -> None:
             work / "run",
             console=Console(file=io.StringIO()),
         )
-        rows = [measure(work / "run", n, work) for n in args.tasks]
-    first = rows[0]["inference_s_per_task"]
-    for row in rows:
-        print(
-            f"{row['tasks']:>7} tasks: inference {1e3 * row['inference_s_per_task']:.2f} ms/task "
-            f"({row['inference_s_per_task'] / first:.2f}x the first), whole solve {1e3 * row['solve_s_per_task']:.2f} "
-            f"ms/task ({row['solve_s']:.1f} s), {row['lines']} lines printed"
-        )
+        rows = []
+        for n in args.tasks:
+            rows.append(row := measure(work / "run", n, work))
+            first = rows[0]["inference_s_per_task"]
+            print(
+                f"{row['tasks']:>7} tasks: inference {1e3 * row['inference_s_per_task']:.2f} ms/task "
+                f"({row['inference_s_per_task'] / first:.2f}x the first), whole solve {1e3 * row['solve_s_per_task']:.2f} "
+                f"ms/task ({row['solve_s']:.1f} s), {row['lines']} lines printed",
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -5,6 +5,7 @@ destroyed, and a run without a working model never reports success."""
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -208,8 +209,7 @@ def test_workers_ignore_the_current_directory_and_are_capped_at_the_tasks(tiny_r
     monkeypatch.chdir(tmp_path)
     (tmp_path / "arcsolver").mkdir()  # a stray package the workers must not import
     (tmp_path / "arcsolver" / "__init__.py").write_text("raise SystemExit(3)\n")
-    tasks = dict(TASKS, t2=TASKS["t1"])
-    (tmp_path / "-x.json").write_text(json.dumps(tasks))
+    shutil.copy(Path(__file__).parent / "hostile" / "-dash_name.json", tmp_path / "-x.json")  # two tasks
     result = runner.invoke(
         app,
         ["solve", "--workers", "5", "--checkpoint", str(tiny_run), "--out", "s.json", *QUICK_SETS, "--", "-x.json"],
@@ -326,6 +326,7 @@ def test_many_tasks_are_written_on_a_timer_not_after_each(tiny_run, tmp_path, mo
     assert len(written) == 2 * 3  # the fallbacks first, everything at the end; each of the three files
     assert "300 from the model" in lines[-1]
     monkeypatch.setattr(writer, "WRITE_EVERY_S", 0.0)
+    monkeypatch.setattr(writer, "WRITE_SHARE_INVERSE", 0)
     _, written = solve_counting_writes(tiny_run, tmp_path, monkeypatch, 20)
     assert len(written) == (2 + 20) * 3  # due at every task: the cadence is the timer's
 
@@ -342,3 +343,21 @@ def test_fallbacks_past_a_few_dozen_are_counted_not_listed(tiny_run, tmp_path, m
         fallback[-1]
         == f"fallback {300 - FallbackLines.LISTED} more tasks ({300 - FallbackLines.LISTED} time budget reached before its inference)"
     )
+
+
+def test_resume_passes_over_a_checkpoint_with_non_finite_weights(tiny_run, tmp_path):
+    run, ckpt = dead_checkpoint(tiny_run, tmp_path)
+    assert_refused(["pretrain", "--out", run, "--resume", "--set", "run.steps=5"], "no usable checkpoint", [])
+
+
+def test_a_slow_write_waits_ten_times_as_long_before_the_next(tmp_path):
+    from arcsolver.solve.writer import Submissions
+
+    subs = Submissions(tmp_path / "s.json", ["t1"], {"t1": [([[1]], [[1]])]}, "votes", False, every_s=0.0)
+    subs.write()
+    subs.last_took = 3600.0  # as if the last write had taken an hour
+    subs.write_due()
+    assert subs.writes == 1
+    subs.last_took = 0.0
+    subs.write_due()
+    assert subs.writes == 2

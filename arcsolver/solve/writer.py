@@ -13,6 +13,7 @@ from arcsolver.solve.submission import submission_json, write_submission
 
 RANKINGS = ("votes", "likelihood")
 WRITE_EVERY_S = 5.0  # the most answers a kill can lose: those of the last few seconds
+WRITE_SHARE_INVERSE = 10  # and writing takes at most about a tenth of the time
 
 
 def side_path(out: Path, tag: str) -> Path:
@@ -44,20 +45,27 @@ class Submissions:
         self.on_problem = on_problem or (lambda text: None)
         self.unwritten: dict[Path, str] = {}
         self.every_s = WRITE_EVERY_S if every_s is None else every_s
-        self.last_write = -float("inf")
+        self.last_write, self.last_took = -float("inf"), 0.0
         self.writes = 0  # how many times the files were written, for the record
 
     def set(self, task_id: str, rule: str, attempts: list) -> None:
         self.entries[rule][task_id] = attempts
 
     def write_due(self) -> None:
-        """write(), if every_s seconds have passed since the last one."""
-        if time.monotonic() - self.last_write >= self.every_s:
+        """write(), if every_s seconds have passed since the last one ended, and at least
+        WRITE_SHARE_INVERSE times as long as the last one took: a write of a large file (seconds
+        at 20,000 tasks) then takes a bounded share of the time, whatever the number of tasks."""
+        if time.monotonic() - self.last_write >= max(self.every_s, WRITE_SHARE_INVERSE * self.last_took):
             self.write()
 
     def write(self) -> None:
         """The main file under the chosen rule; with write_all also <out>.<rule>.json per rule."""
+        started = time.monotonic()
+        self._write_all()
         self.last_write, self.writes = time.monotonic(), self.writes + 1
+        self.last_took = self.last_write - started
+
+    def _write_all(self) -> None:
         for rule in RANKINGS:
             obj = submission_json({tid: self.entries[rule][tid] for tid in self.order})
             if rule == self.main:
