@@ -249,6 +249,9 @@ def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, wor
     if ema is not None and (ckpt / "ema.safetensors").exists():
         ema_tensors = load_tensors(ckpt / "ema.safetensors")
         _check_like(ema_tensors, ema.state_dict(), ckpt / "ema.safetensors", "the EMA of this run's model")
+    for name, tensors in (("model", weights), ("ema", ema_tensors or {})):
+        if bad := non_finite(tensors):
+            raise CheckpointError(f"{ckpt / name}.safetensors: {len(bad)} tensors hold inf or NaN (a diverged run)")
     opt_path = ckpt / "optimizer.safetensors"
     opt_state = _optimizer_state_dict(optimizer, load_tensors(opt_path), state["optimizer"], opt_path)
     carry = None
