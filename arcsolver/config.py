@@ -10,21 +10,42 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from arcsolver.data.encoding import CANVAS_SIDES, canvas_sides
 from arcsolver.model.trm import TRMConfig
 
+# Bounds that no run means to pass: past them a setting is a slip (a digit too many), and would
+# end in a crash, an overflow or a run that never ends rather than in this one line.
+MAX_STEPS = 10**7 - 1  # a checkpoint's 7-digit step (engine/checkpoint.py's MAX_STEP)
+MAX_SECONDS = 10**8  # three years
+MAX_BATCH = 1 << 20
+MAX_VERSIONS = 100_000  # augmented versions of a task (8 symmetries x 9! colour orders bound them anyway)
+MAX_THREADS = 1024  # CPU threads or worker processes; far past it torch's thread pool crashes
+
+
+def _distinct(values: list[int]) -> list[int]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{values} names a colour twice; name each once")
+    return values
+
+
+Colour = Annotated[int, Field(ge=0, le=9)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No setting means anything at infinity or NaN: an lr of inf trains a dead model without a word.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AugmentConfig(_Section):
     """How each task is augmented, in pretraining and in adaptation alike."""
 
-    n_augmentations: int = Field(1000, ge=1, description="versions per task, identity included")
-    fixed_colours: list[int] = Field([0], description="colours no permutation moves (0, black, the usual background)")
+    n_augmentations: int = Field(1000, ge=1, le=MAX_VERSIONS, description="versions per task, identity included")
+    fixed_colours: Annotated[list[Colour], AfterValidator(_distinct)] = Field(
+        [0], max_length=10, description="colours no permutation moves (0, black, the usual background)"
+    )
     translate: bool = Field(
         True,
         description="shift each example's grids to a random place on its canvas (one example per version stays at the corner)",
@@ -35,15 +56,18 @@ class MachineConfig(_Section):
     """The run's seed and how it uses the hardware, in pretraining and in solving alike."""
 
     seed: int = Field(
-        0, description="seeds the augmentations, the order of the examples and, in pretraining, the initial weights"
+        0,
+        ge=0,
+        le=2**32 - 1,
+        description="seeds the augmentations, the order of the examples and, in pretraining, the initial weights",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when visible, else the CPU")
     dtype: Literal["auto", "bfloat16", "float32"] = Field(
         "auto", description="autocast precision; auto: bf16 on CUDA and on CPUs with AMX or AVX-512 BF16, else float32"
     )
-    threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's choice)")
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS, description="CPU threads (default: torch's choice)")
     gpu_memory_gb: float | None = Field(
-        None, gt=0, description="cap each process's GPU memory (share a card, or rehearse a smaller one)"
+        None, gt=0, le=100_000, description="cap each process's GPU memory (share a card, or rehearse a smaller one)"
     )
 
 
@@ -64,7 +88,9 @@ class DataConfig(AugmentConfig):
         description="Demonstration pairs trained on, test pairs held out for evaluation (the TRM protocol).",
     )
     max_side: int | None = Field(None, ge=1, le=30, description="keep tasks whose grids all fit this side")
-    max_tasks: int | None = Field(None, ge=1, description="first N tasks of each set (quick runs, tests)")
+    max_tasks: int | None = Field(
+        None, ge=1, le=10_000_000, description="first N tasks of each set (quick runs, tests)"
+    )
     sampling: Literal["reference", "uniform"] = Field(
         "reference",
         description="reference: each epoch takes one random version of every task, with all its pairs (TRM's); uniform: every (version, pair) example once per epoch, so tasks with more versions weigh more.",
@@ -73,7 +99,7 @@ class DataConfig(AugmentConfig):
         "auto",
         description="sized: each example on the smallest square canvas of canvas_sides (up to model.canvas) that holds its grids, batches drawn one side at a time; fixed: every example on model.canvas (the paper's layout). auto: sized when the model's positions are rope2d (rope1d needs one canvas).",
     )
-    canvas_sides: list[int] = Field(
+    canvas_sides: list[Annotated[int, Field(ge=1, le=30)]] = Field(
         default_factory=lambda: list(CANVAS_SIDES),
         min_length=1,
         description="square canvas sides of the sized layout (model.canvas is always one)",
@@ -84,15 +110,15 @@ class OptimConfig(_Section):
     optimizer: Literal["adam_atan2", "adamw"] = Field(
         "adam_atan2", description="adam_atan2: the paper's Adam with atan2 in place of epsilon"
     )
-    global_batch_size: int = Field(768, ge=1, description="what the optimiser and sign-SGD see per step")
-    micro_batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+    global_batch_size: int = Field(768, ge=1, le=MAX_BATCH, description="what the optimiser and sign-SGD see per step")
+    micro_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | Literal["auto"] = Field(
         "auto",
         description="Samples per forward/backward within a process; gradients accumulate up to the batch. auto: measured on CUDA to fill the GPU, the whole local batch on a CPU.",
     )
     lr: float = Field(1e-4, gt=0, description="learning rate of the network (after warm-up)")
-    betas: tuple[float, float] = Field((0.9, 0.95), description="Adam's moment decay rates")
+    betas: tuple[Beta, Beta] = Field((0.9, 0.95), description="Adam's moment decay rates")
     weight_decay: float = Field(0.1, ge=0, description="decoupled weight decay of the network")
-    warmup_steps: int = Field(2000, ge=0, description="linear learning-rate warm-up from 0")
+    warmup_steps: int = Field(2000, ge=0, le=MAX_STEPS, description="linear learning-rate warm-up from 0")
     grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this (None: no clipping)")
     puzzle_emb_lr: float = Field(1e-2, gt=0, description="sign-SGD learning rate of the puzzle-embedding rows")
     puzzle_emb_weight_decay: float = Field(0.1, ge=0, description="decoupled weight decay of the puzzle-embedding rows")
@@ -101,19 +127,25 @@ class OptimConfig(_Section):
 
 class RunConfig(MachineConfig):
     epochs: int | None = Field(
-        100_000, ge=1, description="run length in epochs of data.sampling (the paper's unit); give this or run.steps"
+        100_000,
+        ge=1,
+        le=MAX_STEPS,
+        description="run length in epochs of data.sampling (the paper's unit); give this or run.steps",
     )
     steps: int | None = Field(
-        None, ge=1, description="run length in optimiser steps (one per supervision step); give this or run.epochs"
+        None,
+        ge=1,
+        le=MAX_STEPS,
+        description="run length in optimiser steps (one per supervision step); give this or run.epochs",
     )
-    time_limit_s: float | None = Field(None, gt=0, description="stop early, checkpoint and evaluate")
+    time_limit_s: float | None = Field(None, gt=0, le=MAX_SECONDS, description="stop early, checkpoint and evaluate")
     compile: bool = Field(False, description="torch.compile the network (CUDA)")
     log_every: int = Field(
-        10, ge=1, description="steps between progress records (each the mean of the steps since the last)"
+        10, ge=1, le=MAX_STEPS, description="steps between progress records (each the mean of the steps since the last)"
     )
     trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION.format("the records of metrics.jsonl"))
-    checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints")
-    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept on disk")
+    checkpoint_every: int = Field(1000, ge=1, le=MAX_STEPS, description="steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, le=1000, description="newest checkpoints kept on disk")
 
     @model_validator(mode="before")
     @classmethod
@@ -134,14 +166,19 @@ class RunConfig(MachineConfig):
 
 
 class EvalConfig(_Section):
-    every: int | None = Field(None, ge=1, description="steps between held-out evaluations (None: at the end only)")
-    max_versions: int | None = Field(None, ge=1, description="augmented versions per test input (None: all)")
+    every: int | None = Field(
+        None, ge=1, le=MAX_STEPS, description="steps between held-out evaluations (None: at the end only)"
+    )
+    max_versions: int | None = Field(
+        None, ge=1, le=MAX_VERSIONS, description="augmented versions per test input (None: all)"
+    )
     periodic_max_versions: int | None = Field(
         64,
         ge=1,
+        le=MAX_VERSIONS,
         description="The periodic evaluations vote over fewer versions (cheaper); the final one uses max_versions.",
     )
-    batch_size: int = Field(256, ge=1, description="queries per forward pass")
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="queries per forward pass")
 
 
 class PretrainConfig(_Section):
@@ -181,29 +218,33 @@ def steps_for_epochs(epochs: int, examples_per_epoch: int, global_batch_size: in
 
 
 class AdaptConfig(_Section):
-    steps: int = Field(15_000, ge=0, description="0: no adaptation (the new tasks keep the mean embedding)")
+    steps: int = Field(
+        15_000, ge=0, le=MAX_STEPS, description="0: no adaptation (the new tasks keep the mean embedding)"
+    )
     embeddings_only_fraction: float = Field(
         0.25, ge=0, le=1, description="share of the steps that train the embeddings alone, before the whole network"
     )
     log_every: int = Field(
-        50, ge=1, description="steps between progress records (each the mean of the steps since the last)"
+        50, ge=1, le=MAX_STEPS, description="steps between progress records (each the mean of the steps since the last)"
     )
 
 
 class InferConfig(_Section):
-    max_versions: int | None = Field(512, ge=1, description="augmented versions voted per test input")
-    batch_size: int = Field(256, ge=1, description="queries per forward pass")
+    max_versions: int | None = Field(512, ge=1, le=MAX_VERSIONS, description="augmented versions voted per test input")
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="queries per forward pass")
     ranking: Literal["votes", "likelihood"] = Field(
         "votes", description="which ranking submission.json takes its two attempts from"
     )
-    likelihood_candidates: int = Field(8, ge=2, description="top voted candidates the likelihood re-ranks")
+    likelihood_candidates: int = Field(8, ge=2, le=1000, description="top voted candidates the likelihood re-ranks")
     write_all_rankings: bool = Field(True, description="also write <out>.votes.json and <out>.likelihood.json")
 
 
 class SolveRunConfig(MachineConfig):
-    time_budget_s: float | None = Field(None, gt=0, description="the whole solve, adaptation and inference")
-    safety_margin_s: float = Field(60.0, ge=0, description="kept free at the end of the budget")
-    workers: int | Literal["auto"] = Field(
+    time_budget_s: float | None = Field(
+        None, gt=0, le=MAX_SECONDS, description="the whole solve, adaptation and inference"
+    )
+    safety_margin_s: float = Field(60.0, ge=0, le=MAX_SECONDS, description="kept free at the end of the budget")
+    workers: Annotated[int, Field(ge=1, le=MAX_THREADS)] | Literal["auto"] = Field(
         "auto", description="processes over disjoint task shards (auto: one per GPU)"
     )
     trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION.format("adaptation's progress records"))

@@ -17,6 +17,10 @@ class CheckpointError(ArcsolverError):
     """A checkpoint is missing, corrupt or does not match the model."""
 
 
+class Diverged(ArcsolverError):
+    """Training produced a non-finite loss or weights: the model is dead, the run stops."""
+
+
 class SubmissionRejected(DataError):
     """A submission the competition would reject; `problems` holds every reason, one line each."""
 

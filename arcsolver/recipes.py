@@ -136,7 +136,13 @@ def apply_overrides(settings: dict, overrides: list[str], model: type[BaseModel]
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part} is not a section")
-        node[leaf] = _parse_value(value)
+        try:
+            node[leaf] = _parse_value(value)
+        except (ValueError, RecursionError):  # an integer of thousands of digits, lists nested thousands deep
+            raise ConfigError(
+                f"--set {key}={reprlib.repr(value)}: not a value a setting can hold; "
+                "give a number, a word or a short list"
+            ) from None
     return settings
 
 

@@ -78,9 +78,10 @@ def test_every_leaf_setting_is_listed_with_its_value_and_type():
     assert not any(key in ("adapt", "optim", "run") for key in fields)  # sections are not settings
     rows = {row[0]: row for row in setting_rows(load(model=SolveConfig, stage="submit", recipe="kaggle"))}
     assert len(rows) == len(fields)
-    assert rows["run.safety_margin_s"][1:3] == ("600.0", "float (>= 0)")  # the recipe's, not the default 60
+    # The recipe's value, not the default 60.
+    assert rows["run.safety_margin_s"][1:3] == ("600.0", "float (>= 0, <= 100000000)")
     assert rows["infer.ranking"][1:3] == ('"votes"', '"votes" | "likelihood"')
-    assert rows["run.time_budget_s"][1:3] == ("(none)", "float | None (> 0)")
+    assert rows["run.time_budget_s"][1:3] == ("(none)", "float | None (> 0, <= 100000000)")
 
 
 def test_type_names_read_as_written():

@@ -370,7 +370,7 @@ def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_
     out = tmp_path / "s.json"
     result = invoke_solve(str(challenges), "--out", str(out), "--checkpoint", str(tiny_run))
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    warnings = [line for line in result.output.splitlines() if "each later task tries again" in line]
+    warnings = [line for line in result.output.splitlines() if "each later write tries again" in line]
     assert len(warnings) == 3  # once per file, not once per write
     error_line(result.output, out, "No space left on device", "last complete write", "free space and run solve again")
     sub = json.loads(out.read_text())  # the fallbacks, whole

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -40,15 +43,16 @@ def pretrain(
     if plan:
         return print_plan(recipe, set_, gpu_memory, processes)
     run_dir = out or Path("runs") / Path(recipe or "cpu-small").stem
-    if resume and recipe is None and (run_dir / "config.json").exists():
-        cfg = resumed_settings(run_dir / "config.json", set_)
-    else:
-        if ckpt.latest_checkpoint(run_dir) is not None and not resume:
-            raise ArcsolverError(
-                f"{run_dir}: already holds a run: pass --resume to continue it, or choose another --out"
-            )
-        cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
-    result = run_pretrain(cfg, run_dir, resume=resume, console=console)
+    with locked_run(run_dir):  # before anything in it is read or written
+        if resume and recipe is None and (run_dir / "config.json").exists():
+            cfg = resumed_settings(run_dir / "config.json", set_)
+        else:
+            if ckpt.latest_checkpoint(run_dir) is not None and not resume:
+                raise ArcsolverError(
+                    f"{run_dir}: already holds a run: pass --resume to continue it, or choose another --out"
+                )
+            cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
+        result = run_pretrain(cfg, run_dir, resume=resume, console=console)
     if result.signal is not None:
         raise typer.Exit(128 + result.signal)
     if result.scores:
@@ -59,6 +63,32 @@ def pretrain(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@contextmanager
+def locked_run(run_dir: Path):
+    """Hold the run directory's lock (created with the directory if need be) for the block: a
+    second run into it is refused in one line naming the holder. Under torchrun only the process
+    of rank 0 takes it. A directory this created and nothing wrote into is removed again."""
+    from arcsolver.locks import run_lock
+
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ArcsolverError(f"--out {run_dir}: not a directory; give the path of a run directory")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ArcsolverError(f"--out {run_dir}: cannot create it ({e.strerror or e})") from None
+    lock = run_lock(run_dir)
+    try:
+        with lock:
+            yield
+    finally:
+        if created and {p.name for p in run_dir.iterdir()} <= {lock.path.name}:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @user_errors

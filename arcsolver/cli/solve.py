@@ -26,9 +26,10 @@ def solve(
 ) -> None:
     """Adapt the model to new tasks and write a Kaggle submission.json.
 
-    The file is valid at every moment. If a write fails (a full disk), the file keeps its last
-    complete write: before any work solve stops at once; later it goes on, tries again with each
-    task, and exits 1 naming the file if the last write failed too.
+    The file is valid at every moment: written first with fallbacks, then every few seconds as
+    tasks are answered, and at the end. If a write fails (a full disk), the file keeps its last
+    complete write: before any work solve stops at once; later it goes on, tries again at each
+    later write, and exits 1 naming the file if the last write failed too.
     """
     from arcsolver.config import SolveConfig
     from arcsolver.recipes import load_recipe
@@ -44,14 +45,50 @@ def solve(
     cfg = load_recipe(SolveConfig, "submit", recipe, overrides)
     checkpoint = checkpoint or str(newest_run())
     n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)
-    if n_workers > 1:
-        solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
-        console.print(f"wrote {one_line(str(out))} (merged from {n_workers} shards)", highlight=False, soft_wrap=True)
-        return
-    report = run_solve(challenges, out, checkpoint, cfg, console)
+    check_outputs(solve_outputs(out, cfg.infer.write_all_rankings, n_workers), {"challenges file": challenges}, "--out")
+    with output_lock(out):  # a second solve into the same file is refused, not interleaved
+        if n_workers > 1:
+            shards = solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
+            line = one_line(shards.line(out))
+            if shards.failed or (shards.tasks and not shards.solved_by_model):
+                err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1)
+            console.print(line, highlight=False, soft_wrap=True)
+            return
+        report = run_solve(challenges, out, checkpoint, cfg, console)
     if report.unwritten:
         raise unwritten_error(report)
     console.print(one_line(summary_line(out, report)), highlight=False, soft_wrap=True)
+
+
+def solve_outputs(out: Path, write_all: bool, workers: int) -> list[Path]:
+    """Every file a solve writes: the submission, its side files and, with workers, their shards."""
+    from arcsolver.solve.shards import merge_targets, report_path, shard_path
+    from arcsolver.solve.writer import RANKINGS, side_path
+
+    targets = merge_targets(out, workers, write_all) if workers > 1 else {out: []}
+    targets.update({report_path(shard_path(out, k)): [] for k in range(workers if workers > 1 else 0)})
+    if workers <= 1 and write_all:
+        targets.update({side_path(out, rule): [] for rule in RANKINGS})
+    return [path for target, parts in targets.items() for path in (target, *parts)]
+
+
+def check_outputs(paths: list[Path], inputs: dict[str, Path | None], option: str) -> None:
+    """Refuse before any work an output that is an input of the command, or not a regular file."""
+    from arcsolver.locks import check_output
+
+    for path in paths:
+        check_output(path, inputs, option)
+
+
+def output_lock(out: Path):
+    """The lock of a submission path, or nothing where its directory is missing (the first write
+    then names the path)."""
+    from contextlib import nullcontext
+
+    from arcsolver.locks import output_lock as lock
+
+    return lock(out) if out.parent.is_dir() else nullcontext()
 
 
 def newest_run(root: Path = Path("runs")) -> Path:
@@ -89,11 +126,17 @@ def evaluate(
 
     if challenges is not None and html is None:
         raise ArcsolverError("--challenges only feeds the HTML page: add --html PATH")
+    inputs = {"submission": submission, "solutions file": solutions, "challenges file": challenges}
+    csv_path = csv or (None if json_out else submission.with_name(f"{submission.stem}.scores.csv"))
+    for path, option in ((csv_path, "--csv"), (html, "--html")):
+        if path is not None:
+            check_outputs([path], inputs, option)
+    if csv_path is not None and html is not None and csv_path.resolve() == html.resolve():
+        raise ArcsolverError(f"--csv and --html are both {html}: give each its own path")
     try:
         result = evaluate_submission(submission, solutions)
     except SubmissionRejected as e:
         report_rejection(e, json_out)
-    csv_path = csv or (None if json_out else submission.with_name(f"{submission.stem}.scores.csv"))
     if csv_path is not None:
         result.write_csv(csv_path)
     if html is not None:

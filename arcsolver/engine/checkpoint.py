@@ -27,10 +27,17 @@ from arcsolver.errors import CheckpointError
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "step_"
+MAX_STEP = 10**7 - 1  # the most a checkpoint's 7-digit name holds, and so the most that sorts right
 
 
 def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors holding an inf or a NaN (one host sync per call:
+    for checkpoints, never for every step)."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -147,6 +154,11 @@ def read_training_state(ckpt: Path) -> dict:
             else []
         ),
     ]
+    if not problems and state["step"] > MAX_STEP:
+        problems.append(f"step {state['step']} is past the last a run can reach, {MAX_STEP}")
+    named = Path(ckpt).name.removeprefix(PREFIX)
+    if not problems and Path(ckpt).name.startswith(PREFIX) and named.isdigit() and int(named) != state["step"]:
+        problems.append(f"step {state['step']} is not the step of its directory, {Path(ckpt).name}")
     if problems:
         raise CheckpointError(f"{path}: corrupt ({'; '.join(problems)})")
     return state
@@ -237,6 +249,9 @@ def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, wor
     if ema is not None and (ckpt / "ema.safetensors").exists():
         ema_tensors = load_tensors(ckpt / "ema.safetensors")
         _check_like(ema_tensors, ema.state_dict(), ckpt / "ema.safetensors", "the EMA of this run's model")
+    for name, tensors in (("model", weights), ("ema", ema_tensors or {})):
+        if bad := non_finite(tensors):
+            raise CheckpointError(f"{ckpt / name}.safetensors: {len(bad)} tensors hold inf or NaN (a diverged run)")
     opt_path = ckpt / "optimizer.safetensors"
     opt_state = _optimizer_state_dict(optimizer, load_tensors(opt_path), state["optimizer"], opt_path)
     carry = None

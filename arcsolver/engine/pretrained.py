@@ -37,12 +37,24 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
     if not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{ckpt_dir / 'state.json'}: corrupt (config is not an object of settings)")
     cfg = validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
+    ema_path = ckpt_dir / "ema.safetensors"
+    # The config's claims are checked against the files' headers before anything is allocated:
+    # a state.json claiming a huge model must not cost its memory.
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in TRM(cfg.model, n_puzzle_ids=2).state_dict().items()}
+    for path in (ckpt_dir / "model.safetensors", *([ema_path] if ema_path.exists() else [])):
+        check_shapes(path, header_shapes(path), expected, ckpt_dir / "state.json")
     weights = read_weights(ckpt_dir / "model.safetensors")
     model = TRM(cfg.model, n_puzzle_ids=2)  # the blank row and the mean of the trained rows
-    ema_path = ckpt_dir / "ema.safetensors"
     ema = read_weights(ema_path) if ema_path.exists() else None
     if ema is not None:
         check_ema_keys(model, ema, ema_path)
+    for path, tensors in ((ckpt_dir / "model.safetensors", weights), (ema_path, ema or {})):
+        if bad := ckpt.non_finite(tensors):
+            raise CheckpointError(
+                f"{path}: {len(bad)} tensors hold inf or NaN ({names_of(bad)}): the model diverged in training; "
+                "solve with an earlier checkpoint of the run"
+            )
     try:
         model.load_state_dict(weights)
         if ema is not None:
@@ -63,6 +75,30 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: missing from the checkpoint") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of a safetensors file, read from its header alone."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing from the checkpoint") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def check_shapes(path: Path, shapes: dict, expected: dict, state_path: Path) -> None:
+    """Each tensor the model has and the file holds is of the model's shape (the puzzle table in
+    its width only: its rows are the trained tasks'); CheckpointError naming the first that is not."""
+    for key, shape in expected.items():
+        found = shapes.get(key)
+        if found is None or (found[1:] == shape[1:] if key == TABLE_KEY else found == shape):
+            continue
+        raise CheckpointError(
+            f"{path}: {key} is {list(found)}, where the config of {state_path} makes it {list(shape)}: "
+            "the files are not of one checkpoint"
+        )
 
 
 def table_mean_rows(table) -> torch.Tensor:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from arcsolver.data.encoding import VOCAB_SIZE
-from arcsolver.model.layers import Block, lecun_linear, trunc_normal_
+from arcsolver.model.layers import Block, lecun_linear, swiglu_width, trunc_normal_
 from arcsolver.model.positions import Positions, Rope, RotaryEmbedding, check_head_dim
 from arcsolver.model.puzzle_embedding import PuzzleEmbedding
 
@@ -29,27 +29,29 @@ from arcsolver.model.puzzle_embedding import PuzzleEmbedding
 class TRMConfig(BaseModel):
     """The model's shape and recursion schedule; defaults are the paper's ARC settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    hidden_size: int = Field(512, gt=0, description="width D of the network")
-    n_heads: int = Field(8, gt=0, description="attention heads")
-    n_layers: int = Field(2, gt=0, description="blocks of the one network f")
-    expansion: float = Field(4.0, gt=0, description="SwiGLU hidden width over D (rounded up to a multiple of 256)")
-    n_latent_steps: int = Field(4, ge=1, description="n: z updates per recursion")
-    n_recursions: int = Field(3, ge=1, description="T: recursions per supervision step, T-1 without grad")
-    n_supervision: int = Field(16, ge=1, description="N_sup: most supervision steps per sample")
-    puzzle_emb_len: int = Field(16, ge=1, description="prefix positions; the task vector fills the first")
-    canvas: int = Field(30, gt=0, description="side of the largest canvas (the fixed one with rope1d)")
+    hidden_size: int = Field(512, gt=0, le=16384, description="width D of the network")
+    n_heads: int = Field(8, gt=0, le=256, description="attention heads")
+    n_layers: int = Field(2, gt=0, le=64, description="blocks of the one network f")
+    expansion: float = Field(
+        4.0, gt=0, le=64, description="SwiGLU hidden width over D (rounded up to a multiple of 256)"
+    )
+    n_latent_steps: int = Field(4, ge=1, le=64, description="n: z updates per recursion")
+    n_recursions: int = Field(3, ge=1, le=64, description="T: recursions per supervision step, T-1 without grad")
+    n_supervision: int = Field(16, ge=1, le=256, description="N_sup: most supervision steps per sample")
+    puzzle_emb_len: int = Field(16, ge=1, le=256, description="prefix positions; the task vector fills the first")
+    canvas: int = Field(30, gt=0, le=30, description="side of the largest canvas (the fixed one with rope1d)")
     vocab_size: int = Field(
         VOCAB_SIZE,
         description="tokens: PAD, EOS and 10 colours; fixed by the encoding, not a setting (saved configs hold it)",
     )
-    rope_theta: float = Field(10000.0, gt=0, description="RoPE base")
+    rope_theta: float = Field(10000.0, gt=0, le=1e12, description="RoPE base")
     positions: Positions = Field(
         "rope1d",
         description="rope1d: the paper's RoPE over the flattened canvas (one canvas size); rope2d: over (row, column), any canvas",
     )
-    rms_eps: float = Field(1e-5, gt=0, description="RMSNorm epsilon")
+    rms_eps: float = Field(1e-5, gt=0, le=1, description="RMSNorm epsilon")
     halt_exploration_prob: float = Field(
         0.1, ge=0, le=1, description="share of samples forced to a random minimum number of steps"
     )
@@ -69,6 +71,11 @@ class TRMConfig(BaseModel):
         if self.hidden_size % self.n_heads:
             raise ValueError(f"hidden_size {self.hidden_size} must be divisible by n_heads {self.n_heads}")
         check_head_dim(self.positions, self.head_dim)
+        if swiglu_width(self.hidden_size, self.expansion) < 1:
+            raise ValueError(
+                f"expansion {self.expansion} leaves the SwiGLU of hidden_size {self.hidden_size} no width; "
+                "give an expansion of 1 or more (the paper's is 4)"
+            )
         if self.vocab_size != VOCAB_SIZE:
             raise ValueError(
                 f"vocab_size must be {VOCAB_SIZE}, the tokens the encoding writes (PAD, EOS and 10 colours)"

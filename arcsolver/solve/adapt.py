@@ -11,6 +11,7 @@ answered by the unadapted network rather than not at all.
 from __future__ import annotations
 
 import gc
+import math
 import time
 from dataclasses import dataclass
 
@@ -20,11 +21,14 @@ from arcsolver.config import SolveConfig
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.stream import Puzzle, build_puzzles, stream_for, trainable_pairs
 from arcsolver.data.task import Task
+from arcsolver.engine.checkpoint import non_finite
 from arcsolver.engine.distributed import Dist
 from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.optim import warmup_factor
+from arcsolver.engine.step import MicroBatch
 from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.engine.window import Window
+from arcsolver.errors import Diverged
 from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.model.trm import TRM
 
@@ -125,12 +129,14 @@ def adapt(
     window = Window()
 
     def after_step(step: int, result: StepResult) -> None:
-        if on_step is None:
-            return
         window.add(result)
         if step % cfg.adapt.log_every == 0:
             means = window.read()
-            on_step(step, means.pop("loss"), means | {"lr": cfg.optim.lr * result.lr_scale})
+            loss = means.pop("loss")  # on the host here anyway: a dead model stops at once
+            if not math.isfinite(loss):
+                raise Diverged(f"adaptation diverged at step {step} (the loss is not finite)")
+            if on_step is not None:
+                on_step(step, loss, means | {"lr": cfg.optim.lr * result.lr_scale})
 
     model.train()
     step = trainer.run(
@@ -146,10 +152,12 @@ def adapt(
     if trainer.ema is not None:
         trainer.ema.load_into(model)
     model.eval()
+    if bad := non_finite(model.state_dict()):
+        raise Diverged(f"adaptation diverged by step {step} ({len(bad)} tensors hold inf or NaN)")
     return Adapted(versions, step, time.monotonic() - started)
 
 
-def pick_micro_batch(model: TRM, cfg: SolveConfig, dtype: torch.dtype, device: torch.device, say) -> int | None:
+def pick_micro_batch(model: TRM, cfg: SolveConfig, dtype: torch.dtype, device: torch.device, say) -> MicroBatch:
     """The adaptation's micro-batch (see choose_micro_batch); if measuring fails, the whole
     batch, which the out-of-memory retry then shrinks as needed."""
     try:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -43,15 +44,17 @@ def solve_sharded(
     cfg: SolveConfig,
     console,
     merge_every_s: float = MERGE_EVERY_S,
-) -> None:
+) -> ShardsReport:
     """One process per GPU over disjoint task shards, merged into out (and its side files) every
     merge_every_s seconds while they run and once more at the end: a parent killed mid-run
-    leaves every task finished so far answered. The workers die with the parent."""
+    leaves every task finished so far answered. The workers die with the parent. Returns what
+    the workers reported: a worker that failed counts as answering none of its tasks."""
     _, _, _, fallback = read_for_submission(challenges)
     base = submission_json(fallback)
+    workers = capped_workers(workers, len(base), console)
     targets = merge_targets(Path(out), workers, cfg.infer.write_all_rankings)
     shard_files = [part for parts in targets.values() for part in parts]
-    for part in shard_files:
+    for part in shard_files + [report_path(shard_path(Path(out), k)) for k in range(workers)]:
         part.unlink(missing_ok=True)  # an earlier run's shard must not be merged into this one
     with reported_writes(out):  # before any work: nothing is lost by stopping here
         merge_shards(targets, base)
@@ -80,9 +83,59 @@ def solve_sharded(
         problems = merge_shards(targets, base)[Path(out)]
     for problem in problems:
         console.print(f"[yellow]{escaped(problem)}; its tasks keep their fallbacks", highlight=False, soft_wrap=True)
+    report = ShardsReport(tasks=len(base), workers=workers)
     for k, p in enumerate(procs):
         if p.returncode:
             console.print(f"[yellow]shard {k} exited with {p.returncode}", highlight=False)
+            report.failed.append(k)
+            continue
+        try:
+            counts = json.loads(report_path(shard_path(Path(out), k)).read_text())
+            report.solved_by_model += int(counts["solved_by_model"])
+        except (OSError, ValueError, KeyError, TypeError):
+            report.failed.append(k)
+        report_path(shard_path(Path(out), k)).unlink(missing_ok=True)
+    return report
+
+
+@dataclass
+class ShardsReport:
+    """What a sharded solve's workers did: its tasks, those the model answered, the shards that failed."""
+
+    tasks: int
+    workers: int
+    solved_by_model: int = 0
+    failed: list[int] = field(default_factory=list)
+
+    def line(self, out: Path) -> str:
+        """The solve's last line: what the merged file holds, and whether the model answered anything."""
+        shards = f"merged from {self.workers} shards" + (
+            f", {len(self.failed)} of which failed (errors above)" if self.failed else ""
+        )
+        if self.tasks and not self.solved_by_model:
+            return f"wrote {out} ({shards}): {self.tasks} tasks, fallbacks only: the model answered none of them"
+        return f"wrote {out} ({shards}): {self.tasks} tasks, {self.solved_by_model} from the model"
+
+
+def report_path(shard_out: Path) -> Path:
+    """Where a worker leaves its counts for the parent: submission.shard0.json -> submission.shard0.report.json."""
+    return side_path(shard_out, "report")
+
+
+def capped_workers(workers: int, tasks: int, console) -> int:
+    """No more workers than tasks (each loads the model for nothing otherwise), with a line when
+    they outnumber the GPUs (or, without one, the CPU cores) they will share."""
+    if workers > max(tasks, 1):
+        console.print(f"{workers} workers for {tasks} tasks: starting {max(tasks, 1)}", highlight=False)
+        workers = max(tasks, 1)
+    gpus = visible_gpus()
+    room, what = (gpus, "GPUs") if gpus else (os.cpu_count() or 1, "CPU cores")
+    if workers > room:
+        console.print(
+            f"[yellow]{workers} workers share {room} {what}: each runs slower; --workers {room} is usually faster",
+            highlight=False,
+        )
+    return workers
 
 
 def shard_path(out: Path, k: int) -> Path:
@@ -153,7 +206,11 @@ def start_worker(
     this process."""
     from arcsolver.solve.worker import worker_command  # here: worker.py imports this module
 
-    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+    # The worker runs with -P (the current directory not on its path): it finds the very arcsolver
+    # this process runs, however that was found.
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, PARENT_PID_ENV: str(os.getpid()), "PYTHONPATH": path}
     if visible_gpus():
         env["CUDA_VISIBLE_DEVICES"] = str(k)
     cmd = worker_command(

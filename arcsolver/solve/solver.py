@@ -2,7 +2,8 @@
 
 The order of work guarantees a valid file at every moment: first every task gets fallback
 attempts and the file is written; then the model adapts to the tasks; then each task's
-inference replaces its fallback and the file is rewritten. A bad task, a task too big for the
+inference replaces its fallback, and the file is rewritten every few seconds (writer.py) and at
+the end. A bad task, a task too big for the
 model's canvas, an inference error or the time budget costs only the tasks concerned.
 """
 
@@ -62,10 +63,12 @@ def solve(
     raw, tasks, problems, fallbacks = read_for_submission(challenges)
     order = [tid for i, tid in enumerate(raw) if i % shard[1] == shard[0]]
     say = lambda text: console.print(escaped(text), highlight=False, soft_wrap=True)  # noqa: E731
+    say_fallback = FallbackLines(console)
+    mine = set(order)
     for problem in problems:
-        if problem.task_id in order:
+        if problem.task_id in mine:
             report.fallbacks[problem.task_id] = f"malformed: {problem.message}"
-            console.print(f"[yellow]fallback[/] {escaped(str(problem))}", highlight=False, soft_wrap=True)
+            say_fallback.line(str(problem))
     subs = Submissions(Path(out), order, fallbacks, cfg.infer.ranking, cfg.infer.write_all_rankings)
     subs.write()
     if subs.unwritten:  # before any work: nothing is lost by stopping here
@@ -89,7 +92,7 @@ def solve(
         if tasks[tid].max_side() > largest:
             reason = f"grids up to {tasks[tid].max_side()}x{tasks[tid].max_side()} exceed the model's {largest}x{largest} canvas"
             report.fallbacks[tid] = reason
-            say_fallback(console, tid, reason)
+            say_fallback(tid, reason)
         else:
             todo.append(tasks[tid])
     say(
@@ -178,7 +181,7 @@ def solve(
             if deadline is not None and time.monotonic() > deadline:
                 report.fallbacks[task.id] = "time budget reached before its inference"
             else:
-                infer_task_into(model, task, adapted, cfg, canvas, dtype, subs, fallbacks, report, console)
+                infer_task_into(model, task, adapted, cfg, canvas, dtype, subs, fallbacks, report, say_fallback)
             progress.update(bar, advance=1)
             heartbeat(
                 lambda done=done: (
@@ -189,7 +192,8 @@ def solve(
         report.infer_s = time.monotonic() - infer_started
     for tid, reason in report.fallbacks.items():
         if reason.startswith("time budget"):
-            say_fallback(console, tid, reason)
+            say_fallback(tid, reason)
+    say_fallback.summarise()
     subs.write()
     report.unwritten = {str(path): reason for path, reason in subs.unwritten.items()}
     if device.type == "cuda":
@@ -223,11 +227,37 @@ def unwritten_error(report: SolveReport) -> ArcsolverError:
     )
 
 
-def say_fallback(console, task_id: str, reason: str) -> None:
-    """One line: this task keeps its fallback attempts, and why."""
-    console.print(
-        f"[yellow]fallback[/] {escaped(f'task {task_label(task_id)}: {reason}')}", highlight=False, soft_wrap=True
-    )
+class FallbackLines:
+    """One line per task that keeps its fallback attempts, and why, for the first LISTED of
+    them; past those, one line at the end counts the rest by reason (a budget that runs out
+    over thousands of tasks is one line, not thousands)."""
+
+    LISTED = 30
+
+    def __init__(self, console):
+        self.console, self.said = console, 0
+        self.unsaid: dict[str, int] = {}
+
+    def __call__(self, task_id: str, reason: str) -> None:
+        self.line(f"task {task_label(task_id)}: {reason}", reason)
+
+    def line(self, text: str, reason: str = "malformed") -> None:
+        if self.said < self.LISTED:
+            self.console.print(f"[yellow]fallback[/] {escaped(text)}", highlight=False, soft_wrap=True)
+            self.said += 1
+        else:
+            kind = reason.split(":")[0]
+            self.unsaid[kind] = self.unsaid.get(kind, 0) + 1
+
+    def summarise(self) -> None:
+        """The line counting the fallbacks not listed, if there were any."""
+        if self.unsaid:
+            counts = "; ".join(f"{n} {kind}" for kind, n in sorted(self.unsaid.items(), key=lambda kv: -kv[1]))
+            self.console.print(
+                f"[yellow]fallback[/] {sum(self.unsaid.values())} more tasks ({escaped(counts)})",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def infer_task_into(
@@ -240,18 +270,18 @@ def infer_task_into(
     subs: Submissions,
     fallbacks: dict,
     report: SolveReport,
-    console,
+    say_fallback,
 ) -> None:
-    """Answer one task with the model and rewrite the files; a failure costs this task only."""
+    """Answer one task with the model and rewrite the files when due; a failure costs this task only."""
     try:
         rankings = infer_task(model, task, adapted.versions[task.id], cfg, canvas, dtype)
     except Exception as e:  # one task's failure must not cost the others
         report.fallbacks[task.id] = f"inference failed: {error_line(e)}"
-        say_fallback(console, task.id, report.fallbacks[task.id])
+        say_fallback(task.id, report.fallbacks[task.id])
         return
     for rule, ranked in rankings.items():
         subs.set(task.id, rule, [two_attempts(r, fb) for r, fb in zip(ranked, fallbacks[task.id])])
-    subs.write()
+    subs.write_due()
     report.solved_by_model += 1
 
 

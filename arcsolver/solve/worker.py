@@ -13,11 +13,12 @@ import re
 import sys
 from pathlib import Path
 
+from arcsolver.atomic import atomic_write_json
 from arcsolver.config import SolveConfig
 from arcsolver.console import console, err_console, one_line
 from arcsolver.errors import ArcsolverError
 from arcsolver.recipes import load_recipe
-from arcsolver.solve.shards import exit_with_parent
+from arcsolver.solve.shards import exit_with_parent, report_path
 from arcsolver.solve.solver import solve, summary_line, unwritten_error
 
 
@@ -37,6 +38,7 @@ def worker_command(
         options.append(f"--time-budget={time_budget_s}")
     return [
         sys.executable,
+        "-P",  # the current directory is not imported first: a stray arcsolver/ there is not ours
         "-m",
         "arcsolver.solve.worker",
         f"{k}/{n}",
@@ -46,6 +48,15 @@ def worker_command(
         str(out),
         checkpoint,
     ]
+
+
+def write_report(out: Path, report) -> None:
+    """The shard's counts, for the parent's last line: tasks, answered by the model, fallbacks."""
+    counts = {"tasks": report.tasks, "solved_by_model": report.solved_by_model, "fallbacks": len(report.fallbacks)}
+    try:
+        atomic_write_json(report_path(out), counts)
+    except OSError:
+        pass  # the parent then counts the shard as answered by none: never more than the truth
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -75,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_recipe(SolveConfig, "submit", args.recipe, overrides)
         exit_with_parent()  # an orphan has no one to merge its file
         report = solve(args.challenges, args.out, args.checkpoint, cfg, console, shard=shard)
+        write_report(args.out, report)
         if report.unwritten:
             raise unwritten_error(report)
     except ArcsolverError as e:

@@ -1,14 +1,19 @@
 """The submission written as tasks finish: every task's two attempts under each ranking rule,
-the main file and, on request, a side file per rule, rewritten whole after every change."""
+the main file and, on request, a side file per rule, each rewritten whole (and atomically) at
+most every WRITE_EVERY_S seconds while tasks finish, and once more at the end. A write costs
+time in the number of tasks, so writing after every task would cost time in its square."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from arcsolver.atomic import write_problem
 from arcsolver.solve.submission import submission_json, write_submission
 
 RANKINGS = ("votes", "likelihood")
+WRITE_EVERY_S = 5.0  # the most answers a kill can lose: those of the last few seconds
+WRITE_SHARE_INVERSE = 10  # and writing takes at most about a tenth of the time
 
 
 def side_path(out: Path, tag: str) -> Path:
@@ -17,7 +22,8 @@ def side_path(out: Path, tag: str) -> Path:
 
 
 class Submissions:
-    """The attempts of every task under each ranking rule, written after every change.
+    """The attempts of every task under each ranking rule, written by write() (now) or
+    write_due() (if every_s seconds have passed since the last write).
 
     A write that fails (a full disk) leaves the file as its last complete write; it is reported
     once through on_problem and tried again at the next write. `unwritten` holds the files whose
@@ -25,18 +31,41 @@ class Submissions:
     """
 
     def __init__(
-        self, out: Path, order: list[str], fallbacks: dict[str, list], main: str, write_all: bool, on_problem=None
+        self,
+        out: Path,
+        order: list[str],
+        fallbacks: dict[str, list],
+        main: str,
+        write_all: bool,
+        on_problem=None,
+        every_s: float | None = None,
     ):
         self.out, self.order, self.main, self.write_all = out, order, main, write_all
         self.entries = {rule: dict(fallbacks) for rule in RANKINGS}
         self.on_problem = on_problem or (lambda text: None)
         self.unwritten: dict[Path, str] = {}
+        self.every_s = WRITE_EVERY_S if every_s is None else every_s
+        self.last_write, self.last_took = -float("inf"), 0.0
+        self.writes = 0  # how many times the files were written, for the record
 
     def set(self, task_id: str, rule: str, attempts: list) -> None:
         self.entries[rule][task_id] = attempts
 
+    def write_due(self) -> None:
+        """write(), if every_s seconds have passed since the last one ended, and at least
+        WRITE_SHARE_INVERSE times as long as the last one took: a write of a large file (seconds
+        at 20,000 tasks) then takes a bounded share of the time, whatever the number of tasks."""
+        if time.monotonic() - self.last_write >= max(self.every_s, WRITE_SHARE_INVERSE * self.last_took):
+            self.write()
+
     def write(self) -> None:
         """The main file under the chosen rule; with write_all also <out>.<rule>.json per rule."""
+        started = time.monotonic()
+        self._write_all()
+        self.last_write, self.writes = time.monotonic(), self.writes + 1
+        self.last_took = self.last_write - started
+
+    def _write_all(self) -> None:
         for rule in RANKINGS:
             obj = submission_json({tid: self.entries[rule][tid] for tid in self.order})
             if rule == self.main:
@@ -51,7 +80,7 @@ class Submissions:
             if path not in self.unwritten:
                 self.on_problem(
                     f"{path}: cannot write ({write_problem(e)}); the file there keeps its last complete "
-                    "write, and each later task tries again"
+                    "write, and each later write tries again"
                 )
             self.unwritten[path] = write_problem(e)
         else:

@@ -86,9 +86,10 @@ class Logger:
         self.window_steps += 1
         self.window_cells += result.side * result.side
 
-    def record(self, step: int, lr: float) -> None:
+    def record(self, step: int, lr: float) -> dict[str, float]:
         """The record of step in metrics.jsonl and on the bar: the loss and metrics of the steps
-        since the last record, averaged over them and over processes, and their throughput."""
+        since the last record, averaged over them and over processes, and their throughput.
+        Returns those means (the same in every process)."""
         values = self.window.read(self.d)
         elapsed = time.monotonic() - self.window_start
         samples_per_s = self.window_steps * self.global_batch_size / max(elapsed, 1e-9)
@@ -109,6 +110,7 @@ class Logger:
         )
         self.advance(step, total=self.eta_total(step), status=status)
         self.window_start, self.window_steps, self.window_cells = time.monotonic(), 0, 0
+        return values
 
     def eta_total(self, step: int) -> int | None:
         """Under a time limit the run ends at the step the clock allows: that step, as the total

@@ -11,6 +11,7 @@ checkpoints and the held-out evaluation. Beside it: the tasks it trains on (task
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ from arcsolver.model.trm import TRM
 from arcsolver.trackers import Trackers, check_trackers
 from arcsolver.train.heldout import evaluate_logged
 from arcsolver.train.logger import Logger
-from arcsolver.train.resume import readable_checkpoints, restore_newest, resume_hint, save_checkpoint, write_run_files
+from arcsolver.train.resume import (
+    diverged,
+    readable_checkpoints,
+    restore_newest,
+    resume_hint,
+    save_checkpoint,
+    write_run_files,
+)
 from arcsolver.train.run import Run
 from arcsolver.train.stops import Interrupted, StopRequests, agreed_signal, stopped
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
@@ -145,7 +153,11 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     def after_step(step: int, result: StepResult) -> None:
         logger.count(result)
         if step % cfg.run.log_every == 0 or step == total_steps:
-            logger.record(step, cfg.optim.lr * result.lr_scale)
+            values = logger.record(step, cfg.optim.lr * result.lr_scale)
+            # The loss is on the host at a record already (the same in every process): a dead
+            # model stops here, not at the end.
+            if not math.isfinite(values["loss"]):
+                raise diverged(run, step, "the loss is not finite")
         logger.tick(step)
         if step % cfg.run.checkpoint_every == 0 and step < total_steps:
             save_checkpoint(run, step, trainer.carries)

@@ -17,7 +17,7 @@ from arcsolver.data.stream import Puzzle
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.engine.carry import carries_from_tensors, fresh_carry_like
 from arcsolver.engine.distributed import any_process, barrier
-from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
+from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError, Diverged
 from arcsolver.model.trm import Carry
 from arcsolver.recipes import resume_differences, validate
 from arcsolver.train.run import Run
@@ -111,8 +111,10 @@ def apply_snapshot(snap: ckpt.Snapshot, run: Run) -> dict[int, Carry]:
 def save_checkpoint(run: Run, step: int, carries: dict[int, Carry]) -> Path:
     """Every process stages its part, then the main process publishes the checkpoint. A write
     that fails in any process (a full disk) is one error line in all of them, with the staged
-    part removed and the checkpoints already published intact."""
+    part removed and the checkpoints already published intact. Weights that are no longer
+    finite are never written: the run stops with the last good checkpoint the newest."""
     d = run.d
+    check_finite(run, step)
     barrier(d)
     staging, problem = None, None
     try:
@@ -137,6 +139,24 @@ def save_checkpoint(run: Run, step: int, carries: dict[int, Carry]) -> Path:
             f"then `{resume_hint(run.dir)}`"
         )
     return run.dir / ckpt.CHECKPOINTS / f"{ckpt.PREFIX}{step:07d}"
+
+
+def check_finite(run: Run, step: int) -> None:
+    """Diverged if the network's or the EMA's weights hold an inf or a NaN (every process holds
+    the same weights, so all of them raise alike)."""
+    bad = ckpt.non_finite(run.model.state_dict()) + (ckpt.non_finite(run.ema.state_dict()) if run.ema else [])
+    if bad:
+        raise diverged(run, step, f"non-finite weights ({', '.join(bad[:3])}{' and more' * (len(bad) > 3)})")
+
+
+def diverged(run: Run, step: int, what: str) -> Diverged:
+    """The one-line error of a run whose training diverged at step."""
+    kept = ckpt.latest_checkpoint(run.dir)
+    return Diverged(
+        f"{run.dir}: training diverged at step {step}: {what}; "
+        + (f"the last good checkpoint, {kept.name}, is kept" if kept else "no checkpoint was written")
+        + ": lower optim.lr (or set optim.grad_clip) and start again"
+    )
 
 
 def write_run_files(run_dir: Path, cfg: PretrainConfig, puzzles: list[Puzzle], step: int) -> None:
