@@ -65,8 +65,8 @@ IGNORE_LABEL_ID = -100  # the reference's label for cells without a target (our 
 
 # The two sizes. paper: the paper's ARC network, on a GPU. small: a
 # network that trains a few hundred steps of 30x30 batches on two CPU cores within minutes; its
-# shape keeps the paper's proportions where it can (2 layers, T=3, N_sup=16), fewer of the
-# costly things (width, latent steps).
+# shape keeps the paper's where it can (2 layers, N_sup=16) and cuts the costly things (width,
+# heads, T and n).
 SIZES = {
     "paper": dict(
         model=dict(hidden_size=512, n_heads=8, n_layers=2, n_latent_steps=4, n_recursions=3, n_supervision=16),

@@ -206,7 +206,7 @@ def start_worker(
     this process."""
     from arcsolver.solve.worker import worker_command  # here: worker.py imports this module
 
-    # The worker runs with -P (the current directory not on its path): it finds the very arcsolver
+    # The worker runs without the current directory on its path: it finds the very arcsolver
     # this process runs, however that was found.
     root = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)

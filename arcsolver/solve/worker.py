@@ -38,9 +38,11 @@ def worker_command(
         options.append(f"--time-budget={time_budget_s}")
     return [
         sys.executable,
-        "-P",  # the current directory is not imported first: a stray arcsolver/ there is not ours
-        "-m",
-        "arcsolver.solve.worker",
+        "-c",
+        # `python -m` puts the current directory first on the path, so a stray arcsolver/ there
+        # would be imported instead of ours: drop it, then run the module as -m would (-P does
+        # this from Python 3.11 on; this also runs on 3.10).
+        "import runpy, sys; del sys.path[0]; runpy.run_module('arcsolver.solve.worker', run_name='__main__', alter_sys=True)",
         f"{k}/{n}",
         *options,
         "--",
