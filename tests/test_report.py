@@ -1,4 +1,5 @@
 import json
+import os
 import sys
 
 import numpy as np
@@ -156,13 +157,16 @@ def test_the_demo_ends_with_the_html_report_and_the_curves_and_names_them(tiny_r
 
     root = Path(__file__).parent.parent
     bin_dir = Path(sys.executable).parent
+    # Under `make test` the outer make's flags would make this one print "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     planned = (
         subprocess.run(
-            ["make", "-n", "demo", f"DEMO={demo}", f"BIN={bin_dir}", f"VENV={bin_dir.parent}"],
+            ["make", "--no-print-directory", "-n", "demo", f"DEMO={demo}", f"BIN={bin_dir}", f"VENV={bin_dir.parent}"],
             cwd=root,
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         )
         .stdout.replace("\\\n", " ")
         .splitlines()
