@@ -19,7 +19,8 @@ class Window:
     """Running sums of the steps since the last read; `read` returns their means and starts anew.
 
     mean_halt_steps is a mean over the samples that halted, so its window mean weighs each step
-    by its halted_fraction: the mean over every sample that halted in the window.
+    by its halted_fraction: the mean over every sample that halted in the window (absent from a
+    window in which none did).
     """
 
     def __init__(self) -> None:
@@ -61,8 +62,9 @@ class Window:
                 sums /= d.world_size
             means |= dict(zip(self.keys, (v / n for v in sums.tolist())))
         if "mean_halt_steps" in means and "halted_fraction" in means:
-            means["mean_halt_steps"] = (
-                means["mean_halt_steps"] / means["halted_fraction"] if means["halted_fraction"] else 0.0
-            )
+            if means["halted_fraction"]:
+                means["mean_halt_steps"] /= means["halted_fraction"]
+            else:  # no sample halted in the window: there is no mean, and 0 would read as one
+                del means["mean_halt_steps"]
         self.keys, self.sums, self.host_sums, self.steps = None, None, {}, 0
         return means

@@ -106,7 +106,8 @@ class Logger:
         self.log(record)
         status = (
             f"loss {values['loss']:.3f} exact {values['exact_accuracy']:.3f} "
-            f"halt@{values.get('mean_halt_steps', 0):.1f} {samples_per_s:.0f} samples/s"
+            + (f"halt@{values['mean_halt_steps']:.1f} " if "mean_halt_steps" in values else "halt@- ")
+            + f"{samples_per_s:.0f} samples/s"
         )
         self.advance(step, total=self.eta_total(step), status=status)
         self.window_start, self.window_steps, self.window_cells = time.monotonic(), 0, 0
