@@ -71,15 +71,6 @@ def gather(t: torch.Tensor, d: Dist) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def mean_over_processes(values: dict[str, float], d: Dist, device: torch.device) -> dict[str, float]:
-    """Average scalar metrics over processes (equal local batch sizes)."""
-    if not d.enabled or not values:
-        return values
-    t = torch.tensor(list(values.values()), dtype=torch.float32, device=device)
-    dist.all_reduce(t)
-    return dict(zip(values, (t / d.world_size).tolist()))
-
-
 def sum_over_processes(values: list[float], d: Dist, device: torch.device) -> list[float]:
     """Element-wise sums of a list of numbers over processes."""
     if not d.enabled:
