@@ -171,7 +171,9 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 
 @needs_proc
 def test_sharded_solve_killed_keeps_finished_answers_and_its_workers_die(tiny_run, tmp_path):
-    tasks = small_tasks(6)
+    # Enough tasks that the workers are still busy when the first answers reach the file, which
+    # is written every few seconds rather than after every task.
+    tasks = small_tasks(12)
     challenges = tmp_path / "c.json"
     write_challenges(challenges, tasks)
     fallback = submission_json({t.id: fallback_attempts(t) for t in tasks})
