@@ -171,9 +171,9 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 
 @needs_proc
 def test_sharded_solve_killed_keeps_finished_answers_and_its_workers_die(tiny_run, tmp_path):
-    # Enough tasks that the workers are still busy when the first answers reach the file, which
-    # is written every few seconds rather than after every task.
-    tasks = small_tasks(12)
+    # Six tasks a worker, so that the workers are still busy when their first answers reach the
+    # files, which are written every few seconds rather than after every task.
+    tasks = list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 8))[:12]
     challenges = tmp_path / "c.json"
     write_challenges(challenges, tasks)
     fallback = submission_json({t.id: fallback_attempts(t) for t in tasks})
