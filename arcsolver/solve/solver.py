@@ -55,7 +55,8 @@ def solve(
 ) -> SolveReport:
     """Adapt to the tasks of a challenges file (this shard of them) and write the submission.
     One seed gives the same files every time, unless the time budget cuts adaptation short."""
-    check_trackers(cfg.run.trackers)  # a missing package fails here, before any work
+    # A missing or broken package, or a directory they cannot write, fails here, before any work.
+    check_trackers(cfg.run.trackers, trackers_dir(Path(out)) if cfg.adapt.steps else None)
     seed_everything(cfg.run.seed)  # adaptation draws from torch's generator (halting exploration)
     deadline = solve_deadline(cfg)
     report = SolveReport()

@@ -73,8 +73,9 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     """
     from rich import get_console
 
-    check_trackers(cfg.run.trackers)  # a missing package fails here, before the data are read
     run_dir = Path(run_dir)
+    # A missing or broken package, or a directory they cannot write, fails here, before the data are read.
+    check_trackers(cfg.run.trackers, run_dir)
     device = resolve_device(cfg.run.device)
     d = init_distributed(device.type)
     if device.type == "cuda":
