@@ -128,3 +128,99 @@ def test_a_broken_wandb_stops_pretrain_and_solve_before_any_work(broken_wandb, c
     assert result.exit_code == 1, result.output
     error_line(result.output, "run.trackers", "broken")
     assert not out.exists()
+
+
+# --- arcsolver plan -----------------------------------------------------------------------------
+
+TINY_SETS = sets(*TINY, "run.steps=36000")
+
+
+def measured_run(path: Path, rates, *settings, on_gpu=False) -> Path:
+    """A run directory as a short run of TINY (with settings) leaves it, its records at these rates."""
+    from conftest import tiny_config
+
+    path.mkdir(exist_ok=True)
+    (path / "config.json").write_text(tiny_config("run.steps=10", *settings).model_dump_json())
+    extra = {"gpu_peak_gib": 1.0} if on_gpu else {}
+    lines = [json.dumps({"step": 10 * k, "samples_per_s": r, **extra}) for k, r in enumerate(rates, 1)]
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("rate", ["NaN", "Infinity", "-Infinity", "-90.0", "0", "1e-300", "true", "1e300"])
+def test_plan_refuses_a_rate_that_is_no_measurement_naming_its_record(tmp_path, rate):
+    run = measured_run(tmp_path / "run", [5.0, 80.0, 90.0])
+    text = (run / "metrics.jsonl").read_text().splitlines()
+    text[2] = text[2].replace("90.0", rate)
+    (run / "metrics.jsonl").write_text("\n".join(text) + "\n")
+    result = invoke("plan", *TINY_SETS, "--rate-from", run)
+    assert result.exit_code == 1, result.output
+    error_line(result.output, run / "metrics.jsonl", "line 3 (step 30)", "samples_per_s", "measure again")
+    assert "hours" not in result.output
+
+
+def test_plan_refuses_a_rate_of_another_model_or_device(tmp_path):
+    other = measured_run(tmp_path / "other", [5.0, 80.0, 90.0], "model.hidden_size=64")
+    result = invoke("plan", *TINY_SETS, "--rate-from", other)
+    assert result.exit_code == 1, result.output
+    error_line(result.output, f"--rate-from {other}", "another model", "model.hidden_size 64 (this recipe: 32)")
+    gpu = measured_run(tmp_path / "gpu", [5.0, 80.0, 90.0], on_gpu=True)  # TINY plans for the CPU
+    result = invoke("plan", *TINY_SETS, "--rate-from", gpu)
+    assert result.exit_code == 1, result.output
+    error_line(result.output, f"--rate-from {gpu}", "measured on a GPU", "for a CPU")
+    cpu = measured_run(tmp_path / "cpu", [5.0, 80.0, 90.0])
+    result = invoke("plan", *sets(*TINY, "run.steps=36000", "run.device='auto'"), "--rate-from", cpu)
+    assert result.exit_code == 1, result.output
+    error_line(result.output, f"--rate-from {cpu}", "measured on a CPU", "for GPUs")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "metrics.jsonl").write_text((cpu / "metrics.jsonl").read_text())
+    result = invoke("plan", *TINY_SETS, "--rate-from", bare)
+    assert result.exit_code == 1, result.output
+    error_line(result.output, f"--rate-from {bare}", "no config.json")
+
+
+def test_plan_without_a_measured_rate_names_the_reference_or_says_there_is_none(monkeypatch):
+    from conftest import tiny_config
+
+    from arcsolver.train import plan as plan_module
+
+    tiny = tiny_config("run.steps=36000")
+    assert plan_module.time_line(tiny, 36000, 1, None).startswith("time: no measured rate for this recipe")
+    assert plan_module.reference_rate(tiny) is None
+    # The arc1 recipe is the reference's: 401,172 steps of 768 at 836 samples/s are about 102 hours.
+    arc1 = load_arc1()
+    assert plan_module.reference_rate(arc1) == plan_module.H100_ARC1
+    line = plan_module.time_line(arc1, 401_172, 1, None)
+    assert line.startswith("time: 102.4 hours for 401172 steps of 768 at the reference rate 836 samples/s"), line
+    assert "H100" in line and "BENCHMARKS.md" in line and "not on this machine" in line
+    arc1_lr = load_arc1("optim.lr=3e-4")  # a setting that does not shape a step keeps the reference
+    assert plan_module.reference_rate(arc1_lr) == plan_module.H100_ARC1
+    assert plan_module.reference_rate(load_arc1("model.hidden_size=256")) is None
+    assert plan_module.reference_rate(load_arc1("run.device='cpu'")) is None
+
+
+def load_arc1(*settings):
+    from arcsolver.config import PretrainConfig
+    from arcsolver.recipes import load_recipe
+
+    return load_recipe(PretrainConfig, "pretrain", "arc1", list(settings))
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--processes", "1000"], "--processes 1000: optim.global_batch_size 8 does not split"),
+        (["--processes", "3"], "give a divisor of 8"),
+        (["--gpu-memory", "nan"], "--gpu-memory nan: not a GPU size"),
+        (["--gpu-memory", "-24"], "--gpu-memory -24.0: not a GPU size"),
+        (["--gpu-memory", "0"], "not a GPU size"),
+        (["--gpu-memory", "inf"], "not a GPU size"),
+    ],
+)
+def test_plan_refuses_processes_and_gpu_sizes_that_make_no_plan(args, fragment):
+    result = invoke("plan", *TINY_SETS, *args)
+    assert result.exit_code == 1, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("error: ") and fragment in line, line
+    assert "Traceback" not in result.output

@@ -13,6 +13,8 @@ import typer
 from arcsolver.console import console, one_line, user_errors
 from arcsolver.errors import ArcsolverError
 
+MAX_GPU_GB = 100_000  # run.gpu_memory_gb's bound
+
 
 @user_errors
 def pretrain(
@@ -118,21 +120,25 @@ def print_plan(
     recipe: str | None, overrides: list[str], gpu_memory: list[float], processes: int, rate_from: Path | None = None
 ) -> None:
     """The lines of `arcsolver plan` (and of `pretrain --plan`, its old name)."""
+    import math
+
     from arcsolver.config import PretrainConfig
     from arcsolver.recipes import load_recipe
-    from arcsolver.train.plan import plan, steady_samples_per_s
+    from arcsolver.train.plan import measured_rate, plan
 
     if processes < 1:
         raise ArcsolverError(f"--processes {processes}: give 1 or more")
-    rate = None
-    if rate_from is not None:
-        rate = steady_samples_per_s(Path(rate_from) / "metrics.jsonl")
-        if rate is None:
-            raise ArcsolverError(
-                f"--rate-from {rate_from}: no steady rate in its metrics.jsonl (it needs two progress records "
-                "or more): train it for longer, or lower run.log_every"
-            )
+    for gb in gpu_memory:
+        if not (math.isfinite(gb) and 0 < gb <= MAX_GPU_GB):
+            raise ArcsolverError(f"--gpu-memory {gb}: not a GPU size; give its memory in GB, above 0 and at most {MAX_GPU_GB:,}")
     cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides)
+    batch = cfg.optim.global_batch_size
+    if processes > batch or batch % processes:
+        raise ArcsolverError(
+            f"--processes {processes}: optim.global_batch_size {batch} does not split over them; "
+            f"give a divisor of {batch}"
+        )
+    rate = measured_rate(Path(rate_from), cfg) if rate_from is not None else None
     # What it is doing, while it does it (dim), then the plan.
     say = lambda text: console.print(f"[dim]{one_line(text)}", highlight=False)  # noqa: E731
     for line in plan(cfg, gpu_memory, processes, say, rate):
