@@ -224,3 +224,147 @@ def test_plan_refuses_processes_and_gpu_sizes_that_make_no_plan(args, fragment):
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("error: ") and fragment in line, line
     assert "Traceback" not in result.output
+
+
+# --- resume and signals -------------------------------------------------------------------------
+
+
+def test_a_checkpoint_with_non_finite_optimiser_moments_gives_way_to_the_one_before(tmp_path):
+    import io
+    import math
+
+    import torch
+    from conftest import tiny_config
+    from rich.console import Console
+    from safetensors.torch import load_file, save_file
+
+    from arcsolver.train.loop import pretrain
+
+    steps = ["run.steps=4", "run.checkpoint_every=2"]
+    run = tmp_path / "run"
+    pretrain(tiny_config(*steps), run, console=Console(file=io.StringIO()))
+    newest = run / "checkpoints" / "step_0000004" / "optimizer.safetensors"
+    moments = load_file(newest)
+    name = sorted(moments)[0]
+    moments[name] = torch.full_like(moments[name], math.nan)
+    save_file(moments, str(newest))
+    log = io.StringIO()
+    result = pretrain(tiny_config(*steps[:1], "run.steps=5"), run, resume=True, console=Console(file=log, width=400))
+    lines = log.getvalue().splitlines()
+    said = [line for line in lines if "trying the checkpoint before it" in line]
+    assert len(said) == 1 and f"{newest}: 1 optimiser moments hold inf or NaN" in said[0], lines
+    assert any("resumed at step 2" in line for line in lines) and result.step == 5
+
+
+@pytest.mark.parametrize("setting", ["optim.lr=1e308", "optim.puzzle_emb_lr=1e39", "optim.weight_decay=1e300"])
+def test_a_rate_past_what_float32_holds_is_one_line_from_the_settings(setting, tmp_path):
+    challenges = tmp_path / "c.json"
+    challenges.write_text(json.dumps(TASKS))
+    result = invoke("solve", challenges, "--out", tmp_path / "s.json", *sets(setting))
+    assert result.exit_code == 1, result.output
+    error_line(result.output, f"--set {setting!r}", setting.split("=")[0], "less than or equal to 3.40282e+38")
+    result = invoke("pretrain", "--out", tmp_path / "run", *sets(setting))
+    assert result.exit_code == 1 and "3.40282e+38" in result.output, result.output
+
+
+def test_two_ctrl_c_50_ms_apart_exit_130_without_a_traceback(tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arcsolver", "pretrain", "--out", str(run), *sets(*TINY, "run.steps=100000")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not ((run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert "stopped by SIGINT" in out
+
+
+# --- kaggle bundle: staged, locked, cleaned up on every exit --------------------------------------
+
+HANGING_BUNDLE = """
+import sys, time
+from pathlib import Path
+from arcsolver.kaggle import bundle
+
+def build_wheel(source, wheel_dir):
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    (wheel_dir / "arcsolver-0-py3-none-any.whl").write_bytes(b"half")
+    print("building", flush=True)
+    time.sleep(120)
+
+bundle.build_wheel = build_wheel
+from arcsolver.cli import app
+app(["kaggle", "bundle", "--checkpoint", sys.argv[1], "--out", sys.argv[2], "--python-version", "3.12"])
+"""
+
+
+def leftovers(parent: Path, out: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{out.name}.partial"))
+
+
+def test_a_bundle_killed_by_sigterm_leaves_no_half_built_folder(tiny_run, tmp_path):
+    import signal
+
+    out = tmp_path / "bundle"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HANGING_BUNDLE, str(tiny_run), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "building", proc.communicate()[0]
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in output, output
+    assert not out.exists() and leftovers(tmp_path, out) == []
+
+
+def test_a_failed_bundle_leaves_nothing_and_a_finished_one_is_never_written_over(tiny_run, tmp_path, monkeypatch):
+    from arcsolver.errors import ArcsolverError
+    from arcsolver.kaggle import bundle
+
+    def fails(source, wheel_dir):
+        wheel_dir.mkdir(parents=True)
+        (wheel_dir / "half.whl").write_bytes(b"half")
+        raise ArcsolverError("pip wheel (building arcsolver) failed: no room")
+
+    monkeypatch.setattr(bundle, "build_wheel", fails)
+    out = tmp_path / "bundle"
+    result = invoke("kaggle", "bundle", "--checkpoint", tiny_run, "--out", out, "--python-version", "3.12")
+    assert result.exit_code == 1 and "no room" in result.output, result.output
+    assert not out.exists() and leftovers(tmp_path, out) == []
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")  # a finished bundle
+    result = invoke("kaggle", "bundle", "--checkpoint", tiny_run, "--out", out, "--python-version", "3.12")
+    error_line(result.output, out, "already exists and is not an empty folder")
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]
+
+
+def test_a_second_bundle_into_one_out_is_refused_and_touches_nothing_of_the_first(tiny_run, tmp_path, monkeypatch):
+    from arcsolver.kaggle import bundle
+    from arcsolver.locks import Lock
+
+    monkeypatch.setattr(bundle, "build_wheel", lambda source, wheel_dir: pytest.fail("the second bundle built"))
+    out = tmp_path / "bundle"
+    first = tmp_path / f".bundle.partial-{os.getpid() + 1}"  # the first bundle, half-way through
+    (first / "wheels").mkdir(parents=True)
+    (first / "wheels" / "arcsolver.whl").write_bytes(b"first")
+    with Lock(tmp_path / ".bundle.lock", f"bundle {out}"):
+        result = invoke("kaggle", "bundle", "--checkpoint", tiny_run, "--out", out, "--python-version", "3.12")
+    assert result.exit_code == 1, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith(f"error: bundle {out} is in use by process {os.getpid()}"), line
+    assert (first / "wheels" / "arcsolver.whl").read_bytes() == b"first" and not out.exists()

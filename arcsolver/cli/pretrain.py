@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,9 +56,13 @@ def pretrain(
                     f"{run_dir}: already holds a run: pass --resume to continue it, or choose another --out"
                 )
             cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
-        result = run_pretrain(cfg, run_dir, resume=resume, console=console)
-    if result.signal is not None:
-        raise typer.Exit(128 + result.signal)
+        with signals_end_quietly():
+            result = run_pretrain(cfg, run_dir, resume=resume, console=console)
+            if result.signal is not None:
+                # On its way out: a later Ctrl-C (a second press) must not print a traceback.
+                for signum in QUIET_SIGNALS:
+                    signal.signal(signum, signal.SIG_IGN)
+                raise typer.Exit(128 + result.signal)
     if result.scores:
         scores = result.scores
         console.print(
@@ -65,6 +71,30 @@ def pretrain(
             highlight=False,
             soft_wrap=True,
         )
+
+
+QUIET_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def signals_end_quietly():
+    """Ctrl-C or SIGTERM where the training loop does not handle them (set-up, and the moments
+    between its end and the process's) end the process with 128 + the signal, without a
+    traceback. The loop's own handling (stop after the step, checkpoint) comes inside this."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def end(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {signum: signal.signal(signum, end) for signum in QUIET_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is end:
+                signal.signal(signum, handler)
 
 
 @contextmanager
