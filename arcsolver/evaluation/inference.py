@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,10 @@ from arcsolver.data.task import Grid, Task
 from arcsolver.evaluation.canvas import query_sides
 from arcsolver.evaluation.voting import Candidate, vote
 from arcsolver.model.loss import stablemax_log_probs
+
+
+class DeadlineReached(Exception):
+    """The deadline passed before a batch of queries: the answers so far are not all there is."""
 
 
 @dataclass(frozen=True)
@@ -43,26 +48,39 @@ def autocast_for(device: torch.device, dtype: torch.dtype | None):
 
 
 def predict(
-    model, tasks: dict[str, Task], queries: list[Query], canvas: int | Sequence[int], batch_size: int, dtype=None
+    model,
+    tasks: dict[str, Task],
+    queries: list[Query],
+    canvas: int | Sequence[int],
+    batch_size: int,
+    dtype=None,
+    deadline: float | None = None,
 ) -> list[tuple[Grid | None, float]]:
     """(predicted grid in the task's own frame, halt logit) for every query, in order.
 
     canvas: one fixed side for every query, or the sides of a grid-sized layout (then queries
-    run in batches of one side each; see query_sides).
+    run in batches of one side each; see query_sides). deadline: a monotonic time checked
+    before every batch; DeadlineReached once it has passed.
     """
-    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs=False)[0]
+    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, False, deadline)[0]
 
 
 def predict_with_log_probs(
-    model, tasks: dict[str, Task], queries: list[Query], canvas: int | Sequence[int], batch_size: int, dtype=None
+    model,
+    tasks: dict[str, Task],
+    queries: list[Query],
+    canvas: int | Sequence[int],
+    batch_size: int,
+    dtype=None,
+    deadline: float | None = None,
 ) -> tuple[list[tuple[Grid | None, float]], list[torch.Tensor]]:
     """predict's answers, and each query's log-probabilities [side*side, vocab] (bf16, on CPU),
     from which `likelihoods` scores any candidate without another forward pass."""
-    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs=True)
+    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, True, deadline)
 
 
 @torch.no_grad()
-def _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs: bool):
+def _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs: bool, deadline=None):
     """The forward passes behind predict and predict_with_log_probs, one canvas side at a time."""
     device = next(model.parameters()).device
     sides = query_sides(tasks, queries, canvas)
@@ -71,6 +89,8 @@ def _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_prob
     for side in sorted(set(sides)):
         mine = [k for k, s in enumerate(sides) if s == side]
         for start in range(0, len(mine), batch_size):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineReached(f"{len(queries) - sum(r is not None for r in results)} queries not run")
             chunk = mine[start : start + batch_size]
             boards = np.stack(
                 [

@@ -24,6 +24,7 @@ from arcsolver.engine.pretrained import load_model, trained_versions
 from arcsolver.errors import ArcsolverError
 from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.evaluation.inference import (
+    DeadlineReached,
     predict,
     predict_with_log_probs,
     queries_for,
@@ -31,7 +32,7 @@ from arcsolver.evaluation.inference import (
     vote_queries,
 )
 from arcsolver.solve.adapt import Adapted, adapt_or_restore, error_line, pick_micro_batch
-from arcsolver.solve.budget import adaptation_deadline, solve_deadline
+from arcsolver.solve.budget import InferencePace, adaptation_deadline, safety_margin, solve_deadline
 from arcsolver.solve.submission import read_for_submission
 from arcsolver.solve.writer import Submissions, two_attempts
 from arcsolver.trackers import Trackers, check_trackers
@@ -51,14 +52,21 @@ class SolveReport:
 
 
 def solve(
-    challenges: Path, out: Path, checkpoint: str, cfg: SolveConfig, console, shard: tuple[int, int] = (0, 1)
+    challenges: Path,
+    out: Path,
+    checkpoint: str,
+    cfg: SolveConfig,
+    console,
+    shard: tuple[int, int] = (0, 1),
+    started: float | None = None,
 ) -> SolveReport:
     """Adapt to the tasks of a challenges file (this shard of them) and write the submission.
-    One seed gives the same files every time, unless the time budget cuts adaptation short."""
+    One seed gives the same files every time, unless the time budget cuts adaptation short.
+    started: the monotonic time the budget counts from (default: now)."""
     # A missing or broken package, or a directory they cannot write, fails here, before any work.
     check_trackers(cfg.run.trackers, trackers_dir(Path(out)) if cfg.adapt.steps else None)
     seed_everything(cfg.run.seed)  # adaptation draws from torch's generator (halting exploration)
-    deadline = solve_deadline(cfg)
+    deadline = solve_deadline(cfg, started)
     report = SolveReport()
 
     raw, tasks, problems, fallbacks = read_for_submission(challenges)
@@ -111,7 +119,10 @@ def solve(
     micro = pick_micro_batch(model, cfg, dtype, device, say) if todo and cfg.adapt.steps else None
 
     # Budget: leave inference the time it needs, measured on the real model; the rest adapts.
-    adapt_deadline = adaptation_deadline(model, todo, cfg, canvas, dtype, deadline, say)
+    if cfg.run.time_budget_s is not None and safety_margin(cfg) < cfg.run.safety_margin_s:
+        say(f"run.safety_margin_s {cfg.run.safety_margin_s:g}s is more than half the budget: {safety_margin(cfg):g}s kept")
+    pace = InferencePace()
+    adapt_deadline = adaptation_deadline(model, todo, cfg, canvas, dtype, deadline, say, pace)
 
     from rich.progress import (
         BarColumn,
@@ -182,7 +193,25 @@ def solve(
             if deadline is not None and time.monotonic() > deadline:
                 report.fallbacks[task.id] = "time budget reached before its inference"
             else:
-                infer_task_into(model, task, adapted, cfg, canvas, dtype, subs, fallbacks, report, say_fallback)
+                # The time left is shared anew among the tasks left as each one finishes.
+                full = len(adapted.versions[task.id][: cfg.infer.max_versions])
+                versions = pace.versions_for(len(task.test), full, len(todo) - done + 1, deadline)
+                began = time.monotonic()
+                infer_task_into(
+                    model,
+                    task,
+                    adapted,
+                    cfg,
+                    canvas,
+                    dtype,
+                    subs,
+                    fallbacks,
+                    report,
+                    say_fallback,
+                    deadline,
+                    versions if versions < full else None,
+                )
+                pace.observe(len(task.test) * versions, time.monotonic() - began)
             progress.update(bar, advance=1)
             heartbeat(
                 lambda done=done: (
@@ -272,10 +301,16 @@ def infer_task_into(
     fallbacks: dict,
     report: SolveReport,
     say_fallback,
+    deadline: float | None = None,
+    max_versions: int | None = None,
 ) -> None:
-    """Answer one task with the model and rewrite the files when due; a failure costs this task only."""
+    """Answer one task with the model (max_versions per test input, default the recipe's, and
+    not past deadline) and rewrite the files when due; a failure costs this task only."""
     try:
-        rankings = infer_task(model, task, adapted.versions[task.id], cfg, canvas, dtype)
+        rankings = infer_task(model, task, adapted.versions[task.id], cfg, canvas, dtype, deadline, max_versions)
+    except DeadlineReached:  # its fallback stays: a half-answered task has no vote
+        report.fallbacks[task.id] = "time budget reached during its inference"
+        return
     except Exception as e:  # one task's failure must not cost the others
         report.fallbacks[task.id] = f"inference failed: {error_line(e)}"
         say_fallback(task.id, report.fallbacks[task.id])
@@ -286,15 +321,26 @@ def infer_task_into(
     report.solved_by_model += 1
 
 
-def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtype) -> dict[str, list]:
-    """Ranked candidates per test input of one task, under each ranking rule."""
-    queries = queries_for(task, versions, cfg.infer.max_versions)
+def infer_task(
+    model,
+    task: Task,
+    versions: list,
+    cfg: SolveConfig,
+    canvas,
+    dtype,
+    deadline: float | None = None,
+    max_versions: int | None = None,
+) -> dict[str, list]:
+    """Ranked candidates per test input of one task, under each ranking rule; DeadlineReached
+    where deadline passes before its last batch."""
+    queries = queries_for(task, versions, max_versions or cfg.infer.max_versions)
     need_lp = cfg.infer.ranking == "likelihood" or cfg.infer.write_all_rankings
     tasks = {task.id: task}
+    size = cfg.infer.batch_size
     if need_lp:
-        preds, log_probs = predict_with_log_probs(model, tasks, queries, canvas, cfg.infer.batch_size, dtype)
+        preds, log_probs = predict_with_log_probs(model, tasks, queries, canvas, size, dtype, deadline)
     else:
-        preds, log_probs = predict(model, tasks, queries, canvas, cfg.infer.batch_size, dtype), []
+        preds, log_probs = predict(model, tasks, queries, canvas, size, dtype, deadline), []
     voted = vote_queries(queries, preds)
     by_votes = [voted.get((task.id, i), []) for i in range(len(task.test))]
     out = {"votes": by_votes}

@@ -1,0 +1,100 @@
+"""arcsolver/solve/budget.py and the time promises of solve and pretrain: a solve's budget is a
+hard deadline however slow inference turns, shared anew among the tasks left as they finish;
+measuring the inference rate is bounded; pretraining's time limit covers its final evaluation;
+progress never reads past its total."""
+
+import io
+import json
+import time
+
+import pytest
+import torch
+from conftest import tiny_config
+from rich.console import Console
+from test_solve import quick, write_challenges
+from test_solve_resilience import small_tasks
+
+from arcsolver.model.trm import TRM
+from arcsolver.solve import solver
+from arcsolver.solve.budget import InferencePace, safety_margin, solve_deadline
+
+
+def slowed_after(monkeypatch, calls: int, seconds: float) -> list[float]:
+    """Every model.predict after the first `calls` (the rate's measurement) sleeps seconds first:
+    inference turns slow mid-run. Returns the times the slowed batches ended."""
+    real, seen, ended = TRM.predict, [0], []
+
+    def predict(self, inputs, puzzle_ids):
+        seen[0] += 1
+        if seen[0] > calls:
+            time.sleep(seconds)
+        out = real(self, inputs, puzzle_ids)
+        ended.append(time.monotonic())
+        return out
+
+    monkeypatch.setattr(TRM, "predict", predict)
+    return ended
+
+
+def solve_timed(tiny_run, tmp_path, n_tasks, *settings):
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, small_tasks(n_tasks))
+    log = io.StringIO()
+    began = time.monotonic()
+    report = solver.solve(
+        challenges, tmp_path / "s.json", str(tiny_run), quick(*settings), Console(file=log, width=300), started=began
+    )
+    return report, time.monotonic() - began, log.getvalue()
+
+
+SLOW = ["adapt.steps=0", "data.n_augmentations=8", "infer.max_versions=8", "infer.batch_size=1"]
+
+
+def test_a_solve_slowed_mid_inference_ends_within_its_budget(tiny_run, tmp_path, monkeypatch):
+    # Each task's 8 versions run as 8 batches of 1, slowed to 0.6 s each once measured: 4.8 s a
+    # task, longer than the 3 s the deadline leaves; checked between tasks only, the first
+    # task would run past the budget.
+    slowed_after(monkeypatch, 2, 0.6)
+    report, took, log = solve_timed(tiny_run, tmp_path, 2, *SLOW, "run.time_budget_s=5", "run.safety_margin_s=2")
+    assert took < 5.0, (took, log)
+    sub = json.loads((tmp_path / "s.json").read_text())
+    assert set(sub) == {t.id for t in small_tasks(2)}  # every task is in the file, its fallback at least
+    assert report.fallbacks and all(r.startswith("time budget reached") for r in report.fallbacks.values())
+    assert "time budget reached during its inference" in log
+
+
+def test_the_time_left_is_shared_among_the_tasks_left_rather_than_given_up(tiny_run, tmp_path, monkeypatch):
+    # 5 tasks of 8 versions at 0.25 s a batch need 10 s; the deadline leaves about 6: with the
+    # share re-planned as tasks finish, every task is answered by the model, on fewer versions.
+    slowed_after(monkeypatch, 2, 0.25)
+    report, took, log = solve_timed(tiny_run, tmp_path, 5, *SLOW, "run.time_budget_s=8", "run.safety_margin_s=2")
+    assert took < 8.0, (took, log)
+    assert report.solved_by_model == 5 and not report.fallbacks, log
+
+
+def test_measuring_the_inference_rate_is_bounded_and_said(tiny_run, tmp_path, monkeypatch):
+    ended = slowed_after(monkeypatch, 0, 1.0)  # one query takes a second: a batch of 16 is not timed
+    report, took, log = solve_timed(
+        tiny_run, tmp_path, 1, "adapt.steps=0", "run.time_budget_s=10", "run.safety_margin_s=1"
+    )
+    line = next(line for line in log.splitlines() if line.startswith("inference estimate"))
+    assert "measured in 1." in line, line
+    assert took < 10.0 and report.solved_by_model == 1, log
+
+
+def test_a_margin_past_half_the_budget_keeps_half(monkeypatch):
+    cfg = quick("run.time_budget_s=30")  # the default margin is 60 s
+    assert safety_margin(cfg) == 15.0
+    assert solve_deadline(cfg, started=100.0) == 115.0
+    assert safety_margin(quick("run.time_budget_s=400")) == 60.0
+
+
+def test_the_pace_gives_each_task_its_share_of_the_time_left():
+    pace = InferencePace()
+    assert pace.versions_for(2, 8, 10, None) == 8  # no budget: every version
+    assert pace.versions_for(2, 8, 10, time.monotonic() + 1) == 8  # nothing measured yet
+    pace.observe(queries=16, seconds=1.6)  # 0.1 s a query
+    deadline = time.monotonic() + 4.05
+    assert pace.versions_for(2, 8, 10, deadline) == 2  # 0.4 s a task: 2 test inputs x 2 versions
+    assert pace.versions_for(2, 8, 1, deadline) == 8  # the last task may take them all
+    assert pace.versions_for(2, 8, 1000, deadline) == 1  # never none: the deadline stops what runs over
