@@ -98,3 +98,40 @@ def test_the_pace_gives_each_task_its_share_of_the_time_left():
     assert pace.versions_for(2, 8, 10, deadline) == 2  # 0.4 s a task: 2 test inputs x 2 versions
     assert pace.versions_for(2, 8, 1, deadline) == 8  # the last task may take them all
     assert pace.versions_for(2, 8, 1000, deadline) == 1  # never none: the deadline stops what runs over
+
+
+def test_pretrains_time_limit_covers_its_final_evaluation_cut_short_when_slowed(tmp_path, monkeypatch):
+    from arcsolver.train import loop
+
+    # After the evaluation's length is measured (its first two predict calls), every batch of one
+    # query takes 0.5 s: 14 queries, 7 s, more than the 6 s limit has left.
+    slowed_after(monkeypatch, 2, 0.5)
+    measured, real = [], loop.evaluation_seconds
+    monkeypatch.setattr(loop, "evaluation_seconds", lambda *a: (real(*a), measured.append(time.monotonic()))[0])
+    log = io.StringIO()
+    cfg = tiny_config("run.steps=100000", "run.time_limit_s=6", "eval.batch_size=1")
+    result = loop.pretrain(cfg, tmp_path / "run", console=Console(file=log, width=300))
+    took = time.monotonic() - measured[0]  # the limit's clock starts just after the measurement
+    lines = log.getvalue().splitlines()
+    assert any(line.startswith("time limit 6s: the final held-out evaluation (") for line in lines), lines
+    assert any("left for the final evaluation" in line for line in lines), lines
+    assert any("held-out evaluation stopped at the time limit" in line for line in lines), lines
+    assert took < 6 + 1, (took, lines)  # at most one batch and the last record past the limit
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["heldout_cut"] >= 1 and record["heldout_tasks"] == result.scores["tasks"]
+
+
+def test_the_progress_line_never_reads_past_its_total_nor_a_negative_time_left(tmp_path, monkeypatch):
+    import arcsolver.console
+    from arcsolver.engine.distributed import Dist
+    from arcsolver.train.logger import Logger
+
+    monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)
+    log = io.StringIO()
+    logger = Logger(tmp_path, 100, 0, Dist(), torch.device("cpu"), 8, 600.0, Console(file=log, width=300))
+    logger.total = 27  # the last record's projection, which the steps since have passed
+    logger.started -= 10.0
+    logger.tick(29)
+    line = log.getvalue().strip().splitlines()[-1]
+    total = int(line.split("/")[1].split(";")[0].split(":")[0])
+    assert line.startswith("pretrain step 29/") and total >= 29 and "-" not in line.split("about")[1], line

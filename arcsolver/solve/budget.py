@@ -26,6 +26,13 @@ def safety_margin(cfg: SolveConfig) -> float:
     return cfg.run.safety_margin_s if budget is None else min(cfg.run.safety_margin_s, MARGIN_SHARE * budget)
 
 
+def budget_left(cfg: SolveConfig, started: float) -> float | None:
+    """What remains of the time budget that began at started (monotonic): what a process
+    started now may take; None without a budget."""
+    budget = cfg.run.time_budget_s
+    return None if budget is None else max(budget - (time.monotonic() - started), 0.001)
+
+
 def solve_deadline(cfg: SolveConfig, started: float | None = None) -> float | None:
     """The monotonic time by which the solve must be done (its budget from started, default now,
     less the safety margin); None without a budget."""
@@ -50,6 +57,19 @@ class InferencePace:
         self.seconds += seconds
         self.per_query = self.seconds / max(self.queries, 1)
 
+    def tasks_within(self, tasks: list[Task], deadline: float | None) -> int:
+        """How many of tasks, in order, one version per test input each, the time until deadline
+        can answer (all of them without a deadline or a measured pace)."""
+        if deadline is None or not self.per_query:
+            return len(tasks)
+        left, n = deadline - time.monotonic(), 0
+        for task in tasks:
+            left -= self.per_query * len(task.test)
+            if left < 0:
+                break
+            n += 1
+        return n
+
     def versions_for(self, n_tests: int, n_versions: int, tasks_left: int, deadline: float | None) -> int:
         """The versions per test input a task may run, with tasks_left tasks (this one included)
         sharing the time until deadline."""
@@ -68,6 +88,11 @@ def adaptation_deadline(
     a deadline or tasks. pace (an InferencePace) learns the measured seconds per query."""
     if deadline is None or not todo:
         return None
+    if time.monotonic() >= deadline:  # reading the tasks took it all: nothing is measured or prepared
+        if pace is not None:
+            pace.per_query = math.inf
+        say("the time budget is spent before the model could run: every task keeps its fallback")
+        return deadline
     n_versions = min(cfg.data.n_augmentations, cfg.infer.max_versions or cfg.data.n_augmentations)
     n_queries = sum(len(t.test) for t in todo) * n_versions
     began = time.monotonic()

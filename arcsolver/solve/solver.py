@@ -123,6 +123,14 @@ def solve(
         say(f"run.safety_margin_s {cfg.run.safety_margin_s:g}s is more than half the budget: {safety_margin(cfg):g}s kept")
     pace = InferencePace()
     adapt_deadline = adaptation_deadline(model, todo, cfg, canvas, dtype, deadline, say, pace)
+    # Tasks the time left cannot answer even on one version each are not prepared at all: with
+    # 100,000 tasks, their versions alone would take minutes to build.
+    reachable = pace.tasks_within(todo, deadline)
+    if reachable < len(todo):
+        say(f"the time budget reaches {reachable} of the {len(todo)} tasks; the rest keep their fallbacks")
+        for task in todo[reachable:]:
+            report.fallbacks[task.id] = "time budget reached before its inference"
+        todo = todo[:reachable]
 
     from rich.progress import (
         BarColumn,

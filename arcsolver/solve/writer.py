@@ -8,8 +8,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from arcsolver.atomic import write_problem
-from arcsolver.solve.submission import submission_json, write_submission
+from arcsolver.solve.submission import attempts_entry, write_submission
 
 RANKINGS = ("votes", "likelihood")
 WRITE_EVERY_S = 5.0  # the most answers a kill can lose: those of the last few seconds
@@ -41,7 +43,11 @@ class Submissions:
         every_s: float | None = None,
     ):
         self.out, self.order, self.main, self.write_all = out, order, main, write_all
-        self.entries = {rule: dict(fallbacks) for rule in RANKINGS}
+        # Each task's entries as the file holds them, checked and converted once (not at every
+        # write: a write of 100,000 tasks would check 400,000 grids again); a fallback's are
+        # shared by every rule.
+        fallback_json = {tid: [checked_entry(a1, a2) for a1, a2 in attempts] for tid, attempts in fallbacks.items()}
+        self.entries = {rule: dict(fallback_json) for rule in RANKINGS}
         self.on_problem = on_problem or (lambda text: None)
         self.unwritten: dict[Path, str] = {}
         self.every_s = WRITE_EVERY_S if every_s is None else every_s
@@ -49,7 +55,8 @@ class Submissions:
         self.writes = 0  # how many times the files were written, for the record
 
     def set(self, task_id: str, rule: str, attempts: list) -> None:
-        self.entries[rule][task_id] = attempts
+        """Give task_id these (attempt_1, attempt_2) per test input under rule."""
+        self.entries[rule][task_id] = [attempts_entry(a1, a2) for a1, a2 in attempts]
 
     def write_due(self) -> None:
         """write(), if every_s seconds have passed since the last one ended, and at least
@@ -67,7 +74,7 @@ class Submissions:
 
     def _write_all(self) -> None:
         for rule in RANKINGS:
-            obj = submission_json({tid: self.entries[rule][tid] for tid in self.order})
+            obj = {tid: self.entries[rule][tid] for tid in self.order}
             if rule == self.main:
                 self._write(self.out, obj)
             if self.write_all:
@@ -85,6 +92,14 @@ class Submissions:
             self.unwritten[path] = write_problem(e)
         else:
             self.unwritten.pop(path, None)
+
+
+def checked_entry(attempt_1, attempt_2) -> dict:
+    """attempts_entry, but for grids that are arrays already (the fallbacks: their checks were
+    the task's own, as it was parsed) only their conversion."""
+    if isinstance(attempt_1, np.ndarray) and isinstance(attempt_2, np.ndarray):
+        return {"attempt_1": attempt_1.tolist(), "attempt_2": attempt_2.tolist()}
+    return attempts_entry(attempt_1, attempt_2)
 
 
 def two_attempts(ranked: list, fallback: tuple) -> tuple:

@@ -7,6 +7,8 @@ import contextlib
 import time
 from collections.abc import Callable
 
+import torch
+
 import arcsolver.console
 from arcsolver.console import duration
 from arcsolver.data.stream import Puzzle
@@ -35,34 +37,45 @@ def paced_chunks(items: list, most: int, first: int = 32):
             size = max(size // 2, 1)
 
 
+def heldout_queries(run: Run, puzzles: list[Puzzle], heldout: list[Task], max_versions: int | None = None):
+    """(this process's held-out tasks by id, their queries): every test input in each of its
+    versions, at most the fewer of max_versions and eval.max_versions (None: no limit)."""
+    cfg, d = run.cfg, run.d
+    limits = [v for v in (max_versions, cfg.eval.max_versions) if v is not None]
+    versions: dict[str, list] = {}
+    for pid, puzzle in enumerate(puzzles, start=1):
+        versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
+    mine = heldout[d.rank :: d.world_size]
+    return {t.id: t for t in mine}, [q for t in mine for q in queries_for(t, versions[t.id], min(limits, default=None))]
+
+
 def evaluate_heldout(
     run: Run,
     puzzles: list[Puzzle],
     heldout: list[Task],
     max_versions: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    deadline: float | None = None,
 ) -> dict:
     """pass@1/pass@2 and the first attempt's per-cell accuracy of the run's model (its EMA weights
     where it keeps them) on the held-out test inputs, over their augmented versions, voted.
 
     Every process scores its own share of the tasks; the sums are combined. The versions voted
     per test input are the fewer of max_versions and eval.max_versions (None: no limit).
-    on_progress(done, total) hears of this process's queries after every batch.
+    on_progress(done, total) hears of this process's queries after every batch. Past deadline (a
+    monotonic time, checked between batches) no batch begins: the tasks answered whole are
+    scored, and "cut" counts the held-out tasks left out.
     """
     cfg, d, model = run.cfg, run.d, run.model
-    limits = [v for v in (max_versions, cfg.eval.max_versions) if v is not None]
-    versions: dict[str, list] = {}
-    for pid, puzzle in enumerate(puzzles, start=1):
-        versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
-    mine = heldout[d.rank :: d.world_size]
-    tasks = {t.id: t for t in mine}
-    queries = [q for t in mine for q in queries_for(t, versions[t.id], min(limits, default=None))]
+    tasks, queries = heldout_queries(run, puzzles, heldout, max_versions)
     was_training = model.training
     model.eval()
-    preds = []
+    preds: list = []
     try:
         with run.ema.applied(model) if run.ema is not None else contextlib.nullcontext():
             for chunk in paced_chunks(queries, cfg.eval.batch_size):
+                if deadline is not None and time.monotonic() > deadline:
+                    break
                 preds += predict(
                     model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, run.dtype
                 )
@@ -70,11 +83,39 @@ def evaluate_heldout(
                     on_progress(len(preds), len(queries))
     finally:
         model.train(was_training)
-    scores = heldout_scores(tasks, vote_queries(queries, preds))
+    answered = queries[: len(preds)]
+    # Queries run task by task: a task cut in the middle has only some versions voted, and is left out.
+    unanswered = {q.task_id for q in queries[len(preds) :]}
+    whole = [t for t in tasks if t not in unanswered]
+    scores = heldout_scores({t: tasks[t] for t in whole}, vote_queries(answered, preds))
     n = scores["tasks"]
     keys = ("pass@1", "pass@2", "cell_accuracy")
-    sums = sum_over_processes([scores[k] * n for k in keys] + [n], d, run.device)
-    return {**{k: s / max(sums[-1], 1) for k, s in zip(keys, sums)}, "tasks": int(sums[-1])}
+    sums = sum_over_processes([scores[k] * n for k in keys] + [n, len(tasks) - len(whole)], d, run.device)
+    result = {**{k: s / max(sums[-2], 1) for k, s in zip(keys, sums)}, "tasks": int(sums[-2])}
+    return result | ({"cut": int(sums[-1])} if sums[-1] else {})
+
+
+def evaluation_seconds(run: Run, puzzles: list[Puzzle], heldout: list[Task], limit_s: float) -> tuple[float, int]:
+    """(seconds the final held-out evaluation of this process's share will take, its queries),
+    from one query timed, then a sample of them across its canvases where that takes under a
+    twentieth of limit_s. Neither the model nor any random generator is changed."""
+    cfg = run.cfg
+    tasks, queries = heldout_queries(run, puzzles, heldout)
+    if not queries:
+        return 0.0, 0
+    canvas = cfg.canvas_sides() or cfg.model.canvas
+    n = min(cfg.eval.batch_size, 32, len(queries))
+    sample = queries[:: max(len(queries) // n, 1)][:n]
+    devices = [run.device] if run.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        began = time.monotonic()
+        predict(run.model, tasks, sample[:1], canvas, 1, run.dtype)
+        per_query = time.monotonic() - began
+        if n > 1 and per_query * n < limit_s / 20:
+            began = time.monotonic()
+            predict(run.model, tasks, sample, canvas, cfg.eval.batch_size, run.dtype)
+            per_query = (time.monotonic() - began) / n
+    return per_query * len(queries), len(queries)
 
 
 def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], None]:
@@ -89,12 +130,24 @@ def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], No
 
 
 def evaluate_logged(
-    run: Run, puzzles: list[Puzzle], heldout: list[Task], logger: Logger, step: int, final: bool
+    run: Run,
+    puzzles: list[Puzzle],
+    heldout: list[Task],
+    logger: Logger,
+    step: int,
+    final: bool,
+    deadline: float | None = None,
 ) -> dict:
     """evaluate_heldout of the model at step, told as it runs and recorded in metrics.jsonl: a
-    periodic evaluation (over at most eval.periodic_max_versions versions) or the final one."""
+    periodic evaluation (over at most eval.periodic_max_versions versions) or the final one;
+    one cut short at deadline says so."""
     what = "held-out evaluation" if final else f"step {step}: held-out evaluation"
     max_versions = None if final else run.cfg.eval.periodic_max_versions
-    scores = evaluate_heldout(run, puzzles, heldout, max_versions, eval_progress(logger, what, run.d))
+    scores = evaluate_heldout(run, puzzles, heldout, max_versions, eval_progress(logger, what, run.d), deadline)
+    if scores.get("cut"):
+        logger.print(
+            f"{what} stopped at the time limit: {scores['tasks']} tasks scored, {scores['cut']} left out "
+            "(raise run.time_limit_s, or lower eval.max_versions, to score them all)"
+        )
     logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
     return scores
