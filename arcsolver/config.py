@@ -122,9 +122,15 @@ class OptimConfig(_Section):
     betas: tuple[Beta, Beta] = Field((0.9, 0.95), description="Adam's moment decay rates")
     weight_decay: float = Field(0.1, ge=0, le=FLOAT32_MAX, description="decoupled weight decay of the network")
     warmup_steps: int = Field(2000, ge=0, le=MAX_STEPS, description="linear learning-rate warm-up from 0")
-    grad_clip: float | None = Field(None, gt=0, le=FLOAT32_MAX, description="clip the global gradient norm to this (None: no clipping)")
-    puzzle_emb_lr: float = Field(1e-2, gt=0, le=FLOAT32_MAX, description="sign-SGD learning rate of the puzzle-embedding rows")
-    puzzle_emb_weight_decay: float = Field(0.1, ge=0, le=FLOAT32_MAX, description="decoupled weight decay of the puzzle-embedding rows")
+    grad_clip: float | None = Field(
+        None, gt=0, le=FLOAT32_MAX, description="clip the global gradient norm to this (None: no clipping)"
+    )
+    puzzle_emb_lr: float = Field(
+        1e-2, gt=0, le=FLOAT32_MAX, description="sign-SGD learning rate of the puzzle-embedding rows"
+    )
+    puzzle_emb_weight_decay: float = Field(
+        0.1, ge=0, le=FLOAT32_MAX, description="decoupled weight decay of the puzzle-embedding rows"
+    )
     ema_rate: float | None = Field(0.999, gt=0, lt=1, description="None: evaluate the raw weights")
 
 

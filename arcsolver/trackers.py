@@ -91,7 +91,9 @@ class Trackers:
             self._open(names, directory, name, config)
         except OSError as e:  # the directory changed since the check
             self.close()
-            raise ArcsolverError(f"{e.filename or directory}: cannot write the trackers' files ({e.strerror or e})") from None
+            raise ArcsolverError(
+                f"{e.filename or directory}: cannot write the trackers' files ({e.strerror or e})"
+            ) from None
 
     def _open(self, names: list[str], directory: Path, name: str, config: dict | None) -> None:
         if "tensorboard" in names:

@@ -160,7 +160,9 @@ def print_plan(
         raise ArcsolverError(f"--processes {processes}: give 1 or more")
     for gb in gpu_memory:
         if not (math.isfinite(gb) and 0 < gb <= MAX_GPU_GB):
-            raise ArcsolverError(f"--gpu-memory {gb}: not a GPU size; give its memory in GB, above 0 and at most {MAX_GPU_GB:,}")
+            raise ArcsolverError(
+                f"--gpu-memory {gb}: not a GPU size; give its memory in GB, above 0 and at most {MAX_GPU_GB:,}"
+            )
     cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides)
     batch = cfg.optim.global_batch_size
     if processes > batch or batch % processes:

@@ -329,7 +329,9 @@ def staged(out: Path):
     def terminated(signum, frame):
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, terminated) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGTERM, terminated) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
         yield staging
     finally:

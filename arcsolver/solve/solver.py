@@ -120,7 +120,9 @@ def solve(
 
     # Budget: leave inference the time it needs, measured on the real model; the rest adapts.
     if cfg.run.time_budget_s is not None and safety_margin(cfg) < cfg.run.safety_margin_s:
-        say(f"run.safety_margin_s {cfg.run.safety_margin_s:g}s is more than half the budget: {safety_margin(cfg):g}s kept")
+        say(
+            f"run.safety_margin_s {cfg.run.safety_margin_s:g}s is more than half the budget: {safety_margin(cfg):g}s kept"
+        )
     pace = InferencePace()
     adapt_deadline = adaptation_deadline(model, todo, cfg, canvas, dtype, deadline, say, pace)
     # Tasks the time left cannot answer even on one version each are not prepared at all: with

@@ -44,7 +44,6 @@ from arcsolver.train.run import Run
 from arcsolver.train.stops import Interrupted, StopRequests, agreed_signal, stopped
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
 
-
 EVAL_SPARE = 1.25  # training leaves the final evaluation its estimate and a quarter more
 EVAL_SHARE = 0.5  # but never more than this share of the time limit
 

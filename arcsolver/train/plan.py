@@ -117,7 +117,9 @@ def measured_rate(run_dir: Path, cfg: PretrainConfig) -> float:
     planned = setting_values(cfg)
     differ = [k for k in planned if k.startswith(RATE_SETTINGS) and measured.get(k) != planned[k]]
     if differ:
-        shown = ", ".join(f"{k} {json.dumps(measured.get(k))} (this recipe: {json.dumps(planned[k])})" for k in differ[:4])
+        shown = ", ".join(
+            f"{k} {json.dumps(measured.get(k))} (this recipe: {json.dumps(planned[k])})" for k in differ[:4]
+        )
         more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
         raise ArcsolverError(
             f"--rate-from {run_dir}: a run of another model or data ({shown}{more}), whose rate is not this recipe's; "
