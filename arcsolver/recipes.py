@@ -234,9 +234,14 @@ def type_name(annotation) -> str:
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 
 
+def _bound(value) -> str:
+    """A bound as a reader writes it: 3.40282e+38, not its 17 digits."""
+    return f"{value:.6g}" if isinstance(value, float) and abs(value) >= 1e16 else str(value)
+
+
 def _bounds(info: FieldInfo) -> str:
     """' >= 1, < 2' from a field's constraints."""
-    parts = [f"{sign} {getattr(c, attr)}" for c in info.metadata for attr, sign in _BOUNDS if hasattr(c, attr)]
+    parts = [f"{sign} {_bound(getattr(c, attr))}" for c in info.metadata for attr, sign in _BOUNDS if hasattr(c, attr)]
     return f" ({', '.join(parts)})" if parts else ""
 
 

@@ -152,7 +152,7 @@ def test_settings_lists_every_setting_with_its_default_and_type():
     for key in setting_fields(PretrainConfig):
         assert f" {key} " in result.output, key
     line = next(line for line in result.output.splitlines() if " optim.lr " in line)
-    assert "0.0001" in line and "float (> 0)" in line
+    assert "0.0001" in line and "float (> 0, <= 3.40282e+38)" in line
     assert "pretrain settings: defaults" in result.output
 
 
@@ -253,7 +253,7 @@ def test_settings_read_in_80_columns_one_setting_a_line_its_meaning_below():
         lines = output.splitlines()
         assert all(len(line.rstrip()) <= 80 for line in lines), output
         at = next(i for i, line in enumerate(lines) if line.startswith("optim.lr = "))
-        assert "float (> 0)" in lines[at] and lines[at + 1].startswith("    learning rate")
+        assert "float (> 0, <= 3.40282e+38)" in lines[at] and lines[at + 1].startswith("    learning rate")
 
 
 def test_every_help_screen_reads_in_80_columns():

@@ -131,3 +131,27 @@ def test_the_progress_line_never_reads_past_its_total_nor_a_negative_time_left(t
     line = log.getvalue().strip().splitlines()[-1]
     total = int(line.split("/")[1].split(";")[0].split(":")[0])
     assert line.startswith("pretrain step 29/") and total >= 29 and "-" not in line.split("about")[1], line
+
+
+def test_twenty_thousand_tiny_tasks_end_within_a_short_budget(tiny_run, tmp_path):
+    # What costs time per task before the model runs (reading, fallbacks, writing, building the
+    # versions of tasks the budget cannot reach) must not outlast the budget.
+    tasks = {
+        f"{i:08x}": {"train": [{"input": [[i % 10]], "output": [[1]]}], "test": [{"input": [[2]]}]}
+        for i in range(20_000)
+    }
+    challenges = tmp_path / "many.json"
+    challenges.write_text(json.dumps(tasks))
+    log = io.StringIO()
+    began = time.monotonic()
+    report = solver.solve(
+        challenges,
+        tmp_path / "s.json",
+        str(tiny_run),
+        quick("run.time_budget_s=20"),
+        Console(file=log, width=300),
+        started=began,
+    )
+    took = time.monotonic() - began
+    assert took < 20, (took, log.getvalue()[-2000:])
+    assert len(json.loads((tmp_path / "s.json").read_text())) == 20_000 and report.tasks == 20_000
