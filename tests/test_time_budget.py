@@ -7,6 +7,7 @@ import io
 import json
 import time
 
+import pytest
 import torch
 from conftest import tiny_config
 from rich.console import Console
@@ -90,8 +91,8 @@ def test_the_pace_gives_each_task_its_share_of_the_time_left():
     assert pace.versions_for(2, 8, 10, None) == 8  # no budget: every version
     assert pace.versions_for(2, 8, 10, time.monotonic() + 1) == 8  # nothing measured yet
     pace.observe(queries=16, seconds=1.6)  # 0.1 s a query
-    deadline = time.monotonic() + 4.05
-    assert pace.versions_for(2, 8, 10, deadline) == 2  # 0.4 s a task: 2 test inputs x 2 versions
+    deadline = time.monotonic() + 5.05
+    assert pace.versions_for(2, 8, 10, deadline) == 2  # 0.5 s a task, 0.4 s of it planned: 2 inputs x 2 versions
     assert pace.versions_for(2, 8, 1, deadline) == 8  # the last task may take them all
     assert pace.versions_for(2, 8, 1000, deadline) == 1  # never none: the deadline stops what runs over
 
@@ -155,3 +156,12 @@ def test_twenty_thousand_tiny_tasks_end_within_a_short_budget(tiny_run, tmp_path
     took = time.monotonic() - began
     assert took < 20, (took, log.getvalue()[-2000:])
     assert len(json.loads((tmp_path / "s.json").read_text())) == 20_000 and report.tasks == 20_000
+
+
+def test_a_worker_gets_what_remains_of_the_budget():
+    from arcsolver.solve.budget import budget_left
+
+    cfg = quick("run.time_budget_s=30")
+    assert budget_left(cfg, time.monotonic() - 10) == pytest.approx(20, abs=0.5)
+    assert budget_left(cfg, time.monotonic() - 100) == 0.001  # spent: the worker writes its fallbacks
+    assert budget_left(quick(), time.monotonic()) is None
