@@ -79,6 +79,24 @@ def predict_with_log_probs(
     return _run_queries(model, tasks, queries, canvas, batch_size, dtype, True, deadline)
 
 
+def seconds_per_query(
+    model, tasks: dict[str, Task], sample: list[Query], canvas, batch_size: int, dtype, most_s: float
+) -> float:
+    """Seconds a query takes: the first of sample run alone, then all of sample in batches where
+    that would take under most_s seconds at the first one's pace (a batch runs faster per query).
+    A bounded measurement: a slow model costs one query. No random generator moves."""
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        began = time.monotonic()
+        predict(model, tasks, sample[:1], canvas, 1, dtype)
+        per_query = time.monotonic() - began
+        if len(sample) > 1 and per_query * len(sample) <= most_s:
+            began = time.monotonic()
+            predict(model, tasks, sample, canvas, batch_size, dtype)
+            per_query = (time.monotonic() - began) / len(sample)
+    return per_query
+
+
 @torch.no_grad()
 def _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs: bool, deadline=None):
     """The forward passes behind predict and predict_with_log_probs, one canvas side at a time."""

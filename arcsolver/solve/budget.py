@@ -11,7 +11,7 @@ from arcsolver.config import SolveConfig
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.task import Task
 from arcsolver.evaluation.canvas import query_sides
-from arcsolver.evaluation.inference import predict, queries_for
+from arcsolver.evaluation.inference import queries_for, seconds_per_query
 
 INFERENCE_SPARE = 1.25  # adaptation leaves inference its estimate and a quarter more
 MEASURE_SHARE = 0.05  # past its first query, measuring the inference rate takes at most this share of the time left
@@ -129,13 +129,7 @@ def inference_seconds(
         return length * (3 * width + length)  # per layer: 12 D^2 per token in matrices, 4 L D in attention
 
     largest = max(range(len(probes)), key=lambda k: sides[k])
-    begin = time.monotonic()
-    predict(model, tasks, [probes[largest]], canvas, 1, dtype)
-    per_query = time.monotonic() - begin
-    n = min(cfg.infer.batch_size, 64)
     left = math.inf if deadline is None else deadline - time.monotonic()
-    if n > 1 and per_query * n <= MEASURE_SHARE * left:
-        begin = time.monotonic()
-        predict(model, tasks, [probes[largest]] * n, canvas, cfg.infer.batch_size, dtype)
-        per_query = (time.monotonic() - begin) / n
+    sample = [probes[largest]] * min(cfg.infer.batch_size, 64)
+    per_query = seconds_per_query(model, tasks, sample, canvas, cfg.infer.batch_size, dtype, MEASURE_SHARE * left)
     return per_query * n_versions * sum(cost(side) for side in sides) / cost(sides[largest])

@@ -7,14 +7,12 @@ import contextlib
 import time
 from collections.abc import Callable
 
-import torch
-
 import arcsolver.console
 from arcsolver.console import duration
 from arcsolver.data.stream import Puzzle
 from arcsolver.data.task import Task
 from arcsolver.engine.distributed import Dist, sum_over_processes
-from arcsolver.evaluation.inference import predict, queries_for, vote_queries
+from arcsolver.evaluation.inference import predict, queries_for, seconds_per_query, vote_queries
 from arcsolver.evaluation.scoring import heldout_scores
 from arcsolver.train.logger import Logger
 from arcsolver.train.run import Run
@@ -103,18 +101,10 @@ def evaluation_seconds(run: Run, puzzles: list[Puzzle], heldout: list[Task], lim
     tasks, queries = heldout_queries(run, puzzles, heldout)
     if not queries:
         return 0.0, 0
-    canvas = cfg.canvas_sides() or cfg.model.canvas
     n = min(cfg.eval.batch_size, 32, len(queries))
-    sample = queries[:: max(len(queries) // n, 1)][:n]
-    devices = [run.device] if run.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        began = time.monotonic()
-        predict(run.model, tasks, sample[:1], canvas, 1, run.dtype)
-        per_query = time.monotonic() - began
-        if n > 1 and per_query * n < limit_s / 20:
-            began = time.monotonic()
-            predict(run.model, tasks, sample, canvas, cfg.eval.batch_size, run.dtype)
-            per_query = (time.monotonic() - began) / n
+    sample = queries[:: max(len(queries) // n, 1)][:n]  # across the canvases, as the evaluation runs them
+    canvas = cfg.canvas_sides() or cfg.model.canvas
+    per_query = seconds_per_query(run.model, tasks, sample, canvas, cfg.eval.batch_size, run.dtype, limit_s / 20)
     return per_query * len(queries), len(queries)
 
 
