@@ -59,7 +59,9 @@ def pretrain(
         scores = result.scores
         console.print(
             f"held-out: pass@1 {scores['pass@1']:.3f}  pass@2 {scores['pass@2']:.3f}  "
-            f"cells {scores['cell_accuracy']:.3f}  ({scores['tasks']} tasks) after {result.step} steps; run in {one_line(str(run_dir))}",
+            f"cells {scores['cell_accuracy']:.3f}  "
+            + (f"loss {scores['loss']:.4f}  " if "loss" in scores else "")
+            + f"({scores['tasks']} tasks) after {result.step} steps; run in {one_line(str(run_dir))}",
             highlight=False,
             soft_wrap=True,
         )
