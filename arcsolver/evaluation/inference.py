@@ -118,7 +118,9 @@ def _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_prob
                 for k, lp in zip(chunk, stablemax_log_probs(logits.float()).to("cpu", torch.bfloat16)):
                     kept[k] = lp
             if loss is not None:
-                _add_answer_loss(loss, logits, [answer_labels(tasks[queries[k].task_id], queries[k], side) for k in chunk])
+                _add_answer_loss(
+                    loss, logits, [answer_labels(tasks[queries[k].task_id], queries[k], side) for k in chunk]
+                )
             tokens = logits.argmax(-1).view(len(chunk), side, side).cpu().numpy()
             for k, grid, halt in zip(chunk, decode_batch(tokens), halt_logit.float().cpu().tolist()):
                 back = None if grid is None else queries[k].augmentation.inverse().apply_grid(grid)

@@ -127,7 +127,12 @@ class Logger:
     def log_evaluation(self, step: int, scores: dict) -> None:
         """A held-out evaluation's record: its scores, with the step, wall time and FLOPs it came at."""
         self.log(
-            {"step": step, **{f"heldout_{k}": v for k, v in scores.items()}, "time_s": self.elapsed(), "flops": self.flops}
+            {
+                "step": step,
+                **{f"heldout_{k}": v for k, v in scores.items()},
+                "time_s": self.elapsed(),
+                "flops": self.flops,
+            }
         )
 
     def eta_total(self, step: int) -> int | None:
