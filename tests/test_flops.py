@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
-from arcsolver.engine.flops import cumulative_flops, format_flops, step_flops
+from arcsolver.engine.flops import cumulative_flops, flop_counter, format_flops, step_flops
 from arcsolver.model.trm import TRM
 from arcsolver.train.loop import pretrain
 
@@ -35,6 +35,22 @@ def test_a_step_costs_its_batch_times_one_sample_and_counting_it_changes_nothing
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters()) and not model.puzzle_emb._batch_rows
+
+
+def test_the_cpus_fused_attention_counts_as_the_same_computation_in_matmuls():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = (torch.randn(2, 4, 29, 16, requires_grad=True) for _ in range(3))
+
+    def count() -> int:
+        with flop_counter() as counter:
+            torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return counter.get_total_flops()
+
+    fused = count()
+    with sdpa_kernel(SDPBackend.MATH):  # the same attention as two batched matmuls
+        matmuls = count()
+    assert fused == matmuls == 2 * (2 * 2 * 4 * 29 * 29 * 16)
 
 
 def test_the_backward_and_every_recursion_are_counted():

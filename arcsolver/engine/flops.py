@@ -5,7 +5,8 @@ graph, and the backward of that last one. torch's FlopCounterMode counts the ope
 such step (forward and backward) on one sample of each canvas side; every operation it counts
 (matmuls, attention) is linear in the batch, so a step of B samples costs B times that
 (tests/test_flops.py checks it). The counts are global: a step's FLOPs are those of the whole
-global batch, whatever the number of processes.
+global batch, whatever the number of processes. torch counts the attention kernels of CUDA but
+not the CPU's; counting the CPU's with the same formulas makes a run's FLOPs the same on either.
 """
 
 from __future__ import annotations
@@ -13,10 +14,28 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from arcsolver.engine.memory import _forward_backward, example_batch
 from arcsolver.model.trm import TRM
+
+
+def flop_counter() -> FlopCounterMode:
+    """torch's FlopCounterMode, also counting the CPU's fused attention as torch counts CUDA's."""
+    aten = torch.ops.aten
+
+    # FlopCounterMode passes the shapes of the op's arguments (query, key, value, ...).
+    def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    cpu_attention = {
+        aten._scaled_dot_product_flash_attention_for_cpu: forward,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
+    }
+    return FlopCounterMode(display=False, custom_mapping=cpu_attention)
 
 
 def step_flops(model: TRM, side: int | None = None, batch_size: int = 1) -> int:
@@ -27,7 +46,7 @@ def step_flops(model: TRM, side: int | None = None, batch_size: int = 1) -> int:
     grads = {p: p.grad for p in model.parameters()}
     was_training = model.training
     model.train()
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), counter:
             _forward_backward(model, example_batch(model, batch_size, device, side), torch.float32)
