@@ -17,7 +17,8 @@ not validate (a setting this arcsolver does not have) is reported and skipped.
 
 Runs go one after another (--jobs N: N at a time, after the budget is measured), each into
 OUT/<lever>-s<seed>; a run already finished (listed in OUT/levers.json) is skipped, and a run
-stopped half-way resumes from its checkpoint, so the script picks up where it stopped. At the
+stopped half-way resumes from its checkpoint, so the script picks up where it stopped (and a rerun with more --seeds, or a --lever
+alone, adds only the runs it lacks). At the
 end it prints `arcsolver compare`'s table and verdicts for every finished run (each run's last
 evaluation: all stopped at the same budget, each within one step of it) and writes
 OUT/compare.png. It prints no wall-time ratio: runs taken one after another do not share a

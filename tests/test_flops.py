@@ -84,9 +84,18 @@ def test_a_resumed_run_counts_on_from_its_checkpoint(tmp_path):
     assert resumed == [r["flops"] for r in records(tmp_path / "whole") if "loss" in r]
 
 
-def test_a_checkpoint_without_a_count_replays_its_sides():
+def test_a_checkpoint_without_a_count_or_with_a_bad_one_replays_its_sides():
+    from arcsolver.train.loop import resumed_flops
+
     per_sample = {6: 10, 10: 30}
-    assert cumulative_flops(per_sample, lambda k: 6 if k % 2 else 10, 4, batch=2) == (30 + 10 + 30 + 10) * 2
+    side_of = lambda k: 6 if k % 2 else 10  # noqa: E731
+    assert cumulative_flops(per_sample, side_of, 4, batch=2) == (30 + 10 + 30 + 10) * 2
+    for state in ({"step": 4}, {"step": 4, "flops": "many"}, {"step": 4, "flops": -1}, {"step": 4, "flops": 1.5}):
+        assert resumed_flops([(None, state)], 4, per_sample, side_of, 2) == 160
+    assert (
+        resumed_flops([(None, {"step": 4, "flops": 7}), (None, {"step": 2, "flops": 3})], 2, per_sample, side_of, 2)
+        == 3
+    )
 
 
 def test_counting_leaves_the_trained_weights_as_they_were(tmp_path, monkeypatch):
