@@ -69,8 +69,9 @@ def resumed_flops(candidates: list, step: int, per_sample: dict[int, int], side_
     a checkpoint written before FLOPs were counted, the steps' sides replayed (batch k's side is
     a function of the seed and k)."""
     for _, state in candidates:
-        if state["step"] == step and isinstance(state.get("flops"), int) and state["flops"] >= 0:
-            return state["flops"]
+        count = state.get("flops")
+        if state["step"] == step and isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            return count
     return cumulative_flops(per_sample, side_of, step, batch)
 
 
@@ -151,8 +152,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         cfg.run.time_limit_s,
         console,
         trackers,
-        per_sample,
-        flops,
+        flops_per_sample=per_sample,
+        flops=flops,
     )
     started = time.monotonic()
     scores: dict = {}
