@@ -19,8 +19,8 @@ Runs go one after another (--jobs N: N at a time, after the budget is measured),
 OUT/<lever>-s<seed>; a run already finished (listed in OUT/levers.json) is skipped, and a run
 stopped half-way resumes from its checkpoint, so the script picks up where it stopped (and a rerun with more --seeds, or a --lever
 alone, adds only the runs it lacks). At the
-end it prints `arcsolver compare`'s table and verdicts for every finished run (each run's last
-evaluation: all stopped at the same budget, each within one step of it) and writes
+end it prints `arcsolver compare`'s table and verdicts for every finished run (at equal compute:
+every run stops at the budget, a step under it at most, and its final evaluation counts at it) and writes
 OUT/compare.png. It prints no wall-time ratio: runs taken one after another do not share a
 machine's load (benchmarks/interleave.py).
 """
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         print("fewer than two finished runs: nothing to compare")
         return 1
     try:
-        groups, lines = compare_runs(finished, at="last")
+        groups, lines = compare_runs(finished)
     except ArcsolverError as e:
         print(f"compare: {e}")
         return 1

@@ -13,7 +13,7 @@ from arcsolver.report.compare import compare_runs
 PER_STEP = 1e9
 
 
-def fake_run(path, seed, losses, accuracy=0.5, evaluated_every=2, **settings):
+def fake_run(path, seed, losses, accuracy=0.5, evaluated_every=2, per_step=PER_STEP, **settings):
     """A run directory holding config.json and metrics.jsonl: a training record per step and a
     held-out evaluation every few steps whose loss is losses[k] at the k-th evaluation."""
     config = PretrainConfig().model_dump(mode="json")
@@ -26,7 +26,7 @@ def fake_run(path, seed, losses, accuracy=0.5, evaluated_every=2, **settings):
     records = []
     for k, loss in enumerate(losses):
         step = (k + 1) * evaluated_every
-        records.append({"step": step, "loss": loss + 0.5, "time_s": step * 0.1, "flops": step * PER_STEP})
+        records.append({"step": step, "loss": loss + 0.5, "time_s": step * 0.1, "flops": step * per_step})
         records.append(
             {
                 "step": step,
@@ -36,7 +36,7 @@ def fake_run(path, seed, losses, accuracy=0.5, evaluated_every=2, **settings):
                 "heldout_loss": loss,
                 "heldout_tasks": 10,
                 "time_s": step * 0.1,
-                "flops": step * PER_STEP,
+                "flops": step * per_step,
             }
         )
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -90,6 +90,21 @@ def test_equal_compute_takes_the_last_evaluation_within_the_least_flops_reached(
     assert groups[1].runs[0].chosen["step"] == 4 and groups[1].mean("loss") == 1.5
     _, lines = compare_runs([runs["base0"], runs["base1"], longer], at="last")
     assert "last held-out evaluation" in lines[0] and lines[-1].endswith(": better")
+
+
+def test_runs_stopped_by_one_budget_are_compared_at_it(tmp_path):
+    # Both stop a step under a budget of 9e9 FLOPs: one at step 8 of 1.1e9 (8.8e9), the other at
+    # step 6 of 1.4e9 (8.4e9). Their final evaluations are at equal compute, the budget's.
+    budget = 9e9
+    a = fake_run(tmp_path / "a", 0, [2.0, 1.9, 1.8, 1.7], per_step=1.1e9, run__flops=budget)
+    b = fake_run(tmp_path / "b", 0, [2.0, 1.9, 1.6], per_step=1.4e9, run__flops=budget, model__hidden_size=1024)
+    groups, lines = compare_runs([a, b])
+    assert "at or below 9e+09" in lines[0]
+    assert groups[0].runs[0].chosen["step"] == 8 and groups[1].runs[0].chosen["step"] == 6
+    # A run that stopped well short of its budget (by run.steps) is compared where it stopped.
+    c = fake_run(tmp_path / "c", 0, [2.0, 1.9], per_step=1.1e9, run__flops=1e12, model__hidden_size=1024)
+    groups, lines = compare_runs([a, c])
+    assert "at or below 4.4e+09" in lines[0] and groups[0].runs[0].chosen["step"] == 4
 
 
 def test_one_seed_each_gets_no_verdict(runs):

@@ -49,6 +49,7 @@ class RunResult:
     dir: Path
     settings: dict[str, Any]
     evaluations: list[dict]  # held-out evaluation records, by step
+    step_flops: float = 0.0  # the most FLOPs of one step, from its training records
     chosen: dict | None = None  # the evaluation compared
 
     def value(self, metric: str) -> float | None:
@@ -56,10 +57,19 @@ class RunResult:
         value = None if self.chosen is None else self.chosen.get(key)
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
+    def marks(self) -> list[tuple[float, dict]]:
+        """(compute, evaluation) of its evaluations with a FLOPs count. The final evaluation of a
+        run that stopped at its budget (run.flops, less than one more step away) counts at the
+        budget: runs of one budget stop a little under it, each at its own last step."""
+        counted = [(float(e["flops"]), e) for e in self.evaluations if _number(e.get("flops"))]
+        budget = self.settings.get("run.flops")
+        if counted and _number(budget) and counted[-1][0] > budget - self.step_flops:
+            counted[-1] = (max(counted[-1][0], float(budget)), counted[-1][1])
+        return counted
+
     def reached(self) -> float:
-        """The most training FLOPs of its evaluations (-1 where none has a count)."""
-        counts = [e["flops"] for e in self.evaluations if isinstance(e.get("flops"), (int, float))]
-        return max(counts, default=-1)
+        """The most compute of its evaluations (-1 where none has a FLOPs count)."""
+        return max((mark for mark, _ in self.marks()), default=-1)
 
 
 @dataclass
@@ -107,16 +117,24 @@ def read_run(run_dir) -> RunResult:
         ) from None
     if not isinstance(config, dict):
         raise DataError(f"{path}: not an object of settings; give a run directory with its config.json")
-    by_step = {}
+    by_step, training = {}, {}
     for record in read_metrics(run_dir / "metrics.jsonl"):
         if any(key in record for key, _, _ in METRICS.values()):
             by_step[record["step"]] = record  # a resumed run may log a step twice: the later record
+        elif _number(record.get("flops")):
+            training[record["step"]] = float(record["flops"])
     if not by_step:
         raise DataError(
             f"{run_dir / 'metrics.jsonl'}: holds no held-out evaluation; give runs with held-out tasks "
             "(data.heldout_sets), evaluated at least at their end"
         )
-    return RunResult(run_dir, flat_settings(config), [by_step[s] for s in sorted(by_step)])
+    steps = sorted(training)
+    step_flops = max(((training[b] - training[a]) / (b - a) for a, b in zip(steps, steps[1:]) if b > a), default=0.0)
+    return RunResult(run_dir, flat_settings(config), [by_step[s] for s in sorted(by_step)], step_flops)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def compared(key: str) -> bool:
@@ -166,8 +184,9 @@ def group_runs(runs: list[RunResult]) -> list[Group]:
 def choose_evaluations(runs: list[RunResult], at: str) -> str:
     """Set each run's compared evaluation; return what was chosen, in words.
 
-    at="flops": the last evaluation at or below the least training FLOPs every run reached;
-    at="last": each run's last evaluation.
+    at="flops": the last evaluation at or below the least training FLOPs every run reached (a
+    run's final evaluation counting at its budget where it stopped at run.flops: see
+    RunResult.marks); at="last": each run's last evaluation.
     """
     if at == "last":
         for run in runs:
@@ -181,7 +200,7 @@ def choose_evaluations(runs: list[RunResult], at: str) -> str:
             )
     common = min(run.reached() for run in runs)
     for run in runs:
-        within = [e for e in run.evaluations if isinstance(e.get("flops"), (int, float)) and e["flops"] <= common]
+        within = [e for mark, e in run.marks() if mark <= common]
         if not within:
             raise DataError(
                 f"{run.dir}: no held-out evaluation at or below {common:.3g} FLOPs, the least every run reached; "
