@@ -22,6 +22,7 @@ MAX_SECONDS = 10**8  # three years
 MAX_BATCH = 1 << 20
 MAX_VERSIONS = 100_000  # augmented versions of a task (8 symmetries x 9! colour orders bound them anyway)
 MAX_THREADS = 1024  # CPU threads or worker processes; far past it torch's thread pool crashes
+MAX_FLOPS = 1e24  # ten thousand times the paper's ARC-AGI-1 run (about 1e20 FLOPs)
 
 
 def _distinct(values: list[int]) -> list[int]:
@@ -139,6 +140,12 @@ class RunConfig(MachineConfig):
         description="run length in optimiser steps (one per supervision step); give this or run.epochs",
     )
     time_limit_s: float | None = Field(None, gt=0, le=MAX_SECONDS, description="stop early, checkpoint and evaluate")
+    flops: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_FLOPS,
+        description="stop early at this compute: training FLOPs (forward and backward, all processes), e.g. 1e15",
+    )
     compile: bool = Field(False, description="torch.compile the network (CUDA)")
     log_every: int = Field(
         10, ge=1, le=MAX_STEPS, description="steps between progress records (each the mean of the steps since the last)"
