@@ -94,6 +94,36 @@ def test_equal_weights_give_equal_inference_and_trained_steps(harness):
     torch.testing.assert_close(our_trainer.predict(b), ref_trainer.predict(b).float(), atol=1e-4, rtol=1e-4)
 
 
+def test_equal_seeds_give_equal_halting_exploration(harness):
+    """With exploration on, the reference and arcsolver (its default per-step draw) draw the
+    same minima from the same seed, so the same samples halt at the same steps."""
+    bench, ref = harness
+    cfg = small_config(halt_exploration_prob=0.5, n_supervision=5)
+    assert cfg.halt_exploration == "per_step"
+    head, fixed, _ = bench.build_equal(ref, cfg, N_ROWS, 8, "cpu", torch.float32, seed=2)
+    with torch.no_grad():  # every sample wants to halt: only the exploration holds one back
+        head.model.inner.q_head.bias[0] = 5.0
+        fixed.halt_head.bias.fill_(5.0)
+    batches = [random_batch(cfg, 8, seed=20 + k) for k in range(6)]
+    runs = {}
+    for name, trainer in (
+        ("reference", bench.ReferenceTrainer(ref, head, 1e-3, 2, "cpu", False)),
+        ("arcsolver", bench.OurTrainer(fixed, 1e-3, 2, torch.float32, False)),
+    ):
+        torch.manual_seed(5)
+        runs[name] = []
+        for b in batches:
+            loss, _ = trainer.step(b)
+            carry = trainer.carry if name == "reference" else trainer.carries[cfg.canvas]
+            runs[name].append((carry.steps.long().tolist(), carry.halted.tolist(), loss.item()))
+    held_back = 0
+    for (ref_steps, ref_halted, ref_loss), (steps, halted, loss) in zip(runs["reference"], runs["arcsolver"]):
+        assert (ref_steps, ref_halted) == (steps, halted)
+        assert abs(ref_loss - loss) < 1e-4
+        held_back += sum(not h for h in halted)
+    assert held_back > 0  # the draw decided something
+
+
 def test_untranslatable_weight_is_named():
     state = {
         "_orig_mod.model.inner.embed_tokens.embedding_weight": torch.zeros(12, 8),

@@ -64,6 +64,7 @@ def test_config_defaults_are_the_papers_arc_settings():
     assert (config.puzzle_emb_len, config.canvas, config.vocab_size) == (16, 30, 12)
     assert config.seq_len == 916
     assert (config.halt_exploration_prob, config.halt_loss_weight) == (0.1, 0.5)
+    assert config.halt_exploration == "per_step"  # the reference's draw
 
 
 def test_config_is_validated():
@@ -189,9 +190,9 @@ def test_training_halts_on_a_positive_logit_or_at_n_supervision():
     assert carry.halted.all() and carry.steps.tolist() == [1] * 4
 
 
-def test_exploration_sets_a_minimum_number_of_steps():
+def test_exploration_per_sample_sets_a_minimum_number_of_steps():
     torch.manual_seed(0)
-    model = TRM(tiny_config(n_supervision=6, halt_exploration_prob=1.0), 6).train()
+    model = TRM(tiny_config(n_supervision=6, halt_exploration_prob=1.0, halt_exploration="per_sample"), 6).train()
     with torch.no_grad():
         model.halt_head.bias.fill_(10.0)
     batch = random_batch(batch_size=16)
@@ -204,6 +205,56 @@ def test_exploration_sets_a_minimum_number_of_steps():
         newly = carry.halted & (halted_at == 0)
         halted_at[newly] = carry.steps[newly]
     assert torch.equal(halted_at, drawn)  # each halted as soon as its minimum allowed
+
+
+def test_exploration_per_step_is_the_references_draw_at_every_step():
+    """The reference draws, after each step's forward, a uniform value and a minimum per sample
+    (rand, then randint 2..N_sup) and halts a sample only once its step count reaches that
+    step's minimum. Replaying those draws from the same seed gives the same halting."""
+    n_sup, batch_size, prob = 6, 16, 0.5
+    model = TRM(tiny_config(n_supervision=n_sup, halt_exploration_prob=prob), 6).train()
+    assert model.config.halt_exploration == "per_step"  # the default
+    with torch.no_grad():
+        model.halt_head.bias.fill_(10.0)  # every sample wants to halt: only exploration holds it
+    batch = random_batch(batch_size=batch_size)
+    torch.manual_seed(7)
+    carry = model.initial_carry(batch)
+    seen = []
+    for _ in range(8):
+        carry, _ = model(carry, batch)
+        seen.append((carry.steps.clone(), carry.halted.clone()))
+
+    torch.manual_seed(7)
+    steps = torch.zeros(batch_size, dtype=torch.long)
+    halted = torch.ones(batch_size, dtype=torch.bool)
+    for got_steps, got_halted in seen:
+        steps = torch.where(halted, 0, steps) + 1
+        minimum = (torch.rand(batch_size) < prob) * torch.randint(2, n_sup + 1, (batch_size,))
+        halted = (steps >= n_sup) | (steps >= minimum)
+        assert torch.equal(got_steps, steps) and torch.equal(got_halted, halted)
+    assert (torch.stack([s for s, _ in seen]) > 1).any()  # exploration held some samples back
+
+
+def test_per_step_and_per_sample_exploration_differ_only_in_the_draw():
+    """With exploration off both give the same steps; with it on, per_sample keeps one minimum
+    per sample while per_step redraws it."""
+    batch = random_batch(batch_size=16)
+    results = {}
+    for mode in ("per_step", "per_sample"):
+        for prob in (0.0, 1.0):
+            torch.manual_seed(0)
+            model = TRM(tiny_config(n_supervision=6, halt_exploration_prob=prob, halt_exploration=mode), 6).train()
+            carry = model.initial_carry(batch)
+            draws = []
+            for _ in range(3):
+                carry, out = model(carry, batch)
+                draws.append(carry.min_steps.clone())
+            results[mode, prob] = (out.logits, carry.steps, draws)
+    assert torch.equal(results["per_step", 0.0][0], results["per_sample", 0.0][0])
+    assert torch.equal(results["per_step", 0.0][1], results["per_sample", 0.0][1])
+    per_sample, per_step = results["per_sample", 1.0][2], results["per_step", 1.0][2]
+    assert all(torch.equal(d, per_sample[0]) for d in per_sample)  # halt bias -5: nobody halts
+    assert not all(torch.equal(d, per_step[0]) for d in per_step)
 
 
 def test_predict_matches_n_supervision_eval_steps():
@@ -323,8 +374,10 @@ def test_overfits_four_tiny_tasks():
 
     config = TRMConfig(
         hidden_size=64, n_heads=2, n_latent_steps=2, n_recursions=2, n_supervision=4,
-        puzzle_emb_len=2, canvas=4,
+        puzzle_emb_len=2, canvas=4, halt_exploration="per_sample",
     )  # fmt: skip
+    # The step budget was sized on this seed's trajectory, which the exploration draws are part of
+    # (with per_step draws this seed reaches 7 of 8 at step 1500).
     model = TRM(config, n_puzzle_ids=len(tasks) + 1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     carry = model.initial_carry(batch)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -54,6 +54,10 @@ class TRMConfig(BaseModel):
     rms_eps: float = Field(1e-5, gt=0, le=1, description="RMSNorm epsilon")
     halt_exploration_prob: float = Field(
         0.1, ge=0, le=1, description="share of samples forced to a random minimum number of steps"
+    )
+    halt_exploration: Literal["per_step", "per_sample"] = Field(
+        "per_step",
+        description="per_step: the exploration minimum is drawn anew at every step (the reference's); per_sample: once when a sample comes in",
     )
     halt_loss_weight: float = Field(0.5, ge=0, description="weight of the halting BCE in the loss")
 
@@ -99,7 +103,8 @@ class Carry:
 
     y, z: [B, L, D] detached states. steps: [B] supervision steps taken by the current sample.
     halted: [B] bool, the sample is done and is replaced at the next step. min_steps: [B] the
-    exploration minimum drawn when the sample came in (0 = none). inputs, labels: [B, H, W] and
+    exploration minimum (0 = none) drawn when the sample came in, or at this step with
+    halt_exploration = "per_step". inputs, labels: [B, H, W] and
     puzzle_ids: [B], the current samples.
     """
 
@@ -240,7 +245,9 @@ class TRM(nn.Module):
         y = torch.where(cells, self.y_init, carry.y)
         z = torch.where(cells, self.z_init, carry.z)
         steps = torch.where(reset, 0, carry.steps)
-        min_steps = torch.where(reset, self._draw_min_steps(reset), carry.min_steps)
+        min_steps = carry.min_steps
+        if self.config.halt_exploration == "per_sample":
+            min_steps = torch.where(reset, self._draw_min_steps(reset), min_steps)
 
         rope = self.rotary(*inputs.shape[-2:], inputs.device)
         x = self.embed_input(inputs, puzzle_ids)
@@ -251,6 +258,10 @@ class TRM(nn.Module):
         with torch.no_grad():
             halted = steps >= self.config.n_supervision
             if self.training:
+                if self.config.halt_exploration == "per_step" and self.config.n_supervision > 1:
+                    # Drawn after the forward, every step, as the reference draws it: a sample
+                    # halts only once the step count passes this step's draw.
+                    min_steps = self._draw_min_steps(steps)
                 wants_to_halt = (halt_logit > 0) & (steps >= min_steps)
                 halted = halted | wants_to_halt
         y, z = y.detach(), z.detach()
@@ -258,7 +269,8 @@ class TRM(nn.Module):
         return next_carry, StepOutput(logits, halt_logit, labels)
 
     def _draw_min_steps(self, like: torch.Tensor) -> torch.Tensor:
-        """Per sample: with prob halt_exploration_prob a minimum of 2..N_sup steps, else 0.
+        """Per sample: with prob halt_exploration_prob a minimum of 2..N_sup steps, else 0
+        (a uniform draw, then the minimum, each one value per sample: the reference's order).
 
         Forcing some samples to keep going shows the halting head states it would not
         otherwise visit (the answer improving after the model wanted to stop). Training only.
