@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from arcsolver.data.encoding import VOCAB_SIZE
-from arcsolver.model.layers import Block, lecun_linear, swiglu_width, trunc_normal_
+from arcsolver.model.layers import Block, MlpConv, lecun_linear, swiglu_width, trunc_normal_
 from arcsolver.model.positions import Positions, Rope, RotaryEmbedding, check_head_dim
 from arcsolver.model.puzzle_embedding import PuzzleEmbedding
 
@@ -60,6 +60,11 @@ class TRMConfig(BaseModel):
         description="per_step: the exploration minimum is drawn anew at every step (the reference's); per_sample: once when a sample comes in",
     )
     halt_loss_weight: float = Field(0.5, ge=0, description="weight of the halting BCE in the loss")
+    mlp_conv: MlpConv = Field(
+        "none",
+        description="convolve SwiGLU's gated activations before its down projection: 1d over the sequence (URM's ConvSwiGLU), 2d over the canvas's rows and columns; none: the paper's SwiGLU",
+    )
+    mlp_conv_kernel: int = Field(2, ge=1, le=30, description="kernel of mlp_conv (k, or k x k with 2d)")
 
     @model_validator(mode="before")
     @classmethod
@@ -154,7 +159,16 @@ class TRM(nn.Module):
         self.puzzle_emb = PuzzleEmbedding(n_puzzle_ids, D)
         self.rotary = RotaryEmbedding.from_config(config)
         self.blocks = nn.ModuleList(
-            Block(D, config.n_heads, config.expansion, config.rms_eps) for _ in range(config.n_layers)
+            Block(
+                D,
+                config.n_heads,
+                config.expansion,
+                config.rms_eps,
+                config.mlp_conv,
+                config.mlp_conv_kernel,
+                config.puzzle_emb_len,
+            )
+            for _ in range(config.n_layers)
         )
         # Where the answer and the reasoning start, broadcast over positions. Fixed random
         # vectors, saved with the model: with T > 1 the no-grad recursions come right after
