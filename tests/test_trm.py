@@ -446,3 +446,27 @@ def test_with_every_lever_off_training_is_what_it_was_before_the_levers():
     before = [2.623586893081665, 2.4742271900177, 2.4995334148406982, 2.4378414154052734]
     assert losses == pytest.approx(before, rel=1e-6, abs=0)
     assert total == pytest.approx(-22.816559031273783, rel=1e-6)
+
+
+def test_truncated_gradient_keeps_the_graph_of_the_last_k_latent_updates_only():
+    batch = random_batch()
+    grads, outputs = {}, {}
+    for k in (None, 3, 1):
+        torch.manual_seed(0)
+        model = TRM(tiny_config(n_latent_steps=3, n_recursions=2, grad_latent_steps=k), 6)
+        seen = []
+        model.blocks[-1].register_forward_hook(lambda module, args, out, seen=seen: seen.append(out))
+        _, out = model(model.initial_carry(batch), batch)
+        trm_loss(out.logits, out.labels, out.halt_logit, 0.5)[0].backward()
+        grads[k] = torch.cat([p.grad.flatten() for p in model.blocks.parameters()])
+        outputs[k] = out.logits.detach()
+        with_graph = [o.grad_fn is not None for o in seen]
+        # f calls: one recursion without a graph (3 z updates and y), then the last recursion.
+        keep = 3 if k is None else k
+        assert with_graph == [False] * (4 + 3 - keep) + [True] * (keep + 1)
+    # The forward is the same computation; k = n is the paper's gradient, a smaller k another one.
+    assert torch.equal(outputs[None], outputs[3]) and torch.equal(outputs[None], outputs[1])
+    assert torch.equal(grads[None], grads[3])
+    assert not torch.allclose(grads[None], grads[1])
+    with pytest.raises(pydantic.ValidationError, match="grad_latent_steps 4 exceeds n_latent_steps 3"):
+        tiny_config(n_latent_steps=3, grad_latent_steps=4)

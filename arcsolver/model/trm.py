@@ -60,6 +60,12 @@ class TRMConfig(BaseModel):
         description="per_step: the exploration minimum is drawn anew at every step (the reference's); per_sample: once when a sample comes in",
     )
     halt_loss_weight: float = Field(0.5, ge=0, description="weight of the halting BCE in the loss")
+    grad_latent_steps: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="k: of the backpropagated recursion, only the last k latent updates (and the answer update) keep their graph; None: all n (the paper's)",
+    )
     mlp_conv: MlpConv = Field(
         "none",
         description="convolve SwiGLU's gated activations before its down projection: 1d over the sequence (URM's ConvSwiGLU), 2d over the canvas's rows and columns; none: the paper's SwiGLU",
@@ -84,6 +90,11 @@ class TRMConfig(BaseModel):
             raise ValueError(
                 f"expansion {self.expansion} leaves the SwiGLU of hidden_size {self.hidden_size} no width; "
                 "give an expansion of 1 or more (the paper's is 4)"
+            )
+        if self.grad_latent_steps is not None and self.grad_latent_steps > self.n_latent_steps:
+            raise ValueError(
+                f"grad_latent_steps {self.grad_latent_steps} exceeds n_latent_steps {self.n_latent_steps}: "
+                "give at most n (n backpropagates the whole recursion)"
             )
         if self.vocab_size != VOCAB_SIZE:
             raise ValueError(
@@ -192,22 +203,27 @@ class TRM(nn.Module):
             h = block(h, rope)
         return h
 
-    def latent_recursion(self, x, y, z, rope: Rope) -> tuple[torch.Tensor, torch.Tensor]:
-        """n updates of the latent from question, answer and latent, then one of the answer.
+    def latent_recursion(self, x, y, z, rope: Rope, n_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """n updates of the latent from question, answer and latent, then one of the answer
+        (n_steps of them in place of n, where given).
 
         Both calls use the same f; only the presence of x tells it which job it is doing.
         """
-        for _ in range(self.config.n_latent_steps):
+        for _ in range(self.config.n_latent_steps if n_steps is None else n_steps):
             z = self.f(z, x + y, rope)
         y = self.f(y, z, rope)
         return y, z
 
     def supervision_step(self, x, y, z, rope: Rope) -> tuple[torch.Tensor, torch.Tensor]:
-        """T recursions: T-1 improve y and z without a graph, the last is backpropagated in full."""
+        """T recursions: T-1 improve y and z without a graph, the last is backpropagated in full
+        (or, with grad_latent_steps = k, only its last k latent updates and the answer update)."""
+        n, k = self.config.n_latent_steps, self.config.grad_latent_steps
         with torch.no_grad():
             for _ in range(self.config.n_recursions - 1):
                 y, z = self.latent_recursion(x, y, z, rope)
-        return self.latent_recursion(x, y, z, rope)
+            for _ in range(n - (n if k is None else k)):  # the truncated start of the last one
+                z = self.f(z, x + y, rope)
+        return self.latent_recursion(x, y, z, rope, k)
 
     # --- embeddings and heads ------------------------------------------------------------
 
