@@ -470,3 +470,36 @@ def test_truncated_gradient_keeps_the_graph_of_the_last_k_latent_updates_only():
     assert not torch.allclose(grads[None], grads[1])
     with pytest.raises(pydantic.ValidationError, match="grad_latent_steps 4 exceeds n_latent_steps 3"):
         tiny_config(n_latent_steps=3, grad_latent_steps=4)
+
+
+def test_mlp_mixer_mixes_the_positions_of_the_fixed_canvas():
+    torch.manual_seed(0)
+    model = TRM(tiny_config(mixer="mlp"), 6).train()
+    block = model.blocks[0]
+    assert not hasattr(block, "attn") and block.mlp_t.gate_up.in_features == model.config.seq_len
+    batch = random_batch()
+    _, out = model(model.initial_carry(batch), batch)
+    trm_loss(out.logits, out.labels, out.halt_logit, 0.5)[0].backward()
+    assert block.mlp_t.gate_up.weight.grad.abs().sum() > 0
+    # Every position reaches every other through the MLP over positions.
+    h = torch.randn(1, model.config.seq_len, 32)
+    changed = h.clone()
+    changed[0, -1] += 1.0
+    assert (block(changed, None) - block(h, None))[0, 0].abs().sum() > 0
+    with pytest.raises(ConfigError, match="rope1d positions for a 5x5 canvas"):
+        small = random_batch(canvas=4)
+        model(model.initial_carry(small), small)
+
+
+def test_mlp_mixer_with_sized_canvases_is_refused_in_one_line():
+    from conftest import TINY
+    from typer.testing import CliRunner
+
+    from arcsolver.cli import app
+
+    with pytest.raises(pydantic.ValidationError, match="set positions='rope1d'"):
+        tiny_config(mixer="mlp", positions="rope2d", canvas=8)
+    sets = [x for item in [*TINY, "model.positions='rope2d'", "model.mixer='mlp'"] for x in ("--set", item)]
+    result = CliRunner().invoke(app, ["plan", *sets], env={"COLUMNS": "300"})
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "mixer 'mlp'" in result.output

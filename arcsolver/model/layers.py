@@ -1,6 +1,7 @@
 """The pieces of TRM's network f: RMSNorm, attention, SwiGLU, post-norm block (positions: positions.py).
 
-The SwiGLU may convolve its gated activations before the down projection (`model.mlp_conv`):
+TRM-MLP's block (`model.mixer = "mlp"`) mixes the positions with a SwiGLU over the sequence in
+place of attention. The SwiGLU may convolve its gated activations before the down projection (`model.mlp_conv`):
 over the sequence, as URM does (ConvSwiGLU), or over the canvas's rows and columns.
 
 Shapes: B batch, L sequence (puzzle-embedding prefix + canvas cells), D hidden, h heads,
@@ -185,4 +186,34 @@ class Block(nn.Module):
         # so the residual stream is not upcast to float32 at every add.
         a = self.attn(h, rope)
         h = self.norm(h.to(a.dtype) + a)
+        return self.norm(h + self.mlp(h))
+
+
+class PositionMLPBlock(nn.Module):
+    """TRM-MLP's post-norm block: attention's place taken by a SwiGLU over the positions.
+
+    h is turned to [B, D, L] so that mlp_t mixes the L positions of each feature, and the norm of
+    that sum runs over the positions too, as the TRM reference code's mlp_t block computes it;
+    then the usual SwiGLU over the features and its norm. L is fixed: one canvas size.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        seq_len: int,
+        expansion: float,
+        rms_eps: float,
+        mlp_conv: MlpConv = "none",
+        mlp_conv_kernel: int = 2,
+        prefix_len: int = 0,
+    ):
+        super().__init__()
+        self.mlp_t = SwiGLU(seq_len, expansion)
+        self.mlp = swiglu(hidden_size, expansion, mlp_conv, mlp_conv_kernel, prefix_len)
+        self.norm = RMSNorm(rms_eps)
+
+    def forward(self, h: torch.Tensor, rope: Rope) -> torch.Tensor:
+        t = h.transpose(1, 2)
+        a = self.mlp_t(t)
+        h = self.norm(t.to(a.dtype) + a).transpose(1, 2)
         return self.norm(h + self.mlp(h))

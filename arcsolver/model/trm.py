@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from arcsolver.data.encoding import VOCAB_SIZE
-from arcsolver.model.layers import Block, MlpConv, lecun_linear, swiglu_width, trunc_normal_
+from arcsolver.model.layers import Block, MlpConv, PositionMLPBlock, lecun_linear, swiglu_width, trunc_normal_
 from arcsolver.model.positions import Positions, Rope, RotaryEmbedding, check_head_dim
 from arcsolver.model.puzzle_embedding import PuzzleEmbedding
 
@@ -60,6 +60,10 @@ class TRMConfig(BaseModel):
         description="per_step: the exploration minimum is drawn anew at every step (the reference's); per_sample: once when a sample comes in",
     )
     halt_loss_weight: float = Field(0.5, ge=0, description="weight of the halting BCE in the loss")
+    mixer: Literal["attention", "mlp"] = Field(
+        "attention",
+        description="how a block mixes positions: attention (the paper's ARC network) or mlp, TRM-MLP's SwiGLU over the positions of one fixed canvas (needs positions=rope1d)",
+    )
     grad_latent_steps: int | None = Field(
         None,
         ge=1,
@@ -90,6 +94,11 @@ class TRMConfig(BaseModel):
             raise ValueError(
                 f"expansion {self.expansion} leaves the SwiGLU of hidden_size {self.hidden_size} no width; "
                 "give an expansion of 1 or more (the paper's is 4)"
+            )
+        if self.mixer == "mlp" and self.positions != "rope1d":
+            raise ValueError(
+                "mixer 'mlp' mixes the positions of one canvas size, and rope2d runs canvases of many sizes: "
+                "set positions='rope1d' (the fixed canvas), or keep mixer='attention'"
             )
         if self.grad_latent_steps is not None and self.grad_latent_steps > self.n_latent_steps:
             raise ValueError(
@@ -169,18 +178,7 @@ class TRM(nn.Module):
         trunc_normal_(self.embed_tokens.weight, std=1.0 / self.embed_scale)
         self.puzzle_emb = PuzzleEmbedding(n_puzzle_ids, D)
         self.rotary = RotaryEmbedding.from_config(config)
-        self.blocks = nn.ModuleList(
-            Block(
-                D,
-                config.n_heads,
-                config.expansion,
-                config.rms_eps,
-                config.mlp_conv,
-                config.mlp_conv_kernel,
-                config.puzzle_emb_len,
-            )
-            for _ in range(config.n_layers)
-        )
+        self.blocks = nn.ModuleList(self._block(config) for _ in range(config.n_layers))
         # Where the answer and the reasoning start, broadcast over positions. Fixed random
         # vectors, saved with the model: with T > 1 the no-grad recursions come right after
         # them, so no gradient could reach them, and as parameters weight decay would only
@@ -193,6 +191,14 @@ class TRM(nn.Module):
         with torch.no_grad():
             self.halt_head.weight.zero_()
             self.halt_head.bias.fill_(-5.0)
+
+    @staticmethod
+    def _block(config: TRMConfig) -> nn.Module:
+        """One block of f: attention's, or TRM-MLP's over the positions of the fixed canvas."""
+        conv = (config.mlp_conv, config.mlp_conv_kernel, config.puzzle_emb_len)
+        if config.mixer == "mlp":
+            return PositionMLPBlock(config.hidden_size, config.seq_len, config.expansion, config.rms_eps, *conv)
+        return Block(config.hidden_size, config.n_heads, config.expansion, config.rms_eps, *conv)
 
     # --- the recursion -----------------------------------------------------------------
 
