@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from arcsolver.data.encoding import CANVAS_SIDES, canvas_sides
@@ -107,9 +108,19 @@ class DataConfig(AugmentConfig):
     )
 
 
+def _muon_in_torch(name: str) -> str:
+    if name == "muon" and not hasattr(torch.optim, "Muon"):
+        raise ValueError(
+            f"muon needs torch.optim.Muon, part of torch since 2.9, and this is torch {torch.__version__}; "
+            "upgrade torch, or use adam_atan2"
+        )
+    return name
+
+
 class OptimConfig(_Section):
-    optimizer: Literal["adam_atan2", "adamw"] = Field(
-        "adam_atan2", description="adam_atan2: the paper's Adam with atan2 in place of epsilon"
+    optimizer: Annotated[Literal["adam_atan2", "adamw", "muon"], AfterValidator(_muon_in_torch)] = Field(
+        "adam_atan2",
+        description="adam_atan2: the paper's Adam with atan2 in place of epsilon; muon: torch.optim.Muon for the blocks' matrices, adam_atan2 for the rest",
     )
     global_batch_size: int = Field(768, ge=1, le=MAX_BATCH, description="what the optimiser and sign-SGD see per step")
     micro_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | Literal["auto"] = Field(

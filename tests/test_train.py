@@ -280,3 +280,21 @@ def test_paced_chunks_cover_every_item_in_order_grow_while_fast_and_halve_when_s
     assert sum(chunks, []) == items
     monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)  # every slice outlasts a third of it
     assert [len(c) for c in heldout.paced_chunks(items[:100], 256)][:4] == [32, 16, 8, 4]
+
+
+@pytest.mark.parametrize(
+    "levers",
+    [
+        ["model.mlp_conv='2d'", "model.mlp_conv_kernel=3", "model.grad_latent_steps=1", "optim.optimizer='muon'"],
+        ["model.positions='rope1d'", "model.mixer='mlp'", "model.mlp_conv='1d'", "model.halt_exploration='per_sample'"],
+    ],
+    ids=["sized", "fixed"],
+)
+def test_levers_train_checkpoint_and_evaluate(tmp_path, levers):
+    from arcsolver.train.loop import pretrain
+
+    result = pretrain(tiny("run.steps=3", *levers), tmp_path / "run", console=Console(file=io.StringIO()))
+    assert result.step == 3
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in records if "loss" in r)
+    assert result.scores["tasks"] == 3  # the held-out evaluation ran on the model
