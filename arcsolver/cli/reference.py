@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from arcsolver.console import console, one_line, user_errors
+from arcsolver.console import console, err_console, one_line, user_errors
 
 
 @user_errors
@@ -29,9 +29,19 @@ def import_reference(
     """Convert a TRM checkpoint trained with the reference code into a run directory that solve,
     evaluate and kaggle bundle take. Settings come from the all_config.yaml beside the checkpoint
     where there is one, else from the weights' shapes and the reference's ARC recipe."""
+    from arcsolver.atomic import Terminated
     from arcsolver.engine.reference_checkpoint import import_reference as convert
 
-    imported = convert(checkpoint, out, identifiers, set_)
+    try:
+        imported = convert(checkpoint, out, identifiers, set_)
+    except Terminated:
+        err_console.print(
+            f"[bold red]error:[/] {one_line(str(out))}: stopped by SIGTERM before the run was complete; nothing was "
+            "left there; run the command again",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(143) from None
     m = imported.config.model
     say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
     source = (
