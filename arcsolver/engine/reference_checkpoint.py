@@ -27,7 +27,7 @@ import pickle
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -278,8 +278,15 @@ _ROW_NAMES = TypeAdapter(list[RowName])
 def read_identifiers(path: Path, rows: int) -> list[str]:
     """The task-version name of each puzzle-table row (row 0 blank), from the identifiers.json the
     reference's dataset builder wrote beside the data set the checkpoint was trained on."""
+    return check_identifiers(read_json(path), rows, str(path))
+
+
+def check_identifiers(names: object, rows: int, source: str) -> list[str]:
+    """names, checked to be a list of rows names for the checkpoint's puzzle table: a task
+    version's name each (ConfigError naming source and the first that is not), row 0 blank."""
+    path = source
     try:
-        names = _ROW_NAMES.validate_python(read_json(path), strict=True)
+        names = _ROW_NAMES.validate_python(names, strict=True)
     except ValidationError as e:
         first = e.errors()[0]
         if not first["loc"]:
@@ -288,6 +295,7 @@ def read_identifiers(path: Path, rows: int) -> list[str]:
             f"{path}: row {first['loc'][0]} ({first['input']!r:.80}) is not a task version's name (no control "
             "characters or path separators, 1 to 256 characters); give the identifiers.json of the reference's data set"
         ) from None
+    assert isinstance(names, list)
     if len(names) != rows:
         raise ConfigError(
             f"{path}: {len(names)} names for the checkpoint's puzzle table of {rows} rows; give the identifiers.json "
@@ -351,10 +359,15 @@ def reference_settings(
 
 
 def import_reference(
-    checkpoint: Path, out: Path, identifiers: Path | None = None, overrides: list[str] = ()
+    checkpoint: Path,
+    out: Path,
+    identifiers: Path | tuple[str, list[str]] | None = None,
+    overrides: Sequence[str] = (),
 ) -> Imported:
     """Convert a reference checkpoint (its step_<N> file, or its directory) into the run
-    directory out, which must not exist or be empty. Errors name the file or weight and what was
+    directory out, which must not exist or be empty. identifiers names the puzzle table's rows:
+    the reference data set's identifiers.json, or (the data set's name, its rows' names) as
+    arcsolver.data.reference_names rebuilds them. Errors name the file or weight and what was
     expected; nothing is left in out unless the whole run was written."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -366,7 +379,12 @@ def import_reference(
     arch_file = arch_file if os.path.lexists(arch_file) else None  # not a regular file: refused by name
     cfg, assumed = reference_settings(weights, arch_file, list(overrides), str(arch_file or path))
     rows = weights["puzzle_emb.weight"].shape[0]
-    names = version_names(read_identifiers(identifiers, rows), identifiers) if identifiers is not None else None
+    names = None
+    if isinstance(identifiers, tuple):
+        name, rebuilt = identifiers
+        names = version_names(check_identifiers(rebuilt, rows, f"the rows of {name}"), Path(name))
+    elif identifiers is not None:
+        names = version_names(read_identifiers(identifiers, rows), identifiers)
     model = TRM(cfg.model, rows)
     try:
         model.load_state_dict(weights, strict=True)  # what solve will do: refuse here, not there
