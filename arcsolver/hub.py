@@ -102,3 +102,46 @@ def download_reference(spec: str, settings_file: str) -> Path:
     parent = where.path.rpartition("/")[0]
     _download(hub, where, f"{parent}/{settings_file}" if parent else settings_file, optional=True)
     return checkpoint
+
+
+def run_files(run: Path) -> dict[str, Path]:
+    """What `push` uploads of a run directory (or a checkpoint of one), by path in the repository:
+    the config, the model card, puzzles.txt, and the newest checkpoint's safetensors, state.json and
+    puzzles.txt; laid out as a run directory, so a clone of the repository is one solve takes."""
+    from arcsolver.engine.card import CARD_FILE
+    from arcsolver.engine.checkpoint import find_checkpoint
+
+    ckpt_dir = find_checkpoint(run)
+    run_dir = ckpt_dir.parent.parent if ckpt_dir.parent.name == "checkpoints" else ckpt_dir
+    files = {name: run_dir / name for name in ("config.json", CARD_FILE, "puzzles.txt") if (run_dir / name).is_file()}
+    if CARD_FILE not in files:
+        raise ArcsolverError(
+            f"{run_dir}: no {CARD_FILE} (the model card pretrain and import-reference write); write one before pushing"
+        )
+    inside = f"checkpoints/{ckpt_dir.name}" if run_dir != ckpt_dir else ""
+    for name in ("model.safetensors", "ema.safetensors", "state.json", "puzzles.txt"):
+        if (ckpt_dir / name).is_file():
+            files[f"{inside}/{name}".lstrip("/")] = ckpt_dir / name
+    return files
+
+
+def push_run(run: Path, to: str) -> tuple[HubPath, dict[str, Path]]:
+    """Upload a run's weights, config, model card and puzzles.txt to a model repository of the Hub
+    (created if need be) in one commit; refused without a Hub token."""
+    where = parse_hub(to, need_path=False)
+    files = run_files(run)
+    hub = _hub()
+    token = hub.get_token()
+    if not token:
+        raise ArcsolverError(f"{to}: pushing needs a Hub token; log in with `hf auth login` or set HF_TOKEN")
+    api = hub.HfApi(token=token)
+    operations = [hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in files.items()]
+    try:
+        api.create_repo(where.repo_id, repo_type="model", exist_ok=True)
+        api.create_commit(where.repo_id, operations, commit_message=f"arcsolver push of {Path(run).name}")
+    except OSError as e:  # the Hub's HTTP errors are OSErrors too
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ArcsolverError(
+            f"{to}: the upload failed ({first}); check the token's write access and try again"
+        ) from None
+    return where, files

@@ -4,6 +4,7 @@ disk as the Hub's cache holds one, read offline), and its one-line errors."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -13,8 +14,10 @@ import pytest
 import torch
 from conftest import error_line
 from test_reference_hostile import convert, reference_state
+from typer.testing import CliRunner
 
 import arcsolver.hub
+from arcsolver.cli import app
 from arcsolver.hub import HubPath, parse_hub
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +118,72 @@ def test_the_settings_file_is_fetched_beside_the_checkpoint_when_there_is_one(tm
     assert result.exit_code == 0, result.output
     assert asked == ["arc_v1_public/step_7", "arc_v1_public/all_config.yaml"]
     assert "settings from the weights' shapes" in result.output  # no all_config.yaml in the repository
+
+
+def front_matter(card: str) -> dict:
+    yaml = pytest.importorskip("yaml", reason="reading the card's front matter needs PyYAML")
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def test_pretrain_writes_a_model_card_with_its_held_out_scores(tiny_run):
+    card = (tiny_run / "README.md").read_text()
+    meta = front_matter(card)
+    assert meta["license"] == "apache-2.0" and meta["library_name"] == "arcsolver"
+    assert meta["datasets"] == ["arc1/evaluation", "arc1/training"] and "pass@2" in meta["metrics"]
+    records = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    final = [r for r in records if "heldout_pass@2" in r][-1]
+    metrics = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert metrics["pass@2"] == final["heldout_pass@2"] and metrics["pass@1"] == final["heldout_pass@1"]
+    assert "## Training" in card
+    assert f"hidden {json.loads((tiny_run / 'config.json').read_text())['model']['hidden_size']}" in card
+    assert "## Held-out scores" in card and f"| {final['step']} |" in card and "## How it was made" in card
+
+
+def test_import_reference_writes_a_model_card(tmp_path):
+    (tmp_path / "reference").mkdir()
+    torch.save(reference_state(), tmp_path / "reference" / "step_7")
+    assert convert(tmp_path / "reference", "--out", tmp_path / "run").exit_code == 0
+    card = (tmp_path / "run" / "README.md").read_text()
+    meta = front_matter(card)
+    assert meta["license"] == "mit" and meta["datasets"] == [] and "model-index" not in meta
+    assert "converted from" in card and "step 7" in card and "not named" in card
+
+
+def test_push_refuses_without_a_token(tiny_run, monkeypatch):
+    hub = pytest.importorskip("huggingface_hub", reason="the hub extra is not installed")
+    monkeypatch.setattr(hub, "get_token", lambda: None)
+    result = CliRunner().invoke(app, ["push", str(tiny_run), "--to", "hf:me/tiny"], env={"COLUMNS": "300"})
+    assert result.exit_code == 1
+    error_line(result.output, "hf:me/tiny", "token", "hf auth login", "HF_TOKEN")
+
+
+def test_push_uploads_the_weights_config_card_and_puzzles_in_one_commit(tiny_run, monkeypatch):
+    hub = pytest.importorskip("huggingface_hub", reason="the hub extra is not installed")
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token):
+            calls.append(("token", token))
+
+        def create_repo(self, repo_id, repo_type, exist_ok):
+            calls.append(("repo", repo_id, repo_type, exist_ok))
+
+        def create_commit(self, repo_id, operations, commit_message):
+            calls.append(("commit", repo_id, {op.path_in_repo: Path(op.path_or_fileobj) for op in operations}))
+
+    monkeypatch.setattr(hub, "get_token", lambda: "hf_secret")
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    result = CliRunner().invoke(app, ["push", str(tiny_run), "--to", "hf:me/tiny"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert calls[:2] == [("token", "hf_secret"), ("repo", "me/tiny", "model", True)]
+    step = sorted((tiny_run / "checkpoints").iterdir())[-1]
+    assert calls[2][2] == {
+        "config.json": tiny_run / "config.json",
+        "README.md": tiny_run / "README.md",
+        "puzzles.txt": tiny_run / "puzzles.txt",
+        f"checkpoints/{step.name}/model.safetensors": step / "model.safetensors",
+        f"checkpoints/{step.name}/ema.safetensors": step / "ema.safetensors",
+        f"checkpoints/{step.name}/state.json": step / "state.json",
+    }
+    assert "hf_secret" not in result.output and "pushed 6 files" in result.output

@@ -1,5 +1,5 @@
 """The `arcsolver` command line, one module per command group: data.py, pretrain.py (pretrain,
-plan, report), solve.py (solve, evaluate), reference.py (import-reference), and
+plan, report), solve.py (solve, evaluate), reference.py (import-reference), hub.py (push), and
 arcsolver/kaggle/cli.py; `settings` is here."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from arcsolver.cli.data import data_app
+from arcsolver.cli.hub import push
 from arcsolver.cli.pretrain import plan_command, pretrain, report
 from arcsolver.cli.reference import import_reference
 from arcsolver.cli.solve import evaluate, solve
@@ -25,6 +26,7 @@ app.command()(evaluate)
 app.command()(solve)
 app.command()(report)
 app.command("import-reference")(import_reference)
+app.command()(push)
 
 
 @app.command()

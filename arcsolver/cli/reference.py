@@ -51,7 +51,7 @@ def import_reference(
         rows = (identifiers, reference_identifiers(subsets))
     source = download_reference(checkpoint, CONFIG_FILE) if is_hub(checkpoint) else Path(checkpoint)
     try:
-        imported = convert(source, out, rows, set_)
+        imported = convert(source, out, rows, set_, origin=checkpoint if is_hub(checkpoint) else None)
     except Terminated:
         err_console.print(
             f"[bold red]error:[/] {one_line(str(out))}: stopped by SIGTERM before the run was complete; nothing was "

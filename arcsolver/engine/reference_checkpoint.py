@@ -42,6 +42,7 @@ from arcsolver.config import PretrainConfig
 from arcsolver.data.augment import Augmentation, augmented_id
 from arcsolver.data.loaders import check_input_file, read_json
 from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine.card import CARD_FILE, imported_card
 from arcsolver.engine.pretrained import VERSIONS_FILE
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
 from arcsolver.model.layers import swiglu_width
@@ -363,12 +364,14 @@ def import_reference(
     out: Path,
     identifiers: Path | tuple[str, list[str]] | None = None,
     overrides: Sequence[str] = (),
+    origin: str | None = None,
 ) -> Imported:
     """Convert a reference checkpoint (its step_<N> file, or its directory) into the run
     directory out, which must not exist or be empty. identifiers names the puzzle table's rows:
     the reference data set's identifiers.json, or (the data set's name, its rows' names) as
     arcsolver.data.reference_names rebuilds them. Errors name the file or weight and what was
-    expected; nothing is left in out unless the whole run was written."""
+    expected; nothing is left in out unless the whole run was written. origin names the
+    checkpoint in the run's model card where it came from elsewhere (a Hub path)."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArcsolverError(f"{out}: already exists and is not empty; choose another --out")
@@ -398,12 +401,20 @@ def import_reference(
         "config": cfg.model_dump(mode="json"),
         "imported_from": {"checkpoint": str(path.resolve()), "settings": str(arch_file) if arch_file else None},
     }
-    written = write_run(out, step, model.state_dict(), cfg, state, names)
+    named = identifiers[0] if isinstance(identifiers, tuple) else str(identifiers) if identifiers else None
+    card = imported_card(cfg, origin or str(path), step, rows, named)
+    written = write_run(out, step, model.state_dict(), cfg, state, names, card)
     return Imported(out, written, cfg, rows, arch_file, assumed, names is not None)
 
 
 def write_run(
-    out: Path, step: int, weights: dict[str, torch.Tensor], cfg: PretrainConfig, state: dict, names: list[str] | None
+    out: Path,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    cfg: PretrainConfig,
+    state: dict,
+    names: list[str] | None,
+    card: str = "",
 ) -> Path:
     """Write the run under a temporary name beside out, then rename it into place; returns the
     checkpoint directory. A failed write removes the temporary and leaves out as it was."""
@@ -412,11 +423,17 @@ def write_run(
     except OSError as e:
         raise ArcsolverError(f"{out.parent}: cannot create it ({write_problem(e)}); choose another --out") from None
     with terminations_raised():  # SIGTERM unwinds through the clean-up below instead of killing us mid-write
-        return _write_staged(out, step, weights, cfg, state, names)
+        return _write_staged(out, step, weights, cfg, state, names, card)
 
 
 def _write_staged(
-    out: Path, step: int, weights: dict[str, torch.Tensor], cfg: PretrainConfig, state: dict, names: list[str] | None
+    out: Path,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    cfg: PretrainConfig,
+    state: dict,
+    names: list[str] | None,
+    card: str,
 ) -> Path:
     try:
         staging = Path(tempfile.mkdtemp(prefix=temp_prefix(out), suffix=".tmp", dir=out.parent))
@@ -433,6 +450,8 @@ def _write_staged(
         save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(ckpt_dir / "model.safetensors"))
         (ckpt_dir / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
         (staging / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")), encoding="utf-8")
+        if card:
+            (staging / CARD_FILE).write_text(card, encoding="utf-8")
         if names is not None:
             # Line k is row k + 1, as in the runs of `arcsolver pretrain`.
             (ckpt_dir / VERSIONS_FILE).write_text("\n".join(names) + "\n", encoding="utf-8")
