@@ -86,9 +86,9 @@ def reference_identifiers(
     rng = np.random.RandomState(seed)
     rows = {BLANK: None}
     for subset in subsets:
-        tasks = list(subset)
-        rng.shuffle(tasks)  # type: ignore[arg-type]  # a list, shuffled in place with the builder's draws
-        for task in tasks:
+        order = list(range(len(subset)))
+        rng.shuffle(order)  # a list's shuffle draws depend on its length alone: the builder's draws
+        for task in (subset[i] for i in order):
             rows.update(dict.fromkeys(n for n in task_versions(task, rng, n_augmentations) if n not in rows))
     return list(rows)
 
@@ -108,7 +108,7 @@ def read_concept(path: Path) -> list[Task]:
             f"{path}: no corpus/<concept>/ directories; give a clone of ConceptARC "
             "(git clone https://github.com/victorvikram/ConceptARC) or a challenges file of its tasks"
         )
-    tasks = []
+    tasks: list[Task] = []
     for concept in concepts:
         found, problems = read_directory(concept)
         if problems:
