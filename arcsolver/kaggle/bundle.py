@@ -323,11 +323,14 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
             tensors[TABLE_KEY] = blank_and_mean
         else:
             wanted = set(keep_rows)
-            kept = [
-                row
-                for row, name in enumerate(names, start=1)
-                if "all" in wanted or split_augmented_id(name)[0] in wanted
-            ]
+            try:
+                kept = [
+                    row
+                    for row, name in enumerate(names, start=1)
+                    if "all" in wanted or split_augmented_id(name)[0] in wanted
+                ]
+            except ValueError as e:
+                raise CheckpointError(f"{ckpt_dir / VERSIONS_FILE}: {e}; bundle it without --keep-rows") from None
             tensors[TABLE_KEY] = torch.cat([table[0:1], *(table[row : row + 1] for row in kept)])
             (dest / VERSIONS_FILE).write_text("".join(names[row - 1] + "\n" for row in kept), encoding="utf-8")
             save_file({TABLE_KEY: blank_and_mean[1:].contiguous()}, str(dest / MEAN_FILE))
