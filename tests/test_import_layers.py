@@ -19,7 +19,7 @@ LAYERS = [
     {"recipes"},
     {"engine", "evaluation"},
     {"train", "solve"},
-    {"report", "kaggle"},
+    {"report", "kaggle", "hub"},
     {"cli"},
     {"__main__"},
 ]

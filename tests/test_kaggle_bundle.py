@@ -58,7 +58,11 @@ def test_bundle_holds_the_wheels_one_checkpoint_the_recipe_and_a_manifest(tiny_b
         "model.safetensors",
         "state.json",
     ]
-    assert manifest["checkpoint"] == {"name": "step_0000003", "step": 3}
+    info = manifest["checkpoint"]
+    assert {k: info[k] for k in ("name", "step", "table_rows")} == {"name": "step_0000003", "step": 3, "table_rows": 2}
+    assert info["full_table_rows"] > 2 and info["full_bytes"] > sum(
+        f["size"] for f in manifest["files"] if f["path"].startswith("checkpoint/")
+    )  # the table cut to its blank row and mean
     assert (tiny_bundle / "recipe.toml").read_text() == recipe_path("submit", "kaggle").read_text()
     on_disk = sorted(p.relative_to(tiny_bundle).as_posix() for p in tiny_bundle.rglob("*") if p.is_file())
     assert sorted([f["path"] for f in manifest["files"]] + ["manifest.json"]) == on_disk

@@ -1,5 +1,5 @@
 """The `arcsolver` command line, one module per command group: data.py, pretrain.py (pretrain,
-plan, report, compare), solve.py (solve, evaluate), reference.py (import-reference), and
+plan, report, compare), solve.py (solve, evaluate), reference.py (import-reference), hub.py (push), and
 arcsolver/kaggle/cli.py; `settings` is here."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from arcsolver.cli.data import data_app
+from arcsolver.cli.hub import push
 from arcsolver.cli.pretrain import compare, plan_command, pretrain, report
 from arcsolver.cli.reference import import_reference
 from arcsolver.cli.solve import evaluate, solve
@@ -26,6 +27,7 @@ app.command()(solve)
 app.command()(report)
 app.command()(compare)
 app.command("import-reference")(import_reference)
+app.command()(push)
 
 
 @app.command()

@@ -24,6 +24,9 @@ TABLE_CHUNK_ROWS = 65536
 # In a checkpoint directory: the task version of each puzzle-table row, line k being row k + 1.
 # `arcsolver import-reference` writes it; solve then answers those versions with their rows.
 VERSIONS_FILE = "puzzles.txt"
+# In a slim checkpoint that keeps some trained rows (`kaggle bundle --keep-rows`): the mean of the
+# whole table it was cut from, which new tasks start at.
+MEAN_FILE = "puzzle_mean.safetensors"
 
 
 def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, PretrainConfig, Path]:
@@ -45,6 +48,8 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
     for path in (ckpt_dir / "model.safetensors", *([ema_path] if ema_path.exists() else [])):
         check_shapes(path, header_shapes(path), expected, ckpt_dir / "state.json")
     weights = read_weights(ckpt_dir / "model.safetensors")
+    if (ckpt_dir / MEAN_FILE).exists():
+        weights[TABLE_KEY] = torch.cat([weights[TABLE_KEY][:1], read_table_mean(ckpt_dir / MEAN_FILE, cfg.model)])
     model = TRM(cfg.model, n_puzzle_ids=2)  # the blank row and the mean of the trained rows
     ema = read_weights(ema_path) if ema_path.exists() else None
     if ema is not None:
@@ -75,6 +80,19 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: missing from the checkpoint") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def read_table_mean(path: Path, model_cfg) -> torch.Tensor:
+    """The [1, width] mean row a slim checkpoint keeps of the table it was cut from."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            mean = f.get_tensor(TABLE_KEY) if TABLE_KEY in f.keys() else None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    width = model_cfg.hidden_size
+    if mean is None or tuple(mean.shape) != (1, width):
+        raise CheckpointError(f"{path}: expected the table's mean row, {TABLE_KEY} of shape [1, {width}]")
+    return mean
 
 
 def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import torch
 
+from arcsolver.atomic import reported_writes
 from arcsolver.config import PretrainConfig
 from arcsolver.console import one_line
 from arcsolver.data.stream import build_puzzles, trainable_pairs
+from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
 from arcsolver.engine.distributed import StopVote, barrier, init_distributed, shutdown
 from arcsolver.engine.flops import cumulative_flops, flops_per_sample, format_flops
@@ -229,6 +231,9 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 logger.print(f"held-out evaluation of {len(heldout)} tasks")
                 scores = evaluate_logged(run, puzzles, heldout, logger, step, final=True)
                 stops.immediate = False
+                if d.is_main:
+                    with reported_writes(run_dir, "the checkpoint and metrics are intact"):
+                        write_card(run_dir, pretrain_card(run_dir, cfg))
             barrier(d)
     except Interrupted as e:
         logger.print(

@@ -15,6 +15,7 @@ from arcsolver.atomic import atomic_write_json, atomic_write_text, reported_writ
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import Puzzle
 from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.carry import carries_from_tensors, fresh_carry_like
 from arcsolver.engine.distributed import any_process, barrier
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError, Diverged
@@ -174,6 +175,7 @@ def write_run_files(run_dir: Path, cfg: PretrainConfig, puzzles: list[Puzzle], s
         # For people reading the run: the task version of each puzzle-embedding row; nothing reads it back.
         atomic_write_text(run_dir / "puzzles.txt", "\n".join(p.name for p in puzzles) + "\n")
         trim_metrics(run_dir / "metrics.jsonl", step)
+        write_card(run_dir, pretrain_card(run_dir, cfg))
 
 
 def trim_metrics(path: Path, step: int) -> None:
