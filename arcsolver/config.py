@@ -81,7 +81,7 @@ TRACKERS_DESCRIPTION = (
 class DataConfig(AugmentConfig):
     train_sets: list[str] = Field(
         ["arc1/training"],
-        description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known).",
+        description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known). Each a bundled set, a challenges file or a directory of task files at any depth.",
     )
     heldout_sets: list[str] = Field(
         ["arc1/evaluation"],

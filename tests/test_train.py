@@ -278,3 +278,25 @@ def test_paced_chunks_cover_every_item_in_order_grow_while_fast_and_halve_when_s
     assert sum(chunks, []) == items
     monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)  # every slice outlasts a third of it
     assert [len(c) for c in heldout.paced_chunks(items[:100], 256)][:4] == [32, 16, 8, 4]
+
+
+def test_a_nested_task_directory_trains_and_a_duplicate_id_is_one_line(tmp_path):
+    from test_loaders import concept_corpus, nested_write
+
+    from arcsolver.data.loaders import read_bundled
+    from arcsolver.train.loop import pretrain
+
+    small = [t for t in read_bundled("arc1/training")[0] if t.max_side() <= 5][:3]
+    corpus = concept_corpus(tmp_path / "corpus", small)
+    log = io.StringIO()
+    result = pretrain(
+        tiny("run.steps=1", f"data.train_sets=['{corpus}']"), tmp_path / "run", console=Console(file=log, width=300)
+    )
+    assert result.step == 1
+    assert log.getvalue().startswith("3 tasks trained on in full")
+
+    first = nested_write(corpus / "Other" / f"{small[0].id}.json", {"train": [], "test": []})
+    proc = cli(["pretrain", "--out", str(tmp_path / "again"), *sets([*TINY, f"data.train_sets=['{corpus}']"])])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode != 0
+    error_line(out, first, str(corpus / "Concept0" / f"{small[0].id}.json"), "rename one")
