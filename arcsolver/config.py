@@ -165,7 +165,34 @@ class RunConfig(MachineConfig):
         return self
 
 
-class EvalConfig(_Section):
+MAX_ROLLOUTS = 1000
+
+
+class InferenceLevers(_Section):
+    """Test-time levers of augmented inference, shared by pretraining's held-out evaluation
+    (eval.*) and solve (infer.*): off (None, 0) they change nothing."""
+
+    n_recursions: int | None = Field(
+        None, ge=1, le=64, description="T at inference: recursions per supervision step (None: the model's own)"
+    )
+    n_supervision: int | None = Field(
+        None, ge=1, le=256, description="N_sup at inference: supervision steps run (None: the model's own)"
+    )
+    rollouts: int = Field(
+        0,
+        ge=0,
+        le=MAX_ROLLOUTS,
+        description="K: each query also runs K times from a noisy start of y and z; their answers join the vote",
+    )
+    rollout_noise: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description="sigma: scale of the Gaussian noise added to the rollouts' initial y and z (unit-scale vectors)",
+    )
+
+
+class EvalConfig(InferenceLevers):
     every: int | None = Field(
         None, ge=1, le=MAX_STEPS, description="steps between held-out evaluations (None: at the end only)"
     )
@@ -229,7 +256,7 @@ class AdaptConfig(_Section):
     )
 
 
-class InferConfig(_Section):
+class InferConfig(InferenceLevers):
     max_versions: int | None = Field(512, ge=1, le=MAX_VERSIONS, description="augmented versions voted per test input")
     batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="queries per forward pass")
     ranking: Literal["votes", "likelihood"] = Field(

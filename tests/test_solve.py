@@ -49,7 +49,7 @@ class Oracle(torch.nn.Module):
         self.answers, self.canvas = answers_by_input, canvas
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
-    def predict(self, inputs, puzzle_ids):
+    def predict(self, inputs, puzzle_ids, *levers):
         logits = torch.full((len(inputs), self.canvas**2, VOCAB_SIZE), -10.0)
         for i, board in enumerate(inputs.numpy().astype(np.uint8)):
             target = encode_grid(self.answers[board.tobytes()], self.canvas).reshape(-1).astype(np.int64)
@@ -396,3 +396,42 @@ def test_heldout_scores_count_exact_answers_and_cells_of_the_first_attempt():
     assert scores["cell_accuracy"] == pytest.approx(((0.5 + 1.0) / 2 + 0.0) / 2)
     # a task with a test output nobody queried is left out
     assert heldout_scores({"t1": task}, {("t1", 0): ranked[("t1", 0)]})["tasks"] == 0
+
+
+def same_predictions(a, b, tolerance=0.0) -> bool:
+    """Whether two lists of (grid or None, halt logit) hold the same grids and halt logits."""
+    return len(a) == len(b) and all(
+        (ga is None and gb is None or ga is not None and gb is not None and np.array_equal(ga, gb))
+        and abs(ha - hb) <= tolerance
+        for (ga, ha), (gb, hb) in zip(a, b)
+    )
+
+
+def test_rollouts_add_seeded_noisy_runs_to_the_vote_and_none_change_nothing(tiny_run):
+    from arcsolver.evaluation.canvas import model_canvases
+    from arcsolver.evaluation.inference import Levers
+
+    model, _, _ = load_model(tiny_run, torch.device("cpu"))
+    task = small_tasks(1)[0]
+    versions = adapt(model, [task], quick("adapt.steps=0"), torch.float32).versions[task.id]
+    canvas, tasks = model_canvases(model.config), {task.id: task}
+
+    def run(rollouts, seed=0, batch_size=16, noise=0.5):
+        queries = queries_for(task, versions, 2, rollouts)
+        levers = Levers(rollout_noise=noise, seed=seed)
+        return queries, predict(model, tasks, queries, canvas, batch_size, levers=levers)
+
+    queries, plain = run(0)
+    assert queries == queries_for(task, versions, 2)  # no rollout: the queries of old
+    assert same_predictions(plain, predict(model, tasks, queries, canvas, 16))  # and their answers
+    with_rollouts, preds = run(3)
+    assert len(with_rollouts) == 4 * len(queries) and with_rollouts[: len(queries)] == queries
+    assert [q.rollout for q in with_rollouts[len(queries) :: len(queries)]] == [1, 2, 3]
+    assert same_predictions(preds[: len(queries)], plain)  # the plain runs are untouched by their rollouts
+    noisy_halts = [halt for _, halt in preds[len(queries) :]]
+    assert len(set(noisy_halts)) == len(noisy_halts) and noisy_halts != [h for _, h in plain] * 3  # own starts
+    assert same_predictions(run(3)[1], preds)  # seeded
+    assert same_predictions(run(3, batch_size=1)[1], preds, 1e-5)  # the same noise however the queries are batched
+    assert not same_predictions(run(3, seed=1)[1], preds)  # drawn from the seed
+    votes = lambda ps: sum(c.votes for c in vote_queries(with_rollouts[: len(ps)], ps)[(task.id, 0)])  # noqa: E731
+    assert votes(preds) == sum(g is not None for g, _ in preds) > votes(plain) or all(g is None for g, _ in preds)

@@ -24,6 +24,7 @@ from arcsolver.engine.pretrained import load_model, trained_versions
 from arcsolver.errors import ArcsolverError
 from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.evaluation.inference import (
+    Levers,
     predict,
     predict_with_log_probs,
     queries_for,
@@ -287,13 +288,14 @@ def infer_task_into(
 
 def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtype) -> dict[str, list]:
     """Ranked candidates per test input of one task, under each ranking rule."""
-    queries = queries_for(task, versions, cfg.infer.max_versions)
+    queries = queries_for(task, versions, cfg.infer.max_versions, cfg.infer.rollouts)
     need_lp = cfg.infer.ranking == "likelihood" or cfg.infer.write_all_rankings
     tasks = {task.id: task}
+    levers = Levers.of(cfg.infer, cfg.run.seed)
     if need_lp:
-        preds, log_probs = predict_with_log_probs(model, tasks, queries, canvas, cfg.infer.batch_size, dtype)
+        preds, log_probs = predict_with_log_probs(model, tasks, queries, canvas, cfg.infer.batch_size, dtype, levers)
     else:
-        preds, log_probs = predict(model, tasks, queries, canvas, cfg.infer.batch_size, dtype), []
+        preds, log_probs = predict(model, tasks, queries, canvas, cfg.infer.batch_size, dtype, levers), []
     voted = vote_queries(queries, preds)
     by_votes = [voted.get((task.id, i), []) for i in range(len(task.test))]
     out = {"votes": by_votes}

@@ -12,7 +12,7 @@ from arcsolver.console import duration
 from arcsolver.data.stream import Puzzle
 from arcsolver.data.task import Task
 from arcsolver.engine.distributed import Dist, sum_over_processes
-from arcsolver.evaluation.inference import predict, queries_for, vote_queries
+from arcsolver.evaluation.inference import Levers, predict, queries_for, vote_queries
 from arcsolver.evaluation.scoring import heldout_scores
 from arcsolver.train.logger import Logger
 from arcsolver.train.run import Run
@@ -46,7 +46,8 @@ def evaluate_heldout(
     where it keeps them) on the held-out test inputs, over their augmented versions, voted.
 
     Every process scores its own share of the tasks; the sums are combined. The versions voted
-    per test input are the fewer of max_versions and eval.max_versions (None: no limit).
+    per test input are the fewer of max_versions and eval.max_versions (None: no limit), each
+    also run eval.rollouts times from a noisy start; the record says the depth (T, N_sup) run.
     on_progress(done, total) hears of this process's queries after every batch.
     """
     cfg, d, model = run.cfg, run.d, run.model
@@ -56,7 +57,8 @@ def evaluate_heldout(
         versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
     mine = heldout[d.rank :: d.world_size]
     tasks = {t.id: t for t in mine}
-    queries = [q for t in mine for q in queries_for(t, versions[t.id], min(limits, default=None))]
+    levers = Levers.of(cfg.eval, cfg.run.seed)
+    queries = [q for t in mine for q in queries_for(t, versions[t.id], min(limits, default=None), cfg.eval.rollouts)]
     was_training = model.training
     model.eval()
     preds = []
@@ -64,7 +66,7 @@ def evaluate_heldout(
         with run.ema.applied(model) if run.ema is not None else contextlib.nullcontext():
             for chunk in paced_chunks(queries, cfg.eval.batch_size):
                 preds += predict(
-                    model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, run.dtype
+                    model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, run.dtype, levers
                 )
                 if on_progress is not None:
                     on_progress(len(preds), len(queries))
@@ -74,7 +76,9 @@ def evaluate_heldout(
     n = scores["tasks"]
     keys = ("pass@1", "pass@2", "cell_accuracy")
     sums = sum_over_processes([scores[k] * n for k in keys] + [n], d, run.device)
-    return {**{k: s / max(sums[-1], 1) for k, s in zip(keys, sums)}, "tasks": int(sums[-1])}
+    T, n_sup = levers.depth(model)
+    depth = {"n_recursions": T, "n_supervision": n_sup, "rollouts": cfg.eval.rollouts}
+    return {**{k: s / max(sums[-1], 1) for k, s in zip(keys, sums)}, "tasks": int(sums[-1]), **depth}
 
 
 def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], None]:
