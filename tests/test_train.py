@@ -300,3 +300,17 @@ def test_a_nested_task_directory_trains_and_a_duplicate_id_is_one_line(tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode != 0
     error_line(out, first, str(corpus / "Concept0" / f"{small[0].id}.json"), "rename one")
+
+
+def test_the_heldout_record_says_the_depth_and_rollouts_it_ran(tmp_path):
+    from arcsolver.train.loop import pretrain
+
+    def record(*extra):
+        run = tmp_path / f"run{len(extra)}"
+        pretrain(tiny("run.steps=1", *extra), run, console=Console(file=io.StringIO()))
+        return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+
+    own = record()
+    assert (own["heldout_n_recursions"], own["heldout_n_supervision"], own["heldout_rollouts"]) == (2, 3, 0)
+    deeper = record("eval.n_recursions=3", "eval.n_supervision=5", "eval.rollouts=1")
+    assert (deeper["heldout_n_recursions"], deeper["heldout_n_supervision"], deeper["heldout_rollouts"]) == (3, 5, 1)
