@@ -275,6 +275,11 @@ class SolveRunConfig(MachineConfig):
         "auto", description="processes over disjoint task shards (auto: one per GPU)"
     )
     trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION.format("adaptation's progress records"))
+    checkpoints: list[Annotated[str, Field(min_length=1)]] = Field(
+        [],
+        max_length=100,
+        description="checkpoints or run directories answering as an ensemble, each adapted and voting (empty: --checkpoint, else the newest run)",
+    )
 
 
 class SolveConfig(_Section):

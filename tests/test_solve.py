@@ -435,3 +435,44 @@ def test_rollouts_add_seeded_noisy_runs_to_the_vote_and_none_change_nothing(tiny
     assert not same_predictions(run(3, seed=1)[1], preds)  # drawn from the seed
     votes = lambda ps: sum(c.votes for c in vote_queries(with_rollouts[: len(ps)], ps)[(task.id, 0)])  # noqa: E731
     assert votes(preds) == sum(g is not None for g, _ in preds) > votes(plain) or all(g is None for g, _ in preds)
+
+
+def test_an_ensemble_of_two_copies_of_one_checkpoint_votes_as_it_does_with_every_count_doubled(
+    tiny_run, tmp_path, monkeypatch
+):
+    import io
+
+    from rich.console import Console
+
+    from arcsolver.solve import solver
+
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, small_tasks(2))
+    rankings = []
+    real_rank = solver.rank_answers
+
+    def rank(task, answers, cfg):
+        ranked = real_rank(task, answers, cfg)
+        rankings.append((task.id, len(answers), ranked))
+        return ranked
+
+    monkeypatch.setattr(solver, "rank_answers", rank)
+    cfg = quick("infer.rollouts=1")
+    solver.solve(challenges, tmp_path / "one.json", str(tiny_run), cfg, Console(file=io.StringIO()))
+    one = {tid: ranked for tid, n, ranked in rankings}
+    rankings.clear()
+    two = [str(tiny_run), str(tiny_run)]
+    report = solver.solve(challenges, tmp_path / "two.json", two, cfg, Console(file=io.StringIO()))
+    both = {tid: ranked for tid, n, ranked in rankings if n == 2}
+    assert report.solved_by_model == 2 and set(both) == set(one)
+    assert sum(c.votes for ranked in one.values() for cands in ranked["votes"] for c in cands) > 0  # not vacuous
+    for tid, ranked in both.items():
+        for rule in ("votes", "likelihood"):
+            for mine, alone in zip(ranked[rule], one[tid][rule]):
+                assert [c.votes for c in mine] == [2 * c.votes for c in alone]
+                assert [c.grid.tolist() for c in mine] == [c.grid.tolist() for c in alone]
+                assert [c.halt_confidence for c in mine] == pytest.approx([c.halt_confidence for c in alone])
+    files = lambda stem: [(tmp_path / f"{stem}{tag}.json").read_bytes() for tag in ("", ".votes", ".likelihood")]  # noqa: E731
+    assert files("two") == files("one")
+    for k in (0, 1):  # each checkpoint's own attempts, beside the ensemble's
+        assert (tmp_path / f"two.ckpt-{k}.json").read_bytes() == (tmp_path / "one.json").read_bytes()

@@ -21,6 +21,11 @@ def side_path(out: Path, tag: str) -> Path:
     return out.with_name(f"{out.stem}.{tag}{out.suffix}")
 
 
+def checkpoint_path(out: Path, index: int) -> Path:
+    """Where an ensemble's checkpoint index writes its own attempts: submission.ckpt-<index>.json."""
+    return side_path(out, f"ckpt-{index}")
+
+
 class Submissions:
     """The attempts of every task under each ranking rule, written by write() (now) or
     write_due() (if every_s seconds have passed since the last write).
