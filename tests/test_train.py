@@ -314,3 +314,29 @@ def test_the_heldout_record_says_the_depth_and_rollouts_it_ran(tmp_path):
     assert (own["heldout_n_recursions"], own["heldout_n_supervision"], own["heldout_rollouts"]) == (2, 3, 0)
     deeper = record("eval.n_recursions=3", "eval.n_supervision=5", "eval.rollouts=1")
     assert (deeper["heldout_n_recursions"], deeper["heldout_n_supervision"], deeper["heldout_rollouts"]) == (3, 5, 1)
+
+
+def test_evaluate_run_scores_kept_checkpoints_as_pretraining_did_and_an_ensemble_of_copies_as_one(tmp_path):
+    from arcsolver.recipes import resumed_settings
+    from arcsolver.train.evaluate_run import evaluate_run, pick_checkpoints
+
+    run = tmp_path / "run"
+    run_to_end(run, ["run.steps=2", "run.checkpoint_every=1", "eval.max_versions=2"])
+    final = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    proc = cli(["evaluate-run", str(run), "--checkpoints", "last:1"])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    record = json.loads((run / "evaluations.jsonl").read_text().splitlines()[-1])
+    assert record["checkpoints"] == ["step_0000002"] and (record["n_recursions"], record["n_supervision"]) == (2, 3)
+    for key in ("pass@1", "pass@2", "cell_accuracy", "tasks"):
+        assert record["ensemble"][key] == final[f"heldout_{key}"]  # the very scores of pretraining's evaluation
+
+    cfg = resumed_settings(run / "config.json", ["eval.n_supervision=4"])
+    twice = evaluate_run(run, cfg, pick_checkpoints(run, "2,2"), lambda text: None)
+    assert twice["n_supervision"] == 4 and twice["ensemble"] == twice["alone"]["step_0000002"]
+    assert [p.name for p in pick_checkpoints(run, "all")] == ["step_0000001", "step_0000002"]
+
+    proc = cli(["evaluate-run", str(run), "--checkpoints", "7"])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 1
+    error_line(out, "--checkpoints 7", "keeps steps [1, 2]")

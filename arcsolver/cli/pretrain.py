@@ -149,3 +149,37 @@ def report(
 
     path = plot_training_curves(run_dir, out)
     console.print(f"wrote {one_line(str(path))}", highlight=False, soft_wrap=True)
+
+
+@user_errors
+def evaluate_run(
+    run: Path = typer.Argument(..., help="A pretraining run directory."),
+    checkpoints: str = typer.Option(
+        "last:1",
+        "--checkpoints",
+        help="Which kept checkpoints: last:N (the newest N), all, or steps such as 1000,2000.",
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a setting of the run: --set eval.n_supervision=32 (repeatable)."
+    ),
+) -> None:
+    """The held-out evaluation of a run over its kept checkpoints: each alone, and all of them voting
+    together (an ensemble), with the run's eval settings and --set. Appends the record to the
+    run's evaluations.jsonl."""
+    from arcsolver.recipes import resumed_settings
+    from arcsolver.train.evaluate_run import evaluate_run as run_evaluation
+    from arcsolver.train.evaluate_run import pick_checkpoints
+
+    if not (run / "config.json").is_file():
+        raise ArcsolverError(f"{run}: no config.json: give the directory of a pretraining run")
+    cfg = resumed_settings(run / "config.json", set_)
+    chosen = pick_checkpoints(run, checkpoints)
+    say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
+    record = run_evaluation(run, cfg, chosen, say)
+    scores = record["ensemble"]
+    what = f"{len(chosen)} checkpoints voting together" if len(chosen) > 1 else chosen[0].name
+    say(
+        f"held-out ({what}; T {record['n_recursions']}, N_sup {record['n_supervision']}, "
+        f"{record['rollouts']} rollouts): pass@1 {scores['pass@1']:.3f}  pass@2 {scores['pass@2']:.3f}  "
+        f"cells {scores['cell_accuracy']:.3f}  ({scores['tasks']} tasks); recorded in {run / 'evaluations.jsonl'}"
+    )

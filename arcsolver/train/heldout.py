@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable
 
 import arcsolver.console
+from arcsolver.config import PretrainConfig
 from arcsolver.console import duration
 from arcsolver.data.stream import Puzzle
 from arcsolver.data.task import Task
 from arcsolver.engine.distributed import Dist, sum_over_processes
-from arcsolver.evaluation.inference import Levers, predict, queries_for, vote_queries
+from arcsolver.evaluation.inference import Levers, Query, predict, queries_for, vote_queries
 from arcsolver.evaluation.scoring import heldout_scores
 from arcsolver.train.logger import Logger
 from arcsolver.train.run import Run
@@ -51,34 +52,53 @@ def evaluate_heldout(
     on_progress(done, total) hears of this process's queries after every batch.
     """
     cfg, d, model = run.cfg, run.d, run.model
+    mine = heldout[d.rank :: d.world_size]
+    was_training = model.training
+    model.eval()
+    try:
+        with run.ema.applied(model) if run.ema is not None else contextlib.nullcontext():
+            queries, preds = heldout_predictions(model, cfg, puzzles, mine, max_versions, run.dtype, on_progress)
+    finally:
+        model.train(was_training)
+    scores = heldout_scores({t.id: t for t in mine}, vote_queries(queries, preds))
+    n = scores["tasks"]
+    keys = ("pass@1", "pass@2", "cell_accuracy")
+    sums = sum_over_processes([scores[k] * n for k in keys] + [n], d, run.device)
+    return {**{k: s / max(sums[-1], 1) for k, s in zip(keys, sums)}, "tasks": int(sums[-1]), **depth_of(model, cfg)}
+
+
+def depth_of(model, cfg: PretrainConfig) -> dict:
+    """The depth (T, N_sup) and rollouts a held-out evaluation of model runs under cfg.eval."""
+    T, n_sup = Levers.of(cfg.eval, cfg.run.seed).depth(model)
+    return {"n_recursions": T, "n_supervision": n_sup, "rollouts": cfg.eval.rollouts}
+
+
+def heldout_predictions(
+    model,
+    cfg: PretrainConfig,
+    puzzles: list[Puzzle],
+    tasks: list[Task],
+    max_versions: int | None,
+    dtype,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Query], list]:
+    """(queries, predictions) of model on the test inputs of tasks, over the fewer of max_versions
+    and eval.max_versions of their versions among puzzles, with eval's depth and rollouts."""
     limits = [v for v in (max_versions, cfg.eval.max_versions) if v is not None]
     versions: dict[str, list] = {}
     for pid, puzzle in enumerate(puzzles, start=1):
         versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
-    mine = heldout[d.rank :: d.world_size]
-    tasks = {t.id: t for t in mine}
     levers = Levers.of(cfg.eval, cfg.run.seed)
-    queries = [q for t in mine for q in queries_for(t, versions[t.id], min(limits, default=None), cfg.eval.rollouts)]
-    was_training = model.training
-    model.eval()
-    preds = []
-    try:
-        with run.ema.applied(model) if run.ema is not None else contextlib.nullcontext():
-            for chunk in paced_chunks(queries, cfg.eval.batch_size):
-                preds += predict(
-                    model, tasks, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, run.dtype, levers
-                )
-                if on_progress is not None:
-                    on_progress(len(preds), len(queries))
-    finally:
-        model.train(was_training)
-    scores = heldout_scores(tasks, vote_queries(queries, preds))
-    n = scores["tasks"]
-    keys = ("pass@1", "pass@2", "cell_accuracy")
-    sums = sum_over_processes([scores[k] * n for k in keys] + [n], d, run.device)
-    T, n_sup = levers.depth(model)
-    depth = {"n_recursions": T, "n_supervision": n_sup, "rollouts": cfg.eval.rollouts}
-    return {**{k: s / max(sums[-1], 1) for k, s in zip(keys, sums)}, "tasks": int(sums[-1]), **depth}
+    queries = [q for t in tasks for q in queries_for(t, versions[t.id], min(limits, default=None), cfg.eval.rollouts)]
+    by_id = {t.id: t for t in tasks}
+    preds: list = []
+    for chunk in paced_chunks(queries, cfg.eval.batch_size):
+        preds += predict(
+            model, by_id, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, dtype, levers
+        )
+        if on_progress is not None:
+            on_progress(len(preds), len(queries))
+    return queries, preds
 
 
 def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], None]:
