@@ -107,10 +107,29 @@ def plan_command(
         help="A run of this recipe on your hardware (a short time-limited one will do): its steady "
         "samples/s gives the whole run's hours.",
     ),
+    submit: str = typer.Option(
+        None,
+        "--submit",
+        help="Plan this submit recipe instead (a file or a shipped name, e.g. kaggle): its hours on 4 L4 GPUs "
+        "for the 120 ARC-AGI-2 evaluation tasks.",
+    ),
 ) -> None:
     """Print what a pretraining run would do and need: data, schedule, canvases, memory per
-    sample and the micro-batch for each GPU size; with --rate-from, its length in hours. Nothing
-    is trained or written."""
+    sample and the micro-batch for each GPU size; with --rate-from, its length in hours. With
+    --submit, what a submit recipe's solve would take on the competition's 4 L4s. Nothing is
+    trained or written."""
+    if submit is not None:
+        from arcsolver.config import SolveConfig
+        from arcsolver.recipes import load_recipe, recipe_path
+        from arcsolver.solve.plan import solve_plan
+
+        if recipe is not None or rate_from is not None:
+            raise ArcsolverError("--submit plans a submit recipe: give it without --recipe and --rate-from")
+        cfg = load_recipe(SolveConfig, "submit", submit, set_)
+        console.print(one_line(f"plan of {recipe_path('submit', submit)}"), highlight=False, soft_wrap=True)
+        for line in solve_plan(cfg):
+            console.print(one_line(line), highlight=False, soft_wrap=True)
+        return
     print_plan(recipe, set_, gpu_memory, processes, rate_from)
 
 
