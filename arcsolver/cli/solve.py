@@ -75,7 +75,7 @@ def solve_outputs(out: Path, write_all: bool, workers: int, checkpoints: int = 1
     targets = merge_targets(out, workers, write_all, checkpoints) if workers > 1 else {out: []}
     targets.update({report_path(shard_path(out, k)): [] for k in range(workers if workers > 1 else 0)})
     if workers <= 1 and write_all:
-        targets.update({side_path(out, rule): [] for rule in RANKINGS})
+        targets.update({side_path(out, rule): [] for rule in (*RANKINGS, "sources")})
     if workers <= 1 and checkpoints > 1:
         targets.update({checkpoint_path(out, k): [] for k in range(checkpoints)})
     return [path for target, parts in targets.items() for path in (target, *parts)]

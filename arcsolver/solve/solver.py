@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,14 @@ from arcsolver.evaluation.inference import (
 from arcsolver.solve.adapt import adapt_or_restore, error_line, pick_micro_batch
 from arcsolver.solve.budget import adaptation_deadline, solve_deadline
 from arcsolver.solve.submission import read_for_submission
-from arcsolver.solve.writer import Submissions, checkpoint_path, two_attempts
+from arcsolver.solve.writer import (
+    Submissions,
+    attempt_sources,
+    checkpoint_path,
+    fallback_names,
+    fallback_sources,
+    two_attempts,
+)
 from arcsolver.trackers import Trackers, check_trackers
 
 
@@ -83,6 +90,7 @@ def solve(
             report.fallbacks[problem.task_id] = f"malformed: {problem.message}"
             say_fallback.line(str(problem))
     subs = Submissions(Path(out), order, fallbacks, cfg.infer.ranking, cfg.infer.write_all_rankings)
+    subs.keep_sources({tid: fallback_sources(tasks[tid] if tid in tasks else None, fallbacks[tid]) for tid in order})
     subs.write()
     if subs.unwritten:  # before any work: nothing is lost by stopping here
         path, reason = next(iter(subs.unwritten.items()))
@@ -157,9 +165,11 @@ def answer_with(
                 say_fallback(tid, reason)
         else:
             todo.append(tasks[tid])
+    T, n_sup = Levers.of(cfg.infer, cfg.run.seed).depth(model)
+    rollouts = f", {cfg.infer.rollouts} noisy rollouts of each query" if cfg.infer.rollouts else ""
     say(
         f"checkpoint {ckpt_dir}{whose}; {len(todo)} of {len(order)} tasks for the model; {device}, "
-        f"{str(dtype).removeprefix('torch.')}"
+        f"{str(dtype).removeprefix('torch.')}; inference at T = {T}, N_sup = {n_sup}{rollouts}"
     )
 
     trained = trained_versions(ckpt_dir, [t.id for t in todo])
@@ -369,8 +379,14 @@ def infer_task_into(
         return
     answered.setdefault(task.id, []).append(mine)
     report.fallbacks.pop(task.id, None)  # an earlier checkpoint's failure is mended
+    names = fallback_names(task, fallbacks[task.id])
     for rule, ranked in rankings.items():
-        subs.set(task.id, rule, [two_attempts(r, fb) for r, fb in zip(ranked, fallbacks[task.id])])
+        subs.set(
+            task.id,
+            rule,
+            [two_attempts(r, fb) for r, fb in zip(ranked, fallbacks[task.id])],
+            [attempt_sources(r, fb, nm) for r, fb, nm in zip(ranked, fallbacks[task.id], names)],
+        )
     subs.write_due()
     if own is not None:
         for rule, ranked in own_rankings.items():
@@ -405,7 +421,11 @@ def rank_answers(task: Task, answers: list[Answers], cfg: SolveConfig) -> dict[s
     preds = [p for a in answers for p in a.preds]
     log_probs = [lp for a in answers for lp in a.log_probs]
     voted = vote_queries(queries, preds)
-    by_votes = [voted.get((task.id, i), []) for i in range(len(task.test))]
+    origins = vote_origins(answers)
+    by_votes = [
+        [replace(c, origin=origins[(i, c.grid.shape, c.grid.tobytes())]) for c in voted.get((task.id, i), [])]
+        for i in range(len(task.test))
+    ]
     out = {"votes": by_votes}
     if log_probs:
         out["likelihood"] = []
@@ -424,3 +444,20 @@ def rank_answers(task: Task, answers: list[Answers], cfg: SolveConfig) -> dict[s
     else:
         out["likelihood"] = by_votes
     return out
+
+
+def vote_origins(answers: list[Answers]) -> dict[tuple, dict]:
+    """Per (test index, grid shape, grid bytes) voted for: how many votes each checkpoint
+    (ckpt-<k>) cast for it, and how many of them came from noisy rollouts."""
+    origins: dict[tuple, dict] = {}
+    for a in answers:
+        for q, (grid, _) in zip(a.queries, a.preds):
+            if grid is None:
+                continue
+            origin = origins.setdefault(
+                (q.test_index, grid.shape, grid.tobytes()), {"checkpoints": {}, "rollout_votes": 0}
+            )
+            name = f"ckpt-{a.checkpoint}"
+            origin["checkpoints"][name] = origin["checkpoints"].get(name, 0) + 1
+            origin["rollout_votes"] += q.rollout > 0
+    return origins
