@@ -193,4 +193,11 @@ def score_table(result) -> Table:
     table.add_row("per-cell accuracy (attempt_1)", f"{result.cell_accuracy:.4f}")
     table.add_row("tasks", str(result.n_tasks))
     table.add_row("tasks solved", str(result.solved_tasks))
+    for kind, what in (("model", "the model's"), ("fallback", "fallbacks'")):
+        if result.by_source is not None and result.by_source[kind]["test_outputs"]:
+            part = result.by_source[kind]
+            table.add_row(
+                f"{what} answers ({part['test_outputs']} test outputs): pass@2, cells",
+                f"{part['pass@2']:.4f}, {part['cell_accuracy']:.4f}",
+            )
     return table
