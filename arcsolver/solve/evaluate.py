@@ -163,19 +163,29 @@ def read_sources(submission_path: Path) -> dict | None:
 
 
 def source_of(sources: dict, task_id: str, test_index: int, attempt: str) -> str:
-    """An attempt's source in the record ("model", "fallback: ..."), or "unknown"."""
+    """An attempt's source in the record: "fallback: ...", "model" with the votes each checkpoint
+    cast for it ("model; ckpt-0: DIR 5 votes; 2 of them from rollouts"), or "unknown"."""
     try:
-        source = sources[task_id][test_index][attempt]["source"]
+        record = sources[task_id][test_index][attempt]
+        source = record["source"]
     except (KeyError, IndexError, TypeError):
         return "unknown"
-    return source if isinstance(source, str) else "unknown"
+    if not isinstance(source, str):
+        return "unknown"
+    checkpoints = record.get("checkpoints")
+    if source != "model" or not isinstance(checkpoints, dict):
+        return source
+    parts = [source, *(f"{name} {votes} votes" for name, votes in checkpoints.items())]
+    if record.get("rollout_votes"):
+        parts.append(f"{record['rollout_votes']} of them from rollouts")
+    return "; ".join(str(p) for p in parts)
 
 
 def scores_by_source(per_test: pd.DataFrame) -> dict[str, dict]:
     """pass@2 and cell accuracy of the test outputs whose attempt_1 is the model's, and of those
     whose attempt_1 is a fallback (means over those test outputs)."""
     kinds = per_test["attempt_1_source"].map(
-        lambda s: "model" if s == "model" else "fallback" if s.startswith("fallback") else "unknown"
+        lambda s: "model" if s.startswith("model") else "fallback" if s.startswith("fallback") else "unknown"
     )
     out = {}
     for kind in ("model", "fallback"):

@@ -256,7 +256,8 @@ def answer_with(
             else:
                 infer_task_into(
                     lambda task=task: Answers(
-                        index, *run_task(model, task, adapted.versions[task.id], cfg, canvas, dtype)
+                        f"ckpt-{index}: {ckpt_dir}",
+                        *run_task(model, task, adapted.versions[task.id], cfg, canvas, dtype),
                     ),
                     task,
                     cfg,
@@ -340,10 +341,11 @@ class FallbackLines:
 
 @dataclass
 class Answers:
-    """One checkpoint's run of one task: its index among the solve's checkpoints, the queries,
-    their predictions and (where a ranking needs them) their log-probabilities."""
+    """One checkpoint's run of one task: the checkpoint (ckpt-<k>: its directory, k its place
+    among the solve's checkpoints), the queries, their predictions and (where a ranking needs
+    them) their log-probabilities."""
 
-    checkpoint: int
+    checkpoint: str
     queries: list
     preds: list
     log_probs: list
@@ -411,7 +413,7 @@ def run_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtype)
 
 def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtype) -> dict[str, list]:
     """Ranked candidates per test input of one task on one model, under each ranking rule."""
-    return rank_answers(task, [Answers(0, *run_task(model, task, versions, cfg, canvas, dtype))], cfg)
+    return rank_answers(task, [Answers("ckpt-0", *run_task(model, task, versions, cfg, canvas, dtype))], cfg)
 
 
 def rank_answers(task: Task, answers: list[Answers], cfg: SolveConfig) -> dict[str, list]:
@@ -448,7 +450,7 @@ def rank_answers(task: Task, answers: list[Answers], cfg: SolveConfig) -> dict[s
 
 def vote_origins(answers: list[Answers]) -> dict[tuple, dict]:
     """Per (test index, grid shape, grid bytes) voted for: how many votes each checkpoint
-    (ckpt-<k>) cast for it, and how many of them came from noisy rollouts."""
+    (ckpt-<k>: its directory) cast for it, and how many of them came from noisy rollouts."""
     origins: dict[tuple, dict] = {}
     for a in answers:
         for q, (grid, _) in zip(a.queries, a.preds):
@@ -457,7 +459,6 @@ def vote_origins(answers: list[Answers]) -> dict[tuple, dict]:
             origin = origins.setdefault(
                 (q.test_index, grid.shape, grid.tobytes()), {"checkpoints": {}, "rollout_votes": 0}
             )
-            name = f"ckpt-{a.checkpoint}"
-            origin["checkpoints"][name] = origin["checkpoints"].get(name, 0) + 1
+            origin["checkpoints"][a.checkpoint] = origin["checkpoints"].get(a.checkpoint, 0) + 1
             origin["rollout_votes"] += q.rollout > 0
     return origins
