@@ -476,3 +476,14 @@ def test_an_ensemble_of_two_copies_of_one_checkpoint_votes_as_it_does_with_every
     assert files("two") == files("one")
     for k in (0, 1):  # each checkpoint's own attempts, beside the ensemble's
         assert (tmp_path / f"two.ckpt-{k}.json").read_bytes() == (tmp_path / "one.json").read_bytes()
+    # The sources record: each model attempt's votes, half from each copy, some from the rollouts.
+    sources = json.loads((tmp_path / "two.sources.json").read_text())
+    models = [a for tests in sources.values() for test in tests for a in test.values() if a["source"] == "model"]
+    assert models and all(
+        list(a["checkpoints"].values()) == [a["votes"] // 2] * 2 and sum(a["checkpoints"].values()) == a["votes"]
+        for a in models
+    )
+    assert [name.split(":")[0] for name in models[0]["checkpoints"]] == ["ckpt-0", "ckpt-1"]
+    assert all(0 <= a["rollout_votes"] <= a["votes"] for a in models)
+    others = [a["source"] for tests in sources.values() for test in tests for a in test.values() if a not in models]
+    assert all(s.startswith("fallback: ") for s in others)
