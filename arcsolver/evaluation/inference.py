@@ -77,7 +77,7 @@ def start_noise(model, queries: list[Query], side: int, levers: Levers, device) 
         if q.rollout:
             key = f"{levers.seed}/{q.task_id}/{q.test_index}/{q.puzzle_id}/{q.rollout}".encode()
             generator = torch.Generator(device=device)
-            generator.manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest()) >> 1)
+            generator.manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1)
             noise[row] = torch.randn(shape, generator=generator, device=device) * levers.rollout_noise
     return noise
 

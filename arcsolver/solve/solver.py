@@ -21,6 +21,7 @@ from arcsolver.config import SolveConfig
 from arcsolver.console import Heartbeat, duration, projected_total
 from arcsolver.console import one_line as escaped
 from arcsolver.data.task import Task, task_label
+from arcsolver.engine.checkpoint import find_checkpoint
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
 from arcsolver.engine.pretrained import load_model, trained_versions
 from arcsolver.errors import ArcsolverError
@@ -76,6 +77,8 @@ def solve(
     far; each one's own attempts also go to <out stem>.ckpt-<k>.json."""
     checkpoints = [checkpoints] if isinstance(checkpoints, str) else list(checkpoints)
     check_trackers(cfg.run.trackers)  # a missing package fails here, before any work
+    for checkpoint in checkpoints:  # and so does an ensemble's missing checkpoint, not after the others' work
+        find_checkpoint(checkpoint)
     seed_everything(cfg.run.seed)  # adaptation draws from torch's generator (halting exploration)
     deadline = solve_deadline(cfg)
     report = SolveReport()
