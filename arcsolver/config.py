@@ -263,7 +263,9 @@ class InferConfig(InferenceLevers):
         "votes", description="which ranking submission.json takes its two attempts from"
     )
     likelihood_candidates: int = Field(8, ge=2, le=1000, description="top voted candidates the likelihood re-ranks")
-    write_all_rankings: bool = Field(True, description="also write <out>.votes.json and <out>.likelihood.json")
+    write_all_rankings: bool = Field(
+        True, description="also write <out>.votes.json, <out>.likelihood.json and the sources record <out>.sources.json"
+    )
 
 
 class SolveRunConfig(MachineConfig):
