@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from arcsolver.data.encoding import CANVAS_SIDES, canvas_sides
@@ -22,6 +23,7 @@ MAX_SECONDS = 10**8  # three years
 MAX_BATCH = 1 << 20
 MAX_VERSIONS = 100_000  # augmented versions of a task (8 symmetries x 9! colour orders bound them anyway)
 MAX_THREADS = 1024  # CPU threads or worker processes; far past it torch's thread pool crashes
+MAX_FLOPS = 1e24  # ten thousand times the paper's ARC-AGI-1 run (about 1e20 FLOPs)
 
 
 def _distinct(values: list[int]) -> list[int]:
@@ -106,9 +108,19 @@ class DataConfig(AugmentConfig):
     )
 
 
+def _muon_in_torch(name: str) -> str:
+    if name == "muon" and not hasattr(torch.optim, "Muon"):
+        raise ValueError(
+            f"muon needs torch.optim.Muon, part of torch since 2.9, and this is torch {torch.__version__}; "
+            "upgrade torch, or use adam_atan2"
+        )
+    return name
+
+
 class OptimConfig(_Section):
-    optimizer: Literal["adam_atan2", "adamw"] = Field(
-        "adam_atan2", description="adam_atan2: the paper's Adam with atan2 in place of epsilon"
+    optimizer: Annotated[Literal["adam_atan2", "adamw", "muon"], AfterValidator(_muon_in_torch)] = Field(
+        "adam_atan2",
+        description="adam_atan2: the paper's Adam with atan2 in place of epsilon; muon: torch.optim.Muon for the blocks' matrices, adam_atan2 for the rest",
     )
     global_batch_size: int = Field(768, ge=1, le=MAX_BATCH, description="what the optimiser and sign-SGD see per step")
     micro_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | Literal["auto"] = Field(
@@ -139,6 +151,12 @@ class RunConfig(MachineConfig):
         description="run length in optimiser steps (one per supervision step); give this or run.epochs",
     )
     time_limit_s: float | None = Field(None, gt=0, le=MAX_SECONDS, description="stop early, checkpoint and evaluate")
+    flops: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_FLOPS,
+        description="stop early at this compute: training FLOPs (forward and backward, all processes), e.g. 1e15",
+    )
     compile: bool = Field(False, description="torch.compile the network (CUDA)")
     log_every: int = Field(
         10, ge=1, le=MAX_STEPS, description="steps between progress records (each the mean of the steps since the last)"

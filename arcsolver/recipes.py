@@ -37,6 +37,7 @@ RESUME_MAY_CHANGE = {
     "run.steps",
     "run.epochs",
     "run.time_limit_s",
+    "run.flops",
     "run.log_every",
     "run.trackers",
     "run.checkpoint_every",

@@ -147,7 +147,8 @@ def test_existing_run_needs_resume(tiny_run, tmp_path):
 
 
 def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
-    same = ["run.steps=8", "run.dtype='float32'", "model.halt_exploration_prob=0.0"]
+    # A compute budget that ends both runs before run.steps: FLOPs are counted over all processes.
+    same = ["run.steps=8", "run.dtype='float32'", "model.halt_exploration_prob=0.0", "run.flops=1.3e9"]
     run_to_end(tmp_path / "one", same)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -166,13 +167,14 @@ def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
 
-    def losses(run):
+    def records(run):
         lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
-        return [json.loads(line)["loss"] for line in lines if '"loss"' in line]
+        return [json.loads(line) for line in lines if '"loss"' in line]
 
-    one, two = losses("one"), losses("two")
-    assert len(one) == len(two) == 8
-    assert one == pytest.approx(two, rel=1e-3, abs=1e-4)
+    one, two = records("one"), records("two")
+    assert len(one) == len(two) == 6  # a seventh step of 8 samples would pass 1.3 GFLOP
+    assert [r["loss"] for r in one] == pytest.approx([r["loss"] for r in two], rel=1e-3, abs=1e-4)
+    assert [r["flops"] for r in one] == [r["flops"] for r in two]
 
 
 def test_the_first_line_says_what_held_out_tasks_are(tmp_path):
@@ -340,3 +342,21 @@ def test_evaluate_run_scores_kept_checkpoints_as_pretraining_did_and_an_ensemble
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 1
     error_line(out, "--checkpoints 7", "keeps steps [1, 2]")
+
+
+@pytest.mark.parametrize(
+    "levers",
+    [
+        ["model.mlp_conv='2d'", "model.mlp_conv_kernel=3", "model.grad_latent_steps=1", "optim.optimizer='muon'"],
+        ["model.positions='rope1d'", "model.mixer='mlp'", "model.mlp_conv='1d'", "model.halt_exploration='per_sample'"],
+    ],
+    ids=["sized", "fixed"],
+)
+def test_levers_train_checkpoint_and_evaluate(tmp_path, levers):
+    from arcsolver.train.loop import pretrain
+
+    result = pretrain(tiny("run.steps=3", *levers), tmp_path / "run", console=Console(file=io.StringIO()))
+    assert result.step == 3
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in records if "loss" in r)
+    assert result.scores["tasks"] == 3  # the held-out evaluation ran on the model

@@ -1,5 +1,6 @@
-"""`arcsolver pretrain`, `arcsolver plan` (what a run would need, without training) and
-`arcsolver report` (a run's training curves)."""
+"""`arcsolver pretrain`, `arcsolver plan` (what a run would need, without training),
+`arcsolver report` (a run's training curves) and `arcsolver compare` (runs side by side at
+equal compute)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ def pretrain(
         scores = result.scores
         console.print(
             f"held-out: pass@1 {scores['pass@1']:.3f}  pass@2 {scores['pass@2']:.3f}  "
-            f"cells {scores['cell_accuracy']:.3f}  ({scores['tasks']} tasks) after {result.step} steps; run in {one_line(str(run_dir))}",
+            f"cells {scores['cell_accuracy']:.3f}  "
+            + (f"loss {scores['loss']:.4f}  " if "loss" in scores else "")
+            + f"({scores['tasks']} tasks) after {result.step} steps; run in {one_line(str(run_dir))}",
             highlight=False,
             soft_wrap=True,
         )
@@ -202,3 +205,35 @@ def evaluate_run(
         f"{record['rollouts']} rollouts): pass@1 {scores['pass@1']:.3f}  pass@2 {scores['pass@2']:.3f}  "
         f"cells {scores['cell_accuracy']:.3f}  ({scores['tasks']} tasks); recorded in {run / 'evaluations.jsonl'}"
     )
+
+
+@user_errors
+def compare(
+    runs: list[Path] = typer.Argument(
+        ..., help="Pretraining run directories (each holds config.json and metrics.jsonl)."
+    ),
+    at: str = typer.Option(
+        "flops",
+        "--at",
+        help="flops: each run's last held-out evaluation at or below the least training FLOPs every run reached "
+        "(equal compute); last: each run's last evaluation.",
+    ),
+    metric: str = typer.Option(
+        "loss", "--metric", help="The metric of the verdicts: loss (held-out), cell_accuracy, pass@1 or pass@2."
+    ),
+    png: Path = typer.Option(Path("compare.png"), "--png", help="The PNG of every run's curves against FLOPs."),
+) -> None:
+    """Compare runs that differ in one setting, each over several seeds: held-out loss, cell
+    accuracy, pass@1 and pass@2 per group (mean and spread over seeds), a verdict per group
+    against the first, and every run's curves against training FLOPs in a PNG."""
+    from arcsolver.report.compare import METRICS, compare_runs, plot_compared
+
+    if at not in ("flops", "last"):
+        raise ArcsolverError(f"--at {at}: give flops or last")
+    if metric not in METRICS:
+        raise ArcsolverError(f"--metric {metric}: give one of {', '.join(METRICS)}")
+    groups, lines = compare_runs(runs, at, metric)
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    path = plot_compared(groups, png)
+    console.print(f"wrote {one_line(str(path))}", highlight=False, soft_wrap=True)

@@ -123,7 +123,8 @@ def read_reference_arch(path: Path) -> dict[str, Any]:
 
 def arch_from_shapes(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     """The reference settings the converted weights' shapes give: width, layers, SwiGLU
-    expansion (the paper's 4 where it fits) and the task vector's width."""
+    expansion (the paper's 4 where it fits), the task vector's width, and mlp_t (TRM-MLP) where
+    its weights are there."""
     hidden = state["embed_tokens.weight"].shape[1]
     layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("blocks.")})
     if layers != list(range(len(layers))) or not layers:
@@ -139,6 +140,7 @@ def arch_from_shapes(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         "L_layers": len(layers),
         "expansion": expansion,
         "puzzle_emb_ndim": state["puzzle_emb.weight"].shape[1],
+        "mlp_t": "blocks.0.mlp_t.gate_up.weight" in state,
     }
 
 

@@ -17,7 +17,7 @@ from arcsolver.data.encoding import PAD, decode_batch, encode_grid
 from arcsolver.data.task import Grid, Task
 from arcsolver.evaluation.canvas import query_sides
 from arcsolver.evaluation.voting import Candidate, vote
-from arcsolver.model.loss import stablemax_log_probs
+from arcsolver.model.loss import stablemax_cross_entropy, stablemax_log_probs
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,40 @@ def predict(
     return _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers, keep_log_probs=False)[0]
 
 
+@dataclass
+class AnswerLoss:
+    """The stable-max cross-entropy of known answers, summed over their cells (each grid's cells
+    and its EOS border, the training labels' cells), and the number of those cells."""
+
+    nll: float = 0.0
+    cells: int = 0
+
+
+def predict_with_answer_loss(
+    model,
+    tasks: dict[str, Task],
+    queries: list[Query],
+    canvas: int | Sequence[int],
+    batch_size: int,
+    dtype=None,
+    levers: Levers = Levers(),
+) -> tuple[list[tuple[Grid | None, float]], AnswerLoss]:
+    """predict's answers, and the cross-entropy of the last supervision step's logits against each
+    query's known test output in the query's frame (queries without one, or whose output does not
+    fit their canvas, count nowhere)."""
+    loss = AnswerLoss()
+    predictions = _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers, False, loss)[0]
+    return predictions, loss
+
+
+def answer_labels(task: Task, query: Query, side: int) -> np.ndarray | None:
+    """The query's known test output as training labels on its canvas (None: unknown, or too large)."""
+    output = task.test[query.test_index].output
+    if output is None or max(output.shape) > side:
+        return None
+    return encode_grid(query.augmentation.apply_grid(output), side)
+
+
 def predict_with_log_probs(
     model,
     tasks: dict[str, Task],
@@ -121,8 +155,9 @@ def predict_with_log_probs(
 
 
 @torch.no_grad()
-def _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers: Levers, keep_log_probs: bool):
-    """The forward passes behind predict and predict_with_log_probs, one canvas side at a time."""
+def _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers: Levers, keep_log_probs: bool, loss=None):
+    """The forward passes behind predict, predict_with_log_probs and predict_with_answer_loss
+    (which passes an AnswerLoss to add to), one canvas side at a time."""
     device = next(model.parameters()).device
     sides = query_sides(tasks, queries, canvas)
     results: list = [None] * len(queries)
@@ -148,11 +183,25 @@ def _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers: Lever
             if keep_log_probs:
                 for k, lp in zip(chunk, stablemax_log_probs(logits.float()).to("cpu", torch.bfloat16)):
                     kept[k] = lp
+            if loss is not None:
+                _add_answer_loss(
+                    loss, logits, [answer_labels(tasks[queries[k].task_id], queries[k], side) for k in chunk]
+                )
             tokens = logits.argmax(-1).view(len(chunk), side, side).cpu().numpy()
             for k, grid, halt in zip(chunk, decode_batch(tokens), halt_logit.float().cpu().tolist()):
                 back = None if grid is None else queries[k].augmentation.inverse().apply_grid(grid)
                 results[k] = (back, halt)
     return results, kept
+
+
+def _add_answer_loss(loss: AnswerLoss, logits: torch.Tensor, labels: list[np.ndarray | None]) -> None:
+    known = [i for i, lab in enumerate(labels) if lab is not None]
+    if not known:
+        return
+    targets = torch.from_numpy(np.stack([labels[i] for i in known])).to(logits.device, torch.long)
+    nll = stablemax_cross_entropy(logits[known].float(), targets)
+    loss.nll += float(nll.sum())
+    loss.cells += int((targets != PAD).sum())
 
 
 def likelihoods(candidates: list[Candidate], queries: list[Query], log_probs: Sequence[torch.Tensor]) -> list[float]:

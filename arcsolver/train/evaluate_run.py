@@ -84,7 +84,7 @@ def evaluate_run(run_dir: Path, cfg: PretrainConfig, checkpoints: list[Path], sa
     alone = {}
     for path in checkpoints:
         model = evaluation_model(cfg, path, len(puzzles), device)
-        queries, preds = heldout_predictions(model, cfg, puzzles, heldout, None, dtype)
+        queries, preds, _ = heldout_predictions(model, cfg, puzzles, heldout, None, dtype)
         alone[path.name] = heldout_scores(tasks, vote_queries(queries, preds))
         say(f"{path.name}: pass@2 {alone[path.name]['pass@2']:.3f} ({len(queries)} queries)")
         all_queries += queries

@@ -13,7 +13,14 @@ from arcsolver.console import duration
 from arcsolver.data.stream import Puzzle
 from arcsolver.data.task import Task
 from arcsolver.engine.distributed import Dist, sum_over_processes
-from arcsolver.evaluation.inference import Levers, Query, predict, queries_for, vote_queries
+from arcsolver.evaluation.inference import (
+    AnswerLoss,
+    Levers,
+    Query,
+    predict_with_answer_loss,
+    queries_for,
+    vote_queries,
+)
 from arcsolver.evaluation.scoring import heldout_scores
 from arcsolver.train.logger import Logger
 from arcsolver.train.run import Run
@@ -44,7 +51,11 @@ def evaluate_heldout(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """pass@1/pass@2 and the first attempt's per-cell accuracy of the run's model (its EMA weights
-    where it keeps them) on the held-out test inputs, over their augmented versions, voted.
+    where it keeps them) on the held-out test inputs, over their augmented versions, voted; and
+    `loss`, the held-out loss: the stable-max cross-entropy of the last supervision step's logits
+    against the known test output, averaged over every answer cell of every query (each version
+    of each test input, in its own frame; a grid's cells and its EOS border, as the training
+    labels), before any vote.
 
     Every process scores its own share of the tasks; the sums are combined. The versions voted
     per test input are the fewer of max_versions and eval.max_versions (None: no limit), each
@@ -57,14 +68,17 @@ def evaluate_heldout(
     model.eval()
     try:
         with run.ema.applied(model) if run.ema is not None else contextlib.nullcontext():
-            queries, preds = heldout_predictions(model, cfg, puzzles, mine, max_versions, run.dtype, on_progress)
+            queries, preds, loss = heldout_predictions(model, cfg, puzzles, mine, max_versions, run.dtype, on_progress)
     finally:
         model.train(was_training)
     scores = heldout_scores({t.id: t for t in mine}, vote_queries(queries, preds))
     n = scores["tasks"]
     keys = ("pass@1", "pass@2", "cell_accuracy")
-    sums = sum_over_processes([scores[k] * n for k in keys] + [n], d, run.device)
-    return {**{k: s / max(sums[-1], 1) for k, s in zip(keys, sums)}, "tasks": int(sums[-1]), **depth_of(model, cfg)}
+    sums = sum_over_processes([scores[k] * n for k in keys] + [loss.nll, loss.cells, n], d, run.device)
+    nll, cells = sums[-3], sums[-2]
+    held_out_loss = {"loss": nll / cells} if cells else {}  # no held-out task with a known answer: none
+    means = {k: s / max(sums[-1], 1) for k, s in zip(keys, sums)}
+    return {**means, **held_out_loss, "tasks": int(sums[-1]), **depth_of(model, cfg)}
 
 
 def depth_of(model, cfg: PretrainConfig) -> dict:
@@ -81,9 +95,10 @@ def heldout_predictions(
     max_versions: int | None,
     dtype,
     on_progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[Query], list]:
-    """(queries, predictions) of model on the test inputs of tasks, over the fewer of max_versions
-    and eval.max_versions of their versions among puzzles, with eval's depth and rollouts."""
+) -> tuple[list[Query], list, AnswerLoss]:
+    """(queries, predictions, the cross-entropy of the known answers) of model on the test inputs
+    of tasks, over the fewer of max_versions and eval.max_versions of their versions among
+    puzzles, with eval's depth and rollouts."""
     limits = [v for v in (max_versions, cfg.eval.max_versions) if v is not None]
     versions: dict[str, list] = {}
     for pid, puzzle in enumerate(puzzles, start=1):
@@ -92,13 +107,16 @@ def heldout_predictions(
     queries = [q for t in tasks for q in queries_for(t, versions[t.id], min(limits, default=None), cfg.eval.rollouts)]
     by_id = {t.id: t for t in tasks}
     preds: list = []
+    loss = AnswerLoss()
     for chunk in paced_chunks(queries, cfg.eval.batch_size):
-        preds += predict(
+        chunk_preds, chunk_loss = predict_with_answer_loss(
             model, by_id, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, dtype, levers
         )
+        preds += chunk_preds
+        loss.nll, loss.cells = loss.nll + chunk_loss.nll, loss.cells + chunk_loss.cells
         if on_progress is not None:
             on_progress(len(preds), len(queries))
-    return queries, preds
+    return queries, preds, loss
 
 
 def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], None]:
@@ -120,5 +138,5 @@ def evaluate_logged(
     what = "held-out evaluation" if final else f"step {step}: held-out evaluation"
     max_versions = None if final else run.cfg.eval.periodic_max_versions
     scores = evaluate_heldout(run, puzzles, heldout, max_versions, eval_progress(logger, what, run.d))
-    logger.log({"step": step, **{f"heldout_{k}": v for k, v in scores.items()}})
+    logger.log_evaluation(step, scores)
     return scores

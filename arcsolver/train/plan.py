@@ -17,6 +17,7 @@ import torch
 
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import build_puzzles, trainable_pairs
+from arcsolver.engine.flops import expected_flops_per_step, flops_per_sample, format_flops
 from arcsolver.engine.memory import (
     GiB,
     activation_bytes_per_sample,
@@ -100,6 +101,7 @@ def plan(
         f"inference {inference / MiB:.1f} MiB, carry {step.carry_per_sample / MiB:.1f} MiB; "
         f"fixed {step.fixed / GiB:.2f} GiB (weights, gradients, Adam, EMA, puzzle table)",
     ]
+    lines.append(compute(cfg, model, stream, total))
     if samples_per_s:
         hours = total * cfg.optim.global_batch_size / samples_per_s / 3600
         lines.append(
@@ -119,6 +121,23 @@ def plan(
             + (f", about {step.peak(micro, local) / GiB:.1f} GiB" if fits else " - does NOT fit even at 1 sample")
         )
     return lines
+
+
+def compute(cfg: PretrainConfig, model: TRM, stream, total: int) -> str:
+    """The training FLOPs (forward and backward, all processes) of a step on each canvas side and
+    of the whole run, counted from the model (engine/flops.py)."""
+    sides = cfg.canvas_sides()
+    shares = {cfg.model.canvas: 1.0} if sides is None else dict(zip(stream.sides.tolist(), stream.probabilities))
+    per_sample = flops_per_sample(model, list(shares))
+    batch = cfg.optim.global_batch_size
+    per_step = expected_flops_per_step(per_sample, shares, batch)
+    each = ", ".join(f"{side}: {format_flops(f * batch)}" for side, f in per_sample.items())
+    line = f"compute: {format_flops(per_step)} per step" + (f" (per canvas side {each})" if len(shares) > 1 else "")
+    line += f", about {format_flops(per_step * total)} for the run's {total} steps"
+    if cfg.run.flops:
+        steps = min(total, int(cfg.run.flops // per_step))
+        line += f"; run.flops stops it at {format_flops(cfg.run.flops)}, about step {steps}"
+    return line
 
 
 def sized_micro_batches(model: TRM, dtype, sides, gpu_sizes_gb: list[float], local: int) -> list[str]:

@@ -108,8 +108,9 @@ def apply_snapshot(snap: ckpt.Snapshot, run: Run) -> dict[int, Carry]:
 # --- writing -------------------------------------------------------------------------------
 
 
-def save_checkpoint(run: Run, step: int, carries: dict[int, Carry]) -> Path:
-    """Every process stages its part, then the main process publishes the checkpoint. A write
+def save_checkpoint(run: Run, step: int, carries: dict[int, Carry], flops: int = 0) -> Path:
+    """Every process stages its part, then the main process publishes the checkpoint, its
+    state.json holding the step and the run's training FLOPs up to it. A write
     that fails in any process (a full disk) is one error line in all of them, with the staged
     part removed and the checkpoints already published intact. Weights that are no longer
     finite are never written: the run stops with the last good checkpoint the newest."""
@@ -121,7 +122,12 @@ def save_checkpoint(run: Run, step: int, carries: dict[int, Carry]) -> Path:
         staging = ckpt.staging_dir(run.dir, step)
         ckpt.write_rank_part(staging, d.rank, carries)
         if d.is_main:
-            state = {"step": step, "world_size": d.world_size, "config": run.cfg.model_dump(mode="json")}
+            state = {
+                "step": step,
+                "flops": flops,
+                "world_size": d.world_size,
+                "config": run.cfg.model_dump(mode="json"),
+            }
             ckpt.write_main_part(staging, run.model, run.ema, run.optimizer, state)
     except (OSError, SafetensorError) as e:
         problem = write_problem(e)
