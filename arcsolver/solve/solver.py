@@ -270,6 +270,7 @@ def answer_with(
                     answered,
                     report,
                     say_fallback,
+                    keep=index < n_checkpoints - 1,
                 )
             progress.update(bar, advance=1)
             heartbeat(
@@ -370,9 +371,12 @@ def infer_task_into(
     answered: dict[str, list[Answers]],
     report: SolveReport,
     say_fallback,
+    keep: bool = False,
 ) -> None:
     """Add one checkpoint's answers to a task's (run() gives them) and rewrite the files when
-    due: the vote takes every checkpoint's answers so far. A failure costs this task only."""
+    due: the vote takes every checkpoint's answers so far. keep: a later checkpoint will vote
+    too, so the answers are kept for it (else only that the task was answered: log-probabilities
+    of every task would fill memory). A failure costs this task only."""
     try:
         mine = run()
         rankings = rank_answers(task, [*answered.get(task.id, []), mine], cfg)
@@ -382,7 +386,7 @@ def infer_task_into(
             report.fallbacks[task.id] = f"inference failed: {error_line(e)}"
             say_fallback(task.id, report.fallbacks[task.id])
         return
-    answered.setdefault(task.id, []).append(mine)
+    answered.setdefault(task.id, []).append(mine if keep else replace(mine, queries=[], preds=[], log_probs=[]))
     report.fallbacks.pop(task.id, None)  # an earlier checkpoint's failure is mended
     names = fallback_names(task, fallbacks[task.id])
     for rule, ranked in rankings.items():
