@@ -83,7 +83,7 @@ TRACKERS_DESCRIPTION = (
 class DataConfig(AugmentConfig):
     train_sets: list[str] = Field(
         ["arc1/training"],
-        description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known).",
+        description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known). Each a bundled set, a challenges file or a directory of task files at any depth.",
     )
     heldout_sets: list[str] = Field(
         ["arc1/evaluation"],
@@ -183,7 +183,34 @@ class RunConfig(MachineConfig):
         return self
 
 
-class EvalConfig(_Section):
+MAX_ROLLOUTS = 1000
+
+
+class InferenceLevers(_Section):
+    """Test-time levers of augmented inference, shared by pretraining's held-out evaluation
+    (eval.*) and solve (infer.*): off (None, 0) they change nothing."""
+
+    n_recursions: int | None = Field(
+        None, ge=1, le=64, description="T at inference: recursions per supervision step (None: the model's own)"
+    )
+    n_supervision: int | None = Field(
+        None, ge=1, le=256, description="N_sup at inference: supervision steps run (None: the model's own)"
+    )
+    rollouts: int = Field(
+        0,
+        ge=0,
+        le=MAX_ROLLOUTS,
+        description="K: each query also runs K times from a noisy start of y and z; their answers join the vote",
+    )
+    rollout_noise: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description="sigma: scale of the Gaussian noise added to the rollouts' initial y and z (unit-scale vectors)",
+    )
+
+
+class EvalConfig(InferenceLevers):
     every: int | None = Field(
         None, ge=1, le=MAX_STEPS, description="steps between held-out evaluations (None: at the end only)"
     )
@@ -247,14 +274,16 @@ class AdaptConfig(_Section):
     )
 
 
-class InferConfig(_Section):
+class InferConfig(InferenceLevers):
     max_versions: int | None = Field(512, ge=1, le=MAX_VERSIONS, description="augmented versions voted per test input")
     batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="queries per forward pass")
     ranking: Literal["votes", "likelihood"] = Field(
         "votes", description="which ranking submission.json takes its two attempts from"
     )
     likelihood_candidates: int = Field(8, ge=2, le=1000, description="top voted candidates the likelihood re-ranks")
-    write_all_rankings: bool = Field(True, description="also write <out>.votes.json and <out>.likelihood.json")
+    write_all_rankings: bool = Field(
+        True, description="also write <out>.votes.json, <out>.likelihood.json and the sources record <out>.sources.json"
+    )
 
 
 class SolveRunConfig(MachineConfig):
@@ -266,6 +295,11 @@ class SolveRunConfig(MachineConfig):
         "auto", description="processes over disjoint task shards (auto: one per GPU)"
     )
     trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION.format("adaptation's progress records"))
+    checkpoints: list[Annotated[str, Field(min_length=1)]] = Field(
+        [],
+        max_length=100,
+        description="checkpoints or run directories answering as an ensemble, each adapted and voting (empty: --checkpoint, else the newest run)",
+    )
 
 
 class SolveConfig(_Section):

@@ -399,6 +399,36 @@ def test_overfits_four_tiny_tasks():
     assert exact == 1.0, f"exact accuracy {exact} after {step + 1} steps"
 
 
+def test_predict_at_a_depth_of_its_own_runs_more_steps_and_its_own_depth_changes_nothing():
+    torch.manual_seed(0)
+    model = TRM(tiny_config(n_supervision=2, n_recursions=2), 6).eval()
+    batch = random_batch()
+    calls = []
+    real_f = model.f
+    model.f = lambda *args: calls.append(1) or real_f(*args)
+    plain = model.predict(batch["inputs"], batch["puzzle_ids"])
+    own = model.predict(batch["inputs"], batch["puzzle_ids"], n_recursions=2, n_supervision=2)
+    per_recursion = model.config.n_latent_steps + 1
+    assert len(calls) == 2 * (2 * 2 * per_recursion)
+    assert all(torch.equal(a, b) for a, b in zip(plain, own))  # overriding with its own depth is the same run
+    calls.clear()
+    deeper = model.predict(batch["inputs"], batch["puzzle_ids"], n_recursions=3, n_supervision=5)
+    assert len(calls) == 5 * 3 * per_recursion
+    assert not torch.equal(deeper[0], plain[0])
+
+
+def test_predict_from_a_noisy_start_differs_and_zero_noise_is_the_plain_run():
+    torch.manual_seed(0)
+    model = TRM(tiny_config(), 6).eval()
+    batch = random_batch()
+    length = model.config.puzzle_emb_len + 25
+    plain = model.predict(batch["inputs"], batch["puzzle_ids"])
+    zero = model.predict(batch["inputs"], batch["puzzle_ids"], start_noise=torch.zeros(4, 2, length, 32))
+    noisy = model.predict(batch["inputs"], batch["puzzle_ids"], start_noise=torch.randn(4, 2, length, 32))
+    assert torch.equal(plain[0], zero[0])
+    assert not torch.allclose(plain[0], noisy[0])
+
+
 # --- levers -----------------------------------------------------------------------------
 
 

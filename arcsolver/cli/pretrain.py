@@ -110,10 +110,29 @@ def plan_command(
         help="A run of this recipe on your hardware (a short time-limited one will do): its steady "
         "samples/s gives the whole run's hours.",
     ),
+    submit: str = typer.Option(
+        None,
+        "--submit",
+        help="Plan this submit recipe instead (a file or a shipped name, e.g. kaggle): its hours on 4 L4 GPUs "
+        "for the 120 ARC-AGI-2 evaluation tasks.",
+    ),
 ) -> None:
     """Print what a pretraining run would do and need: data, schedule, canvases, memory per
-    sample and the micro-batch for each GPU size; with --rate-from, its length in hours. Nothing
-    is trained or written."""
+    sample and the micro-batch for each GPU size; with --rate-from, its length in hours. With
+    --submit, what a submit recipe's solve would take on the competition's 4 L4s. Nothing is
+    trained or written."""
+    if submit is not None:
+        from arcsolver.config import SolveConfig
+        from arcsolver.recipes import load_recipe, recipe_path
+        from arcsolver.solve.plan import solve_plan
+
+        if recipe is not None or rate_from is not None:
+            raise ArcsolverError("--submit plans a submit recipe: give it without --recipe and --rate-from")
+        cfg = load_recipe(SolveConfig, "submit", submit, set_)
+        console.print(one_line(f"plan of {recipe_path('submit', submit)}"), highlight=False, soft_wrap=True)
+        for line in solve_plan(cfg):
+            console.print(one_line(line), highlight=False, soft_wrap=True)
+        return
     print_plan(recipe, set_, gpu_memory, processes, rate_from)
 
 
@@ -152,6 +171,40 @@ def report(
 
     path = plot_training_curves(run_dir, out)
     console.print(f"wrote {one_line(str(path))}", highlight=False, soft_wrap=True)
+
+
+@user_errors
+def evaluate_run(
+    run: Path = typer.Argument(..., help="A pretraining run directory."),
+    checkpoints: str = typer.Option(
+        "last:1",
+        "--checkpoints",
+        help="Which kept checkpoints: last:N (the newest N), all, or steps such as 1000,2000.",
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a setting of the run: --set eval.n_supervision=32 (repeatable)."
+    ),
+) -> None:
+    """The held-out evaluation of a run over its kept checkpoints: each alone, and all of them voting
+    together (an ensemble), with the run's eval settings and --set. Appends the record to the
+    run's evaluations.jsonl."""
+    from arcsolver.recipes import resumed_settings
+    from arcsolver.train.evaluate_run import evaluate_run as run_evaluation
+    from arcsolver.train.evaluate_run import pick_checkpoints
+
+    if not (run / "config.json").is_file():
+        raise ArcsolverError(f"{run}: no config.json: give the directory of a pretraining run")
+    cfg = resumed_settings(run / "config.json", set_)
+    chosen = pick_checkpoints(run, checkpoints)
+    say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
+    record = run_evaluation(run, cfg, chosen, say)
+    scores = record["ensemble"]
+    what = f"{len(chosen)} checkpoints voting together" if len(chosen) > 1 else chosen[0].name
+    say(
+        f"held-out ({what}; T {record['n_recursions']}, N_sup {record['n_supervision']}, "
+        f"{record['rollouts']} rollouts): pass@1 {scores['pass@1']:.3f}  pass@2 {scores['pass@2']:.3f}  "
+        f"cells {scores['cell_accuracy']:.3f}  ({scores['tasks']} tasks); recorded in {run / 'evaluations.jsonl'}"
+    )
 
 
 @user_errors

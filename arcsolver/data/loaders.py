@@ -210,13 +210,26 @@ def _set_name(path: Path) -> str:
 
 
 def read_directory(path) -> tuple[TaskSet, list[Problem]]:
-    """Read a directory of per-task JSON files (file name = task id) leniently."""
+    """Read a directory of per-task JSON files (file name = task id), nested at any depth
+    (ConceptARC's `corpus/<Concept>/<Task>.json`), leniently. Two files of one id are one
+    problem naming both: a task id names one task."""
     path = Path(path)
-    files = sorted(path.glob("*.json"))
+    files = sorted(path.rglob("*.json"))
     if not files:
-        raise DataError(f"{path}: no .json task files in this directory")
+        raise DataError(f"{path}: no .json task files in this directory or below it")
     tasks, problems = [], []
+    first: dict[str, Path] = {}
     for file in files:
+        if file.stem in first:
+            problems.append(
+                Problem(
+                    str(file),
+                    f"the same task id as {first[file.stem]}; rename one of the two files (a task id names one task)",
+                    file.stem,
+                )
+            )
+            continue
+        first[file.stem] = file
         try:
             obj = read_json(file)
             tasks.append(parse_task(file.stem, obj))

@@ -4,6 +4,7 @@ back through the inverse augmentation and vote."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,18 +22,64 @@ from arcsolver.model.loss import stablemax_cross_entropy, stablemax_log_probs
 
 @dataclass(frozen=True)
 class Query:
-    """One augmented version of one test input, and the puzzle row that knows its task."""
+    """One augmented version of one test input, and the puzzle row that knows its task.
+    rollout k > 0: the k-th run of it from a noisy start of y and z (0: the plain run)."""
 
     task_id: str
     test_index: int
     puzzle_id: int
     augmentation: Augmentation
+    rollout: int = 0
 
 
-def queries_for(task: Task, versions: list[tuple[int, Augmentation]], max_versions: int | None = None) -> list[Query]:
-    """A query per (test input, version); versions are (puzzle id, augmentation), identity first."""
+def queries_for(
+    task: Task, versions: list[tuple[int, Augmentation]], max_versions: int | None = None, rollouts: int = 0
+) -> list[Query]:
+    """A query per (test input, version); versions are (puzzle id, augmentation), identity first.
+    With rollouts K, K noisy copies of every query follow all the plain ones (which keep their
+    order, and so win the vote's last ties)."""
     chosen = versions if max_versions is None else versions[:max_versions]
-    return [Query(task.id, i, pid, aug) for i in range(len(task.test)) for pid, aug in chosen]
+    plain = [Query(task.id, i, pid, aug) for i in range(len(task.test)) for pid, aug in chosen]
+    return plain + [
+        Query(q.task_id, q.test_index, q.puzzle_id, q.augmentation, k) for k in range(1, rollouts + 1) for q in plain
+    ]
+
+
+@dataclass(frozen=True)
+class Levers:
+    """How deep a forward pass recurses and how noisy the rollouts start: None takes the model's
+    own T (n_recursions) and N_sup (n_supervision). The rollouts' noise is drawn per query from
+    seed and the query itself, so it is the same however the queries are batched."""
+
+    n_recursions: int | None = None
+    n_supervision: int | None = None
+    rollout_noise: float = 0.0
+    seed: int = 0
+
+    @classmethod
+    def of(cls, settings, seed: int) -> Levers:
+        """The levers of an eval or infer section (config.InferenceLevers)."""
+        return cls(settings.n_recursions, settings.n_supervision, settings.rollout_noise, seed)
+
+    def depth(self, model) -> tuple[int, int]:
+        """(T, N_sup) that a forward pass of model runs under these levers."""
+        return self.n_recursions or model.config.n_recursions, self.n_supervision or model.config.n_supervision
+
+
+def start_noise(model, queries: list[Query], side: int, levers: Levers, device) -> torch.Tensor | None:
+    """[B, 2, L, D] for queries on a side x side canvas: rollout_noise-scaled Gaussian noise on
+    y's and z's start for each rollout query, zeros for plain ones; None when no query is a rollout."""
+    if not any(q.rollout for q in queries):
+        return None
+    shape = (2, model.config.puzzle_emb_len + side * side, model.config.hidden_size)
+    noise = torch.zeros((len(queries), *shape), device=device)
+    for row, q in enumerate(queries):
+        if q.rollout:
+            key = f"{levers.seed}/{q.task_id}/{q.test_index}/{q.puzzle_id}/{q.rollout}".encode()
+            generator = torch.Generator(device=device)
+            generator.manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1)
+            noise[row] = torch.randn(shape, generator=generator, device=device) * levers.rollout_noise
+    return noise
 
 
 def autocast_for(device: torch.device, dtype: torch.dtype | None):
@@ -43,14 +90,20 @@ def autocast_for(device: torch.device, dtype: torch.dtype | None):
 
 
 def predict(
-    model, tasks: dict[str, Task], queries: list[Query], canvas: int | Sequence[int], batch_size: int, dtype=None
+    model,
+    tasks: dict[str, Task],
+    queries: list[Query],
+    canvas: int | Sequence[int],
+    batch_size: int,
+    dtype=None,
+    levers: Levers = Levers(),
 ) -> list[tuple[Grid | None, float]]:
     """(predicted grid in the task's own frame, halt logit) for every query, in order.
 
     canvas: one fixed side for every query, or the sides of a grid-sized layout (then queries
-    run in batches of one side each; see query_sides).
+    run in batches of one side each; see query_sides). levers: the depth and the rollouts' noise.
     """
-    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs=False)[0]
+    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers, keep_log_probs=False)[0]
 
 
 @dataclass
@@ -63,13 +116,19 @@ class AnswerLoss:
 
 
 def predict_with_answer_loss(
-    model, tasks: dict[str, Task], queries: list[Query], canvas: int | Sequence[int], batch_size: int, dtype=None
+    model,
+    tasks: dict[str, Task],
+    queries: list[Query],
+    canvas: int | Sequence[int],
+    batch_size: int,
+    dtype=None,
+    levers: Levers = Levers(),
 ) -> tuple[list[tuple[Grid | None, float]], AnswerLoss]:
     """predict's answers, and the cross-entropy of the last supervision step's logits against each
     query's known test output in the query's frame (queries without one, or whose output does not
     fit their canvas, count nowhere)."""
     loss = AnswerLoss()
-    predictions = _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs=False, loss=loss)[0]
+    predictions = _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers, False, loss)[0]
     return predictions, loss
 
 
@@ -82,15 +141,21 @@ def answer_labels(task: Task, query: Query, side: int) -> np.ndarray | None:
 
 
 def predict_with_log_probs(
-    model, tasks: dict[str, Task], queries: list[Query], canvas: int | Sequence[int], batch_size: int, dtype=None
+    model,
+    tasks: dict[str, Task],
+    queries: list[Query],
+    canvas: int | Sequence[int],
+    batch_size: int,
+    dtype=None,
+    levers: Levers = Levers(),
 ) -> tuple[list[tuple[Grid | None, float]], list[torch.Tensor]]:
     """predict's answers, and each query's log-probabilities [side*side, vocab] (bf16, on CPU),
     from which `likelihoods` scores any candidate without another forward pass."""
-    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs=True)
+    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers, keep_log_probs=True)
 
 
 @torch.no_grad()
-def _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_probs: bool, loss=None):
+def _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers: Levers, keep_log_probs: bool, loss=None):
     """The forward passes behind predict, predict_with_log_probs and predict_with_answer_loss
     (which passes an AnswerLoss to add to), one canvas side at a time."""
     device = next(model.parameters()).device
@@ -112,8 +177,9 @@ def _run_queries(model, tasks, queries, canvas, batch_size, dtype, keep_log_prob
             )
             inputs = torch.from_numpy(boards).to(device=device, dtype=torch.long)
             ids = torch.tensor([queries[k].puzzle_id for k in chunk], device=device)
+            noise = start_noise(model, [queries[k] for k in chunk], side, levers, device)
             with autocast_for(device, dtype):
-                logits, halt_logit = model.predict(inputs, ids)
+                logits, halt_logit = model.predict(inputs, ids, levers.n_recursions, levers.n_supervision, noise)
             if keep_log_probs:
                 for k, lp in zip(chunk, stablemax_log_probs(logits.float()).to("cpu", torch.bfloat16)):
                     kept[k] = lp

@@ -220,12 +220,15 @@ class TRM(nn.Module):
         y = self.f(y, z, rope)
         return y, z
 
-    def supervision_step(self, x, y, z, rope: Rope) -> tuple[torch.Tensor, torch.Tensor]:
+    def supervision_step(
+        self, x, y, z, rope: Rope, n_recursions: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """T recursions: T-1 improve y and z without a graph, the last is backpropagated in full
-        (or, with grad_latent_steps = k, only its last k latent updates and the answer update)."""
+        (or, with grad_latent_steps = k, only its last k latent updates and the answer update).
+        n_recursions: a T other than the model's own (inference may recurse deeper)."""
         n, k = self.config.n_latent_steps, self.config.grad_latent_steps
         with torch.no_grad():
-            for _ in range(self.config.n_recursions - 1):
+            for _ in range((n_recursions or self.config.n_recursions) - 1):
                 y, z = self.latent_recursion(x, y, z, rope)
             for _ in range(n - (n if k is None else k)):  # the truncated start of the last one
                 z = self.f(z, x + y, rope)
@@ -321,16 +324,27 @@ class TRM(nn.Module):
     # --- inference ---------------------------------------------------------------------
 
     @torch.no_grad()
-    def predict(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self,
+        inputs: torch.Tensor,
+        puzzle_ids: torch.Tensor,
+        n_recursions: int | None = None,
+        n_supervision: int | None = None,
+        start_noise: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """All N_sup supervision steps from scratch, without halting or gradients.
 
+        n_recursions, n_supervision: a T and an N_sup other than the model's own (None: its own).
+        start_noise [B, 2, L, D]: added to the initial y and z, for noisy rollouts of one query.
         Returns the last step's logits [B, H*W, vocab] and halt logits [B], in either mode.
         """
         rope = self.rotary(*inputs.shape[-2:], inputs.device)
         x = self.embed_input(inputs, puzzle_ids)
         y, z = self.initial_state(x.shape[0], x.shape[1])
-        for _ in range(self.config.n_supervision):
-            y, z = self.supervision_step(x, y, z, rope)
+        if start_noise is not None:
+            y, z = y + start_noise[:, 0], z + start_noise[:, 1]
+        for _ in range(n_supervision or self.config.n_supervision):
+            y, z = self.supervision_step(x, y, z, rope, n_recursions)
         return self.heads(y)
 
     # --- the task table ----------------------------------------------------------------

@@ -9,7 +9,7 @@ from arcsolver.config import SolveConfig
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.task import Task
 from arcsolver.evaluation.canvas import query_sides
-from arcsolver.evaluation.inference import predict, queries_for
+from arcsolver.evaluation.inference import Levers, predict, queries_for
 
 INFERENCE_SPARE = 1.25  # adaptation leaves inference its estimate and a quarter more
 
@@ -29,6 +29,7 @@ def adaptation_deadline(
     if deadline is None or not todo:
         return None
     n_versions = min(cfg.data.n_augmentations, cfg.infer.max_versions or cfg.data.n_augmentations)
+    n_versions *= 1 + cfg.infer.rollouts  # each version's rollouts cost what it does
     n_queries = sum(len(t.test) for t in todo) * n_versions
     estimate = inference_seconds(model, todo, cfg, canvas, dtype, n_versions)
     stop = deadline - INFERENCE_SPARE * estimate
@@ -57,6 +58,6 @@ def inference_seconds(model, todo: list[Task], cfg: SolveConfig, canvas, dtype, 
     n = min(cfg.infer.batch_size, 64)
     timed = [probes[largest]] * n
     begin = time.monotonic()
-    predict(model, tasks, timed, canvas, cfg.infer.batch_size, dtype)
+    predict(model, tasks, timed, canvas, cfg.infer.batch_size, dtype, Levers.of(cfg.infer, cfg.run.seed))
     per_query = (time.monotonic() - begin) / n
     return per_query * n_versions * sum(cost(side) for side in sides) / cost(sides[largest])
