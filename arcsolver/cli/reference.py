@@ -29,9 +29,11 @@ def import_reference(
     """Convert a TRM checkpoint trained with the reference code into a run directory that solve,
     evaluate and kaggle bundle take. Settings come from the all_config.yaml beside the checkpoint
     where there is one, else from the weights' shapes and the reference's ARC recipe."""
+    from arcsolver.cli.solve import output_lock
     from arcsolver.engine.reference_checkpoint import import_reference as convert
 
-    imported = convert(checkpoint, out, identifiers, set_)
+    with output_lock(out):  # a second import into the same --out is refused, and a read-only folder named
+        imported = convert(checkpoint, out, identifiers, set_)
     m = imported.config.model
     say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
     source = (

@@ -14,6 +14,7 @@ leaves only complete checkpoints. Nothing here unpickles: loading never runs sto
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from arcsolver.engine.carry import carries_tensors, on_side, split_carries
 from arcsolver.errors import CheckpointError
+from arcsolver.inputs import read_json, weights_file
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "step_"
@@ -42,8 +44,10 @@ def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file as a dict of CPU tensors; a clear error if it is missing or corrupt."""
+    if not os.path.lexists(path):
+        raise CheckpointError(f"{path}: missing from the checkpoint")
     try:
-        return load_file(str(path))
+        return load_file(weights_file(path, CheckpointError))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing from the checkpoint") from None
     except (SafetensorError, OSError, ValueError) as e:
@@ -114,14 +118,9 @@ def publish(staging: Path, step: int, keep: int) -> Path:
 def read_state(ckpt: Path) -> dict:
     """A checkpoint's state.json, which must hold a JSON object."""
     path = Path(ckpt) / "state.json"
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing; {ckpt} is not an arcsolver checkpoint") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: corrupt ({e.msg})") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{path}: not readable ({type(e).__name__})") from None
+    if not os.path.lexists(path):
+        raise CheckpointError(f"{path}: missing; {ckpt} is not an arcsolver checkpoint")
+    state = read_json(path, CheckpointError)
     if not isinstance(state, dict):
         raise CheckpointError(
             f"{path}: corrupt (an object of step, world_size, config and optimizer expected, "

@@ -41,6 +41,7 @@ from arcsolver.data.augment import Augmentation, augmented_id
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.engine.pretrained import VERSIONS_FILE
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
+from arcsolver.inputs import check_regular_file, read_json, read_text
 from arcsolver.model.layers import swiglu_width
 from arcsolver.model.reference import check_shapes, reference_state_to_trm, trm_settings_from_reference
 from arcsolver.model.trm import TRM
@@ -91,6 +92,7 @@ def find_reference_checkpoint(path: Path) -> Path:
 
 def read_reference_state(path: Path) -> dict[str, torch.Tensor]:
     """The state dict a reference run saved with torch.save, read as tensors only."""
+    check_regular_file(path, CheckpointError)  # torch.load would block on a FIFO
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
@@ -112,8 +114,8 @@ def read_reference_arch(path: Path) -> dict[str, Any]:
             f"{path}: reading it needs PyYAML (pip install pyyaml); or move it away and give the settings with --set"
         ) from None
     try:
-        settings = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        settings = yaml.safe_load(read_text(path, ConfigError))
+    except (RecursionError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: not readable as the reference's YAML settings ({type(e).__name__})") from None
     arch = settings.get("arch") if isinstance(settings, dict) else None
     if not isinstance(arch, dict):
@@ -145,12 +147,9 @@ def arch_from_shapes(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
 def read_identifiers(path: Path, rows: int) -> list[str]:
     """The task-version name of each puzzle-table row (row 0 blank), from the identifiers.json the
     reference's dataset builder wrote beside the data set the checkpoint was trained on."""
-    try:
-        names = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (give the identifiers.json of the reference's data set)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ConfigError(f"{path}: not readable as JSON ({type(e).__name__})") from None
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path}: no such file (give the identifiers.json of the reference's data set)")
+    names = read_json(path, ConfigError)
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ConfigError(f"{path}: expected a JSON list of names, one per puzzle-table row")
     if len(names) != rows:

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 import arcsolver
 from arcsolver.atomic import atomic_write_text
 from arcsolver.errors import ArcsolverError, CheckpointError
+from arcsolver.inputs import check_regular_file
 
 MANIFEST = "manifest.json"
 WHEELS = "wheels"
@@ -284,6 +285,7 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path) -> None:
     dest.mkdir(parents=True)
     for name in CHECKPOINT_FILES:
         if (ckpt_dir / name).exists():
+            check_regular_file(ckpt_dir / name, CheckpointError)  # a FIFO would block the copy
             shutil.copy2(ckpt_dir / name, dest / name)
 
 

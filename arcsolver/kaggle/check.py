@@ -44,7 +44,7 @@ class CheckReport:
 
 def read_manifest(bundle: Path) -> Manifest:
     """The bundle's manifest, validated; raises ArcsolverError naming the file."""
-    from arcsolver.data.loaders import read_json
+    from arcsolver.inputs import read_json
     from arcsolver.recipes import validate
 
     path = bundle / MANIFEST
