@@ -1,4 +1,5 @@
-"""Who may write where: one process per run directory or submission, and no output over an input.
+"""Who may write where: one process per run directory or submission (outputs over inputs:
+arcsolver/inputs.py).
 
 A run directory (or a submission) written by two processes at once ends with files of both, and
 neither knows. Each writer takes an exclusive lock on a file beside what it writes, held for its
@@ -99,26 +100,3 @@ def output_lock(path: Path) -> Lock:
     """The lock of an output file, beside it (its directory must exist)."""
     path = Path(path)
     return Lock(path.parent / f".{path.name}.lock", str(path))
-
-
-def check_output(path: Path, inputs: dict[str, Path | None], option: str) -> None:
-    """Refuse to write `path` (given by `option`) where it is one of the command's inputs, or
-    exists and is not a regular file (a device, a directory): one ArcsolverError naming both."""
-    path = Path(path)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise ArcsolverError(f"{option} {path}: cannot use it: {e.strerror or e}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ArcsolverError(f"{option} {path}: not a regular file; give the path of a file to write")
-    for name, source in inputs.items():
-        if source is None:
-            continue
-        try:
-            same = os.path.samefile(path, source)
-        except OSError:
-            continue
-        if same:
-            raise ArcsolverError(f"{option} {path} is the {name} this command reads; write to another path")

@@ -16,7 +16,9 @@ from arcsolver.cli import app
 
 runner = CliRunner()
 TASKS = {"t1": {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[1, 2]]}]}}
-QUICK = [x for s in ["adapt.steps=0", "infer.max_versions=2", "run.threads=1", "run.device='cpu'"] for x in ("--set", s)]
+QUICK = [
+    x for s in ["adapt.steps=0", "infer.max_versions=2", "run.threads=1", "run.device='cpu'"] for x in ("--set", s)
+]
 
 
 @contextmanager
@@ -290,3 +292,103 @@ def test_a_read_only_run_or_submission_directory_is_one_line(run, tmp_path, monk
         result = invoke("import-reference", tmp_path / "step_1", "--out", folder / "converted")
         refused(result, folder, "cannot write there", "make it writable")
     assert list(folder.iterdir()) == []
+
+
+# --- outputs over the inputs a command found itself ---------------------------------------------
+
+
+def unchanged(*paths):
+    """The bytes of paths (files, or every file under a directory), to compare after a refusal."""
+    files = [p for path in paths for p in ([path] if path.is_file() else sorted(path.rglob("*")))]
+    return {p: p.read_bytes() for p in files if p.is_file()}
+
+
+def test_solve_refuses_to_write_over_a_checkpoint_or_run_file(run, tmp_path):
+    run_dir, ckpt = run
+    before = unchanged(run_dir)
+    solve = ["solve", tmp_path / "c.json", "--checkpoint", run_dir, *QUICK]
+    for out, fragment in [
+        (ckpt / "ema.safetensors", "is the checkpoint's ema.safetensors"),
+        (run_dir / "config.json", "is the run's config.json"),
+        (run_dir / "metrics.jsonl", "is the run's metrics.jsonl"),
+        (ckpt / "submission.json", "lies inside the checkpoint"),
+        (run_dir / "checkpoints" / "s.json", "lies inside the run's checkpoints"),
+    ]:
+        refused(invoke(*solve, "--out", out), out, fragment, "write to another path")
+    link = tmp_path / "link"
+    link.symlink_to(ckpt)  # the output reached through a link: resolved
+    refused(invoke(*solve, "--out", link / "state.json"), link / "state.json", "is the checkpoint's state.json")
+    given = ["solve", tmp_path / "c.json", "--checkpoint", ckpt, *QUICK]  # the checkpoint named, not its run
+    refused(invoke(*given, "--out", run_dir / "config.json"), run_dir / "config.json", "run's config.json")
+    assert unchanged(run_dir) == before
+
+
+def test_solve_writes_beside_the_run_it_reads(run, tmp_path):
+    run_dir, _ = run
+    result = invoke("solve", tmp_path / "c.json", "--checkpoint", run_dir, "--out", run_dir / "s.json", *QUICK)
+    assert result.exit_code == 0, result.output
+
+
+def test_evaluate_refuses_to_write_over_the_challenges_beside_the_solutions(tmp_path):
+    challenges, solutions = tmp_path / "x_challenges.json", tmp_path / "x_solutions.json"
+    challenges.write_text(json.dumps(TASKS))
+    solutions.write_text(json.dumps({"t1": [[[2, 1]]]}))
+    submission = tmp_path / "s.json"
+    submission.write_text(json.dumps({"t1": [{"attempt_1": [[2, 1]], "attempt_2": [[1, 2]]}]}))
+    before = unchanged(tmp_path)
+    for option in ("--html", "--csv"):
+        result = invoke("evaluate", submission, "--solutions", solutions, option, challenges)
+        refused(result, challenges, option, "is the challenges file")
+    assert unchanged(tmp_path) == before
+    result = invoke("evaluate", submission, "--solutions", solutions, "--html", tmp_path / "report.html")
+    assert result.exit_code == 0, result.output  # beside its inputs is fine
+
+
+def test_report_refuses_to_write_over_the_runs_files(run, tmp_path):
+    run_dir, ckpt = run
+    before = unchanged(run_dir)
+    for out, fragment in [
+        (run_dir / "metrics.jsonl", "is the run's metrics.jsonl"),
+        (run_dir / "config.json", "is the run's config.json"),
+        (ckpt / "curves.png", "lies inside the run's checkpoints"),
+    ]:
+        refused(invoke("report", run_dir, "--out", out), out, fragment)
+    assert unchanged(run_dir) == before
+
+
+def test_data_export_refuses_to_write_over_the_file_it_exports(tmp_path):
+    source = tmp_path / "x_challenges.json"
+    source.write_text(json.dumps(TASKS))
+    before = unchanged(tmp_path)
+    refused(invoke("data", "export", source, "--out", tmp_path), source, "is the tasks this command reads")
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "t1.json").write_text(json.dumps(TASKS["t1"]))
+    refused(invoke("data", "export", folder, "--out", folder), folder, "lies inside the tasks")
+    assert unchanged(tmp_path) == {**before, folder / "t1.json": (folder / "t1.json").read_bytes()}
+
+
+def test_pretrain_refuses_a_run_directory_whose_files_are_its_data(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "config.json").write_text(json.dumps(TASKS))
+    sets = [x for s in [*TINY, f"data.train_sets=['{data / 'config.json'}']"] for x in ("--set", s)]
+    refused(invoke("pretrain", "--out", data, *sets), data / "config.json", "is the data set")
+    assert (data / "config.json").read_text() == json.dumps(TASKS)
+
+
+def test_bundle_and_import_refuse_an_output_inside_what_they_read(run, tmp_path):
+    run_dir, ckpt = run
+    out = ckpt / "bundle"
+    refused(invoke("kaggle", "bundle", "--checkpoint", run_dir, "--out", out), out, "lies inside the checkpoint")
+    assert not out.exists()
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    (reference / "step_1").write_bytes(b"weights")
+    out = reference / "converted"
+    refused(invoke("import-reference", reference / "step_1", "--out", out), out, "lies inside the reference")
+    identifiers = tmp_path / "ids.json"
+    identifiers.write_text("[]")
+    result = invoke("import-reference", reference, "--identifiers", identifiers, "--out", identifiers)
+    refused(result, identifiers, "is the identifiers file")
+    assert not out.exists() and identifiers.read_text() == "[]"

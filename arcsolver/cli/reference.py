@@ -30,8 +30,14 @@ def import_reference(
     evaluate and kaggle bundle take. Settings come from the all_config.yaml beside the checkpoint
     where there is one, else from the weights' shapes and the reference's ARC recipe."""
     from arcsolver.cli.solve import output_lock
+    from arcsolver.engine.reference_checkpoint import CONFIG_FILE
     from arcsolver.engine.reference_checkpoint import import_reference as convert
+    from arcsolver.inputs import Inputs, refuse_output_dir
 
+    # The checkpoint's folder is read as a whole (the settings file beside the weights).
+    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    inputs = Inputs().directory("reference checkpoint's folder", folder).file("identifiers file", identifiers)
+    refuse_output_dir("--out", out, inputs.file("settings file", folder / CONFIG_FILE))
     with output_lock(out):  # a second import into the same --out is refused, and a read-only folder named
         imported = convert(checkpoint, out, identifiers, set_)
     m = imported.config.model

@@ -32,7 +32,8 @@ def solve(
     later write, and exits 1 naming the file if the last write failed too.
     """
     from arcsolver.config import SolveConfig
-    from arcsolver.recipes import load_recipe
+    from arcsolver.inputs import Inputs, refuse_outputs
+    from arcsolver.recipes import load_recipe, recipe_path
     from arcsolver.solve.shards import solve_sharded, visible_gpus
     from arcsolver.solve.solver import solve as run_solve
     from arcsolver.solve.solver import summary_line, unwritten_error
@@ -45,7 +46,9 @@ def solve(
     cfg = load_recipe(SolveConfig, "submit", recipe, overrides)
     checkpoint = checkpoint or str(newest_run())
     n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)
-    check_outputs(solve_outputs(out, cfg.infer.write_all_rankings, n_workers), {"challenges file": challenges}, "--out")
+    inputs = Inputs().file("challenges file", challenges).file("recipe", recipe_path("submit", recipe))
+    inputs.checkpoint(checkpoint)
+    refuse_outputs([("--out", path) for path in solve_outputs(out, cfg.infer.write_all_rankings, n_workers)], inputs)
     with output_lock(out):  # a second solve into the same file is refused, not interleaved
         if n_workers > 1:
             shards = solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
@@ -71,14 +74,6 @@ def solve_outputs(out: Path, write_all: bool, workers: int) -> list[Path]:
     if workers <= 1 and write_all:
         targets.update({side_path(out, rule): [] for rule in RANKINGS})
     return [path for target, parts in targets.items() for path in (target, *parts)]
-
-
-def check_outputs(paths: list[Path], inputs: dict[str, Path | None], option: str) -> None:
-    """Refuse before any work an output that is an input of the command, or not a regular file."""
-    from arcsolver.locks import check_output
-
-    for path in paths:
-        check_output(path, inputs, option)
 
 
 def output_lock(out: Path):
@@ -121,16 +116,17 @@ def evaluate(
     ),
 ) -> None:
     """Score a submission as the competition does (pass@2), with pass@1 and per-cell accuracy."""
+    from arcsolver.data.loaders import challenges_path_for
     from arcsolver.errors import SubmissionRejected
+    from arcsolver.inputs import Inputs, refuse_outputs
     from arcsolver.solve.evaluate import evaluate_submission
 
     if challenges is not None and html is None:
         raise ArcsolverError("--challenges only feeds the HTML page: add --html PATH")
-    inputs = {"submission": submission, "solutions file": solutions, "challenges file": challenges}
+    inputs = Inputs().file("submission", submission).file("solutions file", solutions)
+    inputs.file("challenges file", challenges if challenges is not None else challenges_path_for(solutions))
     csv_path = csv or (None if json_out else submission.with_name(f"{submission.stem}.scores.csv"))
-    for path, option in ((csv_path, "--csv"), (html, "--html")):
-        if path is not None:
-            check_outputs([path], inputs, option)
+    refuse_outputs([(option, path) for option, path in (("--csv", csv_path), ("--html", html)) if path], inputs)
     if csv_path is not None and html is not None and csv_path.resolve() == html.resolve():
         raise ArcsolverError(f"--csv and --html are both {html}: give each its own path")
     try:
