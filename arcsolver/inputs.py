@@ -188,31 +188,6 @@ class Inputs:
         path = Path(source)
         return self.directory(what, path) if path.is_dir() else self.file(what, path) if path.exists() else self
 
-    def run(self, run_dir: Path) -> Inputs:
-        """The files of a pretraining run that a command reading it may rely on."""
-        from arcsolver.engine.checkpoint import CHECKPOINTS
-
-        for name in ("config.json", "metrics.jsonl", "puzzles.txt"):
-            self.file(f"run's {name}", Path(run_dir) / name)
-        return self.directory("run's checkpoints", Path(run_dir) / CHECKPOINTS)
-
-    def checkpoint(self, given: str | Path) -> Inputs:
-        """A checkpoint, given it or its run: its directory, each of its files and, when it lies in a
-        run, the run's files. A path that names no checkpoint is taken as given (reading it fails later)."""
-        from arcsolver.engine.checkpoint import CHECKPOINTS, find_checkpoint
-        from arcsolver.errors import CheckpointError
-
-        try:
-            ckpt_dir = find_checkpoint(given)
-        except (CheckpointError, OSError):
-            return self.directory("checkpoint", given)
-        self.directory("checkpoint", ckpt_dir)
-        for name in ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "state.json", "puzzles.txt"):
-            self.file(f"checkpoint's {name}", ckpt_dir / name)
-        if ckpt_dir.parent.name == CHECKPOINTS:
-            self.run(ckpt_dir.parent.parent)
-        return self
-
 
 def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))  # symlinks resolved, also where the tail does not exist

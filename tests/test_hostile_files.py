@@ -289,7 +289,7 @@ def test_a_read_only_run_or_submission_directory_is_one_line(run, tmp_path, monk
     with read_only(folder, monkeypatch):
         result = invoke("solve", tmp_path / "c.json", "--checkpoint", run_dir, "--out", folder / "s.json", *QUICK)
         refused(result, folder, "cannot write there", "make it writable")
-        result = invoke("import-reference", tmp_path / "step_1", "--out", folder / "converted")
+        result = invoke("import-reference", tmp_path / "reference" / "step_1", "--out", folder / "converted")
         refused(result, folder, "cannot write there", "make it writable")
     assert list(folder.iterdir()) == []
 

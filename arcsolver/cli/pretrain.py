@@ -161,10 +161,11 @@ def report(
     out: Path = typer.Option(None, "--out", help="The PNG to write (default: RUN_DIR/curves.png)."),
 ) -> None:
     """Draw a training run's curves (loss, accuracy, halting steps, held-out pass@k) into a PNG."""
+    from arcsolver.engine.checkpoint import run_inputs
     from arcsolver.inputs import Inputs, refuse_outputs
     from arcsolver.report.curves import plot_training_curves
 
     out = out or run_dir / "curves.png"
-    refuse_outputs([("--out", out)], Inputs().run(run_dir))
+    refuse_outputs([("--out", out)], run_inputs(Inputs(), run_dir))
     path = plot_training_curves(run_dir, out)
     console.print(f"wrote {one_line(str(path))}", highlight=False, soft_wrap=True)

@@ -32,6 +32,7 @@ def solve(
     later write, and exits 1 naming the file if the last write failed too.
     """
     from arcsolver.config import SolveConfig
+    from arcsolver.engine.checkpoint import checkpoint_inputs
     from arcsolver.inputs import Inputs, refuse_outputs
     from arcsolver.recipes import load_recipe, recipe_path
     from arcsolver.solve.shards import solve_sharded, visible_gpus
@@ -47,7 +48,7 @@ def solve(
     checkpoint = checkpoint or str(newest_run())
     n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)
     inputs = Inputs().file("challenges file", challenges).file("recipe", recipe_path("submit", recipe))
-    inputs.checkpoint(checkpoint)
+    checkpoint_inputs(inputs, checkpoint)
     refuse_outputs([("--out", path) for path in solve_outputs(out, cfg.infer.write_all_rankings, n_workers)], inputs)
     with output_lock(out):  # a second solve into the same file is refused, not interleaved
         if n_workers > 1:

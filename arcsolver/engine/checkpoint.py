@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from arcsolver.engine.carry import carries_tensors, on_side, split_carries
 from arcsolver.errors import CheckpointError
-from arcsolver.inputs import read_json, weights_file
+from arcsolver.inputs import Inputs, read_json, weights_file
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "step_"
@@ -271,6 +271,28 @@ def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, wor
                 f"{part}: not a carry of this run (torch_rng is {tensors['torch_rng'].dtype}, not uint8)"
             )
     return Snapshot(ckpt, state["step"], weights, ema_tensors, opt_state, carry)
+
+
+def run_inputs(inputs: Inputs, run_dir: Path) -> Inputs:
+    """inputs with the files of a pretraining run that a command reading it relies on, and its
+    checkpoints folder (read whole)."""
+    for name in ("config.json", "metrics.jsonl", "puzzles.txt"):
+        inputs.file(f"run's {name}", Path(run_dir) / name)
+    return inputs.directory("run's checkpoints", Path(run_dir) / CHECKPOINTS)
+
+
+def checkpoint_inputs(inputs: Inputs, given: str | Path) -> Inputs:
+    """inputs with a checkpoint, given it or its run: its folder (read whole), each of its files
+    and, where it lies in a run, the run's. A path that names no checkpoint is taken as it is
+    (reading it fails later, naming it)."""
+    try:
+        ckpt_dir = find_checkpoint(given)
+    except (CheckpointError, OSError):
+        return inputs.directory("checkpoint", given)
+    inputs.directory("checkpoint", ckpt_dir)
+    for name in ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "state.json", "puzzles.txt"):
+        inputs.file(f"checkpoint's {name}", ckpt_dir / name)
+    return run_inputs(inputs, ckpt_dir.parent.parent) if ckpt_dir.parent.name == CHECKPOINTS else inputs
 
 
 def find_checkpoint(path: str | Path) -> Path:
