@@ -9,7 +9,8 @@ The input set holds every file a command reads, the ones named on its command li
 it finds itself (a checkpoint's weights and state, a run's config.json and metrics.jsonl, the
 challenges beside the solutions), and the directories it reads as a whole (a checkpoint, a run's
 checkpoints, a directory of task files). `refuse_outputs` turns away, before any work, an output
-that is one of those files, or lies inside one of those directories.
+that is one of those files, or lies inside one of those directories. Beside an input is allowed:
+a run's folder holds its own submission and curves, a data folder its exports.
 """
 
 from __future__ import annotations
@@ -181,12 +182,12 @@ class Inputs:
         return self
 
     def data(self, what: str, source: str | Path | None) -> Inputs:
-        """A data source: a file, or a directory of task files (read as a whole); a bundled set's
-        name is no path and adds nothing."""
-        if source is None:
+        """A data source: a file (`what` file), or a directory of task files read whole (`what`
+        directory); a bundled set's name is no path and adds nothing."""
+        if source is None or not Path(source).exists():
             return self
         path = Path(source)
-        return self.directory(what, path) if path.is_dir() else self.file(what, path) if path.exists() else self
+        return self.directory(f"{what} directory", path) if path.is_dir() else self.file(f"{what} file", path)
 
 
 def _real(path: Path) -> Path:

@@ -73,7 +73,7 @@ def data_export(
     stem = name.replace("/", "-") if bundled else Path(name).stem.removesuffix("_challenges")
     if max_side is not None:
         stem += f"-max{max_side}"
-    inputs = Inputs() if bundled else Inputs().data("tasks", name)
+    inputs = Inputs() if bundled else Inputs().data("task", name)
     if not bundled and Path(name).is_file():
         inputs.file("solutions file", solutions_path_for(Path(name)))
     refuse_output_dir("--out", out, inputs)
