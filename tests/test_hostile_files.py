@@ -5,7 +5,9 @@ traceback."""
 import json
 import os
 import shutil
-import threading
+import subprocess
+import sys
+import tempfile
 from contextlib import contextmanager
 
 import pytest
@@ -24,32 +26,34 @@ QUICK = [
 FIFOS: list = []  # the FIFOs the running test made, which within() opens to free a blocked reader
 
 
+# Past its deadline, in a process of its own (a library blocked in open() may hold the GIL), mark
+# the hang and keep opening each FIFO for writing, which frees a reader blocked in its open.
+FREE = """
+import os, sys, time
+time.sleep(float(sys.argv[1]))
+open(sys.argv[2], "w").close()
+while True:
+    for fifo in sys.argv[3:]:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # no reader waiting on it
+    time.sleep(0.2)
+"""
+
+
 @contextmanager
 def within(seconds: int):
-    """Fail, rather than hang the suite, where the block blocks on a FIFO: past the deadline each
-    FIFO the test made is opened for writing, which frees a reader blocked in its open (even
-    inside a library's code, where no signal reaches), and the block then fails."""
-    done, hung = threading.Event(), threading.Event()
-
-    def free():
-        if done.wait(seconds):
-            return
-        hung.set()
-        while not done.wait(0.2):
-            for fifo in FIFOS:
-                try:
-                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-                except OSError:
-                    pass  # no reader waiting on it
-
-    watcher = threading.Thread(target=free, daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        watcher.join()
-    assert not hung.is_set(), f"blocked on a FIFO for over {seconds} s"
+    """Fail, rather than hang the suite, where the block blocks on one of the test's FIFOs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        marker = os.path.join(tmp, "hung")
+        watcher = subprocess.Popen([sys.executable, "-c", FREE, str(seconds), marker, *map(str, FIFOS)])
+        try:
+            yield
+        finally:
+            watcher.kill()
+            watcher.wait()
+        assert not os.path.exists(marker), f"blocked on a FIFO for over {seconds} s"
 
 
 @pytest.fixture(autouse=True)
