@@ -414,7 +414,7 @@ def test_bundle_and_import_refuse_an_output_inside_what_they_read(run, tmp_path)
     reference.mkdir()
     (reference / "step_1").write_bytes(b"weights")
     out = reference / "converted"
-    refused(invoke("import-reference", reference / "step_1", "--out", out), out, "lies inside the reference")
+    refused(invoke("import-reference", reference, "--out", out), out, "lies inside the reference")
     identifiers = tmp_path / "ids.json"
     identifiers.write_text("[]")
     result = invoke("import-reference", reference, "--identifiers", identifiers, "--out", identifiers)

@@ -34,10 +34,13 @@ def import_reference(
     from arcsolver.engine.reference_checkpoint import import_reference as convert
     from arcsolver.inputs import Inputs, refuse_output_dir
 
-    # The checkpoint's folder is read as a whole (the settings file beside the weights).
+    # A checkpoint given as its folder is read whole (its newest step_<N> file is looked for there).
     folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
-    inputs = Inputs().directory("reference checkpoint's folder", folder).file("identifiers file", identifiers)
-    refuse_output_dir("--out", out, inputs.file("settings file", folder / CONFIG_FILE))
+    inputs = Inputs().file("reference checkpoint", checkpoint).file("identifiers file", identifiers)
+    inputs.file("settings file", folder / CONFIG_FILE)
+    if checkpoint.is_dir():
+        inputs.directory("reference checkpoint's folder", checkpoint)
+    refuse_output_dir("--out", out, inputs)
     with output_lock(out):  # a second import into the same --out is refused, and a read-only folder named
         imported = convert(checkpoint, out, identifiers, set_)
     m = imported.config.model

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from arcsolver.engine.carry import carries_tensors, on_side, split_carries
 from arcsolver.errors import CheckpointError
-from arcsolver.inputs import Inputs, read_json, weights_file
+from arcsolver.inputs import Inputs, check_input_file, read_json, weights_file
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "step_"
@@ -120,7 +120,11 @@ def read_state(ckpt: Path) -> dict:
     path = Path(ckpt) / "state.json"
     if not os.path.lexists(path):
         raise CheckpointError(f"{path}: missing; {ckpt} is not an arcsolver checkpoint")
-    state = read_json(path, CheckpointError)
+    check_input_file(path, CheckpointError)  # a pipe or a device: said as such, not as corrupt
+    try:
+        state = read_json(path, CheckpointError)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: corrupt ({str(e).removeprefix(f'{path}: ')})") from None
     if not isinstance(state, dict):
         raise CheckpointError(
             f"{path}: corrupt (an object of step, world_size, config and optimizer expected, "
