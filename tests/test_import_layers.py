@@ -12,7 +12,7 @@ import arcsolver
 # Lowest first. Packages on one level are siblings: neither may import the other.
 LAYERS = [
     {"errors"},
-    {"atomic", "console", "locks", "trackers"},
+    {"atomic", "console", "inputs", "locks", "trackers"},
     {"data"},
     {"model"},
     {"config"},

@@ -53,6 +53,7 @@ def pretrain(
                     f"{run_dir}: already holds a run: pass --resume to continue it, or choose another --out"
                 )
             cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
+        refuse_run_outputs(run_dir, recipe, cfg)
         result = run_pretrain(cfg, run_dir, resume=resume, console=console)
     if result.signal is not None:
         raise typer.Exit(128 + result.signal)
@@ -66,6 +67,21 @@ def pretrain(
             highlight=False,
             soft_wrap=True,
         )
+
+
+def refuse_run_outputs(run_dir: Path, recipe: str | None, cfg) -> None:
+    """Refuse, before any work, a run directory whose files would replace what the run reads: its
+    recipe, or its data files and directories."""
+    from arcsolver.engine.checkpoint import CHECKPOINTS
+    from arcsolver.inputs import Inputs, refuse_output_dir, refuse_outputs
+    from arcsolver.recipes import recipe_path
+
+    inputs = Inputs().file("recipe", recipe_path("pretrain", recipe) if recipe else None)
+    for source in [*cfg.data.train_sets, *cfg.data.heldout_sets]:
+        inputs.data("data set", source)
+    for folder in (run_dir, run_dir / CHECKPOINTS):
+        refuse_output_dir("--out", folder, inputs)
+    refuse_outputs([("--out", run_dir / name) for name in ("config.json", "puzzles.txt", "metrics.jsonl")], inputs)
 
 
 @contextmanager
@@ -167,8 +183,12 @@ def report(
     out: Path = typer.Option(None, "--out", help="The PNG to write (default: RUN_DIR/curves.png)."),
 ) -> None:
     """Draw a training run's curves (loss, accuracy, halting steps, held-out pass@k) into a PNG."""
+    from arcsolver.engine.checkpoint import run_inputs
+    from arcsolver.inputs import Inputs, refuse_outputs
     from arcsolver.report.curves import plot_training_curves
 
+    out = out or run_dir / "curves.png"
+    refuse_outputs([("--out", out)], run_inputs(Inputs(), run_dir))
     path = plot_training_curves(run_dir, out)
     console.print(f"wrote {one_line(str(path))}", highlight=False, soft_wrap=True)
 

@@ -38,20 +38,41 @@ def import_reference(
     evaluate and kaggle bundle take. Settings come from the all_config.yaml beside the checkpoint
     where there is one, else from the weights' shapes and the reference's ARC recipe."""
     from arcsolver.atomic import Terminated
+    from arcsolver.cli.solve import output_lock
     from arcsolver.data.reference_names import DATASETS, dataset_subsets, reference_identifiers
     from arcsolver.engine.reference_checkpoint import CONFIG_FILE
     from arcsolver.engine.reference_checkpoint import import_reference as convert
     from arcsolver.hub import download_reference, is_hub
+    from arcsolver.inputs import Inputs, refuse_output_dir
+
+    def refuse_out_over(source: Path) -> None:
+        """--out must be none of the files the import reads, nor lie in a folder it reads whole."""
+        folder = source if source.is_dir() else source.parent  # a folder: its newest step_<N> is looked for there
+        inputs = Inputs().file("reference checkpoint", source).file("settings file", folder / CONFIG_FILE)
+        if identifiers and identifiers not in DATASETS:
+            inputs.file("identifiers file", Path(identifiers))
+        if concept is not None:
+            inputs.file("ConceptARC", concept)
+            if concept.is_dir():
+                inputs.directory("ConceptARC", concept)
+        if source.is_dir():
+            inputs.directory("reference checkpoint's folder", source)
+        refuse_output_dir("--out", out, inputs)
 
     say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
+    if not is_hub(checkpoint):
+        refuse_out_over(Path(checkpoint))  # before any work
     rows: Path | tuple[str, list[str]] | None = Path(identifiers) if identifiers else None
     if identifiers in DATASETS:
         subsets = dataset_subsets(identifiers, concept)  # before the download: a missing --concept is one line now
         say(f"rebuilding the rows of {identifiers} ({sum(map(len, subsets))} tasks, up to 1000 versions each)")
         rows = (identifiers, reference_identifiers(subsets))
     source = download_reference(checkpoint, CONFIG_FILE) if is_hub(checkpoint) else Path(checkpoint)
+    if is_hub(checkpoint):
+        refuse_out_over(source)  # the downloaded files in the Hub's cache
     try:
-        imported = convert(source, out, rows, set_, origin=checkpoint if is_hub(checkpoint) else None)
+        with output_lock(out):  # a second import into the same --out is refused, and a read-only folder named
+            imported = convert(source, out, rows, set_, origin=checkpoint if is_hub(checkpoint) else None)
     except Terminated:
         err_console.print(
             f"[bold red]error:[/] {one_line(str(out))}: stopped by SIGTERM before the run was complete; nothing was "

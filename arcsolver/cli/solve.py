@@ -36,7 +36,9 @@ def solve(
     later write, and exits 1 naming the file if the last write failed too.
     """
     from arcsolver.config import SolveConfig
-    from arcsolver.recipes import load_recipe
+    from arcsolver.engine.checkpoint import checkpoint_inputs
+    from arcsolver.inputs import Inputs, refuse_outputs
+    from arcsolver.recipes import load_recipe, recipe_path
     from arcsolver.solve.shards import solve_sharded, visible_gpus
     from arcsolver.solve.solver import solve as run_solve
     from arcsolver.solve.solver import summary_line, unwritten_error
@@ -49,8 +51,11 @@ def solve(
     cfg = load_recipe(SolveConfig, "submit", recipe, overrides)
     checkpoints = list(checkpoint) or cfg.run.checkpoints or [str(newest_run())]
     n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)
+    inputs = Inputs().file("challenges file", challenges).file("recipe", recipe_path("submit", recipe))
+    for given in checkpoints:
+        checkpoint_inputs(inputs, given)
     outputs = solve_outputs(out, cfg.infer.write_all_rankings, n_workers, len(checkpoints))
-    check_outputs(outputs, {"challenges file": challenges}, "--out")
+    refuse_outputs([("--out", path) for path in outputs], inputs)
     with output_lock(out):  # a second solve into the same file is refused, not interleaved
         if n_workers > 1:
             shards = solve_sharded(challenges, out, checkpoints, recipe, list(set_), n_workers, cfg, console)
@@ -79,14 +84,6 @@ def solve_outputs(out: Path, write_all: bool, workers: int, checkpoints: int = 1
     if workers <= 1 and checkpoints > 1:
         targets.update({checkpoint_path(out, k): [] for k in range(checkpoints)})
     return [path for target, parts in targets.items() for path in (target, *parts)]
-
-
-def check_outputs(paths: list[Path], inputs: dict[str, Path | None], option: str) -> None:
-    """Refuse before any work an output that is an input of the command, or not a regular file."""
-    from arcsolver.locks import check_output
-
-    for path in paths:
-        check_output(path, inputs, option)
 
 
 def output_lock(out: Path):
@@ -129,16 +126,17 @@ def evaluate(
     ),
 ) -> None:
     """Score a submission as the competition does (pass@2), with pass@1 and per-cell accuracy."""
+    from arcsolver.data.loaders import challenges_path_for
     from arcsolver.errors import SubmissionRejected
+    from arcsolver.inputs import Inputs, refuse_outputs
     from arcsolver.solve.evaluate import evaluate_submission
 
     if challenges is not None and html is None:
         raise ArcsolverError("--challenges only feeds the HTML page: add --html PATH")
-    inputs = {"submission": submission, "solutions file": solutions, "challenges file": challenges}
+    inputs = Inputs().file("submission", submission).file("solutions file", solutions)
+    inputs.file("challenges file", challenges if challenges is not None else challenges_path_for(solutions))
     csv_path = csv or (None if json_out else submission.with_name(f"{submission.stem}.scores.csv"))
-    for path, option in ((csv_path, "--csv"), (html, "--html")):
-        if path is not None:
-            check_outputs([path], inputs, option)
+    refuse_outputs([(option, path) for option, path in (("--csv", csv_path), ("--html", html)) if path], inputs)
     if csv_path is not None and html is not None and csv_path.resolve() == html.resolve():
         raise ArcsolverError(f"--csv and --html are both {html}: give each its own path")
     try:

@@ -14,6 +14,7 @@ from arcsolver.config import PretrainConfig
 from arcsolver.data.augment import Augmentation, split_augmented_id
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.errors import CheckpointError
+from arcsolver.inputs import read_text, weights_file
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import validate
 
@@ -74,7 +75,7 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file's tensors on the CPU, its puzzle table reduced by `table_mean_rows`."""
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(weights_file(path, CheckpointError), framework="pt") as f:
             return {k: table_mean_rows(f.get_slice(k)) if k == TABLE_KEY else f.get_tensor(k) for k in f.keys()}
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing from the checkpoint") from None
@@ -98,7 +99,7 @@ def read_table_mean(path: Path, model_cfg) -> torch.Tensor:
 def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """The shape of every tensor of a safetensors file, read from its header alone."""
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(weights_file(path, CheckpointError), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing from the checkpoint") from None
@@ -161,12 +162,7 @@ def trained_versions(ckpt_dir: Path, task_ids: list[str]) -> dict[str, list[tupl
         return {}
     wanted = set(task_ids)
     found: dict[str, list[tuple[Augmentation, int]]] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise CheckpointError(
-            f"{path}: not readable ({type(e).__name__}); delete it to solve from the mean row"
-        ) from None
+    lines = read_text(path, CheckpointError).splitlines()
     for row, name in enumerate(lines, start=1):
         try:
             task_id, augmentation = split_augmented_id(name)
@@ -180,7 +176,7 @@ def trained_versions(ckpt_dir: Path, task_ids: list[str]) -> dict[str, list[tupl
         return {}
     weights = Path(ckpt_dir) / "model.safetensors"
     try:
-        with safe_open(str(weights), framework="pt") as f:
+        with safe_open(weights_file(weights, CheckpointError), framework="pt") as f:
             table = f.get_slice(TABLE_KEY)
             if table.get_shape()[0] != len(lines) + 1:
                 raise CheckpointError(

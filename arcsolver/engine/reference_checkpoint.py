@@ -40,11 +40,11 @@ from safetensors.torch import save_file
 from arcsolver.atomic import temp_prefix, terminations_raised, write_problem
 from arcsolver.config import PretrainConfig
 from arcsolver.data.augment import Augmentation, augmented_id
-from arcsolver.data.loaders import check_input_file, read_json
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.engine.card import CARD_FILE, imported_card
 from arcsolver.engine.pretrained import VERSIONS_FILE
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
+from arcsolver.inputs import check_input_file, check_regular_file, read_json, read_text
 from arcsolver.model.layers import swiglu_width
 from arcsolver.model.reference import check_shapes, reference_state_to_trm, trm_settings_from_reference
 from arcsolver.model.trm import TRM
@@ -96,6 +96,7 @@ def find_reference_checkpoint(path: Path) -> Path:
 def read_reference_state(path: Path) -> dict[str, torch.Tensor]:
     """The state dict a reference run saved with torch.save, read as tensors only: dense
     floating-point tensors by name, nothing else."""
+    check_regular_file(path, CheckpointError)  # torch.load would block on a FIFO
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
@@ -226,7 +227,7 @@ def read_reference_arch(path: Path) -> dict[str, Any]:
     if path.stat().st_size > MAX_SETTINGS_BYTES:
         raise ConfigError(f"{path}: over {MAX_SETTINGS_BYTES >> 20} MB, not the reference's all_config.yaml")
     try:
-        settings = yaml.load(path.read_text(encoding="utf-8"), Loader=_settings_loader())
+        settings = yaml.load(read_text(path, ConfigError), Loader=_settings_loader())
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
         why = str(e).strip().splitlines()[-1][:160] if isinstance(e, yaml.YAMLError) and str(e).strip() else ""
         raise ConfigError(
@@ -281,7 +282,9 @@ _ROW_NAMES = TypeAdapter(list[RowName])
 def read_identifiers(path: Path, rows: int) -> list[str]:
     """The task-version name of each puzzle-table row (row 0 blank), from the identifiers.json the
     reference's dataset builder wrote beside the data set the checkpoint was trained on."""
-    return check_identifiers(read_json(path), rows, str(path))
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path}: no such file (give the identifiers.json of the reference's data set)")
+    return check_identifiers(read_json(path, ConfigError), rows, str(path))
 
 
 def check_identifiers(names: object, rows: int, source: str) -> list[str]:

@@ -38,6 +38,7 @@ from pydantic import BaseModel
 import arcsolver
 from arcsolver.atomic import atomic_write_text
 from arcsolver.errors import ArcsolverError, CheckpointError
+from arcsolver.inputs import check_regular_file
 
 MANIFEST = "manifest.json"
 WHEELS = "wheels"
@@ -308,6 +309,7 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
     full_bytes = sum((ckpt_dir / n).stat().st_size for n in CHECKPOINT_FILES if (ckpt_dir / n).exists())
     for name in ("ema.safetensors", "state.json"):
         if (ckpt_dir / name).exists():
+            check_regular_file(ckpt_dir / name, CheckpointError)  # a FIFO would block the copy
             shutil.copy2(ckpt_dir / name, dest / name)
     names = (
         (ckpt_dir / VERSIONS_FILE).read_text(encoding="utf-8").splitlines()

@@ -36,8 +36,13 @@ def bundle(
     ),
 ) -> None:
     """Write the wheels, the checkpoint, the recipe and a manifest for the offline Kaggle notebook."""
+    from arcsolver.engine.checkpoint import checkpoint_inputs
+    from arcsolver.inputs import Inputs, refuse_output_dir
     from arcsolver.kaggle.bundle import IMAGE_PYTHONS, build_bundle
+    from arcsolver.recipes import recipe_path
 
+    inputs = checkpoint_inputs(Inputs(), checkpoint).file("recipe", recipe_path("submit", recipe))
+    refuse_output_dir("--out", out, inputs)
     manifest = build_bundle(
         checkpoint,
         out,

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from arcsolver.atomic import atomic_write_text
-from arcsolver.data.loaders import challenges_path_for, read_challenges, read_json
+from arcsolver.data.loaders import challenges_path_for, read_challenges
 from arcsolver.data.render import ARC_COLOURS
 from arcsolver.data.task import Grid, Task, TaskSet
 from arcsolver.errors import DataError
+from arcsolver.inputs import read_json
 from arcsolver.solve.evaluate import EvaluationResult, read_solutions
 from arcsolver.solve.submission import Submission, parse_submission
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 
 from arcsolver.atomic import atomic_write_text
-from arcsolver.data.loaders import first_of, read_json
+from arcsolver.data.loaders import first_of
 from arcsolver.data.task import Grid, GridError, as_grid
 from arcsolver.errors import DataError, SubmissionRejected
 from arcsolver.evaluation.scoring import mean_scores, output_scores, same_grid, task_scores
+from arcsolver.inputs import read_json
 from arcsolver.solve.submission import coverage_problems, parse_submission
 
 

@@ -8,7 +8,6 @@ measures its own at start.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from arcsolver.engine.memory import (
     inference_bytes_per_sample,
     micro_batches,
 )
+from arcsolver.inputs import read_json_lines
 from arcsolver.model.trm import TRM
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
 
@@ -45,15 +45,7 @@ def steady_samples_per_s(metrics: Path) -> float | None:
     """The median samples/s of a run's metrics.jsonl records after the first (whose window holds
     the start-up: data, compilation), or None with fewer than two such records."""
     rates = []
-    try:
-        lines = Path(metrics).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
+    for _, _, record in read_json_lines(metrics):
         if isinstance(record, dict) and isinstance(record.get("samples_per_s"), (int, float)):
             rates.append(float(record["samples_per_s"]))
     return statistics.median(rates[1:]) if len(rates) >= 2 else None

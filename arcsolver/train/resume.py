@@ -3,7 +3,6 @@ that `--resume` can read with the same settings, and the run files beside them."
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 from pathlib import Path
@@ -19,6 +18,7 @@ from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.carry import carries_from_tensors, fresh_carry_like
 from arcsolver.engine.distributed import any_process, barrier
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError, Diverged
+from arcsolver.inputs import parse_json, read_bytes
 from arcsolver.model.trm import Carry
 from arcsolver.recipes import resume_differences, validate
 from arcsolver.train.run import Run
@@ -183,14 +183,14 @@ def trim_metrics(path: Path, step: int) -> None:
     the resumed run logs again; rewritten atomically, and only where there is something to drop."""
     if not path.exists():
         return
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_bytes(path).decode("utf-8", errors="replace")
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines.pop()  # half a record: the kill came mid-write
 
     def past(line: str) -> bool:
         try:
-            record = json.loads(line)
+            record = parse_json(line)
         except ValueError:
             return False
         return isinstance(record, dict) and isinstance(record.get("step"), (int, float)) and record["step"] > step
