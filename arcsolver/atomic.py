@@ -120,3 +120,30 @@ def reported_writes(path: str | os.PathLike, intact: str = "the files already th
         yield
     except OSError as e:
         raise ArcsolverError(f"{path}: cannot write ({write_problem(e)}); {intact}") from None
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: raised where the signal lands, so that clean-ups run (like Ctrl-C's
+    KeyboardInterrupt, and not caught by `except Exception`)."""
+
+
+@contextlib.contextmanager
+def terminations_raised():
+    """Inside, SIGTERM raises Terminated instead of ending the process at once, so a staged
+    write removes its temporary files; outside, the handler is what it was. A no-op off the
+    main thread, where signals cannot be handled."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

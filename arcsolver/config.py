@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from arcsolver.data.encoding import CANVAS_SIDES, canvas_sides
@@ -25,6 +26,7 @@ MAX_THREADS = 1024  # CPU threads or worker processes; far past it torch's threa
 # The largest float32 (torch.finfo(torch.float32).max): a rate or factor the optimiser applies to
 # float32 weights must be one, or torch refuses it mid-step ("cannot be converted ... overflow").
 FLOAT32_MAX = 3.4028234663852886e38
+MAX_FLOPS = 1e24  # ten thousand times the paper's ARC-AGI-1 run (about 1e20 FLOPs)
 
 
 def _distinct(values: list[int]) -> list[int]:
@@ -84,7 +86,7 @@ TRACKERS_DESCRIPTION = (
 class DataConfig(AugmentConfig):
     train_sets: list[str] = Field(
         ["arc1/training"],
-        description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known).",
+        description="All pairs of these tasks are trained on (their test pairs too, where the outputs are known). Each a bundled set, a challenges file or a directory of task files at any depth.",
     )
     heldout_sets: list[str] = Field(
         ["arc1/evaluation"],
@@ -109,9 +111,19 @@ class DataConfig(AugmentConfig):
     )
 
 
+def _muon_in_torch(name: str) -> str:
+    if name == "muon" and not hasattr(torch.optim, "Muon"):
+        raise ValueError(
+            f"muon needs torch.optim.Muon, part of torch since 2.9, and this is torch {torch.__version__}; "
+            "upgrade torch, or use adam_atan2"
+        )
+    return name
+
+
 class OptimConfig(_Section):
-    optimizer: Literal["adam_atan2", "adamw"] = Field(
-        "adam_atan2", description="adam_atan2: the paper's Adam with atan2 in place of epsilon"
+    optimizer: Annotated[Literal["adam_atan2", "adamw", "muon"], AfterValidator(_muon_in_torch)] = Field(
+        "adam_atan2",
+        description="adam_atan2: the paper's Adam with atan2 in place of epsilon; muon: torch.optim.Muon for the blocks' matrices, adam_atan2 for the rest",
     )
     global_batch_size: int = Field(768, ge=1, le=MAX_BATCH, description="what the optimiser and sign-SGD see per step")
     micro_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | Literal["auto"] = Field(
@@ -148,6 +160,12 @@ class RunConfig(MachineConfig):
         description="run length in optimiser steps (one per supervision step); give this or run.epochs",
     )
     time_limit_s: float | None = Field(None, gt=0, le=MAX_SECONDS, description="stop early, checkpoint and evaluate")
+    flops: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_FLOPS,
+        description="stop early at this compute: training FLOPs (forward and backward, all processes), e.g. 1e15",
+    )
     compile: bool = Field(False, description="torch.compile the network (CUDA)")
     log_every: int = Field(
         10, ge=1, le=MAX_STEPS, description="steps between progress records (each the mean of the steps since the last)"
@@ -174,7 +192,34 @@ class RunConfig(MachineConfig):
         return self
 
 
-class EvalConfig(_Section):
+MAX_ROLLOUTS = 1000
+
+
+class InferenceLevers(_Section):
+    """Test-time levers of augmented inference, shared by pretraining's held-out evaluation
+    (eval.*) and solve (infer.*): off (None, 0) they change nothing."""
+
+    n_recursions: int | None = Field(
+        None, ge=1, le=64, description="T at inference: recursions per supervision step (None: the model's own)"
+    )
+    n_supervision: int | None = Field(
+        None, ge=1, le=256, description="N_sup at inference: supervision steps run (None: the model's own)"
+    )
+    rollouts: int = Field(
+        0,
+        ge=0,
+        le=MAX_ROLLOUTS,
+        description="K: each query also runs K times from a noisy start of y and z; their answers join the vote",
+    )
+    rollout_noise: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description="sigma: scale of the Gaussian noise added to the rollouts' initial y and z (unit-scale vectors)",
+    )
+
+
+class EvalConfig(InferenceLevers):
     every: int | None = Field(
         None, ge=1, le=MAX_STEPS, description="steps between held-out evaluations (None: at the end only)"
     )
@@ -238,14 +283,16 @@ class AdaptConfig(_Section):
     )
 
 
-class InferConfig(_Section):
+class InferConfig(InferenceLevers):
     max_versions: int | None = Field(512, ge=1, le=MAX_VERSIONS, description="augmented versions voted per test input")
     batch_size: int = Field(256, ge=1, le=MAX_BATCH, description="queries per forward pass")
     ranking: Literal["votes", "likelihood"] = Field(
         "votes", description="which ranking submission.json takes its two attempts from"
     )
     likelihood_candidates: int = Field(8, ge=2, le=1000, description="top voted candidates the likelihood re-ranks")
-    write_all_rankings: bool = Field(True, description="also write <out>.votes.json and <out>.likelihood.json")
+    write_all_rankings: bool = Field(
+        True, description="also write <out>.votes.json, <out>.likelihood.json and the sources record <out>.sources.json"
+    )
 
 
 class SolveRunConfig(MachineConfig):
@@ -257,6 +304,11 @@ class SolveRunConfig(MachineConfig):
         "auto", description="processes over disjoint task shards (auto: one per GPU)"
     )
     trackers: list[Tracker] = Field([], description=TRACKERS_DESCRIPTION.format("adaptation's progress records"))
+    checkpoints: list[Annotated[str, Field(min_length=1)]] = Field(
+        [],
+        max_length=100,
+        description="checkpoints or run directories answering as an ensemble, each adapted and voting (empty: --checkpoint, else the newest run)",
+    )
 
 
 class SolveConfig(_Section):

@@ -1,4 +1,5 @@
-"""Who may write where: one process per run directory or submission, and no output over an input.
+"""Who may write where: one process per run directory or submission (outputs over inputs:
+arcsolver/inputs.py).
 
 A run directory (or a submission) written by two processes at once ends with files of both, and
 neither knows. Each writer takes an exclusive lock on a file beside what it writes, held for its
@@ -9,6 +10,7 @@ leaves a lock that blocks the next one.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -22,6 +24,10 @@ class Busy(ArcsolverError):
     """Another process holds the lock on a path we are about to write."""
 
 
+class LockError(ArcsolverError):
+    """The lock file cannot be made: a link or a directory in its place, or a read-only directory."""
+
+
 class Lock:
     """An exclusive lock on `path` (a file created if absent), with the holder's host and pid
     written in it for the refusal message. Release it with release() or a with-block; under
@@ -32,7 +38,17 @@ class Lock:
         self._fd: int | None = None
 
     def acquire(self) -> Lock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not os.access(self.path.parent, os.W_OK):  # else the lock is taken and the first write fails
+            raise LockError(self.refusal(OSError(errno.EACCES, "not writable")))
+        # O_NOFOLLOW: a link in the lock's place is refused, never written through; O_NONBLOCK:
+        # a FIFO there does not hang the open.
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as e:
+            raise LockError(self.refusal(e)) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LockError(f"{self.path}: not a regular file where the lock of {self.what} goes; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -48,6 +64,20 @@ class Lock:
         os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
         self._fd = fd
         return self
+
+    def refusal(self, e: OSError) -> str:
+        """The one line for a lock file that cannot be opened: a link, a directory, or a directory
+        that cannot be written."""
+        if e.errno == errno.ELOOP:
+            return f"{self.path}: a symbolic link where the lock of {self.what} goes; a lock is never written through a link: remove it"
+        if e.errno == errno.EISDIR:
+            return f"{self.path}: a directory where the lock of {self.what} goes; remove or rename it"
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return (
+                f"{self.path.parent}: cannot write there ({e.strerror}); make it writable, or choose another path "
+                f"for {self.what}"
+            )
+        return f"{self.path}: cannot create the lock of {self.what} ({e.strerror or e}); choose another path"
 
     def release(self) -> None:
         if self._fd is not None:
@@ -70,26 +100,3 @@ def output_lock(path: Path) -> Lock:
     """The lock of an output file, beside it (its directory must exist)."""
     path = Path(path)
     return Lock(path.parent / f".{path.name}.lock", str(path))
-
-
-def check_output(path: Path, inputs: dict[str, Path | None], option: str) -> None:
-    """Refuse to write `path` (given by `option`) where it is one of the command's inputs, or
-    exists and is not a regular file (a device, a directory): one ArcsolverError naming both."""
-    path = Path(path)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise ArcsolverError(f"{option} {path}: cannot use it: {e.strerror or e}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ArcsolverError(f"{option} {path}: not a regular file; give the path of a file to write")
-    for name, source in inputs.items():
-        if source is None:
-            continue
-        try:
-            same = os.path.samefile(path, source)
-        except OSError:
-            continue
-        if same:
-            raise ArcsolverError(f"{option} {path} is the {name} this command reads; write to another path")

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from arcsolver.config import PretrainConfig, SolveConfig
-from arcsolver.data.loaders import check_input_file, read_json
-from arcsolver.errors import ConfigError, DataError
+from arcsolver.errors import ConfigError
+from arcsolver.inputs import read_bytes, read_json
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,6 +37,7 @@ RESUME_MAY_CHANGE = {
     "run.steps",
     "run.epochs",
     "run.time_limit_s",
+    "run.flops",
     "run.log_every",
     "run.trackers",
     "run.checkpoint_every",
@@ -149,11 +150,9 @@ def apply_overrides(settings: dict, overrides: list[str], model: type[BaseModel]
 def read_recipe(path: Path) -> dict:
     """A recipe file's settings as written (section -> key -> value), not yet validated. A file
     that is not a regular UTF-8 file within the input size limit is one ConfigError naming it."""
+    data = read_bytes(path, ConfigError)
     try:
-        check_input_file(path)
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except DataError as e:
-        raise ConfigError(str(e)) from None
+        return tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     except UnicodeDecodeError as e:

@@ -12,7 +12,8 @@ the same batches of augmented ARC-AGI-1 training examples:
   halting logits and next y and z.
 - Training throughput: the reference on its 30x30 canvas; arcsolver on the same 30x30 canvas
   (rope1d, the same computation) and on grid-sized canvases (rope2d), each side timed on its own
-  with full batches and weighed by the mix's share of examples per side. Examples/s and ratios.
+  with full batches and weighed by the mix's share of examples per side. Examples/s and ratios,
+  from interleaved windows.
 - Inference throughput: all N_sup supervision steps, no gradients, reported the same way.
 - Learning curves: the reference, arcsolver at 30x30 and arcsolver sized, from the same weights
   on the same stream, for --curve-steps steps, for two seeds. Loss and exact accuracy at equal
@@ -29,9 +30,13 @@ reference's pretrain.py compiles unless DISABLE_COMPILE is set; arcsolver's GPU 
 run.compile), eager on a CPU (the reference cannot train on one; arcsolver's CPU recipe runs
 eager). --compile/--no-compile overrides both.
 
-The last line reads `training speed-up vs reference: X.XX× (DEVICE, DTYPE, SIZE)`: arcsolver's
-real pretraining loop on sized canvases against the reference's training step, same model and
-batch (or, with --no-loop, arcsolver's sized training step).
+Every ratio comes from interleaved windows (benchmarks/interleave.py): the reference, arcsolver at
+30x30 and arcsolver sized take turns, --windows times, and a ratio is the median of the rounds'
+ratios with their range. When one side's window rates drift by more than 20%, the machine's load
+changed while measuring: the line says so instead of giving a figure. The last line reads
+`training speed-up vs reference: X.XX× (median of N interleaved windows, range A-B×) (DEVICE,
+DTYPE, SIZE)`: arcsolver's sized training step against the reference's, same model and batch.
+The real loop's samples/s, measured on its own, is printed and never divided by anything.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -60,6 +66,9 @@ from arcsolver.model.loss import trm_loss
 from arcsolver.model.reference import reference_state_to_trm
 from arcsolver.model.trm import TRM, TRMConfig
 from arcsolver.train.plan import steady_samples_per_s
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interleave import interleave  # noqa: E402  (benchmarks/interleave.py, beside this script)
 
 IGNORE_LABEL_ID = -100  # the reference's label for cells without a target (our PAD)
 
@@ -328,20 +337,40 @@ def sync(device) -> None:
 # --- throughput ------------------------------------------------------------------------
 
 
-def rate(run, batches: list[dict], device) -> float:
-    """Examples/s of run over batches, after one untimed warm-up on the first."""
-    run(batches[0])
-    sync(device)
-    start = time.perf_counter()
-    for b in batches:
-        run(b)
-    sync(device)
-    return sum(len(b["inputs"]) for b in batches) / (time.perf_counter() - start)
+def window(run, batches: list[dict], device) -> Callable[[], float]:
+    """One timed window of run over batches: returns the examples done (interleave times it)."""
+
+    def run_window() -> float:
+        for b in batches:
+            run(b)
+        sync(device)
+        return sum(len(b["inputs"]) for b in batches)
+
+    return run_window
+
+
+def mix_window(run, by_side: dict[int, list[dict]], shares: dict[int, float], device) -> Callable[[], float]:
+    """One window over every canvas side's batches, its rate that of the mix: each side timed on
+    its own and weighed by its share of the examples. Returns the examples the window's time would
+    have done at the mix's rate, so that interleave's rate is the mix's."""
+
+    def run_window() -> float:
+        started, per_example = time.perf_counter(), 0.0
+        for side, batches in by_side.items():
+            begun = time.perf_counter()
+            for b in batches:
+                run(b)
+            sync(device)
+            per_example += shares[side] * (time.perf_counter() - begun) / sum(len(b["inputs"]) for b in batches)
+        return (time.perf_counter() - started) / per_example
+
+    return run_window
 
 
 def throughput(args, ref, cfg: TRMConfig, stream: SizedStream, device, dtype) -> dict:
     """Training and inference examples/s: reference 30x30, arcsolver 30x30, arcsolver sized
-    (each side on its own, weighed by its share of the mix's examples)."""
+    (each side on its own, weighed by its share of the mix's examples), in --windows interleaved
+    windows (reference, 30x30, sized, reference, ...): each ratio is the median of its windows'."""
     n = args.throughput_steps
     shares = dict(zip((int(s) for s in stream.sides), stream.probabilities))
     by_side = {
@@ -358,24 +387,39 @@ def throughput(args, ref, cfg: TRMConfig, stream: SizedStream, device, dtype) ->
         sized_t = OurTrainer(sized, args.lr, 1, dtype, args.compile)
         call = (lambda t: t.step) if mode == "training" else (lambda t: t.predict)
         mixed_30 = [on_device(b, device, CANVAS) for b in mixed]
-        r_ref = rate(call(ref_t), mixed_30, device)
-        r_fixed = rate(call(fixed_t), mixed_30, device)
-        per_side = {
-            side: rate(call(sized_t), [on_device(b, device) for b in bs], device) for side, bs in by_side.items()
-        }
-        r_sized = 1 / sum(shares[s] / r for s, r in per_side.items())
+        sized_batches = {side: [on_device(b, device) for b in bs] for side, bs in by_side.items()}
+        # One untimed warm-up of each (compilation, allocator), then the windows in turn.
+        for t, b in (
+            (ref_t, mixed_30[0]),
+            (fixed_t, mixed_30[0]),
+            *((sized_t, bs[0]) for bs in sized_batches.values()),
+        ):
+            call(t)(b)
+        sync(device)
+        result = interleave(
+            {
+                "reference 30x30": window(call(ref_t), mixed_30, device),
+                "arcsolver 30x30": window(call(fixed_t), mixed_30, device),
+                "arcsolver sized": mix_window(call(sized_t), sized_batches, shares, device),
+            },
+            args.windows,
+        )
+        ratios = {name: result.ratio(name, "reference 30x30") for name in ("arcsolver 30x30", "arcsolver sized")}
         out[mode] = {
-            "reference_30x30": r_ref,
-            "arcsolver_30x30": r_fixed,
-            "arcsolver_sized": r_sized,
-            "per_side": per_side,
+            "reference_30x30": result.median_rate("reference 30x30"),
+            "arcsolver_30x30": result.median_rate("arcsolver 30x30"),
+            "arcsolver_sized": result.median_rate("arcsolver sized"),
+            "window_rates": result.rates,
+            "ratios": {name: {"median": r.median, "ratios": r.ratios, "quiet": r.quiet} for name, r in ratios.items()},
         }
         print(
-            f"{mode} examples/s: reference 30x30 {r_ref:.2f} | arcsolver 30x30 {r_fixed:.2f} ({r_fixed / r_ref:.2f}x) "
-            f"| arcsolver sized {r_sized:.2f} ({r_sized / r_ref:.2f}x)",
+            f"{mode} examples/s, median of {args.windows} interleaved windows: "
+            + " | ".join(f"{name} {result.median_rate(name):.2f}" for name in result.rates),
             flush=True,
         )
-        print("  sized, per side: " + ", ".join(f"{s}: {r:.1f}" for s, r in per_side.items()), flush=True)
+        for name, r in ratios.items():
+            print(f"  {mode}, {name} vs reference 30x30: {r.text()}", flush=True)
+        out[mode]["speed_up"] = ratios["arcsolver sized"]
     return out
 
 
@@ -552,7 +596,8 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"])
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="default: on CUDA only")
     parser.add_argument("--batch", type=int, help="per step (default: the size's)")
-    parser.add_argument("--throughput-steps", type=int, help="timed steps per canvas side")
+    parser.add_argument("--throughput-steps", type=int, help="timed steps per canvas side in each window")
+    parser.add_argument("--windows", type=int, default=5, help="interleaved timing windows of each side")
     parser.add_argument("--curve-steps", type=int, help="training steps per learning curve")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--augmentations", type=int, default=8, help="augmented versions per task in the stream")
@@ -629,14 +674,16 @@ def main() -> None:
             for layout in ("auto", "fixed")
         }
         loop = out["loop"]["auto"]
+    speed_up = out.get("throughput", {}).get("training", {}).pop("speed_up", None)
+    if out.get("throughput"):
+        out["throughput"]["inference"].pop("speed_up", None)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
-    if "throughput" in out:
-        ref_rate = out["throughput"]["training"]["reference_30x30"]
-        ours = loop if loop else out["throughput"]["training"]["arcsolver_sized"]
-        what = "real loop, sized" if loop else "training step, sized"
-        print(f"\n({what} {ours:.2f} examples/s against the reference's {ref_rate:.2f})")
-        print(f"training speed-up vs reference: {ours / ref_rate:.2f}× ({machine(device)}, {dtype_name}, {args.size})")
+    if speed_up is not None:
+        if loop:
+            # The real loop ran apart from the reference's windows: its rate is printed, never divided.
+            print(f"\n(real loop, sized: {loop:.2f} examples/s, measured on its own: no ratio is taken of it)")
+        print(f"training speed-up vs reference: {speed_up.text()} ({machine(device)}, {dtype_name}, {args.size})")
 
 
 if __name__ == "__main__":

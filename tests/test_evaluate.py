@@ -238,3 +238,26 @@ def test_spreadsheet_safe_leaves_negative_numbers_alone():
     safe = spreadsheet_safe(table)
     assert safe.task_id.tolist() == ["'-x", "y"]
     assert safe.delta.tolist() == [-1.5, 2.0] and safe.n.tolist() == [-3, 4]
+
+
+def test_a_sources_record_beside_the_submission_splits_the_scores_of_the_model_and_the_fallbacks(files):
+    sub, sol = files
+    assert evaluate_submission(sub, sol).by_source is None  # no record: no split
+    model = {"source": "model", "votes": 3, "checkpoints": {"ckpt-0": 3}, "rollout_votes": 0}
+    fallback = {"source": "fallback: the test input"}
+    sources = {
+        "aaaa0001": [{"attempt_1": model, "attempt_2": model}, {"attempt_1": fallback, "attempt_2": fallback}],
+        "bbbb0002": [{"attempt_1": model, "attempt_2": fallback}],
+        "cccc0003": [{"attempt_1": fallback, "attempt_2": fallback}, {"attempt_1": fallback, "attempt_2": fallback}],
+    }
+    sub.with_name("sub.sources.json").write_text(json.dumps(sources))
+    result = evaluate_submission(sub, sol)
+    assert result.pass_at_2 == pytest.approx(PASS_AT_2)  # the headline scores are the same
+    assert result.by_source == {
+        "model": {"test_outputs": 2, "pass@2": 1.0, "cell_accuracy": pytest.approx((3 / 4 + 1) / 2)},
+        "fallback": {"test_outputs": 3, "pass@2": 0.0, "cell_accuracy": pytest.approx(1 / 9)},
+    }
+    assert list(result.per_test["attempt_2_source"])[2] == "fallback: the test input"
+    shown = runner.invoke(app, ["evaluate", str(sub), "--solutions", str(sol)], env={"COLUMNS": "200"})
+    assert "the model's answers (2 test outputs): pass@2, cells" in shown.output and "1.0000, 0.8750" in shown.output
+    assert "fallbacks' answers (3 test outputs)" in shown.output

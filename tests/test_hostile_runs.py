@@ -323,12 +323,12 @@ def test_many_tasks_are_written_on_a_timer_not_after_each(tiny_run, tmp_path, mo
 
     monkeypatch.setattr(writer, "WRITE_EVERY_S", 3600.0)
     lines, written = solve_counting_writes(tiny_run, tmp_path, monkeypatch, 300)
-    assert len(written) == 2 * 3  # the fallbacks first, everything at the end; each of the three files
+    assert len(written) == 2 * 4  # the fallbacks first, everything at the end; each of the four files (sources too)
     assert "300 from the model" in lines[-1]
     monkeypatch.setattr(writer, "WRITE_EVERY_S", 0.0)
     monkeypatch.setattr(writer, "WRITE_SHARE_INVERSE", 0)
     _, written = solve_counting_writes(tiny_run, tmp_path, monkeypatch, 20)
-    assert len(written) == (2 + 20) * 3  # due at every task: the cadence is the timer's
+    assert len(written) == (2 + 20) * 4  # due at every task: the cadence is the timer's
 
 
 def test_fallbacks_past_a_few_dozen_are_counted_not_listed(tiny_run, tmp_path, monkeypatch):

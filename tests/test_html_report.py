@@ -183,3 +183,22 @@ def test_sort_and_filter_controls_run_in_chromium(files, tmp_path):
     assert list(tags) == [ODD_ID, "solved01", "missed02"]  # answer cells 8, 4, 3
     assert "hidden" not in tags[ODD_ID]
     assert "hidden" in tags["solved01"] and "hidden" in tags["missed02"]  # solved; fewer than 4 answer cells
+
+
+def test_fallback_attempts_are_marked_and_the_checkpoints_named(files, tmp_path):
+    submission, solutions, _ = files
+    model = {"source": "model", "votes": 4, "checkpoints": {"ckpt-0: runs/a/step_2": 3, "ckpt-1: runs/b/step_9": 1}}
+    fallback = {"source": "fallback: the test input"}
+    record = {
+        "solved01": [{"attempt_1": fallback, "attempt_2": model}],
+        "missed02": [{"attempt_1": fallback, "attempt_2": fallback}],
+        ODD_ID: [{"attempt_1": model, "attempt_2": fallback}, {"attempt_1": model, "attempt_2": model}],
+    }
+    plain = evaluate_html(submission, solutions, tmp_path / "plain.html")
+    assert '<figure class="fallback' not in plain and "checkpoints:" not in plain  # no record, no marks
+    submission.with_name("sub.sources.json").write_text(json.dumps(record))
+    page = evaluate_html(submission, solutions, tmp_path / "report.html")
+    assert page.count('<figure class="fallback') == 4 and page.count('<figure class="hit fallback') == 0
+    assert page.count('class="source"') == 8 and page.count(">model</small>") == 4
+    assert "checkpoints: <code>ckpt-0: runs/a/step_2; ckpt-1: runs/b/step_9</code>" in page
+    assert "<span>pass@2 of fallbacks</span>" in page and "<span>pass@2 of the model's answers</span>" in page

@@ -12,14 +12,14 @@ import arcsolver
 # Lowest first. Packages on one level are siblings: neither may import the other.
 LAYERS = [
     {"errors"},
-    {"atomic", "console", "locks", "trackers"},
+    {"atomic", "console", "inputs", "locks", "trackers"},
     {"data"},
     {"model"},
     {"config"},
     {"recipes"},
     {"engine", "evaluation"},
     {"train", "solve"},
-    {"report", "kaggle"},
+    {"report", "kaggle", "hub"},
     {"cli"},
     {"__main__"},
 ]

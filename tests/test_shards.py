@@ -35,7 +35,17 @@ def test_merge_targets_name_each_shard_file_and_its_side_files(tmp_path):
         tmp_path / "submission.shard0.likelihood.json",
         tmp_path / "submission.shard1.likelihood.json",
     ]
-    assert len(targets) == 3
+    assert targets[tmp_path / "submission.sources.json"] == [
+        tmp_path / "submission.shard0.sources.json",
+        tmp_path / "submission.shard1.sources.json",
+    ]
+    assert len(targets) == 4
+    ensemble = merge_targets(out, 2, write_all=False, checkpoints=2)
+    assert ensemble[tmp_path / "submission.ckpt-1.json"] == [
+        tmp_path / "submission.shard0.ckpt-1.json",
+        tmp_path / "submission.shard1.ckpt-1.json",
+    ]
+    assert len(ensemble) == 3
 
 
 def test_disjoint_shards_merge_into_one_file_that_keeps_the_base(tmp_path):
@@ -70,7 +80,7 @@ def test_side_files_merge_like_the_main_one(tmp_path):
     write_json(side_path(shard_path(out, 0), "likelihood"), {"a": likely})
     write_json(side_path(shard_path(out, 1), "likelihood"), {"d": likely})
     problems = merge_shards(merge_targets(out, 2, write_all=True), BASE)  # shard 1 has no main or votes file yet
-    assert [len(p) for p in problems.values()] == [1, 1, 0]
+    assert [len(p) for p in problems.values()] == [1, 1, 0, 2]  # no shard wrote a sources record yet
     for name, answers in (
         ("submission.json", {"a": votes}),
         ("submission.votes.json", {"a": votes}),

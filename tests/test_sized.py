@@ -86,7 +86,7 @@ class Echo(torch.nn.Module):
         self.dummy = torch.nn.Parameter(torch.zeros(1))
         self.seen = []
 
-    def predict(self, inputs, puzzle_ids):
+    def predict(self, inputs, puzzle_ids, *levers):
         self.seen.append(tuple(inputs.shape[1:]))
         logits = torch.nn.functional.one_hot(inputs.flatten(1), VOCAB_SIZE).float() * 10
         return logits, torch.zeros(len(inputs))

@@ -49,7 +49,7 @@ class Oracle(torch.nn.Module):
         self.answers, self.canvas = answers_by_input, canvas
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
-    def predict(self, inputs, puzzle_ids):
+    def predict(self, inputs, puzzle_ids, *levers):
         logits = torch.full((len(inputs), self.canvas**2, VOCAB_SIZE), -10.0)
         for i, board in enumerate(inputs.numpy().astype(np.uint8)):
             target = encode_grid(self.answers[board.tobytes()], self.canvas).reshape(-1).astype(np.int64)
@@ -359,7 +359,7 @@ def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_
 
     def fills_up(path, obj):
         calls.append(path)
-        if len(calls) > 3:  # the fallbacks (3 files) are written, then the disk is full
+        if len(calls) > 4:  # the fallbacks (3 files and the sources record) are written, then the disk is full
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(path, obj)
 
@@ -371,7 +371,7 @@ def test_a_write_that_fails_midway_keeps_the_last_complete_file_and_ends_in_one_
     result = invoke_solve(str(challenges), "--out", str(out), "--checkpoint", str(tiny_run))
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     warnings = [line for line in result.output.splitlines() if "each later write tries again" in line]
-    assert len(warnings) == 3  # once per file, not once per write
+    assert len(warnings) == 4  # once per file, not once per write
     error_line(result.output, out, "No space left on device", "last complete write", "free space and run solve again")
     sub = json.loads(out.read_text())  # the fallbacks, whole
     assert set(sub) == {t.id for t in tasks} and check_submission(sub, None, str(out)) == []
@@ -396,3 +396,94 @@ def test_heldout_scores_count_exact_answers_and_cells_of_the_first_attempt():
     assert scores["cell_accuracy"] == pytest.approx(((0.5 + 1.0) / 2 + 0.0) / 2)
     # a task with a test output nobody queried is left out
     assert heldout_scores({"t1": task}, {("t1", 0): ranked[("t1", 0)]})["tasks"] == 0
+
+
+def same_predictions(a, b, tolerance=0.0) -> bool:
+    """Whether two lists of (grid or None, halt logit) hold the same grids and halt logits."""
+    return len(a) == len(b) and all(
+        (ga is None and gb is None or ga is not None and gb is not None and np.array_equal(ga, gb))
+        and abs(ha - hb) <= tolerance
+        for (ga, ha), (gb, hb) in zip(a, b)
+    )
+
+
+def test_rollouts_add_seeded_noisy_runs_to_the_vote_and_none_change_nothing(tiny_run):
+    from arcsolver.evaluation.canvas import model_canvases
+    from arcsolver.evaluation.inference import Levers
+
+    model, _, _ = load_model(tiny_run, torch.device("cpu"))
+    task = small_tasks(1)[0]
+    versions = adapt(model, [task], quick("adapt.steps=0"), torch.float32).versions[task.id]
+    canvas, tasks = model_canvases(model.config), {task.id: task}
+
+    def run(rollouts, seed=0, batch_size=16, noise=0.5):
+        queries = queries_for(task, versions, 2, rollouts)
+        levers = Levers(rollout_noise=noise, seed=seed)
+        return queries, predict(model, tasks, queries, canvas, batch_size, levers=levers)
+
+    queries, plain = run(0)
+    assert queries == queries_for(task, versions, 2)  # no rollout: the queries of old
+    assert same_predictions(plain, predict(model, tasks, queries, canvas, 16))  # and their answers
+    with_rollouts, preds = run(3)
+    assert len(with_rollouts) == 4 * len(queries) and with_rollouts[: len(queries)] == queries
+    assert [q.rollout for q in with_rollouts[len(queries) :: len(queries)]] == [1, 2, 3]
+    assert same_predictions(preds[: len(queries)], plain)  # the plain runs are untouched by their rollouts
+    noisy_halts = [halt for _, halt in preds[len(queries) :]]
+    assert len(set(noisy_halts)) == len(noisy_halts) and noisy_halts != [h for _, h in plain] * 3  # own starts
+    assert same_predictions(run(3)[1], preds)  # seeded
+    assert same_predictions(run(3, batch_size=1)[1], preds, 1e-5)  # the same noise however the queries are batched
+    assert not same_predictions(run(3, seed=1)[1], preds)  # drawn from the seed
+    votes = lambda ps: sum(c.votes for c in vote_queries(with_rollouts[: len(ps)], ps)[(task.id, 0)])  # noqa: E731
+    assert votes(preds) == sum(g is not None for g, _ in preds) > votes(plain) or all(g is None for g, _ in preds)
+
+
+def test_an_ensemble_of_two_copies_of_one_checkpoint_votes_as_it_does_with_every_count_doubled(
+    tiny_run, tmp_path, monkeypatch
+):
+    import io
+
+    from rich.console import Console
+
+    from arcsolver.solve import solver
+
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, small_tasks(2))
+    rankings = []
+    real_rank = solver.rank_answers
+
+    def rank(task, answers, cfg):
+        ranked = real_rank(task, answers, cfg)
+        rankings.append((task.id, len(answers), ranked))
+        return ranked
+
+    monkeypatch.setattr(solver, "rank_answers", rank)
+    cfg = quick("infer.rollouts=1")
+    solver.solve(challenges, tmp_path / "one.json", str(tiny_run), cfg, Console(file=io.StringIO()))
+    one = {tid: ranked for tid, n, ranked in rankings}
+    rankings.clear()
+    two = [str(tiny_run), str(tiny_run)]
+    report = solver.solve(challenges, tmp_path / "two.json", two, cfg, Console(file=io.StringIO()))
+    both = {tid: ranked for tid, n, ranked in rankings if n == 2}
+    assert report.solved_by_model == 2 and set(both) == set(one)
+    assert sum(c.votes for ranked in one.values() for cands in ranked["votes"] for c in cands) > 0  # not vacuous
+    for tid, ranked in both.items():
+        for rule in ("votes", "likelihood"):
+            for mine, alone in zip(ranked[rule], one[tid][rule]):
+                assert [c.votes for c in mine] == [2 * c.votes for c in alone]
+                assert [c.grid.tolist() for c in mine] == [c.grid.tolist() for c in alone]
+                assert [c.halt_confidence for c in mine] == pytest.approx([c.halt_confidence for c in alone])
+    files = lambda stem: [(tmp_path / f"{stem}{tag}.json").read_bytes() for tag in ("", ".votes", ".likelihood")]  # noqa: E731
+    assert files("two") == files("one")
+    for k in (0, 1):  # each checkpoint's own attempts, beside the ensemble's
+        assert (tmp_path / f"two.ckpt-{k}.json").read_bytes() == (tmp_path / "one.json").read_bytes()
+    # The sources record: each model attempt's votes, half from each copy, some from the rollouts.
+    sources = json.loads((tmp_path / "two.sources.json").read_text())
+    models = [a for tests in sources.values() for test in tests for a in test.values() if a["source"] == "model"]
+    assert models and all(
+        list(a["checkpoints"].values()) == [a["votes"] // 2] * 2 and sum(a["checkpoints"].values()) == a["votes"]
+        for a in models
+    )
+    assert [name.split(":")[0] for name in models[0]["checkpoints"]] == ["ckpt-0", "ckpt-1"]
+    assert all(0 <= a["rollout_votes"] <= a["votes"] for a in models)
+    others = [a["source"] for tests in sources.values() for test in tests for a in test.values() if a not in models]
+    assert all(s.startswith("fallback: ") for s in others)

@@ -147,7 +147,8 @@ def test_existing_run_needs_resume(tiny_run, tmp_path):
 
 
 def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
-    same = ["run.steps=8", "run.dtype='float32'", "model.halt_exploration_prob=0.0"]
+    # A compute budget that ends both runs before run.steps: FLOPs are counted over all processes.
+    same = ["run.steps=8", "run.dtype='float32'", "model.halt_exploration_prob=0.0", "run.flops=1.3e9"]
     run_to_end(tmp_path / "one", same)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -166,13 +167,14 @@ def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
 
-    def losses(run):
+    def records(run):
         lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
-        return [json.loads(line)["loss"] for line in lines if '"loss"' in line]
+        return [json.loads(line) for line in lines if '"loss"' in line]
 
-    one, two = losses("one"), losses("two")
-    assert len(one) == len(two) == 8
-    assert one == pytest.approx(two, rel=1e-3, abs=1e-4)
+    one, two = records("one"), records("two")
+    assert len(one) == len(two) == 6  # a seventh step of 8 samples would pass 1.3 GFLOP
+    assert [r["loss"] for r in one] == pytest.approx([r["loss"] for r in two], rel=1e-3, abs=1e-4)
+    assert [r["flops"] for r in one] == [r["flops"] for r in two]
 
 
 def test_the_first_line_says_what_held_out_tasks_are(tmp_path):
@@ -278,3 +280,83 @@ def test_paced_chunks_cover_every_item_in_order_grow_while_fast_and_halve_when_s
     assert sum(chunks, []) == items
     monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)  # every slice outlasts a third of it
     assert [len(c) for c in heldout.paced_chunks(items[:100], 256)][:4] == [32, 16, 8, 4]
+
+
+def test_a_nested_task_directory_trains_and_a_duplicate_id_is_one_line(tmp_path):
+    from test_loaders import concept_corpus, nested_write
+
+    from arcsolver.data.loaders import read_bundled
+    from arcsolver.train.loop import pretrain
+
+    small = [t for t in read_bundled("arc1/training")[0] if t.max_side() <= 5][:3]
+    corpus = concept_corpus(tmp_path / "corpus", small)
+    log = io.StringIO()
+    result = pretrain(
+        tiny("run.steps=1", f"data.train_sets=['{corpus}']"), tmp_path / "run", console=Console(file=log, width=300)
+    )
+    assert result.step == 1
+    assert log.getvalue().startswith("3 tasks trained on in full")
+
+    first = nested_write(corpus / "Other" / f"{small[0].id}.json", {"train": [], "test": []})
+    proc = cli(["pretrain", "--out", str(tmp_path / "again"), *sets([*TINY, f"data.train_sets=['{corpus}']"])])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode != 0
+    error_line(out, first, str(corpus / "Concept0" / f"{small[0].id}.json"), "rename one")
+
+
+def test_the_heldout_record_says_the_depth_and_rollouts_it_ran(tmp_path):
+    from arcsolver.train.loop import pretrain
+
+    def record(*extra):
+        run = tmp_path / f"run{len(extra)}"
+        pretrain(tiny("run.steps=1", *extra), run, console=Console(file=io.StringIO()))
+        return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+
+    own = record()
+    assert (own["heldout_n_recursions"], own["heldout_n_supervision"], own["heldout_rollouts"]) == (2, 3, 0)
+    deeper = record("eval.n_recursions=3", "eval.n_supervision=5", "eval.rollouts=1")
+    assert (deeper["heldout_n_recursions"], deeper["heldout_n_supervision"], deeper["heldout_rollouts"]) == (3, 5, 1)
+
+
+def test_evaluate_run_scores_kept_checkpoints_as_pretraining_did_and_an_ensemble_of_copies_as_one(tmp_path):
+    from arcsolver.recipes import resumed_settings
+    from arcsolver.train.evaluate_run import evaluate_run, pick_checkpoints
+
+    run = tmp_path / "run"
+    run_to_end(run, ["run.steps=2", "run.checkpoint_every=1", "eval.max_versions=2"])
+    final = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    proc = cli(["evaluate-run", str(run), "--checkpoints", "last:1"])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    record = json.loads((run / "evaluations.jsonl").read_text().splitlines()[-1])
+    assert record["checkpoints"] == ["step_0000002"] and (record["n_recursions"], record["n_supervision"]) == (2, 3)
+    for key in ("pass@1", "pass@2", "cell_accuracy", "tasks"):
+        assert record["ensemble"][key] == final[f"heldout_{key}"]  # the very scores of pretraining's evaluation
+
+    cfg = resumed_settings(run / "config.json", ["eval.n_supervision=4"])
+    twice = evaluate_run(run, cfg, pick_checkpoints(run, "2,2"), lambda text: None)
+    assert twice["n_supervision"] == 4 and twice["ensemble"] == twice["alone"]["step_0000002"]
+    assert [p.name for p in pick_checkpoints(run, "all")] == ["step_0000001", "step_0000002"]
+
+    proc = cli(["evaluate-run", str(run), "--checkpoints", "7"])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 1
+    error_line(out, "--checkpoints 7", "keeps steps [1, 2]")
+
+
+@pytest.mark.parametrize(
+    "levers",
+    [
+        ["model.mlp_conv='2d'", "model.mlp_conv_kernel=3", "model.grad_latent_steps=1", "optim.optimizer='muon'"],
+        ["model.positions='rope1d'", "model.mixer='mlp'", "model.mlp_conv='1d'", "model.halt_exploration='per_sample'"],
+    ],
+    ids=["sized", "fixed"],
+)
+def test_levers_train_checkpoint_and_evaluate(tmp_path, levers):
+    from arcsolver.train.loop import pretrain
+
+    result = pretrain(tiny("run.steps=3", *levers), tmp_path / "run", console=Console(file=io.StringIO()))
+    assert result.step == 3
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in records if "loss" in r)
+    assert result.scores["tasks"] == 3  # the held-out evaluation ran on the model

@@ -11,9 +11,9 @@ from arcsolver.solve import worker
 
 def test_the_command_reads_back_with_paths_after_the_options(tmp_path, monkeypatch):
     odd = tmp_path / "-c.json"  # a path that looks like an option
-    cmd = worker.worker_command(1, 2, odd, tmp_path / "s.json", "-run", "kaggle", ["adapt.steps=5"], 60.0)
+    cmd = worker.worker_command(1, 2, odd, tmp_path / "s.json", ["-run", "b"], "kaggle", ["adapt.steps=5"], 60.0)
     assert cmd[:2] == [sys.executable, "-c"] and "'arcsolver.solve.worker'" in cmd[2] and cmd[3] == "1/2"
-    assert cmd[-4:] == ["--", str(odd), str(tmp_path / "s.json"), "-run"]
+    assert cmd[-5:] == ["--", str(odd), str(tmp_path / "s.json"), "-run", "b"]
     seen = {}
     monkeypatch.setattr(worker, "exit_with_parent", lambda: None)
     monkeypatch.setattr(
@@ -32,7 +32,7 @@ def test_the_command_reads_back_with_paths_after_the_options(tmp_path, monkeypat
         "overrides": ["adapt.steps=5", "run.time_budget_s=60.0"],
         "challenges": odd,
         "out": tmp_path / "s.json",
-        "checkpoint": "-run",
+        "checkpoint": ["-run", "b"],
         "shard": (1, 2),
     }
 

@@ -1,6 +1,6 @@
 """The `arcsolver` command line, one module per command group: data.py, pretrain.py (pretrain,
-plan, report), solve.py (solve, evaluate), reference.py (import-reference), and
-arcsolver/kaggle/cli.py; `settings` is here."""
+plan, report, compare, evaluate-run), solve.py (solve, evaluate), reference.py (import-reference), hub.py
+(push), and arcsolver/kaggle/cli.py; `settings` is here."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from arcsolver.cli.data import data_app
-from arcsolver.cli.pretrain import plan_command, pretrain, report
+from arcsolver.cli.hub import push
+from arcsolver.cli.pretrain import compare, evaluate_run, plan_command, pretrain, report
 from arcsolver.cli.reference import import_reference
 from arcsolver.cli.solve import evaluate, solve
 from arcsolver.console import console, one_line, user_errors
@@ -22,9 +23,12 @@ app.add_typer(kaggle_app, name="kaggle")
 app.command()(pretrain)
 app.command("plan")(plan_command)
 app.command()(evaluate)
+app.command("evaluate-run")(evaluate_run)
 app.command()(solve)
 app.command()(report)
+app.command()(compare)
 app.command("import-reference")(import_reference)
+app.command()(push)
 
 
 @app.command()

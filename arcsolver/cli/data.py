@@ -66,14 +66,21 @@ def data_export(
 ) -> None:
     """Write a task set as Kaggle `*_challenges.json` and `*_solutions.json` files."""
     from arcsolver.atomic import reported_writes
-    from arcsolver.data.loaders import export_challenges, load_tasks
+    from arcsolver.data.loaders import BUNDLED, export_challenges, load_tasks, solutions_path_for
+    from arcsolver.inputs import Inputs, refuse_output_dir, refuse_outputs
 
+    bundled = name in BUNDLED
+    stem = name.replace("/", "-") if bundled else Path(name).stem.removesuffix("_challenges")
+    if max_side is not None:
+        stem += f"-max{max_side}"
+    inputs = Inputs() if bundled else Inputs().data("task", name)
+    if not bundled and Path(name).is_file():
+        inputs.file("solutions file", solutions_path_for(Path(name)))
+    refuse_output_dir("--out", out, inputs)
+    refuse_outputs([("--out", out / f"{stem}_{kind}.json") for kind in ("challenges", "solutions")], inputs)
     tasks = load_tasks(name)
     if max_side is not None:
         tasks = tasks.filter(lambda t: t.max_side() <= max_side)
-    stem = name.replace("/", "-") if "/" in name else Path(name).stem.removesuffix("_challenges")
-    if max_side is not None:
-        stem += f"-max{max_side}"
     with reported_writes(out):
         written = export_challenges(tasks, out, stem)
     for path in written:

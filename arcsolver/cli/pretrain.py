@@ -1,5 +1,6 @@
-"""`arcsolver pretrain`, `arcsolver plan` (what a run would need, without training) and
-`arcsolver report` (a run's training curves)."""
+"""`arcsolver pretrain`, `arcsolver plan` (what a run would need, without training),
+`arcsolver report` (a run's training curves) and `arcsolver compare` (runs side by side at
+equal compute)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def pretrain(
                     f"{run_dir}: already holds a run: pass --resume to continue it, or choose another --out"
                 )
             cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
+        refuse_run_outputs(run_dir, recipe, cfg)
         with signals_end_quietly():
             result = run_pretrain(cfg, run_dir, resume=resume, console=console)
             if result.signal is not None:
@@ -67,7 +69,9 @@ def pretrain(
         scores = result.scores
         console.print(
             f"held-out: pass@1 {scores['pass@1']:.3f}  pass@2 {scores['pass@2']:.3f}  "
-            f"cells {scores['cell_accuracy']:.3f}  ({scores['tasks']} tasks) after {result.step} steps; run in {one_line(str(run_dir))}",
+            f"cells {scores['cell_accuracy']:.3f}  "
+            + (f"loss {scores['loss']:.4f}  " if "loss" in scores else "")
+            + f"({scores['tasks']} tasks) after {result.step} steps; run in {one_line(str(run_dir))}",
             highlight=False,
             soft_wrap=True,
         )
@@ -95,6 +99,21 @@ def signals_end_quietly():
         for signum, handler in previous.items():
             if signal.getsignal(signum) is end:
                 signal.signal(signum, handler)
+
+
+def refuse_run_outputs(run_dir: Path, recipe: str | None, cfg) -> None:
+    """Refuse, before any work, a run directory whose files would replace what the run reads: its
+    recipe, or its data files and directories."""
+    from arcsolver.engine.checkpoint import CHECKPOINTS
+    from arcsolver.inputs import Inputs, refuse_output_dir, refuse_outputs
+    from arcsolver.recipes import recipe_path
+
+    inputs = Inputs().file("recipe", recipe_path("pretrain", recipe) if recipe else None)
+    for source in [*cfg.data.train_sets, *cfg.data.heldout_sets]:
+        inputs.data("data set", source)
+    for folder in (run_dir, run_dir / CHECKPOINTS):
+        refuse_output_dir("--out", folder, inputs)
+    refuse_outputs([("--out", run_dir / name) for name in ("config.json", "puzzles.txt", "metrics.jsonl")], inputs)
 
 
 @contextmanager
@@ -139,10 +158,29 @@ def plan_command(
         help="A run of this recipe on your hardware (a short time-limited one will do): its steady "
         "samples/s gives the whole run's hours.",
     ),
+    submit: str = typer.Option(
+        None,
+        "--submit",
+        help="Plan this submit recipe instead (a file or a shipped name, e.g. kaggle): its hours on 4 L4 GPUs "
+        "for the 120 ARC-AGI-2 evaluation tasks.",
+    ),
 ) -> None:
     """Print what a pretraining run would do and need: data, schedule, canvases, memory per
-    sample and the micro-batch for each GPU size; with --rate-from, its length in hours. Nothing
-    is trained or written."""
+    sample and the micro-batch for each GPU size; with --rate-from, its length in hours. With
+    --submit, what a submit recipe's solve would take on the competition's 4 L4s. Nothing is
+    trained or written."""
+    if submit is not None:
+        from arcsolver.config import SolveConfig
+        from arcsolver.recipes import load_recipe, recipe_path
+        from arcsolver.solve.plan import solve_plan
+
+        if recipe is not None or rate_from is not None:
+            raise ArcsolverError("--submit plans a submit recipe: give it without --recipe and --rate-from")
+        cfg = load_recipe(SolveConfig, "submit", submit, set_)
+        console.print(one_line(f"plan of {recipe_path('submit', submit)}"), highlight=False, soft_wrap=True)
+        for line in solve_plan(cfg):
+            console.print(one_line(line), highlight=False, soft_wrap=True)
+        return
     print_plan(recipe, set_, gpu_memory, processes, rate_from)
 
 
@@ -183,7 +221,77 @@ def report(
     out: Path = typer.Option(None, "--out", help="The PNG to write (default: RUN_DIR/curves.png)."),
 ) -> None:
     """Draw a training run's curves (loss, accuracy, halting steps, held-out pass@k) into a PNG."""
+    from arcsolver.engine.checkpoint import run_inputs
+    from arcsolver.inputs import Inputs, refuse_outputs
     from arcsolver.report.curves import plot_training_curves
 
+    out = out or run_dir / "curves.png"
+    refuse_outputs([("--out", out)], run_inputs(Inputs(), run_dir))
     path = plot_training_curves(run_dir, out)
+    console.print(f"wrote {one_line(str(path))}", highlight=False, soft_wrap=True)
+
+
+@user_errors
+def evaluate_run(
+    run: Path = typer.Argument(..., help="A pretraining run directory."),
+    checkpoints: str = typer.Option(
+        "last:1",
+        "--checkpoints",
+        help="Which kept checkpoints: last:N (the newest N), all, or steps such as 1000,2000.",
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a setting of the run: --set eval.n_supervision=32 (repeatable)."
+    ),
+) -> None:
+    """The held-out evaluation of a run over its kept checkpoints: each alone, and all of them voting
+    together (an ensemble), with the run's eval settings and --set. Appends the record to the
+    run's evaluations.jsonl."""
+    from arcsolver.recipes import resumed_settings
+    from arcsolver.train.evaluate_run import evaluate_run as run_evaluation
+    from arcsolver.train.evaluate_run import pick_checkpoints
+
+    if not (run / "config.json").is_file():
+        raise ArcsolverError(f"{run}: no config.json: give the directory of a pretraining run")
+    cfg = resumed_settings(run / "config.json", set_)
+    chosen = pick_checkpoints(run, checkpoints)
+    say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
+    record = run_evaluation(run, cfg, chosen, say)
+    scores = record["ensemble"]
+    what = f"{len(chosen)} checkpoints voting together" if len(chosen) > 1 else chosen[0].name
+    say(
+        f"held-out ({what}; T {record['n_recursions']}, N_sup {record['n_supervision']}, "
+        f"{record['rollouts']} rollouts): pass@1 {scores['pass@1']:.3f}  pass@2 {scores['pass@2']:.3f}  "
+        f"cells {scores['cell_accuracy']:.3f}  ({scores['tasks']} tasks); recorded in {run / 'evaluations.jsonl'}"
+    )
+
+
+@user_errors
+def compare(
+    runs: list[Path] = typer.Argument(
+        ..., help="Pretraining run directories (each holds config.json and metrics.jsonl)."
+    ),
+    at: str = typer.Option(
+        "flops",
+        "--at",
+        help="flops: each run's last held-out evaluation at or below the least training FLOPs every run reached "
+        "(equal compute); last: each run's last evaluation.",
+    ),
+    metric: str = typer.Option(
+        "loss", "--metric", help="The metric of the verdicts: loss (held-out), cell_accuracy, pass@1 or pass@2."
+    ),
+    png: Path = typer.Option(Path("compare.png"), "--png", help="The PNG of every run's curves against FLOPs."),
+) -> None:
+    """Compare runs that differ in one setting, each over several seeds: held-out loss, cell
+    accuracy, pass@1 and pass@2 per group (mean and spread over seeds), a verdict per group
+    against the first, and every run's curves against training FLOPs in a PNG."""
+    from arcsolver.report.compare import METRICS, compare_runs, plot_compared
+
+    if at not in ("flops", "last"):
+        raise ArcsolverError(f"--at {at}: give flops or last")
+    if metric not in METRICS:
+        raise ArcsolverError(f"--metric {metric}: give one of {', '.join(METRICS)}")
+    groups, lines = compare_runs(runs, at, metric)
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    path = plot_compared(groups, png)
     console.print(f"wrote {one_line(str(path))}", highlight=False, soft_wrap=True)

@@ -6,21 +6,29 @@ from pathlib import Path
 
 import typer
 
-from arcsolver.console import console, one_line, user_errors
+from arcsolver.console import console, err_console, one_line, user_errors
 
 
 @user_errors
 def import_reference(
-    checkpoint: Path = typer.Argument(
+    checkpoint: str = typer.Argument(
         ...,
         metavar="CHECKPOINT",
-        help="The reference's checkpoint file (step_<N>, saved by its pretrain.py) or its directory.",
+        help="The reference's checkpoint file (step_<N>, saved by its pretrain.py) or its directory; or a file "
+        "on the Hugging Face Hub, hf:OWNER/REPO/PATH (needs the hub extra), downloaded with the all_config.yaml "
+        "beside it.",
     ),
     out: Path = typer.Option(..., "--out", help="The run directory to write (must not exist, or be empty)."),
-    identifiers: Path = typer.Option(
+    identifiers: str = typer.Option(
         None,
-        help="The identifiers.json of the reference data set the checkpoint was trained on: names each "
-        "puzzle-table row's task version, so that solve answers those tasks with their trained rows.",
+        help="Names each puzzle-table row's task version, so that solve answers those tasks with their trained "
+        "rows: the identifiers.json of the reference data set the checkpoint was trained on, or that data set's "
+        "name (arc1concept, arc2concept) to rebuild its rows from the bundled ARC sets and --concept.",
+    ),
+    concept: Path = typer.Option(
+        None,
+        help="ConceptARC, for --identifiers arc1concept|arc2concept: a clone of its repository, or a challenges "
+        "file of its tasks (the reference's kaggle/combined/arc-agi_concept_challenges.json).",
     ),
     set_: list[str] = typer.Option(
         [], "--set", help="Set what the checkpoint does not say: --set model.n_latent_steps=6 (repeatable)."
@@ -29,16 +37,56 @@ def import_reference(
     """Convert a TRM checkpoint trained with the reference code into a run directory that solve,
     evaluate and kaggle bundle take. Settings come from the all_config.yaml beside the checkpoint
     where there is one, else from the weights' shapes and the reference's ARC recipe."""
+    from arcsolver.atomic import Terminated
+    from arcsolver.cli.solve import output_lock
+    from arcsolver.data.reference_names import DATASETS, dataset_subsets, reference_identifiers
+    from arcsolver.engine.reference_checkpoint import CONFIG_FILE
     from arcsolver.engine.reference_checkpoint import import_reference as convert
+    from arcsolver.hub import download_reference, is_hub
+    from arcsolver.inputs import Inputs, refuse_output_dir
 
-    imported = convert(checkpoint, out, identifiers, set_)
-    m = imported.config.model
+    def refuse_out_over(source: Path) -> None:
+        """--out must be none of the files the import reads, nor lie in a folder it reads whole."""
+        folder = source if source.is_dir() else source.parent  # a folder: its newest step_<N> is looked for there
+        inputs = Inputs().file("reference checkpoint", source).file("settings file", folder / CONFIG_FILE)
+        if identifiers and identifiers not in DATASETS:
+            inputs.file("identifiers file", Path(identifiers))
+        if concept is not None:
+            inputs.file("ConceptARC", concept)
+            if concept.is_dir():
+                inputs.directory("ConceptARC", concept)
+        if source.is_dir():
+            inputs.directory("reference checkpoint's folder", source)
+        refuse_output_dir("--out", out, inputs)
+
     say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
-    source = (
+    if not is_hub(checkpoint):
+        refuse_out_over(Path(checkpoint))  # before any work
+    rows: Path | tuple[str, list[str]] | None = Path(identifiers) if identifiers else None
+    if identifiers in DATASETS:
+        subsets = dataset_subsets(identifiers, concept)  # before the download: a missing --concept is one line now
+        say(f"rebuilding the rows of {identifiers} ({sum(map(len, subsets))} tasks, up to 1000 versions each)")
+        rows = (identifiers, reference_identifiers(subsets))
+    source = download_reference(checkpoint, CONFIG_FILE) if is_hub(checkpoint) else Path(checkpoint)
+    if is_hub(checkpoint):
+        refuse_out_over(source)  # the downloaded files in the Hub's cache
+    try:
+        with output_lock(out):  # a second import into the same --out is refused, and a read-only folder named
+            imported = convert(source, out, rows, set_, origin=checkpoint if is_hub(checkpoint) else None)
+    except Terminated:
+        err_console.print(
+            f"[bold red]error:[/] {one_line(str(out))}: stopped by SIGTERM before the run was complete; nothing was "
+            "left there; run the command again",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(143) from None
+    m = imported.config.model
+    settings = (
         f"settings from {imported.settings_file}" if imported.settings_file else "settings from the weights' shapes"
     )
     say(
-        f"{source}: hidden {m.hidden_size}, {m.n_layers} layers, expansion {m.expansion:g}, {m.n_heads} heads, "
+        f"{settings}: hidden {m.hidden_size}, {m.n_layers} layers, expansion {m.expansion:g}, {m.n_heads} heads, "
         f"T={m.n_recursions} n={m.n_latent_steps} N_sup={m.n_supervision}, prefix {m.puzzle_emb_len}, "
         f"{m.canvas}x{m.canvas} canvas ({m.positions}); puzzle table of {imported.rows - 1} task versions"
     )

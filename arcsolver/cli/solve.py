@@ -17,7 +17,11 @@ from arcsolver.errors import ArcsolverError
 def solve(
     challenges: Path = typer.Argument(..., help="A Kaggle challenges file (task id -> train pairs and test inputs)."),
     out: Path = typer.Option(Path("submission.json"), "--out", help="Where to write the submission."),
-    checkpoint: str = typer.Option(None, help="A checkpoint or run directory (default: the newest run under runs/)."),
+    checkpoint: list[str] = typer.Option(
+        [],
+        help="A checkpoint or run directory (default: the newest run under runs/). Repeated: an ensemble, "
+        "each adapting and answering every task, all voting together.",
+    ),
     recipe: str = typer.Option("cpu-small", help="A submit recipe file, or the name of a shipped one (submit/*.toml)."),
     time_budget: float = typer.Option(
         None, "--time-budget", help="Seconds for the whole solve; it plans to end inside them."
@@ -33,7 +37,9 @@ def solve(
     later write, and exits 1 naming the file if the last write failed too.
     """
     from arcsolver.config import SolveConfig
-    from arcsolver.recipes import load_recipe
+    from arcsolver.engine.checkpoint import checkpoint_inputs
+    from arcsolver.inputs import Inputs, refuse_outputs
+    from arcsolver.recipes import load_recipe, recipe_path
     from arcsolver.solve.shards import solve_sharded, visible_gpus
     from arcsolver.solve.solver import solve as run_solve
     from arcsolver.solve.solver import summary_line, unwritten_error
@@ -44,42 +50,41 @@ def solve(
     if workers is not None:
         overrides.append(f"run.workers={workers}")  # a number, or the bare word auto
     cfg = load_recipe(SolveConfig, "submit", recipe, overrides)
-    checkpoint = checkpoint or str(newest_run())
+    checkpoints = list(checkpoint) or cfg.run.checkpoints or [str(newest_run())]
     n_workers = cfg.run.workers if cfg.run.workers != "auto" else max(visible_gpus(), 1)
-    check_outputs(solve_outputs(out, cfg.infer.write_all_rankings, n_workers), {"challenges file": challenges}, "--out")
+    inputs = Inputs().file("challenges file", challenges).file("recipe", recipe_path("submit", recipe))
+    for given in checkpoints:
+        checkpoint_inputs(inputs, given)
+    outputs = solve_outputs(out, cfg.infer.write_all_rankings, n_workers, len(checkpoints))
+    refuse_outputs([("--out", path) for path in outputs], inputs)
     with output_lock(out):  # a second solve into the same file is refused, not interleaved
         if n_workers > 1:
-            shards = solve_sharded(challenges, out, checkpoint, recipe, list(set_), n_workers, cfg, console)
+            shards = solve_sharded(challenges, out, checkpoints, recipe, list(set_), n_workers, cfg, console)
             line = one_line(shards.line(out))
             if shards.failed or (shards.tasks and not shards.solved_by_model):
                 err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
                 raise typer.Exit(1)
             console.print(line, highlight=False, soft_wrap=True)
             return
-        report = run_solve(challenges, out, checkpoint, cfg, console, started=arcsolver.STARTED)
+        report = run_solve(challenges, out, checkpoints, cfg, console, started=arcsolver.STARTED)
     if report.unwritten:
         raise unwritten_error(report)
     console.print(one_line(summary_line(out, report)), highlight=False, soft_wrap=True)
 
 
-def solve_outputs(out: Path, write_all: bool, workers: int) -> list[Path]:
-    """Every file a solve writes: the submission, its side files and, with workers, their shards."""
+def solve_outputs(out: Path, write_all: bool, workers: int, checkpoints: int = 1) -> list[Path]:
+    """Every file a solve writes: the submission, its side files (an ensemble's per checkpoint
+    too) and, with workers, their shards."""
     from arcsolver.solve.shards import merge_targets, report_path, shard_path
-    from arcsolver.solve.writer import RANKINGS, side_path
+    from arcsolver.solve.writer import RANKINGS, checkpoint_path, side_path
 
-    targets = merge_targets(out, workers, write_all) if workers > 1 else {out: []}
+    targets = merge_targets(out, workers, write_all, checkpoints) if workers > 1 else {out: []}
     targets.update({report_path(shard_path(out, k)): [] for k in range(workers if workers > 1 else 0)})
     if workers <= 1 and write_all:
-        targets.update({side_path(out, rule): [] for rule in RANKINGS})
+        targets.update({side_path(out, rule): [] for rule in (*RANKINGS, "sources")})
+    if workers <= 1 and checkpoints > 1:
+        targets.update({checkpoint_path(out, k): [] for k in range(checkpoints)})
     return [path for target, parts in targets.items() for path in (target, *parts)]
-
-
-def check_outputs(paths: list[Path], inputs: dict[str, Path | None], option: str) -> None:
-    """Refuse before any work an output that is an input of the command, or not a regular file."""
-    from arcsolver.locks import check_output
-
-    for path in paths:
-        check_output(path, inputs, option)
 
 
 def output_lock(out: Path):
@@ -122,16 +127,17 @@ def evaluate(
     ),
 ) -> None:
     """Score a submission as the competition does (pass@2), with pass@1 and per-cell accuracy."""
+    from arcsolver.data.loaders import challenges_path_for
     from arcsolver.errors import SubmissionRejected
+    from arcsolver.inputs import Inputs, refuse_outputs
     from arcsolver.solve.evaluate import evaluate_submission
 
     if challenges is not None and html is None:
         raise ArcsolverError("--challenges only feeds the HTML page: add --html PATH")
-    inputs = {"submission": submission, "solutions file": solutions, "challenges file": challenges}
+    inputs = Inputs().file("submission", submission).file("solutions file", solutions)
+    inputs.file("challenges file", challenges if challenges is not None else challenges_path_for(solutions))
     csv_path = csv or (None if json_out else submission.with_name(f"{submission.stem}.scores.csv"))
-    for path, option in ((csv_path, "--csv"), (html, "--html")):
-        if path is not None:
-            check_outputs([path], inputs, option)
+    refuse_outputs([(option, path) for option, path in (("--csv", csv_path), ("--html", html)) if path], inputs)
     if csv_path is not None and html is not None and csv_path.resolve() == html.resolve():
         raise ArcsolverError(f"--csv and --html are both {html}: give each its own path")
     try:
@@ -186,4 +192,11 @@ def score_table(result) -> Table:
     table.add_row("per-cell accuracy (attempt_1)", f"{result.cell_accuracy:.4f}")
     table.add_row("tasks", str(result.n_tasks))
     table.add_row("tasks solved", str(result.solved_tasks))
+    for kind, what in (("model", "the model's"), ("fallback", "fallbacks'")):
+        if result.by_source is not None and result.by_source[kind]["test_outputs"]:
+            part = result.by_source[kind]
+            table.add_row(
+                f"{what} answers ({part['test_outputs']} test outputs): pass@2, cells",
+                f"{part['pass@2']:.4f}, {part['cell_accuracy']:.4f}",
+            )
     return table

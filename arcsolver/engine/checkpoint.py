@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from arcsolver.engine.carry import carries_tensors, on_side, split_carries
 from arcsolver.errors import CheckpointError
+from arcsolver.inputs import Inputs, check_input_file, read_json, weights_file
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "step_"
@@ -43,8 +45,10 @@ def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file as a dict of CPU tensors; a clear error if it is missing or corrupt."""
+    if not os.path.lexists(path):
+        raise CheckpointError(f"{path}: missing from the checkpoint")
     try:
-        return load_file(str(path))
+        return load_file(weights_file(path, CheckpointError))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing from the checkpoint") from None
     except (SafetensorError, OSError, ValueError) as e:
@@ -115,14 +119,13 @@ def publish(staging: Path, step: int, keep: int) -> Path:
 def read_state(ckpt: Path) -> dict:
     """A checkpoint's state.json, which must hold a JSON object."""
     path = Path(ckpt) / "state.json"
+    if not os.path.lexists(path):
+        raise CheckpointError(f"{path}: missing; {ckpt} is not an arcsolver checkpoint")
+    check_input_file(path, CheckpointError)  # a pipe or a device: said as such, not as corrupt
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing; {ckpt} is not an arcsolver checkpoint") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: corrupt ({e.msg})") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CheckpointError(f"{path}: not readable ({type(e).__name__})") from None
+        state = read_json(path, CheckpointError)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: corrupt ({str(e).removeprefix(f'{path}: ')})") from None
     if not isinstance(state, dict):
         raise CheckpointError(
             f"{path}: corrupt (an object of step, world_size, config and optimizer expected, "
@@ -282,6 +285,28 @@ def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, wor
                 f"{part}: not a carry of this run (torch_rng is {tensors['torch_rng'].dtype}, not uint8)"
             )
     return Snapshot(ckpt, state["step"], weights, ema_tensors, opt_state, carry)
+
+
+def run_inputs(inputs: Inputs, run_dir: Path) -> Inputs:
+    """inputs with the files of a pretraining run that a command reading it relies on, and its
+    checkpoints folder (read whole)."""
+    for name in ("config.json", "metrics.jsonl", "puzzles.txt"):
+        inputs.file(f"run's {name}", Path(run_dir) / name)
+    return inputs.directory("run's checkpoints", Path(run_dir) / CHECKPOINTS)
+
+
+def checkpoint_inputs(inputs: Inputs, given: str | Path) -> Inputs:
+    """inputs with a checkpoint, given it or its run: its folder (read whole), each of its files
+    and, where it lies in a run, the run's. A path that names no checkpoint is taken as it is
+    (reading it fails later, naming it)."""
+    try:
+        ckpt_dir = find_checkpoint(given)
+    except (CheckpointError, OSError):
+        return inputs.directory("checkpoint", given)
+    inputs.directory("checkpoint", ckpt_dir)
+    for name in ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "state.json", "puzzles.txt"):
+        inputs.file(f"checkpoint's {name}", ckpt_dir / name)
+    return run_inputs(inputs, ckpt_dir.parent.parent) if ckpt_dir.parent.name == CHECKPOINTS else inputs
 
 
 def find_checkpoint(path: str | Path) -> Path:

@@ -52,11 +52,82 @@ class AdamAtan2(torch.optim.Optimizer):
         return None
 
 
+class MuonAdamAtan2:
+    """torch.optim.Muon for the matrices of the network's blocks, Adam-atan2 for everything else,
+    stepped as one optimiser.
+
+    Muon orthogonalises a matrix's update, which suits the hidden layers' matrices; torch's
+    documentation leaves embeddings, heads and vectors to an Adam-like method, so the token
+    embedding, the answer and halting heads and the convolutions' kernels and biases stay on
+    Adam-atan2. Muon's step is scaled to match the RMS of an AdamW update ("match_rms_adamw"),
+    so both take the run's learning rate and weight decay. state_dict numbers the parameters of
+    both in one sequence, Muon's first, as one optimiser's would be.
+    """
+
+    def __init__(self, matrices: list[nn.Parameter], others: list[nn.Parameter], lr: float, betas, weight_decay):
+        muon = torch.optim.Muon(matrices, lr=lr, weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw")
+        self.parts: list[torch.optim.Optimizer] = [
+            muon,
+            AdamAtan2(others, lr=lr, betas=tuple(betas), weight_decay=weight_decay),
+        ]
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for part in self.parts for group in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for part in self.parts:
+            part.step()
+        return None
+
+    def _spans(self):
+        """Per part: (its first parameter's number, its parameters, its groups' first number)."""
+        first = first_group = 0
+        for part in self.parts:
+            count = sum(len(g["params"]) for g in part.param_groups)
+            yield part, first, count, first_group
+            first, first_group = first + count, first_group + len(part.param_groups)
+
+    def state_dict(self) -> dict:
+        state, groups = {}, []
+        for part, first, _, _ in self._spans():
+            own = part.state_dict()
+            state.update({first + i: s for i, s in own["state"].items()})
+            groups += [{**g, "params": [first + i for i in g["params"]]} for g in own["param_groups"]]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for part, first, count, first_group in self._spans():
+            groups = state_dict["param_groups"][first_group : first_group + len(part.param_groups)]
+            part.load_state_dict(
+                {
+                    "state": {i - first: s for i, s in state_dict["state"].items() if first <= i < first + count},
+                    "param_groups": [{**g, "params": [i - first for i in g["params"]]} for g in groups],
+                }
+            )
+
+
+def muon_matrices(model: nn.Module) -> set[str]:
+    """Names of the parameters Muon takes: the 2-D weights of the network's blocks."""
+    return {name for name, p in model.named_parameters() if name.startswith("blocks.") and p.ndim == 2}
+
+
 def build_optimizer(model: nn.Module, name: str, lr: float, betas, weight_decay: float) -> torch.optim.Optimizer:
     """The network's optimiser (the puzzle-embedding table is a buffer, trained by sign-SGD)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "adam_atan2":
         return AdamAtan2(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    if name == "muon":
+        matrices = muon_matrices(model)
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        return MuonAdamAtan2(  # type: ignore[return-value]  # an optimiser by its methods
+            [p for n, p in named if n in matrices], [p for n, p in named if n not in matrices], lr, betas, weight_decay
+        )
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 

@@ -14,6 +14,7 @@ from arcsolver.config import PretrainConfig
 from arcsolver.data.augment import Augmentation, split_augmented_id
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.errors import CheckpointError
+from arcsolver.inputs import read_text, weights_file
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import validate
 
@@ -24,6 +25,9 @@ TABLE_CHUNK_ROWS = 65536
 # In a checkpoint directory: the task version of each puzzle-table row, line k being row k + 1.
 # `arcsolver import-reference` writes it; solve then answers those versions with their rows.
 VERSIONS_FILE = "puzzles.txt"
+# In a slim checkpoint that keeps some trained rows (`kaggle bundle --keep-rows`): the mean of the
+# whole table it was cut from, which new tasks start at.
+MEAN_FILE = "puzzle_mean.safetensors"
 
 
 def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, PretrainConfig, Path]:
@@ -45,6 +49,8 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
     for path in (ckpt_dir / "model.safetensors", *([ema_path] if ema_path.exists() else [])):
         check_shapes(path, header_shapes(path), expected, ckpt_dir / "state.json")
     weights = read_weights(ckpt_dir / "model.safetensors")
+    if (ckpt_dir / MEAN_FILE).exists():
+        weights[TABLE_KEY] = torch.cat([weights[TABLE_KEY][:1], read_table_mean(ckpt_dir / MEAN_FILE, cfg.model)])
     model = TRM(cfg.model, n_puzzle_ids=2)  # the blank row and the mean of the trained rows
     ema = read_weights(ema_path) if ema_path.exists() else None
     if ema is not None:
@@ -69,7 +75,7 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file's tensors on the CPU, its puzzle table reduced by `table_mean_rows`."""
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(weights_file(path, CheckpointError), framework="pt") as f:
             return {k: table_mean_rows(f.get_slice(k)) if k == TABLE_KEY else f.get_tensor(k) for k in f.keys()}
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing from the checkpoint") from None
@@ -77,10 +83,23 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
 
 
+def read_table_mean(path: Path, model_cfg) -> torch.Tensor:
+    """The [1, width] mean row a slim checkpoint keeps of the table it was cut from."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            mean = f.get_tensor(TABLE_KEY) if TABLE_KEY in f.keys() else None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    width = model_cfg.hidden_size
+    if mean is None or tuple(mean.shape) != (1, width):
+        raise CheckpointError(f"{path}: expected the table's mean row, {TABLE_KEY} of shape [1, {width}]")
+    return mean
+
+
 def header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """The shape of every tensor of a safetensors file, read from its header alone."""
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(weights_file(path, CheckpointError), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing from the checkpoint") from None
@@ -143,12 +162,7 @@ def trained_versions(ckpt_dir: Path, task_ids: list[str]) -> dict[str, list[tupl
         return {}
     wanted = set(task_ids)
     found: dict[str, list[tuple[Augmentation, int]]] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise CheckpointError(
-            f"{path}: not readable ({type(e).__name__}); delete it to solve from the mean row"
-        ) from None
+    lines = read_text(path, CheckpointError).splitlines()
     for row, name in enumerate(lines, start=1):
         try:
             task_id, augmentation = split_augmented_id(name)
@@ -162,7 +176,7 @@ def trained_versions(ckpt_dir: Path, task_ids: list[str]) -> dict[str, list[tupl
         return {}
     weights = Path(ckpt_dir) / "model.safetensors"
     try:
-        with safe_open(str(weights), framework="pt") as f:
+        with safe_open(weights_file(weights, CheckpointError), framework="pt") as f:
             table = f.get_slice(TABLE_KEY)
             if table.get_shape()[0] != len(lines) + 1:
                 raise CheckpointError(

@@ -27,20 +27,24 @@ import pickle
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from arcsolver.atomic import temp_prefix, write_problem
+from arcsolver.atomic import temp_prefix, terminations_raised, write_problem
 from arcsolver.config import PretrainConfig
 from arcsolver.data.augment import Augmentation, augmented_id
 from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine.card import CARD_FILE, imported_card
 from arcsolver.engine.pretrained import VERSIONS_FILE
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
+from arcsolver.inputs import check_input_file, check_regular_file, read_json, read_text
 from arcsolver.model.layers import swiglu_width
 from arcsolver.model.reference import check_shapes, reference_state_to_trm, trm_settings_from_reference
 from arcsolver.model.trm import TRM
@@ -90,7 +94,9 @@ def find_reference_checkpoint(path: Path) -> Path:
 
 
 def read_reference_state(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict a reference run saved with torch.save, read as tensors only."""
+    """The state dict a reference run saved with torch.save, read as tensors only: dense
+    floating-point tensors by name, nothing else."""
+    check_regular_file(path, CheckpointError)  # torch.load would block on a FIFO
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
@@ -100,30 +106,152 @@ def read_reference_state(path: Path) -> dict[str, torch.Tensor]:
         ) from None
     if not isinstance(state, Mapping) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
         raise CheckpointError(f"{path}: holds a {type(state).__name__}, not the model's state dict of named tensors")
+    for key, value in state.items():
+        if value.layout != torch.strided:
+            raise CheckpointError(f"{path}: weight {key!r} is a {value.layout} tensor; a reference checkpoint is dense")
+        if not value.is_floating_point():
+            raise CheckpointError(f"{path}: weight {key!r} holds {value.dtype}, not floating-point numbers")
     return dict(state)
 
 
+# The rank of each converted weight (blocks.<i>.* are all matrices).
+_RANKS = {
+    "embed_tokens.weight": 2,
+    "puzzle_emb.weight": 2,
+    "y_init": 1,
+    "z_init": 1,
+    "lm_head.weight": 2,
+    "halt_head.weight": 2,
+    "halt_head.bias": 1,
+}
+_LAYER_WEIGHTS = ("attn.qkv.weight", "attn.out.weight", "mlp.gate_up.weight", "mlp.down.weight")
+_TABLE_CHUNK = 65536  # rows checked at a time: a million-row table is never copied whole
+
+
+def check_reference_weights(weights: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Raise CheckpointError naming the first converted weight of the wrong rank, empty, missing
+    from its layer, or not finite, before anything reads a shape from it."""
+    layers = sorted({int(k.split(".")[1]) for k in weights if k.startswith("blocks.")})
+    if not layers or layers != list(range(len(layers))):
+        raise CheckpointError(
+            f"{path}: the reference checkpoint's layers are numbered {layers}, expected 0, 1, ... (L_level.layers.i)"
+        )
+    ranks = _RANKS | {f"blocks.{i}.{name}": 2 for i in layers for name in _LAYER_WEIGHTS}
+    for key, rank in ranks.items():
+        if key not in weights:
+            raise CheckpointError(f"{path}: no reference weight for arcsolver's {key!r}; the checkpoint is incomplete")
+        value = weights[key]
+        if value.dim() != rank:
+            raise CheckpointError(
+                f"{path}: the reference weight for {key!r} has {value.dim()} dimensions {tuple(value.shape)}, "
+                f"expected {rank}"
+            )
+        if value.numel() == 0:
+            raise CheckpointError(f"{path}: the reference weight for {key!r} is empty {tuple(value.shape)}")
+        if not all(bool(torch.isfinite(part).all()) for part in value.split(_TABLE_CHUNK)):
+            raise CheckpointError(f"{path}: the reference weight for {key!r} holds inf or NaN; the model is dead")
+
+
+# all_config.yaml is a few kilobytes; its nesting a few levels.
+MAX_SETTINGS_BYTES = 1 << 20
+MAX_SETTINGS_DEPTH = 32
+
+
+def _int(low: int, high: int) -> Any:
+    """An integer within [low, high]: not a string, a bool or a float."""
+    return Annotated[int, Field(strict=True, ge=low, le=high)]
+
+
+def _real(**bounds: float) -> Any:
+    """A finite number within bounds: not a string or a bool."""
+    return Annotated[float, Field(strict=True, allow_inf_nan=False, **bounds)]
+
+
+class ReferenceArch(BaseModel):
+    """The `arch:` block of the reference's all_config.yaml, as far as arcsolver reads it; the
+    other keys (its class names, the loss) pass through unread."""
+
+    model_config = ConfigDict(extra="allow")
+
+    hidden_size: _int(1, 65536) | None = None
+    num_heads: _int(1, 1024) | None = None
+    L_layers: _int(1, 1024) | None = None
+    expansion: _real(gt=0, le=1024) | None = None
+    H_cycles: _int(1, 10**6) | None = None
+    L_cycles: _int(1, 10**6) | None = None
+    halt_max_steps: _int(1, 10**6) | None = None
+    puzzle_emb_len: _int(0, 256) | None = None
+    puzzle_emb_ndim: _int(0, 65536) | Annotated[str, StringConstraints(max_length=64)] | None = None  # or "${...}"
+    rope_theta: _real(gt=0) | None = None
+    rms_norm_eps: _real(gt=0, lt=1) | None = None
+    halt_exploration_prob: _real(ge=0, le=1) | None = None
+    seq_len: _int(1, 10**6) | None = None
+    vocab_size: _int(1, 10**6) | None = None
+    mlp_t: Annotated[bool, Field(strict=True)] | None = None
+    pos_encodings: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+def _settings_loader() -> type:
+    """PyYAML's safe loader without aliases (a billion-laughs document expands them without end)
+    and without nesting past MAX_SETTINGS_DEPTH."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("it uses an alias (*name), which the reference's settings never do")
+            self.depth += 1
+            if self.depth > MAX_SETTINGS_DEPTH:
+                raise yaml.YAMLError(f"it nests over {MAX_SETTINGS_DEPTH} levels deep")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return Loader
+
+
 def read_reference_arch(path: Path) -> dict[str, Any]:
-    """The `arch:` block of a reference run's all_config.yaml."""
+    """The `arch:` block of a reference run's all_config.yaml (a regular file of at most 1 MB,
+    without aliases or deep nesting), checked against ReferenceArch: the keys it holds."""
     try:
         import yaml
     except ImportError:
         raise ConfigError(
-            f"{path}: reading it needs PyYAML (pip install pyyaml); or move it away and give the settings with --set"
+            f"{path}: reading it needs PyYAML (pip install 'arcsolver[reference]'); or move it away and give the "
+            "settings with --set"
         ) from None
+    check_input_file(path)
+    if path.stat().st_size > MAX_SETTINGS_BYTES:
+        raise ConfigError(f"{path}: over {MAX_SETTINGS_BYTES >> 20} MB, not the reference's all_config.yaml")
     try:
-        settings = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: not readable as the reference's YAML settings ({type(e).__name__})") from None
+        settings = yaml.load(read_text(path, ConfigError), Loader=_settings_loader())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
+        why = str(e).strip().splitlines()[-1][:160] if isinstance(e, yaml.YAMLError) and str(e).strip() else ""
+        raise ConfigError(
+            f"{path}: not readable as the reference's YAML settings ({why or type(e).__name__}); give its "
+            "all_config.yaml, or move it away and give the settings with --set"
+        ) from None
     arch = settings.get("arch") if isinstance(settings, dict) else None
     if not isinstance(arch, dict):
         raise ConfigError(f"{path}: no arch: block of model settings (expected the reference's all_config.yaml)")
-    return arch
+    try:
+        return ReferenceArch.model_validate(arch).model_dump(exclude_unset=True)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][:1])
+        raise ConfigError(
+            f"{path}: arch.{where} is {first['input']!r:.60}: {first['msg'].lower()}; fix the file, or move it away "
+            "and give the settings with --set"
+        ) from None
 
 
 def arch_from_shapes(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     """The reference settings the converted weights' shapes give: width, layers, SwiGLU
-    expansion (the paper's 4 where it fits) and the task vector's width."""
+    expansion (the paper's 4 where it fits), the task vector's width, and mlp_t (TRM-MLP) where
+    its weights are there."""
     hidden = state["embed_tokens.weight"].shape[1]
     layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("blocks.")})
     if layers != list(range(len(layers))) or not layers:
@@ -139,20 +267,41 @@ def arch_from_shapes(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         "L_layers": len(layers),
         "expansion": expansion,
         "puzzle_emb_ndim": state["puzzle_emb.weight"].shape[1],
+        "mlp_t": "blocks.0.mlp_t.gate_up.weight" in state,
     }
+
+
+# A row's name: a task id of the reference's builder with its augmentation; never a character
+# that would end a line of puzzles.txt, drive a terminal or name another directory.
+RowName = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f/\\\u2028\u2029]+$")
+]
+_ROW_NAMES = TypeAdapter(list[RowName])
 
 
 def read_identifiers(path: Path, rows: int) -> list[str]:
     """The task-version name of each puzzle-table row (row 0 blank), from the identifiers.json the
     reference's dataset builder wrote beside the data set the checkpoint was trained on."""
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path}: no such file (give the identifiers.json of the reference's data set)")
+    return check_identifiers(read_json(path, ConfigError), rows, str(path))
+
+
+def check_identifiers(names: object, rows: int, source: str) -> list[str]:
+    """names, checked to be a list of rows names for the checkpoint's puzzle table: a task
+    version's name each (ConfigError naming source and the first that is not), row 0 blank."""
+    path = source
     try:
-        names = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (give the identifiers.json of the reference's data set)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ConfigError(f"{path}: not readable as JSON ({type(e).__name__})") from None
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"{path}: expected a JSON list of names, one per puzzle-table row")
+        names = _ROW_NAMES.validate_python(names, strict=True)
+    except ValidationError as e:
+        first = e.errors()[0]
+        if not first["loc"]:
+            raise ConfigError(f"{path}: expected a JSON list of names, one per puzzle-table row") from None
+        raise ConfigError(
+            f"{path}: row {first['loc'][0]} ({first['input']!r:.80}) is not a task version's name (no control "
+            "characters or path separators, 1 to 256 characters); give the identifiers.json of the reference's data set"
+        ) from None
+    assert isinstance(names, list)
     if len(names) != rows:
         raise ConfigError(
             f"{path}: {len(names)} names for the checkpoint's puzzle table of {rows} rows; give the identifiers.json "
@@ -216,21 +365,34 @@ def reference_settings(
 
 
 def import_reference(
-    checkpoint: Path, out: Path, identifiers: Path | None = None, overrides: list[str] = ()
+    checkpoint: Path,
+    out: Path,
+    identifiers: Path | tuple[str, list[str]] | None = None,
+    overrides: Sequence[str] = (),
+    origin: str | None = None,
 ) -> Imported:
     """Convert a reference checkpoint (its step_<N> file, or its directory) into the run
-    directory out, which must not exist or be empty. Errors name the file or weight and what was
-    expected; nothing is left in out unless the whole run was written."""
+    directory out, which must not exist or be empty. identifiers names the puzzle table's rows:
+    the reference data set's identifiers.json, or (the data set's name, its rows' names) as
+    arcsolver.data.reference_names rebuilds them. Errors name the file or weight and what was
+    expected; nothing is left in out unless the whole run was written. origin names the
+    checkpoint in the run's model card where it came from elsewhere (a Hub path)."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArcsolverError(f"{out}: already exists and is not empty; choose another --out")
     path = find_reference_checkpoint(checkpoint)
     weights = reference_state_to_trm(read_reference_state(path))
+    check_reference_weights(weights, path)
     arch_file = path.parent / CONFIG_FILE
-    arch_file = arch_file if arch_file.is_file() else None
+    arch_file = arch_file if os.path.lexists(arch_file) else None  # not a regular file: refused by name
     cfg, assumed = reference_settings(weights, arch_file, list(overrides), str(arch_file or path))
     rows = weights["puzzle_emb.weight"].shape[0]
-    names = version_names(read_identifiers(identifiers, rows), identifiers) if identifiers is not None else None
+    names = None
+    if isinstance(identifiers, tuple):
+        name, rebuilt = identifiers
+        names = version_names(check_identifiers(rebuilt, rows, f"the rows of {name}"), Path(name))
+    elif identifiers is not None:
+        names = version_names(read_identifiers(identifiers, rows), identifiers)
     model = TRM(cfg.model, rows)
     try:
         model.load_state_dict(weights, strict=True)  # what solve will do: refuse here, not there
@@ -244,17 +406,46 @@ def import_reference(
         "config": cfg.model_dump(mode="json"),
         "imported_from": {"checkpoint": str(path.resolve()), "settings": str(arch_file) if arch_file else None},
     }
-    written = write_run(out, step, model.state_dict(), cfg, state, names)
+    named = identifiers[0] if isinstance(identifiers, tuple) else str(identifiers) if identifiers else None
+    card = imported_card(cfg, origin or str(path), step, rows, named)
+    written = write_run(out, step, model.state_dict(), cfg, state, names, card)
     return Imported(out, written, cfg, rows, arch_file, assumed, names is not None)
 
 
 def write_run(
-    out: Path, step: int, weights: dict[str, torch.Tensor], cfg: PretrainConfig, state: dict, names: list[str] | None
+    out: Path,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    cfg: PretrainConfig,
+    state: dict,
+    names: list[str] | None,
+    card: str = "",
 ) -> Path:
     """Write the run under a temporary name beside out, then rename it into place; returns the
     checkpoint directory. A failed write removes the temporary and leaves out as it was."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(out), suffix=".tmp", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ArcsolverError(f"{out.parent}: cannot create it ({write_problem(e)}); choose another --out") from None
+    with terminations_raised():  # SIGTERM unwinds through the clean-up below instead of killing us mid-write
+        return _write_staged(out, step, weights, cfg, state, names, card)
+
+
+def _write_staged(
+    out: Path,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    cfg: PretrainConfig,
+    state: dict,
+    names: list[str] | None,
+    card: str,
+) -> Path:
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(out), suffix=".tmp", dir=out.parent))
+    except OSError as e:
+        raise ArcsolverError(
+            f"{out}: cannot write the converted run ({write_problem(e)}); nothing was left there"
+        ) from None
     try:
         mask = os.umask(0)
         os.umask(mask)
@@ -264,6 +455,8 @@ def write_run(
         save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(ckpt_dir / "model.safetensors"))
         (ckpt_dir / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
         (staging / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")), encoding="utf-8")
+        if card:
+            (staging / CARD_FILE).write_text(card, encoding="utf-8")
         if names is not None:
             # Line k is row k + 1, as in the runs of `arcsolver pretrain`.
             (ckpt_dir / VERSIONS_FILE).write_text("\n".join(names) + "\n", encoding="utf-8")
@@ -272,7 +465,7 @@ def write_run(
         staging.rename(out)
     except BaseException as e:  # Ctrl-C included: leave nothing half-written behind
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(e, OSError):
+        if isinstance(e, (OSError, SafetensorError)):  # safetensors reports a full disk as its own error
             raise ArcsolverError(
                 f"{out}: cannot write the converted run ({write_problem(e)}); nothing was left there"
             ) from None

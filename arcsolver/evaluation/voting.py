@@ -8,7 +8,7 @@ ties broken by the mean halting confidence (sigmoid of the halting logit), as TR
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from arcsolver.data.task import Grid
 
@@ -20,6 +20,8 @@ class Candidate:
     grid: Grid
     votes: int
     halt_confidence: float  # mean sigmoid(halt_logit) over the versions that produced it
+    # Where its votes came from (a solve's checkpoints and rollouts), for the sources record.
+    origin: dict | None = field(default=None, compare=False)
 
 
 def _key(grid: Grid) -> tuple:

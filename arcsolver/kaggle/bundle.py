@@ -2,9 +2,11 @@
 
 wheels/        arcsolver and every runtime dependency but torch, for each target Python (3.10 to
                3.13 by default: whichever Kaggle's image runs) on manylinux x86_64
-checkpoint/    model.safetensors, ema.safetensors, state.json (and puzzles.txt, where it names the
-               table's rows) of one checkpoint (solving needs neither the optimiser moments nor
-               the training carry)
+checkpoint/    model.safetensors, ema.safetensors, state.json of one checkpoint (solving needs
+               neither the optimiser moments nor the training carry), its puzzle table slimmed:
+               new tasks only ever read the mean of its rows, so by default the table keeps the
+               blank row and that mean; `--keep-rows` also keeps the trained rows of some tasks
+               (puzzles.txt names them, puzzle_mean.safetensors holds the whole table's mean)
 recipe.toml    the submit recipe
 manifest.json  versions, the checkpoint's step, the requirements to install on each Python, and
                every file's size and SHA-256; written last, so a folder without it is an unfinished
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import zipfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -39,13 +42,14 @@ from pydantic import BaseModel
 import arcsolver
 from arcsolver.atomic import atomic_write_text
 from arcsolver.errors import ArcsolverError, CheckpointError
+from arcsolver.inputs import check_regular_file
 from arcsolver.locks import Lock
 
 MANIFEST = "manifest.json"
 WHEELS = "wheels"
 CHECKPOINT = "checkpoint"
 RECIPE = "recipe.toml"
-CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.json", "puzzles.txt")
+CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.json", "puzzles.txt", "puzzle_mean.safetensors")
 # Kaggle's image ships a CUDA build of torch; bundling another would add gigabytes. Its own
 # dependencies (nvidia-*, triton, sympy, ...) never enter: torch is not resolved at all.
 NOT_BUNDLED = {"torch"}
@@ -65,6 +69,9 @@ class FileEntry(BaseModel):
 class CheckpointInfo(BaseModel):
     name: str  # the step_XXXXXXX directory it was copied from
     step: int
+    table_rows: int | None = None  # puzzle-table rows in the bundle, the blank one included
+    full_table_rows: int | None = None  # ... in the checkpoint it was cut from
+    full_bytes: int | None = None  # the checkpoint's files before the table was slimmed
 
 
 class Manifest(BaseModel):
@@ -285,11 +292,57 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, int]:
     return ckpt_dir, int(read_state(ckpt_dir).get("step", 0))
 
 
-def copy_checkpoint(ckpt_dir: Path, dest: Path) -> None:
+@dataclass
+class Slimmed:
+    rows: int  # the bundle's puzzle-table rows, the blank one included
+    full_rows: int
+    full_bytes: int  # the checkpoint's files as they were
+
+
+def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = None) -> Slimmed:
+    """Copy what solving reads of a checkpoint into dest, its puzzle table cut to the blank row and
+    the mean of the trained rows, which is all a new task reads; keep_rows (task ids, or ["all"])
+    keeps the trained rows of those of its named tasks, with the mean in MEAN_FILE."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from arcsolver.data.augment import split_augmented_id
+    from arcsolver.engine.pretrained import MEAN_FILE, TABLE_KEY, VERSIONS_FILE, table_mean_rows
+
     dest.mkdir(parents=True)
-    for name in CHECKPOINT_FILES:
+    full_bytes = sum((ckpt_dir / n).stat().st_size for n in CHECKPOINT_FILES if (ckpt_dir / n).exists())
+    for name in ("ema.safetensors", "state.json"):
         if (ckpt_dir / name).exists():
+            check_regular_file(ckpt_dir / name, CheckpointError)  # a FIFO would block the copy
             shutil.copy2(ckpt_dir / name, dest / name)
+    names = (
+        (ckpt_dir / VERSIONS_FILE).read_text(encoding="utf-8").splitlines()
+        if (ckpt_dir / VERSIONS_FILE).exists()
+        else []
+    )
+    with safe_open(str(ckpt_dir / "model.safetensors"), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys() if k != TABLE_KEY}
+        table = f.get_slice(TABLE_KEY)
+        full_rows = table.get_shape()[0]
+        blank_and_mean = table_mean_rows(table)
+        if keep_rows is None:
+            tensors[TABLE_KEY] = blank_and_mean
+        else:
+            wanted = set(keep_rows)
+            try:
+                kept = [
+                    row
+                    for row, name in enumerate(names, start=1)
+                    if "all" in wanted or split_augmented_id(name)[0] in wanted
+                ]
+            except ValueError as e:
+                raise CheckpointError(f"{ckpt_dir / VERSIONS_FILE}: {e}; bundle it without --keep-rows") from None
+            tensors[TABLE_KEY] = torch.cat([table[0:1], *(table[row : row + 1] for row in kept)])
+            (dest / VERSIONS_FILE).write_text("".join(names[row - 1] + "\n" for row in kept), encoding="utf-8")
+            save_file({TABLE_KEY: blank_and_mean[1:].contiguous()}, str(dest / MEAN_FILE))
+    save_file(tensors, str(dest / "model.safetensors"))
+    return Slimmed(len(tensors[TABLE_KEY]), full_rows, full_bytes)
 
 
 def write_manifest(root: Path, manifest: Manifest) -> None:
@@ -341,10 +394,14 @@ def staged(out: Path):
 
 
 def build_bundle(
-    checkpoint: str | Path, out: Path, recipe: str = "kaggle", python_versions: tuple[str, ...] = IMAGE_PYTHONS
+    checkpoint: str | Path,
+    out: Path,
+    recipe: str = "kaggle",
+    python_versions: tuple[str, ...] = IMAGE_PYTHONS,
+    keep_rows: list[str] | None = None,
 ) -> Manifest:
     """Write the bundle for a checkpoint (or a run's newest) into out, which must be empty or absent,
-    with wheels for each of python_versions."""
+    with wheels for each of python_versions; its puzzle table slimmed (see copy_checkpoint)."""
     from arcsolver.config import SolveConfig
     from arcsolver.recipes import load_recipe, recipe_path
 
@@ -371,14 +428,20 @@ def build_bundle(
         requirements = {version: runtime_requirements(metadata, version) for version in pythons}
         for version in pythons:
             download_dependencies(requirements[version], version, staging / WHEELS)
-        copy_checkpoint(ckpt_dir, staging / CHECKPOINT)
+        slim = copy_checkpoint(ckpt_dir, staging / CHECKPOINT, keep_rows)
         shutil.copyfile(recipe_file, staging / RECIPE)
         manifest = Manifest(
             arcsolver=metadata["Version"],
             pythons=pythons,
             platform="manylinux x86_64",
             recipe=recipe_file.stem,
-            checkpoint=CheckpointInfo(name=ckpt_dir.name, step=step),
+            checkpoint=CheckpointInfo(
+                name=ckpt_dir.name,
+                step=step,
+                table_rows=slim.rows,
+                full_table_rows=slim.full_rows,
+                full_bytes=slim.full_bytes,
+            ),
             requirements=requirements,
             files=file_entries(staging),
         )

@@ -1,11 +1,14 @@
 """Verify a bundle before uploading it: what the notebook will do on Kaggle, done here first.
 
-Every file matches the manifest and none is unlisted; for each Python the bundle targets, the
+First, before anything from the bundle is installed, imported or unpacked: every file the manifest
+lists is a regular file inside the bundle of its size and SHA-256, none is unlisted and no link
+leads out of the bundle; the first that is not stops the check in one line naming it. Then, for
+each Python the bundle targets, the
 arcsolver wheel allows that Python, pip resolves the manifest's requirements for it from the
 wheels alone (torch is never asked for: arcsolver itself is installed without dependencies), and
 every requirement of what pip picks, markers judged for that Python, is met; on this machine's
 Python, if targeted, the wheels install into an empty folder and the bundled code imports from
-it; the checkpoint loads. Each problem is one line naming the file.
+it; the checkpoint loads. Each problem of these is one line naming the file.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from arcsolver.errors import ArcsolverError
+from arcsolver.inputs import check_regular_file
 from arcsolver.kaggle.bundle import (
     CHECKPOINT,
     MANIFEST,
     WHEELS,
     Manifest,
-    bundle_files,
     offline_env,
     pinned,
     pip,
@@ -44,7 +47,7 @@ class CheckReport:
 
 def read_manifest(bundle: Path) -> Manifest:
     """The bundle's manifest, validated; raises ArcsolverError naming the file."""
-    from arcsolver.data.loaders import read_json
+    from arcsolver.inputs import read_json
     from arcsolver.recipes import validate
 
     path = bundle / MANIFEST
@@ -81,22 +84,37 @@ def outside_bundle(rel: str) -> bool:
     )
 
 
-def file_problems(bundle: Path, manifest: Manifest) -> list[str]:
-    """Files missing, changed (size or SHA-256) or not listed in the manifest."""
-    problems = []
+def verify_files(bundle: Path, manifest: Manifest) -> None:
+    """Every file the manifest lists is a regular file inside the bundle of its size and SHA-256,
+    and every file or link in the bundle is listed and stays inside it; an ArcsolverError naming
+    the first that is not. Nothing from the bundle is installed, imported or unpacked before this."""
+    root = Path(os.path.realpath(bundle))
+    rebuild = "rebuild the bundle with `arcsolver kaggle bundle`"
+
+    def inside(path: Path) -> bool:
+        real = Path(os.path.realpath(path))
+        return real == root or root in real.parents
+
     listed = {entry.path for entry in manifest.files}
     for entry in manifest.files:
         path = bundle / entry.path
-        if not path.is_file():
-            problems.append(f"{path}: listed in the manifest but missing")
-        elif path.stat().st_size != entry.size:
-            problems.append(f"{path}: {path.stat().st_size} bytes, the manifest says {entry.size}")
-        elif sha256(path) != entry.sha256:
-            problems.append(f"{path}: SHA-256 differs from the manifest (the file was changed)")
-    for rel in bundle_files(bundle):
-        if rel.as_posix() not in listed:
-            problems.append(f"{bundle / rel}: not listed in the manifest")
-    return problems
+        if not os.path.lexists(path):
+            raise ArcsolverError(f"{path}: listed in the manifest but missing; {rebuild}")
+        if not inside(path):
+            raise ArcsolverError(f"{path}: a link leading outside the bundle; {rebuild}")
+        size = check_regular_file(path, ArcsolverError).st_size
+        if size != entry.size:
+            raise ArcsolverError(f"{path}: {size} bytes, the manifest says {entry.size}; {rebuild}")
+        if sha256(path) != entry.sha256:
+            raise ArcsolverError(f"{path}: SHA-256 differs from the manifest (the file was changed); {rebuild}")
+    for folder, dirs, files in os.walk(bundle):  # links are listed, not followed
+        for name in sorted(dirs) + sorted(files):
+            path = Path(folder) / name
+            if path.is_symlink() and not inside(path):
+                raise ArcsolverError(f"{path}: a link leading outside the bundle; {rebuild}")
+            rel = path.relative_to(bundle).as_posix()
+            if name in files and rel != MANIFEST and rel not in listed:
+                raise ArcsolverError(f"{path}: not listed in the manifest; remove it, or {rebuild}")
 
 
 def offline_resolve(requirements: list[str], python_version: str, wheels: Path) -> list[dict]:
@@ -219,23 +237,19 @@ def verify_checkpoint(bundle: Path, manifest: Manifest, report: CheckReport) -> 
 
 
 def check_bundle(bundle: Path) -> CheckReport:
-    """Everything wrong with a bundle (report.problems) and what was verified (report.summary)."""
+    """What was verified (report.summary) and what is wrong (report.problems) with a bundle. The
+    manifest and every file are verified first: a mismatch there raises ArcsolverError, before
+    anything from the bundle is installed, imported or unpacked."""
     bundle = Path(bundle)
     report = CheckReport()
-    try:
-        manifest = read_manifest(bundle)
-    except ArcsolverError as e:
-        report.problems.append(str(e))
-        return report
+    manifest = read_manifest(bundle)
+    verify_files(bundle, manifest)
     total = sum(entry.size for entry in manifest.files)
     report.summary.append(
         f"bundle: arcsolver {manifest.arcsolver} for Python {', '.join(manifest.pythons)} ({manifest.platform}), "
         f"recipe {manifest.recipe}, {len(manifest.files)} files, {total / 1e6:.1f} MB"
     )
-    problems = file_problems(bundle, manifest)
-    report.problems += problems
-    if not problems:
-        report.summary.append("files: every size and SHA-256 matches the manifest, none unlisted")
+    report.summary.append("files: every size and SHA-256 matches the manifest, none unlisted, no link out")
     for python_version in manifest.pythons:
         offline_resolution(bundle, manifest, python_version, report)
     if this_python() in manifest.pythons:

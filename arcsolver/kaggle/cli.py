@@ -27,11 +27,29 @@ def bundle(
         help="A Python the wheels are for (repeatable); by default 3.10, 3.11, 3.12 and 3.13, whichever the "
         "Kaggle image runs.",
     ),
+    keep_rows: list[str] = typer.Option(
+        [],
+        "--keep-rows",
+        help="Keep the trained puzzle-table rows of these tasks (repeatable): 'all' the checkpoint names "
+        "(puzzles.txt), a bundled set, a challenges file or a task id. By default the table keeps only the mean "
+        "row, all that tasks the checkpoint never saw start from.",
+    ),
 ) -> None:
     """Write the wheels, the checkpoint, the recipe and a manifest for the offline Kaggle notebook."""
+    from arcsolver.engine.checkpoint import checkpoint_inputs
+    from arcsolver.inputs import Inputs, refuse_output_dir
     from arcsolver.kaggle.bundle import IMAGE_PYTHONS, build_bundle
+    from arcsolver.recipes import recipe_path
 
-    manifest = build_bundle(checkpoint, out, recipe, tuple(python_versions) or IMAGE_PYTHONS)
+    inputs = checkpoint_inputs(Inputs(), checkpoint).file("recipe", recipe_path("submit", recipe))
+    refuse_output_dir("--out", out, inputs)
+    manifest = build_bundle(
+        checkpoint,
+        out,
+        recipe,
+        tuple(python_versions) or IMAGE_PYTHONS,
+        kept_task_ids(keep_rows) if keep_rows else None,
+    )
     wheels = [f for f in manifest.files if f.path.startswith("wheels/")]
     ckpt = [f for f in manifest.files if f.path.startswith("checkpoint/")]
     total = sum(f.size for f in manifest.files)
@@ -42,12 +60,35 @@ def bundle(
         highlight=False,
         soft_wrap=True,
     )
+    info = manifest.checkpoint
+    if info.full_bytes is not None:
+        console.print(
+            f"puzzle table: {info.full_table_rows - 1} trained rows -> {info.table_rows - 1} "
+            f"({'the mean row' if info.table_rows == 2 and not keep_rows else 'the kept rows'}); checkpoint "
+            f"{info.full_bytes / 1e6:.1f} MB -> {sum(f.size for f in ckpt) / 1e6:.1f} MB",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
         f"check it with `arcsolver kaggle check {one_line(str(out))}`, then upload it as the dataset the notebook attaches "
         "(arcsolver-bundle)",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def kept_task_ids(values: list[str]) -> list[str]:
+    """--keep-rows values as task ids ("all" kept as it is): tasks of a bundled set, a challenges
+    file or a task directory, else the value itself as one task's id."""
+    from arcsolver.data.loaders import BUNDLED, load_tasks
+
+    ids = []
+    for value in values:
+        if value != "all" and (value in BUNDLED or Path(value).exists()):
+            ids += [task.id for task in load_tasks(value)]
+        else:
+            ids.append(value)
+    return ids
 
 
 @kaggle_app.command("check")

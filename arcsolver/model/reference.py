@@ -12,6 +12,8 @@ ours one to one, with the paper's letters: its z_H is our answer y and its z_L o
     inner.L_level.layers.i.self_attn.o_proj        blocks.i.attn.out
     inner.L_level.layers.i.mlp.gate_up_proj        blocks.i.mlp.gate_up (rows gate, up in both)
     inner.L_level.layers.i.mlp.down_proj           blocks.i.mlp.down
+    inner.L_level.layers.i.mlp_t.gate_up_proj      blocks.i.mlp_t.gate_up (TRM-MLP: mlp_t in place of
+    inner.L_level.layers.i.mlp_t.down_proj         blocks.i.mlp_t.down     self_attn, model.mixer "mlp")
     inner.lm_head                                  lm_head
     inner.q_head (row 0: halt, row 1: continue)    halt_head (row 0 only)
 
@@ -47,6 +49,8 @@ _LAYER_NAMES = {
     "self_attn.o_proj.weight": "attn.out.weight",
     "mlp.gate_up_proj.weight": "mlp.gate_up.weight",
     "mlp.down_proj.weight": "mlp.down.weight",
+    "mlp_t.gate_up_proj.weight": "mlp_t.gate_up.weight",
+    "mlp_t.down_proj.weight": "mlp_t.down.weight",
 }
 _LAYER = re.compile(r"inner\.L_level\.layers\.(\d+)\.(.+)")
 
@@ -81,7 +85,7 @@ def reference_state_to_trm(state: Mapping[str, torch.Tensor]) -> dict[str, torch
         else:
             raise ConfigError(
                 f"reference weight {key!r} has no counterpart in arcsolver's TRM: expected the "
-                f"attention/SwiGLU TRM (arch recursive_reasoning.trm with mlp_t false and rope positions)"
+                f"TRM of attention or mlp_t and SwiGLU (arch recursive_reasoning.trm with rope positions)"
             )
     for needed in [*_NAMES.values(), "halt_head.weight", "halt_head.bias"]:
         if needed not in out:
@@ -91,17 +95,14 @@ def reference_state_to_trm(state: Mapping[str, torch.Tensor]) -> dict[str, torch
 
 def trm_settings_from_reference(arch: Mapping[str, Any]) -> dict[str, Any]:
     """TRMConfig fields from the reference's arch settings (its `all_config.yaml` `arch:` block,
-    or the model's config), for the attention TRM with rope positions on a square canvas."""
+    or the model's config), for its TRM (attention, or mlp_t: TRM-MLP) with rope positions on a
+    square canvas."""
 
     def get(name: str, default: Any = None) -> Any:
         if name not in arch and default is None:
             raise ConfigError(f"reference settings lack arch.{name}")
         return arch.get(name, default)
 
-    if get("mlp_t", False):
-        raise ConfigError(
-            "reference arch.mlp_t is true: arcsolver's TRM has attention, not the MLP-over-positions variant"
-        )
     if get("pos_encodings", "rope") != "rope":
         raise ConfigError(f"reference arch.pos_encodings is {arch['pos_encodings']!r}: arcsolver reads rope only")
     hidden = int(get("hidden_size"))
@@ -125,6 +126,7 @@ def trm_settings_from_reference(arch: Mapping[str, Any]) -> dict[str, Any]:
         "rms_eps": float(get("rms_norm_eps", 1e-5)),
         "halt_exploration_prob": float(get("halt_exploration_prob", 0.1)),
         "positions": "rope1d",
+        "mixer": "mlp" if get("mlp_t", False) else "attention",
     }
     if "seq_len" in arch:
         side = math.isqrt(int(arch["seq_len"]))
@@ -148,8 +150,14 @@ def check_shapes(settings: Mapping[str, Any], state: Mapping[str, torch.Tensor])
         "z_init": (hidden,),
     }
     for i in range(int(settings["n_layers"])):
-        expected[f"blocks.{i}.attn.qkv.weight"] = (3 * hidden, hidden)
-        expected[f"blocks.{i}.attn.out.weight"] = (hidden, hidden)
+        if settings.get("mixer", "attention") == "mlp":
+            positions = int(settings["puzzle_emb_len"]) + int(settings["canvas"]) ** 2
+            mlp_t_width = swiglu_width(positions, expansion)
+            expected[f"blocks.{i}.mlp_t.gate_up.weight"] = (2 * mlp_t_width, positions)
+            expected[f"blocks.{i}.mlp_t.down.weight"] = (positions, mlp_t_width)
+        else:
+            expected[f"blocks.{i}.attn.qkv.weight"] = (3 * hidden, hidden)
+            expected[f"blocks.{i}.attn.out.weight"] = (hidden, hidden)
         expected[f"blocks.{i}.mlp.gate_up.weight"] = (2 * width, hidden)
         expected[f"blocks.{i}.mlp.down.weight"] = (hidden, width)
     for key, shape in expected.items():
@@ -158,7 +166,15 @@ def check_shapes(settings: Mapping[str, Any], state: Mapping[str, torch.Tensor])
                 f"reference checkpoint has no weight for arcsolver's {key!r} ({settings['n_layers']} layers)"
             )
         if tuple(state[key].shape) != shape:
-            raise ConfigError(f"reference weight for {key!r} has shape {tuple(state[key].shape)}, expected {shape}")
+            hint = (
+                "; the MLP over positions fits one canvas: give the reference's with --set model.canvas=SIDE "
+                "(and model.puzzle_emb_len)"
+                if ".mlp_t." in key
+                else ""
+            )
+            raise ConfigError(
+                f"reference weight for {key!r} has shape {tuple(state[key].shape)}, expected {shape}{hint}"
+            )
     extra = sorted(k for k in state if k.startswith("blocks.") and k not in expected)
     if extra:
         raise ConfigError(

@@ -14,14 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from arcsolver.data.encoding import VOCAB_SIZE
-from arcsolver.model.layers import Block, lecun_linear, swiglu_width, trunc_normal_
+from arcsolver.model.layers import Block, MlpConv, PositionMLPBlock, lecun_linear, swiglu_width, trunc_normal_
 from arcsolver.model.positions import Positions, Rope, RotaryEmbedding, check_head_dim
 from arcsolver.model.puzzle_embedding import PuzzleEmbedding
 
@@ -55,7 +55,26 @@ class TRMConfig(BaseModel):
     halt_exploration_prob: float = Field(
         0.1, ge=0, le=1, description="share of samples forced to a random minimum number of steps"
     )
+    halt_exploration: Literal["per_step", "per_sample"] = Field(
+        "per_step",
+        description="per_step: the exploration minimum is drawn anew at every step (the reference's); per_sample: once when a sample comes in",
+    )
     halt_loss_weight: float = Field(0.5, ge=0, description="weight of the halting BCE in the loss")
+    mixer: Literal["attention", "mlp"] = Field(
+        "attention",
+        description="how a block mixes positions: attention (the paper's ARC network) or mlp, TRM-MLP's SwiGLU over the positions of one fixed canvas (needs positions=rope1d)",
+    )
+    grad_latent_steps: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="k: of the backpropagated recursion, only the last k latent updates (and the answer update) keep their graph; None: all n (the paper's)",
+    )
+    mlp_conv: MlpConv = Field(
+        "none",
+        description="convolve SwiGLU's gated activations before its down projection: 1d over the sequence (URM's ConvSwiGLU), 2d over the canvas's rows and columns; none: the paper's SwiGLU",
+    )
+    mlp_conv_kernel: int = Field(2, ge=1, le=30, description="kernel of mlp_conv (k, or k x k with 2d)")
 
     @model_validator(mode="before")
     @classmethod
@@ -75,6 +94,16 @@ class TRMConfig(BaseModel):
             raise ValueError(
                 f"expansion {self.expansion} leaves the SwiGLU of hidden_size {self.hidden_size} no width; "
                 "give an expansion of 1 or more (the paper's is 4)"
+            )
+        if self.mixer == "mlp" and self.positions != "rope1d":
+            raise ValueError(
+                "mixer 'mlp' mixes the positions of one canvas size, and rope2d runs canvases of many sizes: "
+                "set positions='rope1d' (the fixed canvas), or keep mixer='attention'"
+            )
+        if self.grad_latent_steps is not None and self.grad_latent_steps > self.n_latent_steps:
+            raise ValueError(
+                f"grad_latent_steps {self.grad_latent_steps} exceeds n_latent_steps {self.n_latent_steps}: "
+                "give at most n (n backpropagates the whole recursion)"
             )
         if self.vocab_size != VOCAB_SIZE:
             raise ValueError(
@@ -99,7 +128,8 @@ class Carry:
 
     y, z: [B, L, D] detached states. steps: [B] supervision steps taken by the current sample.
     halted: [B] bool, the sample is done and is replaced at the next step. min_steps: [B] the
-    exploration minimum drawn when the sample came in (0 = none). inputs, labels: [B, H, W] and
+    exploration minimum (0 = none) drawn when the sample came in, or at this step with
+    halt_exploration = "per_step". inputs, labels: [B, H, W] and
     puzzle_ids: [B], the current samples.
     """
 
@@ -148,9 +178,7 @@ class TRM(nn.Module):
         trunc_normal_(self.embed_tokens.weight, std=1.0 / self.embed_scale)
         self.puzzle_emb = PuzzleEmbedding(n_puzzle_ids, D)
         self.rotary = RotaryEmbedding.from_config(config)
-        self.blocks = nn.ModuleList(
-            Block(D, config.n_heads, config.expansion, config.rms_eps) for _ in range(config.n_layers)
-        )
+        self.blocks = nn.ModuleList(self._block(config) for _ in range(config.n_layers))
         # Where the answer and the reasoning start, broadcast over positions. Fixed random
         # vectors, saved with the model: with T > 1 the no-grad recursions come right after
         # them, so no gradient could reach them, and as parameters weight decay would only
@@ -164,6 +192,14 @@ class TRM(nn.Module):
             self.halt_head.weight.zero_()
             self.halt_head.bias.fill_(-5.0)
 
+    @staticmethod
+    def _block(config: TRMConfig) -> nn.Module:
+        """One block of f: attention's, or TRM-MLP's over the positions of the fixed canvas."""
+        conv = (config.mlp_conv, config.mlp_conv_kernel, config.puzzle_emb_len)
+        if config.mixer == "mlp":
+            return PositionMLPBlock(config.hidden_size, config.seq_len, config.expansion, config.rms_eps, *conv)
+        return Block(config.hidden_size, config.n_heads, config.expansion, config.rms_eps, *conv)
+
     # --- the recursion -----------------------------------------------------------------
 
     def f(self, a: torch.Tensor, b: torch.Tensor, rope: Rope) -> torch.Tensor:
@@ -173,22 +209,30 @@ class TRM(nn.Module):
             h = block(h, rope)
         return h
 
-    def latent_recursion(self, x, y, z, rope: Rope) -> tuple[torch.Tensor, torch.Tensor]:
-        """n updates of the latent from question, answer and latent, then one of the answer.
+    def latent_recursion(self, x, y, z, rope: Rope, n_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """n updates of the latent from question, answer and latent, then one of the answer
+        (n_steps of them in place of n, where given).
 
         Both calls use the same f; only the presence of x tells it which job it is doing.
         """
-        for _ in range(self.config.n_latent_steps):
+        for _ in range(self.config.n_latent_steps if n_steps is None else n_steps):
             z = self.f(z, x + y, rope)
         y = self.f(y, z, rope)
         return y, z
 
-    def supervision_step(self, x, y, z, rope: Rope) -> tuple[torch.Tensor, torch.Tensor]:
-        """T recursions: T-1 improve y and z without a graph, the last is backpropagated in full."""
+    def supervision_step(
+        self, x, y, z, rope: Rope, n_recursions: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """T recursions: T-1 improve y and z without a graph, the last is backpropagated in full
+        (or, with grad_latent_steps = k, only its last k latent updates and the answer update).
+        n_recursions: a T other than the model's own (inference may recurse deeper)."""
+        n, k = self.config.n_latent_steps, self.config.grad_latent_steps
         with torch.no_grad():
-            for _ in range(self.config.n_recursions - 1):
+            for _ in range((n_recursions or self.config.n_recursions) - 1):
                 y, z = self.latent_recursion(x, y, z, rope)
-        return self.latent_recursion(x, y, z, rope)
+            for _ in range(n - (n if k is None else k)):  # the truncated start of the last one
+                z = self.f(z, x + y, rope)
+        return self.latent_recursion(x, y, z, rope, k)
 
     # --- embeddings and heads ------------------------------------------------------------
 
@@ -240,7 +284,9 @@ class TRM(nn.Module):
         y = torch.where(cells, self.y_init, carry.y)
         z = torch.where(cells, self.z_init, carry.z)
         steps = torch.where(reset, 0, carry.steps)
-        min_steps = torch.where(reset, self._draw_min_steps(reset), carry.min_steps)
+        min_steps = carry.min_steps
+        if self.config.halt_exploration == "per_sample":
+            min_steps = torch.where(reset, self._draw_min_steps(reset), min_steps)
 
         rope = self.rotary(*inputs.shape[-2:], inputs.device)
         x = self.embed_input(inputs, puzzle_ids)
@@ -251,6 +297,10 @@ class TRM(nn.Module):
         with torch.no_grad():
             halted = steps >= self.config.n_supervision
             if self.training:
+                if self.config.halt_exploration == "per_step" and self.config.n_supervision > 1:
+                    # Drawn after the forward, every step, as the reference draws it: a sample
+                    # halts only once the step count passes this step's draw.
+                    min_steps = self._draw_min_steps(steps)
                 wants_to_halt = (halt_logit > 0) & (steps >= min_steps)
                 halted = halted | wants_to_halt
         y, z = y.detach(), z.detach()
@@ -258,7 +308,8 @@ class TRM(nn.Module):
         return next_carry, StepOutput(logits, halt_logit, labels)
 
     def _draw_min_steps(self, like: torch.Tensor) -> torch.Tensor:
-        """Per sample: with prob halt_exploration_prob a minimum of 2..N_sup steps, else 0.
+        """Per sample: with prob halt_exploration_prob a minimum of 2..N_sup steps, else 0
+        (a uniform draw, then the minimum, each one value per sample: the reference's order).
 
         Forcing some samples to keep going shows the halting head states it would not
         otherwise visit (the answer improving after the model wanted to stop). Training only.
@@ -273,16 +324,27 @@ class TRM(nn.Module):
     # --- inference ---------------------------------------------------------------------
 
     @torch.no_grad()
-    def predict(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self,
+        inputs: torch.Tensor,
+        puzzle_ids: torch.Tensor,
+        n_recursions: int | None = None,
+        n_supervision: int | None = None,
+        start_noise: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """All N_sup supervision steps from scratch, without halting or gradients.
 
+        n_recursions, n_supervision: a T and an N_sup other than the model's own (None: its own).
+        start_noise [B, 2, L, D]: added to the initial y and z, for noisy rollouts of one query.
         Returns the last step's logits [B, H*W, vocab] and halt logits [B], in either mode.
         """
         rope = self.rotary(*inputs.shape[-2:], inputs.device)
         x = self.embed_input(inputs, puzzle_ids)
         y, z = self.initial_state(x.shape[0], x.shape[1])
-        for _ in range(self.config.n_supervision):
-            y, z = self.supervision_step(x, y, z, rope)
+        if start_noise is not None:
+            y, z = y + start_noise[:, 0], z + start_noise[:, 1]
+        for _ in range(n_supervision or self.config.n_supervision):
+            y, z = self.supervision_step(x, y, z, rope, n_recursions)
         return self.heads(y)
 
     # --- the task table ----------------------------------------------------------------

@@ -9,10 +9,12 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from pathlib import Path
 
 from arcsolver.atomic import atomic_write_bytes
 from arcsolver.errors import ArcsolverError, DataError
+from arcsolver.inputs import parse_json, read_json, read_text
 
 # One panel per question a reader asks of a run: (title, ((metrics key, legend label), ...)).
 # A panel is drawn when at least one of its keys occurs; the first key is drawn boldest.
@@ -31,24 +33,21 @@ LOG_SCALE_SPAN = 10  # a loss panel whose values span more than this factor gets
 def read_metrics(path) -> list[dict]:
     """The records of a metrics.jsonl, in file order; raises DataError naming the file and line."""
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(f"{path}: no such file; `arcsolver pretrain` writes one into its run directory")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read: {e}") from None
+    text = read_text(path)
     lines = text.splitlines()
     records = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = parse_json(line)
         except json.JSONDecodeError as e:
             if records and n == len(lines) and not text.endswith("\n"):
                 break  # a live run is writing this line right now
             raise DataError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
-        except (ValueError, RecursionError):  # an integer of thousands of digits; nesting too deep to parse
+        except ValueError:  # an integer of thousands of digits; nesting too deep to parse
             raise DataError(f"{path}: line {n}: not a metrics record (a number or nesting too large to read)") from None
         step = record.get("step") if isinstance(record, dict) else None
         if not isinstance(step, (int, float)) or isinstance(step, bool):
@@ -93,13 +92,13 @@ def _matplotlib():
 def _subtitle(run_dir: Path) -> str:
     """The model and optimiser settings from config.json, or "" where it is missing or unreadable."""
     try:
-        cfg = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        model, optim = cfg["model"], cfg["optim"]
+        cfg = read_json(run_dir / "config.json")
+        model, optim = cfg["model"], cfg["optim"]  # type: ignore[index]
         return (
             f"hidden {model['hidden_size']}, n={model['n_latent_steps']}, T={model['n_recursions']}, "
             f"N_sup={model['n_supervision']}; batch {optim['global_batch_size']}, lr {optim['lr']:g}"
         )
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (ArcsolverError, KeyError, TypeError):
         return ""  # the title is a courtesy; the curves do not depend on it
 
 

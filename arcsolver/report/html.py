@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from arcsolver.atomic import atomic_write_text
-from arcsolver.data.loaders import challenges_path_for, read_challenges, read_json
+from arcsolver.data.loaders import challenges_path_for, read_challenges
 from arcsolver.data.render import ARC_COLOURS
 from arcsolver.data.task import Grid, Task, TaskSet
 from arcsolver.errors import DataError
+from arcsolver.inputs import read_json
 from arcsolver.solve.evaluate import EvaluationResult, read_solutions
 from arcsolver.solve.submission import Submission, parse_submission
 
@@ -111,7 +112,16 @@ def task_section(
             ((attempt_1, row["attempt_1_correct"]), (attempt_2, row["attempt_2_correct"])), 1
         ):
             mark = " &#10003;" if correct else ""
-            figures.append(_figure(attempt, f"attempt {n}{mark}", cell, "hit" if correct else "", answer))
+            source = str(row.get(f"attempt_{n}_source", ""))
+            css = " ".join(
+                c for c in ("hit" if correct else "", "fallback" if source.startswith("fallback") else "") if c
+            )
+            caption = f"attempt {n}{mark}" + (
+                f' <small class="source" title="{escape(source)}">{escape(source.split(";")[0])}</small>'
+                if source
+                else ""
+            )
+            figures.append(_figure(attempt, caption, cell, css, answer))
         figures.append(_figure(answer, "answer", cell, "answer"))
         body.append(f'<div class="row"><h3>test {i}</h3><div class="grids">{"".join(figures)}</div></div>')
     if task is None:
@@ -151,6 +161,19 @@ def evaluation_page(
         ("per-cell accuracy", f"{result.cell_accuracy:.4f}", "attempt_1's right cells"),
         ("tasks solved", f"{result.solved_tasks} of {result.n_tasks}", "every test output right"),
     ]
+    if result.by_source is not None:
+        for kind, what in (("model", "the model's answers"), ("fallback", "fallbacks")):
+            part = result.by_source[kind]
+            scores.append(
+                (
+                    f"pass@2 of {what}",
+                    f"{part['pass@2']:.4f}",
+                    f"{part['test_outputs']} test outputs whose attempt_1 is one; cells {part['cell_accuracy']:.4f}",
+                )
+            )
+        named = checkpoint_names(result.per_test)
+        if named:
+            sources = {**(sources or {}), "checkpoints": "; ".join(named)}
     score_html = "".join(
         f'<div class="score"><b>{v}</b><span>{k}</span><small>{note}</small></div>' for k, v, note in scores
     )
@@ -168,12 +191,24 @@ def evaluation_page(
 <option value="acc">cell accuracy, lowest first</option><option value="-acc">cell accuracy, highest first</option></select></label>
 <label>answer cells from <input id="min-cells" type="number" min="0" value="{min(cells)}" size="4"> to <input id="max-cells" type="number" min="0" value="{max(cells)}" size="4"></label>
 <span id="count">{len(sections)} tasks</span>
-<span class="legend"><i class="key hit"></i>attempt equals the answer <i class="key wrong"></i>cell differs from the answer</span>
+<span class="legend"><i class="key hit"></i>attempt equals the answer <i class="key wrong"></i>cell differs from the answer <i class="key fallback"></i>a fallback, not the model's answer</span>
 </nav>
 <main id="tasks">{"".join(sections)}</main>
 <script>{_JS}</script>
 </body></html>
 """
+
+
+def checkpoint_names(per_test: pd.DataFrame) -> list[str]:
+    """The checkpoints (ckpt-<k>: DIR) that cast votes for the attempts, as the sources columns of
+    the per-test table name them."""
+    names: set[str] = set()
+    for column in ("attempt_1_source", "attempt_2_source"):
+        for source in per_test.get(column, []):
+            for part in str(source).split("; ")[1:]:
+                if part.startswith("ckpt-") and part.endswith(" votes"):
+                    names.add(part.rsplit(" ", 2)[0])
+    return sorted(names)
 
 
 def write_evaluation_page(
@@ -220,6 +255,7 @@ h1{font-size:20px;margin:0 0 10px}
 .key{display:inline-block;width:12px;height:12px;margin:0 4px 0 10px;vertical-align:-2px;border-radius:2px}
 .key.hit{border:3px solid var(--yes)}
 .key.wrong{background:radial-gradient(#fff 0 2px,#000 2.5px) #000}
+.key.fallback{background:repeating-linear-gradient(45deg,#fff 0 3px,#bbb 3px 6px)}
 main{padding:12px 24px 32px;display:flex;flex-direction:column;gap:14px}
 .task{background:var(--card);border-radius:8px;padding:10px 16px;box-shadow:0 1px 2px #0002;border-left:6px solid var(--no)}
 .task.solved{border-left-color:var(--yes)}
@@ -234,6 +270,7 @@ h3{font-size:12px;font-weight:600;color:var(--dim);width:96px;flex:none;margin:4
 .arrow{color:var(--dim)}
 figure{margin:0;padding:3px;border:3px solid transparent;border-radius:4px;display:flex;flex-direction:column;align-items:center}
 figure.hit{border-color:var(--yes)}
+figure.fallback{background:repeating-linear-gradient(45deg,#fff 0 6px,#eee 6px 12px)}
 figure.answer{background:#eef6ee}
 figcaption{font-size:12px;white-space:nowrap}
 figcaption small{margin-left:4px}

@@ -11,7 +11,7 @@ from arcsolver.config import SolveConfig
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.task import Task
 from arcsolver.evaluation.canvas import query_sides
-from arcsolver.evaluation.inference import queries_for, seconds_per_query
+from arcsolver.evaluation.inference import Levers, queries_for, seconds_per_query
 
 INFERENCE_SPARE = 1.25  # adaptation leaves inference its estimate and a quarter more
 MEASURE_SHARE = 0.05  # past its first query, measuring the inference rate takes at most this share of the time left
@@ -45,10 +45,12 @@ class InferencePace:
     """Seconds per query of inference: measured before adaptation, then observed as tasks are
     answered. With it, each task left gets the versions its share of the time left allows
     (at least one, at most the recipe's): a budget that runs short costs versions, spread over
-    every task, rather than whole tasks at the end."""
+    every task, rather than whole tasks at the end. rollouts: the noisy runs each version adds,
+    each a query like the version's own."""
 
-    def __init__(self, per_query: float | None = None):
+    def __init__(self, per_query: float | None = None, rollouts: int = 0):
         self.per_query = per_query
+        self.per_version = 1 + rollouts  # queries per test input and version
         self.queries, self.seconds = 0, 0.0
 
     def observe(self, queries: int, seconds: float) -> None:
@@ -57,6 +59,10 @@ class InferencePace:
         self.seconds += seconds
         self.per_query = self.seconds / max(self.queries, 1)
 
+    def queries_of(self, n_tests: int, n_versions: int) -> int:
+        """The queries a task of n_tests test inputs runs on n_versions versions, rollouts included."""
+        return n_tests * n_versions * self.per_version
+
     def tasks_within(self, tasks: list[Task], deadline: float | None) -> int:
         """How many of tasks, in order, one version per test input each, the time until deadline
         can answer (all of them without a deadline or a measured pace)."""
@@ -64,7 +70,7 @@ class InferencePace:
             return len(tasks)
         left, n = deadline - time.monotonic(), 0
         for task in tasks:
-            left -= self.per_query * len(task.test)
+            left -= self.per_query * self.queries_of(len(task.test), 1)
             if left < 0:
                 break
             n += 1
@@ -78,7 +84,7 @@ class InferencePace:
         share = (
             (deadline - time.monotonic()) / max(tasks_left, 1) / INFERENCE_SPARE
         )  # a quarter spare, as adaptation leaves
-        fits = math.floor(share / (self.per_query * max(n_tests, 1)))
+        fits = math.floor(share / (self.per_query * self.queries_of(max(n_tests, 1), 1)))
         return max(1, min(n_versions, fits))
 
 
@@ -96,6 +102,7 @@ def adaptation_deadline(
         say("the time budget is spent before the model could run: every task keeps its fallback")
         return deadline
     n_versions = min(cfg.data.n_augmentations, cfg.infer.max_versions or cfg.data.n_augmentations)
+    n_versions *= 1 + cfg.infer.rollouts  # each version's rollouts cost what it does
     n_queries = sum(len(t.test) for t in todo) * n_versions
     began = time.monotonic()
     estimate = inference_seconds(model, todo, cfg, canvas, dtype, n_versions, deadline)
@@ -129,7 +136,10 @@ def inference_seconds(
         return length * (3 * width + length)  # per layer: 12 D^2 per token in matrices, 4 L D in attention
 
     largest = max(range(len(probes)), key=lambda k: sides[k])
+    levers = Levers.of(cfg.infer, cfg.run.seed)  # the depth a query runs at
     left = math.inf if deadline is None else deadline - time.monotonic()
     sample = [probes[largest]] * min(cfg.infer.batch_size, 64)
-    per_query = seconds_per_query(model, tasks, sample, canvas, cfg.infer.batch_size, dtype, MEASURE_SHARE * left)
+    per_query = seconds_per_query(
+        model, tasks, sample, canvas, cfg.infer.batch_size, dtype, MEASURE_SHARE * left, levers
+    )
     return per_query * n_versions * sum(cost(side) for side in sides) / cost(sides[largest])

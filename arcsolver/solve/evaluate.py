@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 
 from arcsolver.atomic import atomic_write_text
-from arcsolver.data.loaders import first_of, read_json
+from arcsolver.data.loaders import first_of
 from arcsolver.data.task import Grid, GridError, as_grid
 from arcsolver.errors import DataError, SubmissionRejected
 from arcsolver.evaluation.scoring import mean_scores, output_scores, same_grid, task_scores
+from arcsolver.inputs import read_json
 from arcsolver.solve.submission import coverage_problems, parse_submission
 
 
@@ -27,6 +28,10 @@ class EvaluationResult:
     solved_tasks: int  # tasks whose every test output is solved by one of the two attempts
     per_test: pd.DataFrame  # one row per (task_id, test_index)
     per_task: pd.DataFrame  # one row per task_id: its test outputs and their mean scores
+    # With a sources record beside the submission: the test outputs whose attempt_1 the model
+    # gave, and those whose attempt_1 is a fallback, each with its pass@2 and cell accuracy
+    # (means over those test outputs).
+    by_source: dict[str, dict] | None = None
 
     def summary(self) -> dict:
         """The headline numbers, as plain Python values (for JSON)."""
@@ -36,6 +41,7 @@ class EvaluationResult:
             "cell_accuracy": self.cell_accuracy,
             "tasks": self.n_tasks,
             "solved_tasks": self.solved_tasks,
+            **({"by_source": self.by_source} if self.by_source is not None else {}),
         }
 
     def write_csv(self, path) -> None:
@@ -105,6 +111,7 @@ def evaluate_submission(submission_path, solutions_path) -> EvaluationResult:
     if problems:
         raise SubmissionRejected(source, problems)
 
+    sources = read_sources(submission_path)
     rows, per_task = [], []
     for task_id, answers in solutions.items():
         attempts = [list(pair) for pair in submission[task_id][: len(answers)]]
@@ -120,16 +127,73 @@ def evaluate_submission(submission_path, solutions_path) -> EvaluationResult:
                     "cell_accuracy": scores["cell_accuracy"],
                     "answer_shape": _shape(answer),
                     "attempt_1_shape": _shape(attempt_1),
+                    **(
+                        {
+                            "attempt_1_source": source_of(sources, task_id, i, "attempt_1"),
+                            "attempt_2_source": source_of(sources, task_id, i, "attempt_2"),
+                        }
+                        if sources is not None
+                        else {}
+                    ),
                 }
             )
         per_task.append({"task_id": task_id, "test_outputs": len(answers), **task_scores(attempts, answers)})
     overall = mean_scores(per_task)
+    table = pd.DataFrame(rows)
     return EvaluationResult(
         pass_at_2=overall["pass@2"],
         pass_at_1=overall["pass@1"],
         cell_accuracy=overall["cell_accuracy"],
         n_tasks=overall["tasks"],
         solved_tasks=sum(t["pass@2"] == 1.0 for t in per_task),
-        per_test=pd.DataFrame(rows),
+        per_test=table,
         per_task=pd.DataFrame(per_task),
+        by_source=None if sources is None else scores_by_source(table),
     )
+
+
+def read_sources(submission_path: Path) -> dict | None:
+    """The sources record solve wrote beside a submission (<stem>.sources.json), or None where
+    there is none or it is not one (the scores are then not split by source)."""
+    path = submission_path.with_name(f"{submission_path.stem}.sources{submission_path.suffix}")
+    try:
+        obj = read_json(path)
+    except DataError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def source_of(sources: dict, task_id: str, test_index: int, attempt: str) -> str:
+    """An attempt's source in the record: "fallback: ...", "model" with the votes each checkpoint
+    cast for it ("model; ckpt-0: DIR 5 votes; 2 of them from rollouts"), or "unknown"."""
+    try:
+        record = sources[task_id][test_index][attempt]
+        source = record["source"]
+    except (KeyError, IndexError, TypeError):
+        return "unknown"
+    if not isinstance(source, str):
+        return "unknown"
+    checkpoints = record.get("checkpoints")
+    if source != "model" or not isinstance(checkpoints, dict):
+        return source
+    parts = [source, *(f"{name} {votes} votes" for name, votes in checkpoints.items())]
+    if record.get("rollout_votes"):
+        parts.append(f"{record['rollout_votes']} of them from rollouts")
+    return "; ".join(str(p) for p in parts)
+
+
+def scores_by_source(per_test: pd.DataFrame) -> dict[str, dict]:
+    """pass@2 and cell accuracy of the test outputs whose attempt_1 is the model's, and of those
+    whose attempt_1 is a fallback (means over those test outputs)."""
+    kinds = per_test["attempt_1_source"].map(
+        lambda s: "model" if s.startswith("model") else "fallback" if s.startswith("fallback") else "unknown"
+    )
+    out = {}
+    for kind in ("model", "fallback"):
+        mine = per_test[kinds == kind]
+        out[kind] = {
+            "test_outputs": len(mine),
+            "pass@2": float(mine["solved"].mean()) if len(mine) else 0.0,
+            "cell_accuracy": float(mine["cell_accuracy"].mean()) if len(mine) else 0.0,
+        }
+    return out

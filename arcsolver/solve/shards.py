@@ -23,7 +23,7 @@ from arcsolver.config import SolveConfig
 from arcsolver.console import one_line as escaped
 from arcsolver.solve.budget import budget_left
 from arcsolver.solve.submission import read_for_submission, submission_json, write_submission
-from arcsolver.solve.writer import RANKINGS, side_path
+from arcsolver.solve.writer import RANKINGS, checkpoint_path, fallback_sources, side_path
 
 # The parent's pid, for a shard worker to notice that it has become an orphan.
 PARENT_PID_ENV = "ARCSOLVER_PARENT_PID"
@@ -39,7 +39,7 @@ def visible_gpus() -> int:
 def solve_sharded(
     challenges: Path,
     out: Path,
-    checkpoint: str,
+    checkpoints: list[str],
     recipe: str,
     overrides: list[str],
     workers: int,
@@ -51,17 +51,20 @@ def solve_sharded(
     merge_every_s seconds while they run and once more at the end: a parent killed mid-run
     leaves every task finished so far answered. The workers die with the parent. Returns what
     the workers reported: a worker that failed counts as answering none of its tasks."""
-    _, _, _, fallback = read_for_submission(challenges)
+    _, tasks, _, fallback = read_for_submission(challenges)
     base = submission_json(fallback)
+    # The sources record starts, as the solve's own does, from every task's fallback sources.
+    sources = {tid: fallback_sources(tasks[tid] if tid in tasks else None, fb) for tid, fb in fallback.items()}
+    bases = {side_path(Path(out), "sources"): sources}
     workers = capped_workers(workers, len(base), console)
-    targets = merge_targets(Path(out), workers, cfg.infer.write_all_rankings)
+    targets = merge_targets(Path(out), workers, cfg.infer.write_all_rankings, len(checkpoints))
     shard_files = [part for parts in targets.values() for part in parts]
     for part in shard_files + [report_path(shard_path(Path(out), k)) for k in range(workers)]:
         part.unlink(missing_ok=True)  # an earlier run's shard must not be merged into this one
     with reported_writes(out):  # before any work: nothing is lost by stopping here
-        merge_shards(targets, base)
+        merge_shards(targets, base, bases)
     procs = [
-        start_worker(k, workers, challenges, Path(out), checkpoint, recipe, overrides, cfg) for k in range(workers)
+        start_worker(k, workers, challenges, Path(out), checkpoints, recipe, overrides, cfg) for k in range(workers)
     ]
     seen: dict = {}
     warned = False
@@ -70,7 +73,7 @@ def solve_sharded(
         now = file_stamps(shard_files)
         if now != seen:
             try:
-                merge_shards(targets, base)
+                merge_shards(targets, base, bases)
             except OSError as e:  # a full disk may clear: the next round tries again, the end reports it
                 if not warned:
                     console.print(
@@ -82,7 +85,7 @@ def solve_sharded(
                 continue
             seen = now
     with reported_writes(out, "the file there keeps its last complete merge"):
-        problems = merge_shards(targets, base)[Path(out)]
+        problems = merge_shards(targets, base, bases)[Path(out)]
     for problem in problems:
         console.print(f"[yellow]{escaped(problem)}; its tasks keep their fallbacks", highlight=False, soft_wrap=True)
     report = ShardsReport(tasks=len(base), workers=workers)
@@ -145,21 +148,27 @@ def shard_path(out: Path, k: int) -> Path:
     return side_path(out, f"shard{k}")
 
 
-def merge_targets(out: Path, workers: int, write_all: bool) -> dict[Path, list[Path]]:
-    """Each file the parent writes, and the shard files merged into it."""
+def merge_targets(out: Path, workers: int, write_all: bool, checkpoints: int = 1) -> dict[Path, list[Path]]:
+    """Each file the parent writes, and the shard files merged into it (an ensemble's per
+    checkpoint too)."""
     targets = {out: [shard_path(out, k) for k in range(workers)]}
     if write_all:
         for rule in RANKINGS:
             targets[side_path(out, rule)] = [side_path(shard_path(out, k), rule) for k in range(workers)]
+    if write_all:
+        targets[side_path(out, "sources")] = [side_path(shard_path(out, k), "sources") for k in range(workers)]
+    if checkpoints > 1:
+        for c in range(checkpoints):
+            targets[checkpoint_path(out, c)] = [checkpoint_path(shard_path(out, k), c) for k in range(workers)]
     return targets
 
 
-def merge_shards(targets: dict[Path, list[Path]], base: dict) -> dict[Path, list[str]]:
-    """Write every target: base (the fallbacks) overlaid with its shard files' entries. Returns,
-    per target, a line for each shard file that could not be read."""
+def merge_shards(targets: dict[Path, list[Path]], base: dict, bases: dict | None = None) -> dict[Path, list[str]]:
+    """Write every target: base (the fallbacks; bases[target] where given) overlaid with its shard
+    files' entries. Returns, per target, a line for each shard file that could not be read."""
     problems: dict[Path, list[str]] = {}
     for target, parts in targets.items():
-        merged, problems[target] = dict(base), []
+        merged, problems[target] = dict((bases or {}).get(target, base)), []
         for part in parts:
             try:
                 entries = json.loads(part.read_text())
@@ -199,7 +208,7 @@ def start_worker(
     workers: int,
     challenges: Path,
     out: Path,
-    checkpoint: str,
+    checkpoints: list[str],
     recipe: str,
     overrides: list[str],
     cfg: SolveConfig,
@@ -216,7 +225,14 @@ def start_worker(
     if visible_gpus():
         env["CUDA_VISIBLE_DEVICES"] = str(k)
     cmd = worker_command(
-        k, workers, challenges, shard_path(out, k), str(checkpoint), recipe, overrides, budget_left(cfg, STARTED)
+        k,
+        workers,
+        challenges,
+        shard_path(out, k),
+        [str(c) for c in checkpoints],
+        recipe,
+        overrides,
+        budget_left(cfg, STARTED),
     )
     return subprocess.Popen(cmd, env=env, preexec_fn=parent_death_signal())
 

@@ -1,7 +1,7 @@
 """A shard worker of `arcsolver solve --workers N`, started by shards.py: it solves shard K of N
 (every N-th task of the challenges from the K-th on) into its own files and ends with its parent.
 
-    python -m arcsolver.solve.worker K/N --recipe=R [--time-budget=S] [--set=KEY=VALUE ...] -- CHALLENGES OUT CHECKPOINT
+    python -m arcsolver.solve.worker K/N --recipe=R [--time-budget=S] [--set=KEY=VALUE ...] -- CHALLENGES OUT CHECKPOINT...
 
 The paths come after `--`, so that a path starting with a dash is never read as an option.
 """
@@ -28,7 +28,7 @@ def worker_command(
     n: int,
     challenges: Path,
     out: Path,
-    checkpoint: str,
+    checkpoints: list[str],
     recipe: str,
     overrides: list[str],
     time_budget_s: float | None,
@@ -49,7 +49,7 @@ def worker_command(
         "--",
         str(challenges),
         str(out),
-        checkpoint,
+        *checkpoints,
     ]
 
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("challenges", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("checkpoint")
+    parser.add_argument("checkpoints", nargs="+")
     args = parser.parse_args(argv)
     try:
         shard = parse_shard(args.shard)
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides.append(f"run.time_budget_s={args.time_budget}")
         cfg = load_recipe(SolveConfig, "submit", args.recipe, overrides)
         exit_with_parent()  # an orphan has no one to merge its file
-        report = solve(args.challenges, args.out, args.checkpoint, cfg, console, shard=shard, started=arcsolver.STARTED)
+        report = solve(
+            args.challenges, args.out, args.checkpoints, cfg, console, shard=shard, started=arcsolver.STARTED
+        )
         write_report(args.out, report)
         if report.unwritten:
             raise unwritten_error(report)

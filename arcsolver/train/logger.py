@@ -33,12 +33,17 @@ class Logger:
         time_limit_s: float | None = None,
         console=None,
         trackers=None,
+        flops_per_sample: dict[int, int] | None = None,
+        flops: int = 0,
     ):
         from rich import get_console
 
         self.enabled = d.is_main
         self.d, self.device = d, device
         self.global_batch_size, self.time_limit_s = global_batch_size, time_limit_s
+        # The run's training FLOPs so far (all processes): a step on side s costs
+        # flops_per_sample[s] x the global batch (engine/flops.py).
+        self.flops_per_sample, self.flops = flops_per_sample or {}, flops
         self.window_start, self.window_steps, self.window_cells = time.monotonic(), 0, 0
         self.window = Window()
         self.run_dir = run_dir
@@ -85,6 +90,7 @@ class Logger:
         self.window.add(result)
         self.window_steps += 1
         self.window_cells += result.side * result.side
+        self.flops += self.flops_per_sample.get(result.side, 0) * self.global_batch_size
 
     def record(self, step: int, lr: float) -> dict[str, float]:
         """The record of step in metrics.jsonl and on the bar: the loss and metrics of the steps
@@ -99,7 +105,8 @@ class Logger:
             "lr": lr,
             "samples_per_s": samples_per_s,
             "tokens_per_s": self.window_cells * self.global_batch_size / max(elapsed, 1e-9),
-            "time_s": time.monotonic() - self.started,
+            "time_s": self.elapsed(),
+            "flops": self.flops,
         }
         if self.device.type == "cuda":
             record["gpu_peak_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
@@ -112,6 +119,21 @@ class Logger:
         self.advance(step, total=self.eta_total(step), status=status)
         self.window_start, self.window_steps, self.window_cells = time.monotonic(), 0, 0
         return values
+
+    def elapsed(self) -> float:
+        """Seconds since this process's first step (a resumed run's clock starts again)."""
+        return time.monotonic() - self.started
+
+    def log_evaluation(self, step: int, scores: dict) -> None:
+        """A held-out evaluation's record: its scores, with the step, wall time and FLOPs it came at."""
+        self.log(
+            {
+                "step": step,
+                **{f"heldout_{k}": v for k, v in scores.items()},
+                "time_s": self.elapsed(),
+                "flops": self.flops,
+            }
+        )
 
     def eta_total(self, step: int) -> int | None:
         """Under a time limit the run ends at the step the clock allows: that step, as the total

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import torch
 
+from arcsolver.atomic import reported_writes
 from arcsolver.config import PretrainConfig
 from arcsolver.console import one_line
 from arcsolver.data.stream import build_puzzles, trainable_pairs
+from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
 from arcsolver.engine.distributed import StopVote, barrier, init_distributed, shutdown
+from arcsolver.engine.flops import cumulative_flops, flops_per_sample, format_flops
 from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.optim import warmup_factor
 from arcsolver.engine.trainer import StepResult, Trainer
@@ -64,6 +67,17 @@ class PretrainResult:
     step: int
     scores: dict = field(default_factory=dict)
     signal: int | None = None
+
+
+def resumed_flops(candidates: list, step: int, per_sample: dict[int, int], side_of, batch: int) -> int:
+    """The training FLOPs of a run's first `step` steps: the resumed checkpoint's count, or, for
+    a checkpoint written before FLOPs were counted, the steps' sides replayed (batch k's side is
+    a function of the seed and k)."""
+    for _, state in candidates:
+        count = state.get("flops")
+        if state["step"] == step and isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            return count
+    return cumulative_flops(per_sample, side_of, step, batch)
 
 
 def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=None) -> PretrainResult:
@@ -111,6 +125,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     trainer = Trainer(model, stream, cfg.optim, d, dtype, compiled(model, cfg) if cfg.run.compile else model)
     run = Run(run_dir, cfg, d, device, dtype, model, trainer.ema, trainer.optimizer)
     step, trainer.carries = restore_newest(run, candidates, say) if resume else (0, {})
+    per_sample = flops_per_sample(model, cfg.canvas_sides() or (cfg.model.canvas,))
+    flops = resumed_flops(candidates, step, per_sample, stream.side_of, cfg.optim.global_batch_size)
 
     # Every check has passed: only now is the run directory written.
     if d.is_main:
@@ -146,7 +162,17 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     # The logger's clock, which times the records and the ETA, starts with the first step.
     training_limit_s = cfg.run.time_limit_s - reserve if cfg.run.time_limit_s else None
     logger = Logger(
-        run_dir, total_steps, step, d, device, cfg.optim.global_batch_size, training_limit_s, console, trackers
+        run_dir,
+        total_steps,
+        step,
+        d,
+        device,
+        cfg.optim.global_batch_size,
+        training_limit_s,
+        console,
+        trackers,
+        flops_per_sample=per_sample,
+        flops=flops,
     )
     started = time.monotonic()
     scores: dict = {}
@@ -156,6 +182,13 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
 
     def should_stop(step: int) -> bool:
         nonlocal signum, total_steps
+        # Every process counts the same FLOPs, so all stop at the same step without a vote; a
+        # step that would pass the budget is not taken.
+        next_step = logger.flops + per_sample[stream.side_of(step)] * cfg.optim.global_batch_size
+        if cfg.run.flops and next_step > cfg.run.flops:
+            logger.print(f"compute budget of {format_flops(cfg.run.flops)} reached at step {step}")
+            total_steps = step
+            return True
         # Every process stops at the same step, or one would wait alone at the next collective;
         # the vote arrives a step late under torchrun rather than make every step wait for it.
         time_up = bool(cfg.run.time_limit_s) and time.monotonic() - started > cfg.run.time_limit_s - reserve
@@ -178,12 +211,14 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 raise diverged(run, step, "the loss is not finite")
         logger.tick(step)
         if step % cfg.run.checkpoint_every == 0 and step < total_steps:
-            save_checkpoint(run, step, trainer.carries)
+            save_checkpoint(run, step, trainer.carries, logger.flops)
         if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
             periodic = evaluate_logged(run, puzzles, heldout, logger, step, final=False)
             logger.print(
                 f"step {step}: held-out pass@1 {periodic['pass@1']:.3f} pass@2 {periodic['pass@2']:.3f} "
-                f"cells {periodic['cell_accuracy']:.3f} ({periodic['tasks']} tasks)"
+                f"cells {periodic['cell_accuracy']:.3f} "
+                + (f"loss {periodic['loss']:.4f} " if "loss" in periodic else "")
+                + f"({periodic['tasks']} tasks)"
             )
 
     try:
@@ -201,7 +236,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
 
             # The run's end, its time limit or a signal: checkpoint the step reached.
             logger.finish(step, total_steps)
-            saved = save_checkpoint(run, step, trainer.carries)
+            saved = save_checkpoint(run, step, trainer.carries, logger.flops)
             logger.close()
             if signum is None:  # a signal may also come while the checkpoint is written
                 signum = agreed_signal(stops, d, device)
@@ -215,6 +250,9 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 deadline = started + cfg.run.time_limit_s if cfg.run.time_limit_s else None
                 scores = evaluate_logged(run, puzzles, heldout, logger, step, final=True, deadline=deadline)
                 stops.immediate = False
+                if d.is_main:
+                    with reported_writes(run_dir, "the checkpoint and metrics are intact"):
+                        write_card(run_dir, pretrain_card(run_dir, cfg))
             barrier(d)
     except Interrupted as e:
         logger.print(

@@ -19,6 +19,7 @@ import torch
 
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import build_puzzles, trainable_pairs
+from arcsolver.engine.flops import expected_flops_per_step, flops_per_sample, format_flops
 from arcsolver.engine.memory import (
     GiB,
     activation_bytes_per_sample,
@@ -28,6 +29,7 @@ from arcsolver.engine.memory import (
     micro_batches,
 )
 from arcsolver.errors import ArcsolverError
+from arcsolver.inputs import read_json_lines
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import load_recipe, resumed_settings, setting_values
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
@@ -39,7 +41,7 @@ MiB = 2**20
 # with, or a clock that failed.
 MIN_SAMPLES_PER_S, MAX_SAMPLES_PER_S = 1e-3, 1e9
 # The settings that shape a step's work: a rate measured under others is no rate of this recipe.
-RATE_SETTINGS = ("model.", "data.", "optim.global_batch_size", "run.dtype")
+RATE_SETTINGS = ("model.", "data.", "optim.global_batch_size", "optim.optimizer", "run.dtype")
 
 
 @dataclass(frozen=True)
@@ -69,15 +71,7 @@ def rate_records(metrics: Path) -> list[tuple[int, dict]]:
     a rate that is no measurement (not a positive, finite number within bounds) is refused in one
     line naming its record."""
     records = []
-    try:
-        lines = Path(metrics).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []
-    for number, line in enumerate(lines, start=1):
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
+    for number, _, record in read_json_lines(metrics):  # a line that is not JSON is a ValueError here
         if not isinstance(record, dict) or "samples_per_s" not in record:
             continue
         rate = record["samples_per_s"]
@@ -193,6 +187,7 @@ def plan(
         f"inference {inference / MiB:.1f} MiB, carry {step.carry_per_sample / MiB:.1f} MiB; "
         f"fixed {step.fixed / GiB:.2f} GiB (weights, gradients, Adam, EMA, puzzle table)",
     ]
+    lines.append(compute(cfg, model, stream, total))
     lines.append(time_line(cfg, total, processes, samples_per_s))
     sides = cfg.canvas_sides()
     if sides is not None and len(sides) > 1:
@@ -232,6 +227,23 @@ def time_line(cfg: PretrainConfig, total: int, processes: int, samples_per_s: fl
         f"time: {hours:,.1f} hours for {total} steps of {batch} at the reference rate {reference.samples_per_s:g} "
         f"samples/s measured for this recipe on {reference.hardware}, not on this machine; --rate-from RUN gives yours"
     )
+
+
+def compute(cfg: PretrainConfig, model: TRM, stream, total: int) -> str:
+    """The training FLOPs (forward and backward, all processes) of a step on each canvas side and
+    of the whole run, counted from the model (engine/flops.py)."""
+    sides = cfg.canvas_sides()
+    shares = {cfg.model.canvas: 1.0} if sides is None else dict(zip(stream.sides.tolist(), stream.probabilities))
+    per_sample = flops_per_sample(model, list(shares))
+    batch = cfg.optim.global_batch_size
+    per_step = expected_flops_per_step(per_sample, shares, batch)
+    each = ", ".join(f"{side}: {format_flops(f * batch)}" for side, f in per_sample.items())
+    line = f"compute: {format_flops(per_step)} per step" + (f" (per canvas side {each})" if len(shares) > 1 else "")
+    line += f", about {format_flops(per_step * total)} for the run's {total} steps"
+    if cfg.run.flops:
+        steps = min(total, int(cfg.run.flops // per_step))
+        line += f"; run.flops stops it at {format_flops(cfg.run.flops)}, about step {steps}"
+    return line
 
 
 def sized_micro_batches(model: TRM, dtype, sides, gpu_sizes_gb: list[float], local: int) -> list[str]:

@@ -3,7 +3,6 @@ that `--resume` can read with the same settings, and the run files beside them."
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 from pathlib import Path
@@ -15,9 +14,11 @@ from arcsolver.atomic import atomic_write_json, atomic_write_text, reported_writ
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import Puzzle
 from arcsolver.engine import checkpoint as ckpt
+from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.carry import carries_from_tensors, fresh_carry_like
 from arcsolver.engine.distributed import any_process, barrier
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError, Diverged
+from arcsolver.inputs import parse_json, read_bytes
 from arcsolver.model.trm import Carry
 from arcsolver.recipes import resume_differences, validate
 from arcsolver.train.run import Run
@@ -108,8 +109,9 @@ def apply_snapshot(snap: ckpt.Snapshot, run: Run) -> dict[int, Carry]:
 # --- writing -------------------------------------------------------------------------------
 
 
-def save_checkpoint(run: Run, step: int, carries: dict[int, Carry]) -> Path:
-    """Every process stages its part, then the main process publishes the checkpoint. A write
+def save_checkpoint(run: Run, step: int, carries: dict[int, Carry], flops: int = 0) -> Path:
+    """Every process stages its part, then the main process publishes the checkpoint, its
+    state.json holding the step and the run's training FLOPs up to it. A write
     that fails in any process (a full disk) is one error line in all of them, with the staged
     part removed and the checkpoints already published intact. Weights that are no longer
     finite are never written: the run stops with the last good checkpoint the newest."""
@@ -121,7 +123,12 @@ def save_checkpoint(run: Run, step: int, carries: dict[int, Carry]) -> Path:
         staging = ckpt.staging_dir(run.dir, step)
         ckpt.write_rank_part(staging, d.rank, carries)
         if d.is_main:
-            state = {"step": step, "world_size": d.world_size, "config": run.cfg.model_dump(mode="json")}
+            state = {
+                "step": step,
+                "flops": flops,
+                "world_size": d.world_size,
+                "config": run.cfg.model_dump(mode="json"),
+            }
             ckpt.write_main_part(staging, run.model, run.ema, run.optimizer, state)
     except (OSError, SafetensorError) as e:
         problem = write_problem(e)
@@ -168,6 +175,7 @@ def write_run_files(run_dir: Path, cfg: PretrainConfig, puzzles: list[Puzzle], s
         # For people reading the run: the task version of each puzzle-embedding row; nothing reads it back.
         atomic_write_text(run_dir / "puzzles.txt", "\n".join(p.name for p in puzzles) + "\n")
         trim_metrics(run_dir / "metrics.jsonl", step)
+        write_card(run_dir, pretrain_card(run_dir, cfg))
 
 
 def trim_metrics(path: Path, step: int) -> None:
@@ -175,14 +183,14 @@ def trim_metrics(path: Path, step: int) -> None:
     the resumed run logs again; rewritten atomically, and only where there is something to drop."""
     if not path.exists():
         return
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_bytes(path).decode("utf-8", errors="replace")
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines.pop()  # half a record: the kill came mid-write
 
     def past(line: str) -> bool:
         try:
-            record = json.loads(line)
+            record = parse_json(line)
         except ValueError:
             return False
         return isinstance(record, dict) and isinstance(record.get("step"), (int, float)) and record["step"] > step

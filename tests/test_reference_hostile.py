@@ -1,0 +1,217 @@
+"""import-reference on hostile checkpoints, settings and identifiers: each ends in one line
+naming the file and what is wrong, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import error_line
+from safetensors import SafetensorError
+from typer.testing import CliRunner
+
+from arcsolver.cli import app
+from arcsolver.model.layers import swiglu_width
+
+ROOT = Path(__file__).resolve().parents[1]
+HIDDEN, ROWS = 16, 5
+SETS = ["model.n_heads=2", "model.n_latent_steps=1", "model.n_recursions=1", "model.n_supervision=2"]
+SETS += ["model.puzzle_emb_len=2", "model.canvas=6"]
+
+
+def reference_state(hidden: int = HIDDEN, rows: int = ROWS) -> dict[str, torch.Tensor]:
+    """A one-layer reference TRM's state dict in the reference's names, random weights."""
+    width = swiglu_width(hidden, 4.0)
+    g = torch.Generator().manual_seed(0)
+    shapes = {
+        "embed_tokens.embedding_weight": (12, hidden),
+        "puzzle_emb.weights": (rows, hidden),
+        "H_init": (hidden,),
+        "L_init": (hidden,),
+        "lm_head.weight": (12, hidden),
+        "q_head.weight": (2, hidden),
+        "q_head.bias": (2,),
+        "L_level.layers.0.self_attn.qkv_proj.weight": (3 * hidden, hidden),
+        "L_level.layers.0.self_attn.o_proj.weight": (hidden, hidden),
+        "L_level.layers.0.mlp.gate_up_proj.weight": (2 * width, hidden),
+        "L_level.layers.0.mlp.down_proj.weight": (hidden, width),
+    }
+    return {f"_orig_mod.model.inner.{k}": torch.randn(shape, generator=g) * 0.1 for k, shape in shapes.items()}
+
+
+def saved(tmp_path, state=None, yaml_text: str | None = None) -> Path:
+    directory = tmp_path / "reference"
+    directory.mkdir(exist_ok=True)
+    torch.save(reference_state() if state is None else state, directory / "step_7")
+    if yaml_text is not None:
+        (directory / "all_config.yaml").write_text(yaml_text)
+    return directory / "step_7"
+
+
+def convert(*args, sets=SETS):
+    return CliRunner().invoke(
+        app, ["import-reference", *map(str, args), *[x for s in sets for x in ("--set", s)]], env={"COLUMNS": "300"}
+    )
+
+
+def refused(tmp_path, checkpoint, path, *fragments, extra=()):
+    result = convert(checkpoint, "--out", tmp_path / "run", *extra)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    line = error_line(result.output, path, *fragments)
+    assert not (tmp_path / "run").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    return line
+
+
+def test_a_sound_small_checkpoint_converts(tmp_path):
+    result = convert(saved(tmp_path), "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "checkpoints" / "step_0000007" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    "edit, fragments",
+    [
+        (lambda s: s.update({"embed_tokens.embedding_weight": torch.zeros(12)}), ("embed_tokens.weight", "1 dim")),
+        (lambda s: s.update({"puzzle_emb.weights": torch.zeros(ROWS)}), ("puzzle_emb.weight", "1 dim")),
+        (lambda s: s.update({"puzzle_emb.weights": torch.zeros(0, HIDDEN)}), ("puzzle_emb.weight", "empty")),
+        (lambda s: s.pop("L_level.layers.0.mlp.down_proj.weight"), ("blocks.0.mlp.down.weight", "incomplete")),
+        (lambda s: s.update({"H_init": torch.zeros(HIDDEN, 1)}), ("y_init", "2 dim")),
+        (lambda s: s.update({"lm_head.weight": torch.full((12, HIDDEN), float("nan"))}), ("lm_head", "NaN")),
+        (lambda s: s.update({"lm_head.weight": torch.zeros(12, HIDDEN).to_sparse()}), ("lm_head", "sparse")),
+        (lambda s: s.update({"lm_head.weight": torch.zeros(12, HIDDEN, dtype=torch.int64)}), ("lm_head", "int64")),
+    ],
+    ids=["1d-embedding", "1d-table", "0-row-table", "no-down-projection", "2d-init", "nan", "sparse", "integers"],
+)
+def test_a_malformed_state_dict_is_one_line(tmp_path, edit, fragments):
+    state = {k.removeprefix("_orig_mod.model.inner."): v for k, v in reference_state().items()}
+    edit(state)
+    checkpoint = saved(tmp_path, {f"model.inner.{k}": v for k, v in state.items()})
+    refused(tmp_path, checkpoint, checkpoint, *fragments)
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        (LAUGHS + "arch: {hidden_size: 16}\n", ("alias",)),
+        ("arch:\n  hidden_size: 16\n  x: " + "[" * 200 + "]" * 200 + "\n", ("levels deep",)),
+        ("arch: {hidden_size: 16, L_cycles: four}\n", ("arch.L_cycles", "'four'")),
+        ("arch: {hidden_size: 16, L_cycles: '4'}\n", ("arch.L_cycles", "'4'")),
+        ("arch: {hidden_size: 16, expansion: .inf}\n", ("arch.expansion", "finite")),
+        ("arch: {hidden_size: 16, rope_theta: .nan}\n", ("arch.rope_theta", "finite")),
+        ("arch: {hidden_size: 16, H_cycles: -3}\n", ("arch.H_cycles", "-3")),
+        ("arch: {hidden_size: 16, num_heads: true}\n", ("arch.num_heads",)),
+        ("arch: {hidden_size: 1e400}\n", ("arch.hidden_size",)),
+        ("arch: [1, 2]\n", ("no arch: block",)),
+        ("arch: {hidden_size: 16\n", ("YAML",)),
+    ],
+    ids=["billion-laughs", "deep", "string", "quoted", "inf", "nan", "negative", "bool", "huge", "list", "broken"],
+)
+def test_a_hostile_settings_file_is_one_line(tmp_path, text, fragments):
+    checkpoint = saved(tmp_path, yaml_text=text)
+    refused(tmp_path, checkpoint, checkpoint.parent / "all_config.yaml", *fragments)
+
+
+def test_a_settings_file_that_is_not_a_regular_file_is_one_line(tmp_path):
+    checkpoint = saved(tmp_path)
+    os.mkfifo(checkpoint.parent / "all_config.yaml")
+    refused(tmp_path, checkpoint, checkpoint.parent / "all_config.yaml", "not a regular file")
+
+
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("a\nb", "row 2"),
+        ("a\x1b[31mb", "row 2"),
+        ("../../etc", "row 2"),
+        ("a\\b", "row 2"),
+        ("", "row 2"),
+        (3, "row 2"),
+    ],
+    ids=["newline", "escape", "slash", "backslash", "empty", "number"],
+)
+def test_identifiers_that_are_not_names_are_refused(tmp_path, name, fragment):
+    names = tmp_path / "identifiers.json"
+    names.write_text(json.dumps(["<blank>", "t1", name, "t3", "t4"]))
+    refused(tmp_path, saved(tmp_path), names, fragment, "identifiers.json", extra=("--identifiers", names))
+
+
+def test_identifiers_nested_too_deep_or_not_a_file_are_one_line(tmp_path):
+    names = tmp_path / "identifiers.json"
+    names.write_text("[" * 100_000 + "]" * 100_000)
+    refused(tmp_path, saved(tmp_path), names, "nested", extra=("--identifiers", names))
+    names.unlink()
+    os.mkfifo(names)
+    refused(tmp_path, saved(tmp_path), names, "not a regular file", extra=("--identifiers", names))
+
+
+@pytest.mark.parametrize("what", ["weights", "state"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, what):
+    import arcsolver.engine.reference_checkpoint as rc
+
+    def full_safetensors(*args, **kwargs):  # what safetensors raises when the device is full
+        raise SafetensorError('Error while serializing: I/O error: No space left on device (os error 28) at path "x"')
+
+    real_write_text = Path.write_text
+
+    def full_write_text(self, *args, **kwargs):
+        if self.name == "state.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real_write_text(self, *args, **kwargs)
+
+    if what == "weights":
+        monkeypatch.setattr(rc, "save_file", full_safetensors)
+    else:
+        monkeypatch.setattr(Path, "write_text", full_write_text)
+    refused(tmp_path, saved(tmp_path), tmp_path / "run", "No space left on device", "nothing was left")
+
+
+SLOW_IMPORT = """
+import sys, time
+import arcsolver.engine.reference_checkpoint as rc
+real = rc.save_file
+def slow(*args, **kwargs):
+    real(*args, **kwargs)
+    print("staged", flush=True)
+    time.sleep(60)
+rc.save_file = slow
+from arcsolver.cli import app
+sys.argv = ["arcsolver", *sys.argv[1:]]
+app()
+"""
+
+
+def test_sigterm_during_import_leaves_no_temporary_files(tmp_path):
+    checkpoint = saved(tmp_path)
+    args = [
+        "import-reference",
+        str(checkpoint),
+        "--out",
+        str(tmp_path / "run"),
+        *[x for s in SETS for x in ("--set", s)],
+    ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="300")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_IMPORT, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    assert proc.stdout.readline().strip() == "staged"  # the weights are written into the staging directory
+    assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, output
+    error_line(output, tmp_path / "run", "SIGTERM", "nothing was left")
+    assert "Traceback" not in output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference"]
