@@ -24,11 +24,11 @@ def slowed_after(monkeypatch, calls: int, seconds: float) -> None:
     inference turns slow mid-run."""
     real, seen = TRM.predict, [0]
 
-    def predict(self, inputs, puzzle_ids):
+    def predict(self, inputs, puzzle_ids, *levers):
         seen[0] += 1
         if seen[0] > calls:
             time.sleep(seconds)
-        return real(self, inputs, puzzle_ids)
+        return real(self, inputs, puzzle_ids, *levers)
 
     monkeypatch.setattr(TRM, "predict", predict)
 
