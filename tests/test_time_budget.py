@@ -79,6 +79,39 @@ def test_measuring_the_inference_rate_is_bounded_and_said(tiny_run, tmp_path, mo
     assert took < 10.0 and report.solved_by_model == 1, log
 
 
+def test_each_checkpoint_of_an_ensemble_holds_its_share_of_the_time_as_a_deadline(tiny_run, tmp_path, monkeypatch):
+    # A task's 8 versions take 9.6 s once slowed, more than the whole 8 s the deadline leaves.
+    # Cut at its share (about half), the first checkpoint leaves the second the rest, in which
+    # it answers on one version a task; cut only at the solve's deadline, the first would take
+    # it all and the second would answer nothing.
+    slowed_after(monkeypatch, 1, 1.2)
+    challenges = tmp_path / "c.json"
+    write_challenges(challenges, small_tasks(2))
+    log = io.StringIO()
+    began = time.monotonic()
+    cfg = quick(*SLOW, "run.time_budget_s=10", "run.safety_margin_s=2")
+    report = solver.solve(
+        challenges, tmp_path / "s.json", [str(tiny_run)] * 2, cfg, Console(file=log, width=300), started=began
+    )
+    took = time.monotonic() - began
+    assert took < 10.0, (took, log.getvalue())
+    # The second checkpoint ran: it measured its pace and answered with what time was left.
+    assert log.getvalue().count("inference estimate") == 2 and report.solved_by_model >= 1, log.getvalue()
+    assert set(json.loads((tmp_path / "s.json").read_text())) == {t.id for t in small_tasks(2)}
+
+
+def test_rollouts_count_as_queries_of_their_own_in_the_pace():
+    one_test = [t for t in small_tasks(20) if len(t.test) == 1][:5]
+    plain, noisy = InferencePace(0.1), InferencePace(0.1, rollouts=2)  # a version and its 2 rollouts: 3 queries
+    assert noisy.queries_of(2, 4) == 24 and plain.queries_of(2, 4) == 8
+    deadline = time.monotonic() + 1.55  # 1.24 s planned for one task: 12 queries
+    assert plain.versions_for(1, 8, 1, deadline) == 8
+    assert noisy.versions_for(1, 8, 1, deadline) == 4
+    deadline = time.monotonic() + 0.95
+    assert len(one_test) == 5 and plain.tasks_within(one_test, deadline) == 5  # 0.1 s a task
+    assert noisy.tasks_within(one_test, deadline) == 3  # 0.3 s a task
+
+
 def test_a_margin_past_half_the_budget_keeps_half(monkeypatch):
     cfg = quick("run.time_budget_s=30")  # the default margin is 60 s
     assert safety_margin(cfg) == 15.0
