@@ -23,6 +23,9 @@ MAX_SECONDS = 10**8  # three years
 MAX_BATCH = 1 << 20
 MAX_VERSIONS = 100_000  # augmented versions of a task (8 symmetries x 9! colour orders bound them anyway)
 MAX_THREADS = 1024  # CPU threads or worker processes; far past it torch's thread pool crashes
+# The largest float32 (torch.finfo(torch.float32).max): a rate or factor the optimiser applies to
+# float32 weights must be one, or torch refuses it mid-step ("cannot be converted ... overflow").
+FLOAT32_MAX = 3.4028234663852886e38
 MAX_FLOPS = 1e24  # ten thousand times the paper's ARC-AGI-1 run (about 1e20 FLOPs)
 
 
@@ -127,13 +130,19 @@ class OptimConfig(_Section):
         "auto",
         description="Samples per forward/backward within a process; gradients accumulate up to the batch. auto: measured on CUDA to fill the GPU, the whole local batch on a CPU.",
     )
-    lr: float = Field(1e-4, gt=0, description="learning rate of the network (after warm-up)")
+    lr: float = Field(1e-4, gt=0, le=FLOAT32_MAX, description="learning rate of the network (after warm-up)")
     betas: tuple[Beta, Beta] = Field((0.9, 0.95), description="Adam's moment decay rates")
-    weight_decay: float = Field(0.1, ge=0, description="decoupled weight decay of the network")
+    weight_decay: float = Field(0.1, ge=0, le=FLOAT32_MAX, description="decoupled weight decay of the network")
     warmup_steps: int = Field(2000, ge=0, le=MAX_STEPS, description="linear learning-rate warm-up from 0")
-    grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this (None: no clipping)")
-    puzzle_emb_lr: float = Field(1e-2, gt=0, description="sign-SGD learning rate of the puzzle-embedding rows")
-    puzzle_emb_weight_decay: float = Field(0.1, ge=0, description="decoupled weight decay of the puzzle-embedding rows")
+    grad_clip: float | None = Field(
+        None, gt=0, le=FLOAT32_MAX, description="clip the global gradient norm to this (None: no clipping)"
+    )
+    puzzle_emb_lr: float = Field(
+        1e-2, gt=0, le=FLOAT32_MAX, description="sign-SGD learning rate of the puzzle-embedding rows"
+    )
+    puzzle_emb_weight_decay: float = Field(
+        0.1, ge=0, le=FLOAT32_MAX, description="decoupled weight decay of the puzzle-embedding rows"
+    )
     ema_rate: float | None = Field(0.999, gt=0, lt=1, description="None: evaluate the raw weights")
 
 

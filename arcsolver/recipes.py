@@ -199,7 +199,19 @@ def validate(model: type[C], settings: dict, source: str, overrides: list[str] =
         hint = closest_setting(where, setting_fields(model)) if first["type"] == "extra_forbidden" else ""
         got = f" (got {reprlib.repr(first['input'])})" if item is not None else ""
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {where or '(top level)'}: {first['msg']}{got}{hint}{more}") from None
+        raise ConfigError(f"{source}: {where or '(top level)'}: {_message(first)}{got}{hint}{more}") from None
+
+
+_BOUND_WORDS = {"greater_than": "greater than", "greater_than_equal": "greater than or equal to"}
+_BOUND_WORDS |= {"less_than": "less than", "less_than_equal": "less than or equal to"}
+
+
+def _message(error) -> str:
+    """pydantic's message, with a float bound in a reader's digits (3.40282e+38, not 39 of them)."""
+    bound = next(iter((error.get("ctx") or {}).values()), None)
+    if error["type"] in _BOUND_WORDS and isinstance(bound, float):
+        return f"Input should be {_BOUND_WORDS[error['type']]} {bound:.6g}"
+    return error["msg"]
 
 
 def type_name(annotation) -> str:
@@ -221,9 +233,14 @@ def type_name(annotation) -> str:
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 
 
+def _bound(value) -> str:
+    """A bound as a reader writes it: 3.40282e+38, not its 17 digits."""
+    return f"{value:.6g}" if isinstance(value, float) and abs(value) >= 1e16 else str(value)
+
+
 def _bounds(info: FieldInfo) -> str:
     """' >= 1, < 2' from a field's constraints."""
-    parts = [f"{sign} {getattr(c, attr)}" for c in info.metadata for attr, sign in _BOUNDS if hasattr(c, attr)]
+    parts = [f"{sign} {_bound(getattr(c, attr))}" for c in info.metadata for attr, sign in _BOUNDS if hasattr(c, attr)]
     return f" ({', '.join(parts)})" if parts else ""
 
 

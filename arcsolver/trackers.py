@@ -8,27 +8,66 @@ WANDB_MODE says otherwise or WANDB_API_KEY is set: a run never needs an account 
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from arcsolver.errors import ConfigError
+from arcsolver.errors import ArcsolverError, ConfigError
 
 # Each tracker's importable package, and the one `pip install` names.
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+# What each tracker needs of its package: (module, attribute) pairs, imported at the check.
+NEEDS = {
+    "tensorboard": (("torch.utils.tensorboard", "SummaryWriter"),),
+    "wandb": (("wandb", "init"), ("wandb", "finish")),
+}
 
 
-def check_trackers(names: Iterable[str]) -> None:
-    """Raise ConfigError naming the package and its pip command if a tracker's package is missing;
-    called before any data is read, so that a run fails at once rather than after its set-up."""
-    for name in names:
+def check_trackers(names: Iterable[str], directory: Path | None = None) -> None:
+    """Raise ConfigError naming the package and its pip command if a tracker's package is missing
+    or broken, and ArcsolverError naming the path if the tracker's directory under `directory`
+    cannot be written; called before any data is read, so that a run fails at once rather than
+    after its set-up (or at its end, when the trackers close)."""
+    for name in dict.fromkeys(names):
         package = PACKAGES[name]
         if importlib.util.find_spec(package) is None:
             raise ConfigError(
                 f"run.trackers includes {name}, whose package is not installed: "
                 f"pip install {package} (or pip install 'arcsolver[{name}]')"
             )
+        for module, attribute in NEEDS[name]:
+            try:
+                usable = callable(getattr(importlib.import_module(module), attribute, None))
+                problem = f"it has no {module}.{attribute}"
+            except Exception as e:  # a broken install fails in any way its code does
+                usable, problem = False, f"importing {module} fails ({type(e).__name__}: {e})"
+            if not usable:
+                raise ConfigError(
+                    f"run.trackers: the package of {name} is broken: {problem}; "
+                    f"reinstall it: pip install --force-reinstall {package}"
+                )
+        if directory is not None:
+            check_writable_directory(Path(directory) / name)
+
+
+def check_writable_directory(path: Path) -> None:
+    """Refuse, in one line naming it, a directory to be written that is not one (a file stands
+    there or above it) or that cannot be written (read-only): it need not exist yet, but then its
+    nearest existing parent must be a directory that can be written."""
+    existing = path
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ArcsolverError(
+            f"{existing}: not a directory, where the tracker's directory {path} goes; move it away or choose another --out"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ArcsolverError(
+            f"{existing}: cannot write in it (read-only), where the tracker's directory {path} goes; "
+            "make it writable or choose another --out"
+        )
 
 
 def wandb_mode() -> str:
@@ -45,9 +84,18 @@ class Trackers:
 
     def __init__(self, names: Iterable[str], directory: Path, name: str, config: dict | None = None):
         names = list(dict.fromkeys(names))
-        check_trackers(names)
-        self.tensorboard = self.wandb = None
         directory = Path(directory)
+        check_trackers(names, directory)
+        self.tensorboard = self.wandb = None
+        try:
+            self._open(names, directory, name, config)
+        except OSError as e:  # the directory changed since the check
+            self.close()
+            raise ArcsolverError(
+                f"{e.filename or directory}: cannot write the trackers' files ({e.strerror or e})"
+            ) from None
+
+    def _open(self, names: list[str], directory: Path, name: str, config: dict | None) -> None:
         if "tensorboard" in names:
             from torch.utils.tensorboard import SummaryWriter
 

@@ -2,7 +2,7 @@ import inspect
 import json
 import re
 
-from conftest import TINY, error_line
+from conftest import TINY, error_line, tiny_config
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -152,7 +152,7 @@ def test_settings_lists_every_setting_with_its_default_and_type():
     for key in setting_fields(PretrainConfig):
         assert f" {key} " in result.output, key
     line = next(line for line in result.output.splitlines() if " optim.lr " in line)
-    assert "0.0001" in line and "float (> 0)" in line
+    assert "0.0001" in line and "float (> 0, <= 3.40282e+38)" in line
     assert "pretrain settings: defaults" in result.output
 
 
@@ -203,6 +203,7 @@ def test_plan_is_a_command_and_pretrain_plan_its_alias():
 def test_plan_gives_the_runs_hours_from_a_measured_rate(tmp_path):
     tiny = [x for item in [*TINY, "run.steps=36000"] for x in ("--set", item)]
     records = [{"step": 10 * k, "samples_per_s": rate} for k, rate in enumerate([5.0, 80.0, 100.0, 90.0], 1)]
+    (tmp_path / "config.json").write_text(tiny_config("run.steps=10").model_dump_json())  # a short run of it
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     result = runner.invoke(app, ["plan", *tiny, "--rate-from", str(tmp_path), "--processes", "2"])
     assert result.exit_code == 0, result.output
@@ -214,8 +215,6 @@ def test_plan_gives_the_runs_hours_from_a_measured_rate(tmp_path):
 
 
 def test_plan_says_what_it_is_doing_before_it_builds_the_task_versions(monkeypatch):
-    from conftest import tiny_config
-
     from arcsolver.train import plan as plan_module
 
     said: list[str] = []
@@ -254,7 +253,7 @@ def test_settings_read_in_80_columns_one_setting_a_line_its_meaning_below():
         lines = output.splitlines()
         assert all(len(line.rstrip()) <= 80 for line in lines), output
         at = next(i for i, line in enumerate(lines) if line.startswith("optim.lr = "))
-        assert "float (> 0)" in lines[at] and lines[at + 1].startswith("    learning rate")
+        assert "float (> 0, <= 3.40282e+38)" in lines[at] and lines[at + 1].startswith("    learning rate")
 
 
 def test_every_help_screen_reads_in_80_columns():

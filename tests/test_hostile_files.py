@@ -11,7 +11,7 @@ import tempfile
 from contextlib import contextmanager
 
 import pytest
-from conftest import TINY
+from conftest import TINY, tiny_config
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -145,6 +145,7 @@ def test_resume_trims_metrics_that_are_not_a_regular_file_in_one_line(run):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_plan_refuses_rate_metrics_that_are_not_a_regular_file(tmp_path, kind):
+    (tmp_path / "config.json").write_text(tiny_config("run.steps=10").model_dump_json())  # a run of this recipe
     replace(tmp_path / "metrics.jsonl", kind)
     tiny = [x for s in TINY for x in ("--set", s)]
     refused(invoke("plan", *tiny, "--rate-from", tmp_path), tmp_path / "metrics.jsonl", "not a regular file")
@@ -154,6 +155,7 @@ def test_plan_reads_rate_metrics_with_a_line_nested_too_deep(tmp_path):
     records = [{"step": 10 * k, "samples_per_s": rate} for k, rate in enumerate([5.0, 80.0, 100.0], 1)]
     lines = [json.dumps(r) for r in records] + ["[" * 100_000 + "]" * 100_000]
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "config.json").write_text(tiny_config("run.steps=10").model_dump_json())  # a run of this recipe
     tiny = [x for s in [*TINY, "run.steps=36000"] for x in ("--set", s)]
     result = invoke("plan", *tiny, "--rate-from", tmp_path)
     assert result.exit_code == 0 and "at the measured 90 samples/s" in result.output, result.output

@@ -99,13 +99,13 @@ def test_signals_while_a_checkpoint_is_written_do_not_cut_it_short(tmp_path, mon
 
 
 def test_a_signal_during_the_final_evaluation_ends_it_with_the_checkpoint_kept(tmp_path, monkeypatch):
-    real = heldout.predict
+    real = heldout.predict_with_answer_loss
 
     def predict(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(heldout, "predict", predict)
+    monkeypatch.setattr(heldout, "predict_with_answer_loss", predict)
     run = tmp_path / "run"
     log = io.StringIO()
     result = pretrain(tiny_config("run.steps=2"), run, console=Console(file=log, width=300))

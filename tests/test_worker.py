@@ -1,6 +1,7 @@
 """The shard worker's entry point (arcsolver/solve/worker.py): its command line, read back."""
 
 import sys
+import time
 
 import pytest
 
@@ -19,8 +20,9 @@ def test_the_command_reads_back_with_paths_after_the_options(tmp_path, monkeypat
         worker, "load_recipe", lambda model, stage, recipe, overrides: seen.update(recipe=recipe, overrides=overrides)
     )
 
-    def solve(challenges, out, checkpoint, cfg, console, shard):
+    def solve(challenges, out, checkpoint, cfg, console, shard, started):
         seen.update(challenges=challenges, out=out, checkpoint=checkpoint, shard=shard)
+        assert started <= time.monotonic()  # the budget counts from the worker's start
         raise ArcsolverError("stop here")
 
     monkeypatch.setattr(worker, "solve", solve)

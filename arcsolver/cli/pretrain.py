@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import typer
 
 from arcsolver.console import console, one_line, user_errors
 from arcsolver.errors import ArcsolverError
+
+MAX_GPU_GB = 100_000  # run.gpu_memory_gb's bound
 
 
 @user_errors
@@ -54,9 +58,13 @@ def pretrain(
                 )
             cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", set_)
         refuse_run_outputs(run_dir, recipe, cfg)
-        result = run_pretrain(cfg, run_dir, resume=resume, console=console)
-    if result.signal is not None:
-        raise typer.Exit(128 + result.signal)
+        with signals_end_quietly():
+            result = run_pretrain(cfg, run_dir, resume=resume, console=console)
+            if result.signal is not None:
+                # On its way out: a later Ctrl-C (a second press) must not print a traceback.
+                for signum in QUIET_SIGNALS:
+                    signal.signal(signum, signal.SIG_IGN)
+                raise typer.Exit(128 + result.signal)
     if result.scores:
         scores = result.scores
         console.print(
@@ -67,6 +75,30 @@ def pretrain(
             highlight=False,
             soft_wrap=True,
         )
+
+
+QUIET_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def signals_end_quietly():
+    """Ctrl-C or SIGTERM where the training loop does not handle them (set-up, and the moments
+    between its end and the process's) end the process with 128 + the signal, without a
+    traceback. The loop's own handling (stop after the step, checkpoint) comes inside this."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def end(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {signum: signal.signal(signum, end) for signum in QUIET_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is end:
+                signal.signal(signum, handler)
 
 
 def refuse_run_outputs(run_dir: Path, recipe: str | None, cfg) -> None:
@@ -156,21 +188,27 @@ def print_plan(
     recipe: str | None, overrides: list[str], gpu_memory: list[float], processes: int, rate_from: Path | None = None
 ) -> None:
     """The lines of `arcsolver plan` (and of `pretrain --plan`, its old name)."""
+    import math
+
     from arcsolver.config import PretrainConfig
     from arcsolver.recipes import load_recipe
-    from arcsolver.train.plan import plan, steady_samples_per_s
+    from arcsolver.train.plan import measured_rate, plan
 
     if processes < 1:
         raise ArcsolverError(f"--processes {processes}: give 1 or more")
-    rate = None
-    if rate_from is not None:
-        rate = steady_samples_per_s(Path(rate_from) / "metrics.jsonl")
-        if rate is None:
+    for gb in gpu_memory:
+        if not (math.isfinite(gb) and 0 < gb <= MAX_GPU_GB):
             raise ArcsolverError(
-                f"--rate-from {rate_from}: no steady rate in its metrics.jsonl (it needs two progress records "
-                "or more): train it for longer, or lower run.log_every"
+                f"--gpu-memory {gb}: not a GPU size; give its memory in GB, above 0 and at most {MAX_GPU_GB:,}"
             )
     cfg = load_recipe(PretrainConfig, "pretrain", recipe or "cpu-small", overrides)
+    batch = cfg.optim.global_batch_size
+    if processes > batch or batch % processes:
+        raise ArcsolverError(
+            f"--processes {processes}: optim.global_batch_size {batch} does not split over them; "
+            f"give a divisor of {batch}"
+        )
+    rate = measured_rate(Path(rate_from), cfg) if rate_from is not None else None
     # What it is doing, while it does it (dim), then the plan.
     say = lambda text: console.print(f"[dim]{one_line(text)}", highlight=False)  # noqa: E731
     for line in plan(cfg, gpu_memory, processes, say, rate):

@@ -28,7 +28,7 @@ def import_reference(
     concept: Path = typer.Option(
         None,
         help="ConceptARC, for --identifiers arc1concept|arc2concept: a clone of its repository, or a challenges "
-        "file of its tasks (the reference's kaggle/combined/arc-agi_concept_challenges.json).",
+        "file of its tasks (arc-agi_concept_challenges.json in the reference's kaggle/combined folder).",
     ),
     set_: list[str] = typer.Option(
         [], "--set", help="Set what the checkpoint does not say: --set model.n_latent_steps=6 (repeatable)."

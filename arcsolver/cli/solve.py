@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+import arcsolver
 from arcsolver.console import console, err_console, one_line, user_errors
 from arcsolver.errors import ArcsolverError
 
@@ -65,7 +66,7 @@ def solve(
                 raise typer.Exit(1)
             console.print(line, highlight=False, soft_wrap=True)
             return
-        report = run_solve(challenges, out, checkpoints, cfg, console)
+        report = run_solve(challenges, out, checkpoints, cfg, console, started=arcsolver.STARTED)
     if report.unwritten:
         raise unwritten_error(report)
     console.print(one_line(summary_line(out, report)), highlight=False, soft_wrap=True)

@@ -149,8 +149,13 @@ def read_challenges(path, solutions=None) -> tuple[TaskSet, list[Problem]]:
 def read_challenges_only(path) -> tuple[TaskSet, list[Problem]]:
     """Read a challenges file leniently, ignoring any solutions beside it (solving hidden tasks:
     a problem in a solutions file must not cost a task its attempts)."""
+    return parse_challenges_only(read_json(Path(path)), path)
+
+
+def parse_challenges_only(obj, path) -> tuple[TaskSet, list[Problem]]:
+    """read_challenges_only of a challenges file's JSON already read (obj), read from path."""
     path = Path(path)
-    return _parse_task_map(read_json(path), str(path), None, "", _set_name(path))
+    return _parse_task_map(obj, str(path), None, "", _set_name(path))
 
 
 def _set_name(path: Path) -> str:

@@ -14,6 +14,7 @@ leaves only complete checkpoints. Nothing here unpickles: loading never runs sto
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -256,7 +257,14 @@ def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, wor
         if bad := non_finite(tensors):
             raise CheckpointError(f"{ckpt / name}.safetensors: {len(bad)} tensors hold inf or NaN (a diverged run)")
     opt_path = ckpt / "optimizer.safetensors"
-    opt_state = _optimizer_state_dict(optimizer, load_tensors(opt_path), state["optimizer"], opt_path)
+    opt_tensors = load_tensors(opt_path)
+    # Moments of inf or NaN make the first step's update inf or NaN: as dead as such weights.
+    bad = non_finite(opt_tensors) + [
+        k for k, v in state["optimizer"]["scalars"].items() if isinstance(v, float) and not math.isfinite(v)
+    ]
+    if bad:
+        raise CheckpointError(f"{opt_path}: {len(bad)} optimiser moments hold inf or NaN ({bad[0]}; a diverged run)")
+    opt_state = _optimizer_state_dict(optimizer, opt_tensors, state["optimizer"], opt_path)
     carry = None
     part = ckpt / f"carry_rank{rank}.safetensors"
     if state["world_size"] == world_size and part.exists():
@@ -270,6 +278,8 @@ def read_snapshot(ckpt: Path, state: dict, model, ema, optimizer, rank: int, wor
                 raise CheckpointError(f"{part}: not a carry of this run (a {side}x{side} canvas)")
             expected |= on_side(side, carry_like(side))
         _check_like(tensors, expected, part, "a carry of this run")
+        if bad := non_finite(tensors):
+            raise CheckpointError(f"{part}: {len(bad)} carried tensors hold inf or NaN ({bad[0]}; a diverged run)")
         if tensors["torch_rng"].dtype != torch.uint8:
             raise CheckpointError(
                 f"{part}: not a carry of this run (torch_rng is {tensors['torch_rng'].dtype}, not uint8)"

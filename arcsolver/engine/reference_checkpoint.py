@@ -223,7 +223,7 @@ def read_reference_arch(path: Path) -> dict[str, Any]:
             f"{path}: reading it needs PyYAML (pip install 'arcsolver[reference]'); or move it away and give the "
             "settings with --set"
         ) from None
-    check_input_file(path)
+    check_input_file(path, ConfigError)
     if path.stat().st_size > MAX_SETTINGS_BYTES:
         raise ConfigError(f"{path}: over {MAX_SETTINGS_BYTES >> 20} MB, not the reference's all_config.yaml")
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,10 @@ from arcsolver.data.task import Grid, Task
 from arcsolver.evaluation.canvas import query_sides
 from arcsolver.evaluation.voting import Candidate, vote
 from arcsolver.model.loss import stablemax_cross_entropy, stablemax_log_probs
+
+
+class DeadlineReached(Exception):
+    """The deadline passed before a batch of queries: the answers so far are not all there is."""
 
 
 @dataclass(frozen=True)
@@ -97,13 +102,15 @@ def predict(
     batch_size: int,
     dtype=None,
     levers: Levers = Levers(),
+    deadline: float | None = None,
 ) -> list[tuple[Grid | None, float]]:
     """(predicted grid in the task's own frame, halt logit) for every query, in order.
 
     canvas: one fixed side for every query, or the sides of a grid-sized layout (then queries
     run in batches of one side each; see query_sides). levers: the depth and the rollouts' noise.
+    deadline: a monotonic time checked before every batch; DeadlineReached once it has passed.
     """
-    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers, keep_log_probs=False)[0]
+    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers, False, deadline=deadline)[0]
 
 
 @dataclass
@@ -148,16 +155,45 @@ def predict_with_log_probs(
     batch_size: int,
     dtype=None,
     levers: Levers = Levers(),
+    deadline: float | None = None,
 ) -> tuple[list[tuple[Grid | None, float]], list[torch.Tensor]]:
     """predict's answers, and each query's log-probabilities [side*side, vocab] (bf16, on CPU),
     from which `likelihoods` scores any candidate without another forward pass."""
-    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers, keep_log_probs=True)
+    return _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers, True, deadline=deadline)
+
+
+def seconds_per_query(
+    model,
+    tasks: dict[str, Task],
+    sample: list[Query],
+    canvas,
+    batch_size: int,
+    dtype,
+    most_s: float,
+    levers: Levers = Levers(),
+) -> float:
+    """Seconds a query takes: the first of sample run alone, then all of sample in batches where
+    that would take under most_s seconds at the first one's pace (a batch runs faster per query).
+    A bounded measurement: a slow model costs one query. No random generator moves."""
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        began = time.monotonic()
+        predict(model, tasks, sample[:1], canvas, 1, dtype, levers)
+        per_query = time.monotonic() - began
+        if len(sample) > 1 and per_query * len(sample) <= most_s:
+            began = time.monotonic()
+            predict(model, tasks, sample, canvas, batch_size, dtype, levers)
+            per_query = (time.monotonic() - began) / len(sample)
+    return per_query
 
 
 @torch.no_grad()
-def _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers: Levers, keep_log_probs: bool, loss=None):
+def _run_queries(
+    model, tasks, queries, canvas, batch_size, dtype, levers: Levers, keep_log_probs: bool, loss=None, deadline=None
+):
     """The forward passes behind predict, predict_with_log_probs and predict_with_answer_loss
-    (which passes an AnswerLoss to add to), one canvas side at a time."""
+    (which passes an AnswerLoss to add to), one canvas side at a time; DeadlineReached where
+    deadline (a monotonic time) passes before a batch."""
     device = next(model.parameters()).device
     sides = query_sides(tasks, queries, canvas)
     results: list = [None] * len(queries)
@@ -165,6 +201,8 @@ def _run_queries(model, tasks, queries, canvas, batch_size, dtype, levers: Lever
     for side in sorted(set(sides)):
         mine = [k for k, s in enumerate(sides) if s == side]
         for start in range(0, len(mine), batch_size):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineReached(f"{len(queries) - sum(r is not None for r in results)} queries not run")
             chunk = mine[start : start + batch_size]
             boards = np.stack(
                 [

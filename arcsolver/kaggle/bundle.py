@@ -21,15 +21,19 @@ Python, and `kaggle check` verifies the same closure from the bundle alone.
 from __future__ import annotations
 
 import email.parser
+import glob
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +43,7 @@ import arcsolver
 from arcsolver.atomic import atomic_write_text
 from arcsolver.errors import ArcsolverError, CheckpointError
 from arcsolver.inputs import check_regular_file
+from arcsolver.locks import Lock
 
 MANIFEST = "manifest.json"
 WHEELS = "wheels"
@@ -351,6 +356,43 @@ def file_entries(root: Path) -> list[FileEntry]:
     ]
 
 
+def refuse_occupied(out: Path) -> None:
+    """A bundle goes into an absent or empty folder only: nothing there is ever written over."""
+    if os.path.lexists(out) and (out.is_symlink() or not out.is_dir() or any(out.iterdir())):
+        raise ArcsolverError(f"{out}: already exists and is not an empty folder; remove it or choose another --out")
+
+
+def staging_prefix(out: Path) -> str:
+    return f".{out.name}.partial-"
+
+
+@contextmanager
+def staged(out: Path):
+    """A fresh folder beside out to build the bundle in (the caller renames it into place), removed
+    on every exit: an error, Ctrl-C, or SIGTERM, which raises SystemExit(143) while it is held.
+    Those left by a killed build (SIGKILL) are removed first: the caller holds out's lock."""
+    for stale in out.parent.glob(f"{glob.escape(staging_prefix(out))}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = out.parent / f"{staging_prefix(out)}{os.getpid()}"
+    try:
+        staging.mkdir()
+    except OSError as e:
+        raise ArcsolverError(f"{out.parent}: cannot write in it ({e.strerror or e}); choose another --out") from None
+
+    def terminated(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = (
+        signal.signal(signal.SIGTERM, terminated) if threading.current_thread() is threading.main_thread() else None
+    )
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already once renamed into place
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def build_bundle(
     checkpoint: str | Path,
     out: Path,
@@ -370,20 +412,24 @@ def build_bundle(
     if not pythons:
         raise ArcsolverError("no --python-version: name at least one Python the wheels are for, e.g. 3.12")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ArcsolverError(f"{out}: already exists and is not an empty folder; remove it or choose another --out")
+    refuse_occupied(out)
     ckpt_dir, step = resolve_checkpoint(checkpoint)
     load_recipe(SolveConfig, "submit", recipe)  # a recipe that does not validate here would fail on Kaggle
     recipe_file = recipe_path("submit", recipe)
 
-    out.mkdir(parents=True, exist_ok=True)
     try:
-        metadata = wheel_metadata(build_wheel(source_tree(), out / WHEELS))
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ArcsolverError(f"{out.parent}: cannot create it ({e.strerror or e}); choose another --out") from None
+    # One bundle into out at a time: a second is refused in one line and touches nothing of the first's.
+    with Lock(out.parent / f".{out.name}.lock", f"bundle {out}"), staged(out) as staging:
+        refuse_occupied(out)  # written by another bundle since the first look
+        metadata = wheel_metadata(build_wheel(source_tree(), staging / WHEELS))
         requirements = {version: runtime_requirements(metadata, version) for version in pythons}
         for version in pythons:
-            download_dependencies(requirements[version], version, out / WHEELS)
-        slim = copy_checkpoint(ckpt_dir, out / CHECKPOINT, keep_rows)
-        shutil.copyfile(recipe_file, out / RECIPE)
+            download_dependencies(requirements[version], version, staging / WHEELS)
+        slim = copy_checkpoint(ckpt_dir, staging / CHECKPOINT, keep_rows)
+        shutil.copyfile(recipe_file, staging / RECIPE)
         manifest = Manifest(
             arcsolver=metadata["Version"],
             pythons=pythons,
@@ -397,10 +443,8 @@ def build_bundle(
                 full_bytes=slim.full_bytes,
             ),
             requirements=requirements,
-            files=file_entries(out),
+            files=file_entries(staging),
         )
-        write_manifest(out, manifest)
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # it was empty: leave no half-built bundle behind
-        raise
+        write_manifest(staging, manifest)
+        os.replace(staging, out)  # out is absent or an empty folder, which rename replaces
     return manifest

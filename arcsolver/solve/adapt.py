@@ -127,8 +127,15 @@ def adapt(
         return warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
 
     window = Window()
+    last_step_s, step_ended = 0.0, time.monotonic()
+
+    def out_of_time(step: int) -> bool:
+        # A step that would end past the deadline is not begun: the last one's length says so.
+        return deadline is not None and time.monotonic() + last_step_s > deadline
 
     def after_step(step: int, result: StepResult) -> None:
+        nonlocal last_step_s, step_ended
+        last_step_s, step_ended = time.monotonic() - step_ended, time.monotonic()
         window.add(result)
         if step % cfg.adapt.log_every == 0:
             means = window.read()
@@ -145,7 +152,7 @@ def adapt(
         lr_scale,
         micro_batch,
         network_trains=lambda step: step >= embeddings_only,  # phase 1: the embeddings alone
-        should_stop=lambda step: deadline is not None and time.monotonic() > deadline,
+        should_stop=out_of_time,
         after_step=after_step,
         on_message=on_message,
     )

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import torch
 
+from arcsolver import STARTED
 from arcsolver.atomic import reported_writes, write_problem
 from arcsolver.config import SolveConfig
 from arcsolver.console import one_line as escaped
+from arcsolver.solve.budget import budget_left
 from arcsolver.solve.submission import read_for_submission, submission_json, write_submission
 from arcsolver.solve.writer import RANKINGS, checkpoint_path, fallback_sources, side_path
 
@@ -230,7 +232,7 @@ def start_worker(
         [str(c) for c in checkpoints],
         recipe,
         overrides,
-        cfg.run.time_budget_s,
+        budget_left(cfg, STARTED),
     )
     return subprocess.Popen(cmd, env=env, preexec_fn=parent_death_signal())
 

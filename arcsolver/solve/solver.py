@@ -27,6 +27,7 @@ from arcsolver.engine.pretrained import load_model, trained_versions
 from arcsolver.errors import ArcsolverError
 from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.evaluation.inference import (
+    DeadlineReached,
     Levers,
     predict,
     predict_with_log_probs,
@@ -35,7 +36,7 @@ from arcsolver.evaluation.inference import (
     vote_queries,
 )
 from arcsolver.solve.adapt import adapt_or_restore, error_line, pick_micro_batch
-from arcsolver.solve.budget import adaptation_deadline, solve_deadline
+from arcsolver.solve.budget import InferencePace, adaptation_deadline, safety_margin, solve_deadline
 from arcsolver.solve.submission import read_for_submission
 from arcsolver.solve.writer import (
     Submissions,
@@ -68,19 +69,22 @@ def solve(
     cfg: SolveConfig,
     console,
     shard: tuple[int, int] = (0, 1),
+    started: float | None = None,
 ) -> SolveReport:
     """Adapt to the tasks of a challenges file (this shard of them) and write the submission.
     One seed gives the same files every time, unless the time budget cuts adaptation short.
 
     Several checkpoints answer as an ensemble: each adapts and answers every task in turn, in
     its share of the time left, and every task's vote takes the candidates of all of them so
-    far; each one's own attempts also go to <out stem>.ckpt-<k>.json."""
+    far; each one's own attempts also go to <out stem>.ckpt-<k>.json.
+    started: the monotonic time the budget counts from (default: now)."""
     checkpoints = [checkpoints] if isinstance(checkpoints, str) else list(checkpoints)
-    check_trackers(cfg.run.trackers)  # a missing package fails here, before any work
+    # A missing or broken package, or a directory they cannot write, fails here, before any work.
+    check_trackers(cfg.run.trackers, trackers_dir(Path(out)) if cfg.adapt.steps else None)
     for checkpoint in checkpoints:  # and so does an ensemble's missing checkpoint, not after the others' work
         find_checkpoint(checkpoint)
     seed_everything(cfg.run.seed)  # adaptation draws from torch's generator (halting exploration)
-    deadline = solve_deadline(cfg)
+    deadline = solve_deadline(cfg, started)
     report = SolveReport()
 
     raw, tasks, problems, fallbacks = read_for_submission(challenges)
@@ -106,6 +110,10 @@ def solve(
         torch.set_num_threads(cfg.run.threads)
     dtype = resolve_dtype(cfg.run.dtype, device)
     limit_gpu_memory(cfg.run.gpu_memory_gb, device)
+    if cfg.run.time_budget_s is not None and safety_margin(cfg) < cfg.run.safety_margin_s:
+        say(
+            f"run.safety_margin_s {cfg.run.safety_margin_s:g}s is more than half the budget: {safety_margin(cfg):g}s kept"
+        )
     answered: dict[str, list[Answers]] = {}  # task id -> each checkpoint's answers so far
     solving = Solving(cfg, console, Path(out), order, tasks, fallbacks, subs, report, say, say_fallback, device, dtype)
     for index, checkpoint in enumerate(checkpoints):
@@ -185,7 +193,18 @@ def answer_with(
     micro = pick_micro_batch(model, cfg, dtype, device, say) if todo and cfg.adapt.steps else None
 
     # Budget: leave inference the time it needs, measured on the real model; the rest adapts.
-    adapt_deadline = adaptation_deadline(model, todo, cfg, canvas, dtype, share, say)
+    pace = InferencePace(rollouts=cfg.infer.rollouts)
+    adapt_deadline = adaptation_deadline(model, todo, cfg, canvas, dtype, share, say, pace)
+    # Tasks the time left cannot answer even on one version each are not prepared at all: with
+    # 100,000 tasks, their versions alone would take minutes to build.
+    reachable = pace.tasks_within(todo, share)
+    if reachable < len(todo):
+        rest = "the rest keep their fallbacks" if not answered else "the rest keep what earlier checkpoints answered"
+        say(f"the time budget reaches {reachable} of the {len(todo)} tasks{whose}; {rest}")
+        for task in todo[reachable:]:
+            if task.id not in answered:
+                report.fallbacks[task.id] = "time budget reached before its inference"
+        todo = todo[:reachable]
 
     from rich.progress import (
         BarColumn,
@@ -257,10 +276,24 @@ def answer_with(
                 if task.id not in answered:
                     report.fallbacks[task.id] = "time budget reached before its inference"
             else:
+                # The time left is shared anew among the tasks left as each one finishes.
+                full = len(adapted.versions[task.id][: cfg.infer.max_versions])
+                versions = pace.versions_for(len(task.test), full, len(todo) - done + 1, share)
+                fewer = versions if versions < full else None
+                began = time.monotonic()
                 infer_task_into(
-                    lambda task=task: Answers(
+                    lambda task=task, fewer=fewer: Answers(
                         f"ckpt-{index}: {ckpt_dir}",
-                        *run_task(model, task, adapted.versions[task.id], cfg, canvas, dtype),
+                        *run_task(
+                            model,
+                            task,
+                            adapted.versions[task.id],
+                            cfg,
+                            canvas,
+                            dtype,
+                            share,
+                            fewer,
+                        ),
                     ),
                     task,
                     cfg,
@@ -272,6 +305,7 @@ def answer_with(
                     say_fallback,
                     keep=index < n_checkpoints - 1,
                 )
+                pace.observe(pace.queries_of(len(task.test), versions), time.monotonic() - began)
             progress.update(bar, advance=1)
             heartbeat(
                 lambda done=done: (
@@ -376,11 +410,16 @@ def infer_task_into(
     """Add one checkpoint's answers to a task's (run() gives them) and rewrite the files when
     due: the vote takes every checkpoint's answers so far. keep: a later checkpoint will vote
     too, so the answers are kept for it (else only that the task was answered: log-probabilities
-    of every task would fill memory). A failure costs this task only."""
+    of every task would fill memory). A failure, or the deadline passing during its inference,
+    costs this task only (an earlier checkpoint's answers stay; a half-answered run has no vote)."""
     try:
         mine = run()
         rankings = rank_answers(task, [*answered.get(task.id, []), mine], cfg)
         own_rankings = rank_answers(task, [mine], cfg) if own is not None else {}
+    except DeadlineReached:
+        if task.id not in answered:  # its fallback stays
+            report.fallbacks[task.id] = "time budget reached during its inference"
+        return
     except Exception as e:  # one task's failure must not cost the others
         if task.id not in answered:
             report.fallbacks[task.id] = f"inference failed: {error_line(e)}"
@@ -404,23 +443,46 @@ def infer_task_into(
     report.solved_by_model = len(answered)
 
 
-def run_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtype) -> tuple[list, list, list]:
-    """(queries, predictions, log-probabilities) of one task's test inputs on one model; the
-    log-probabilities only where a likelihood ranking is needed."""
-    queries = queries_for(task, versions, cfg.infer.max_versions, cfg.infer.rollouts)
+def run_task(
+    model,
+    task: Task,
+    versions: list,
+    cfg: SolveConfig,
+    canvas,
+    dtype,
+    deadline: float | None = None,
+    max_versions: int | None = None,
+) -> tuple[list, list, list]:
+    """(queries, predictions, log-probabilities) of one task's test inputs on one model
+    (max_versions per test input, default the recipe's, each with its rollouts); the
+    log-probabilities only where a likelihood ranking is needed. DeadlineReached where deadline
+    passes before its last batch."""
+    queries = queries_for(task, versions, max_versions or cfg.infer.max_versions, cfg.infer.rollouts)
     need_lp = cfg.infer.ranking == "likelihood" or cfg.infer.write_all_rankings
     tasks = {task.id: task}
+    size = cfg.infer.batch_size
     levers = Levers.of(cfg.infer, cfg.run.seed)
     if need_lp:
-        preds, log_probs = predict_with_log_probs(model, tasks, queries, canvas, cfg.infer.batch_size, dtype, levers)
+        preds, log_probs = predict_with_log_probs(model, tasks, queries, canvas, size, dtype, levers, deadline)
     else:
-        preds, log_probs = predict(model, tasks, queries, canvas, cfg.infer.batch_size, dtype, levers), []
+        preds, log_probs = predict(model, tasks, queries, canvas, size, dtype, levers, deadline), []
     return queries, preds, log_probs
 
 
-def infer_task(model, task: Task, versions: list, cfg: SolveConfig, canvas, dtype) -> dict[str, list]:
-    """Ranked candidates per test input of one task on one model, under each ranking rule."""
-    return rank_answers(task, [Answers("ckpt-0", *run_task(model, task, versions, cfg, canvas, dtype))], cfg)
+def infer_task(
+    model,
+    task: Task,
+    versions: list,
+    cfg: SolveConfig,
+    canvas,
+    dtype,
+    deadline: float | None = None,
+    max_versions: int | None = None,
+) -> dict[str, list]:
+    """Ranked candidates per test input of one task on one model, under each ranking rule;
+    DeadlineReached where deadline passes before its last batch."""
+    answers = Answers("ckpt-0", *run_task(model, task, versions, cfg, canvas, dtype, deadline, max_versions))
+    return rank_answers(task, [answers], cfg)
 
 
 def rank_answers(task: Task, answers: list[Answers], cfg: SolveConfig) -> dict[str, list]:

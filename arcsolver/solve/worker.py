@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+import arcsolver
 from arcsolver.atomic import atomic_write_json
 from arcsolver.config import SolveConfig
 from arcsolver.console import console, err_console, one_line
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides.append(f"run.time_budget_s={args.time_budget}")
         cfg = load_recipe(SolveConfig, "submit", args.recipe, overrides)
         exit_with_parent()  # an orphan has no one to merge its file
-        report = solve(args.challenges, args.out, args.checkpoints, cfg, console, shard=shard)
+        report = solve(
+            args.challenges, args.out, args.checkpoints, cfg, console, shard=shard, started=arcsolver.STARTED
+        )
         write_report(args.out, report)
         if report.unwritten:
             raise unwritten_error(report)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from arcsolver.atomic import write_problem
-from arcsolver.solve.submission import ATTEMPT_KEYS, submission_json, write_submission
+from arcsolver.solve.submission import ATTEMPT_KEYS, attempts_entry, write_submission
 
 RANKINGS = ("votes", "likelihood")
 WRITE_EVERY_S = 5.0  # the most answers a kill can lose: those of the last few seconds
@@ -46,7 +48,11 @@ class Submissions:
         every_s: float | None = None,
     ):
         self.out, self.order, self.main, self.write_all = out, order, main, write_all
-        self.entries = {rule: dict(fallbacks) for rule in RANKINGS}
+        # Each task's entries as the file holds them, checked and converted once (not at every
+        # write: a write of 100,000 tasks would check 400,000 grids again); a fallback's are
+        # shared by every rule.
+        fallback_json = {tid: [checked_entry(a1, a2) for a1, a2 in attempts] for tid, attempts in fallbacks.items()}
+        self.entries = {rule: dict(fallback_json) for rule in RANKINGS}
         # Per rule, task id -> per test input where its attempts came from (attempt_sources);
         # written beside the files as <out>.sources.json for the main rule, where given.
         self.sources: dict[str, dict] | None = None
@@ -57,7 +63,9 @@ class Submissions:
         self.writes = 0  # how many times the files were written, for the record
 
     def set(self, task_id: str, rule: str, attempts: list, sources: list | None = None) -> None:
-        self.entries[rule][task_id] = attempts
+        """Give task_id these (attempt_1, attempt_2) per test input under rule, and where they
+        came from (attempt_sources) where the sources record is kept."""
+        self.entries[rule][task_id] = [attempts_entry(a1, a2) for a1, a2 in attempts]
         if sources is not None and self.sources is not None:
             self.sources[rule][task_id] = sources
 
@@ -81,7 +89,7 @@ class Submissions:
 
     def _write_all(self) -> None:
         for rule in RANKINGS:
-            obj = submission_json({tid: self.entries[rule][tid] for tid in self.order})
+            obj = {tid: self.entries[rule][tid] for tid in self.order}
             if rule == self.main:
                 self._write(self.out, obj)
             if self.write_all:
@@ -101,6 +109,14 @@ class Submissions:
             self.unwritten[path] = write_problem(e)
         else:
             self.unwritten.pop(path, None)
+
+
+def checked_entry(attempt_1, attempt_2) -> dict:
+    """attempts_entry, but for grids that are arrays already (the fallbacks: their checks were
+    the task's own, as it was parsed) only their conversion."""
+    if isinstance(attempt_1, np.ndarray) and isinstance(attempt_2, np.ndarray):
+        return {"attempt_1": attempt_1.tolist(), "attempt_2": attempt_2.tolist()}
+    return attempts_entry(attempt_1, attempt_2)
 
 
 def two_attempts(ranked: list, fallback: tuple) -> tuple:

@@ -19,6 +19,7 @@ from arcsolver.evaluation.inference import (
     Query,
     predict_with_answer_loss,
     queries_for,
+    seconds_per_query,
     vote_queries,
 )
 from arcsolver.evaluation.scoring import heldout_scores
@@ -49,6 +50,7 @@ def evaluate_heldout(
     heldout: list[Task],
     max_versions: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    deadline: float | None = None,
 ) -> dict:
     """pass@1/pass@2 and the first attempt's per-cell accuracy of the run's model (its EMA weights
     where it keeps them) on the held-out test inputs, over their augmented versions, voted; and
@@ -60,7 +62,9 @@ def evaluate_heldout(
     Every process scores its own share of the tasks; the sums are combined. The versions voted
     per test input are the fewer of max_versions and eval.max_versions (None: no limit), each
     also run eval.rollouts times from a noisy start; the record says the depth (T, N_sup) run.
-    on_progress(done, total) hears of this process's queries after every batch.
+    on_progress(done, total) hears of this process's queries after every batch. Past deadline (a
+    monotonic time, checked between batches) no batch begins: the tasks answered whole are
+    scored, "cut" counts the held-out tasks left out, and the loss is that of the queries run.
     """
     cfg, d, model = run.cfg, run.d, run.model
     mine = heldout[d.rank :: d.world_size]
@@ -68,23 +72,45 @@ def evaluate_heldout(
     model.eval()
     try:
         with run.ema.applied(model) if run.ema is not None else contextlib.nullcontext():
-            queries, preds, loss = heldout_predictions(model, cfg, puzzles, mine, max_versions, run.dtype, on_progress)
+            queries, preds, loss = heldout_predictions(
+                model, cfg, puzzles, mine, max_versions, run.dtype, on_progress, deadline
+            )
     finally:
         model.train(was_training)
-    scores = heldout_scores({t.id: t for t in mine}, vote_queries(queries, preds))
+    answered = queries[: len(preds)]
+    # Queries run task by task: a task cut in the middle has only some versions voted, and is left out.
+    unanswered = {q.task_id for q in queries[len(preds) :]}
+    whole = [t for t in mine if t.id not in unanswered]
+    scores = heldout_scores({t.id: t for t in whole}, vote_queries(answered, preds))
     n = scores["tasks"]
     keys = ("pass@1", "pass@2", "cell_accuracy")
-    sums = sum_over_processes([scores[k] * n for k in keys] + [loss.nll, loss.cells, n], d, run.device)
-    nll, cells = sums[-3], sums[-2]
+    sums = sum_over_processes(
+        [scores[k] * n for k in keys] + [loss.nll, loss.cells, n, len(mine) - len(whole)], d, run.device
+    )
+    nll, cells, tasks, cut = sums[-4:]
     held_out_loss = {"loss": nll / cells} if cells else {}  # no held-out task with a known answer: none
-    means = {k: s / max(sums[-1], 1) for k, s in zip(keys, sums)}
-    return {**means, **held_out_loss, "tasks": int(sums[-1]), **depth_of(model, cfg)}
+    means = {k: s / max(tasks, 1) for k, s in zip(keys, sums)}
+    result = {**means, **held_out_loss, "tasks": int(tasks), **depth_of(model, cfg)}
+    return result | ({"cut": int(cut)} if cut else {})
 
 
 def depth_of(model, cfg: PretrainConfig) -> dict:
     """The depth (T, N_sup) and rollouts a held-out evaluation of model runs under cfg.eval."""
     T, n_sup = Levers.of(cfg.eval, cfg.run.seed).depth(model)
     return {"n_recursions": T, "n_supervision": n_sup, "rollouts": cfg.eval.rollouts}
+
+
+def heldout_queries(
+    cfg: PretrainConfig, puzzles: list[Puzzle], tasks: list[Task], max_versions: int | None = None
+) -> list[Query]:
+    """The queries of tasks' test inputs, task by task: each input in the fewer of max_versions
+    and eval.max_versions of its versions among puzzles (None: no limit), each version also run
+    eval.rollouts times from a noisy start."""
+    limits = [v for v in (max_versions, cfg.eval.max_versions) if v is not None]
+    versions: dict[str, list] = {}
+    for pid, puzzle in enumerate(puzzles, start=1):
+        versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
+    return [q for t in tasks for q in queries_for(t, versions[t.id], min(limits, default=None), cfg.eval.rollouts)]
 
 
 def heldout_predictions(
@@ -95,20 +121,20 @@ def heldout_predictions(
     max_versions: int | None,
     dtype,
     on_progress: Callable[[int, int], None] | None = None,
+    deadline: float | None = None,
 ) -> tuple[list[Query], list, AnswerLoss]:
     """(queries, predictions, the cross-entropy of the known answers) of model on the test inputs
-    of tasks, over the fewer of max_versions and eval.max_versions of their versions among
-    puzzles, with eval's depth and rollouts."""
-    limits = [v for v in (max_versions, cfg.eval.max_versions) if v is not None]
-    versions: dict[str, list] = {}
-    for pid, puzzle in enumerate(puzzles, start=1):
-        versions.setdefault(puzzle.task.id, []).append((pid, puzzle.augmentation))
+    of tasks (heldout_queries), with eval's depth and rollouts. Past deadline (a monotonic time,
+    checked between batches) no batch begins: the predictions are then those of the queries'
+    first part."""
+    queries = heldout_queries(cfg, puzzles, tasks, max_versions)
     levers = Levers.of(cfg.eval, cfg.run.seed)
-    queries = [q for t in tasks for q in queries_for(t, versions[t.id], min(limits, default=None), cfg.eval.rollouts)]
     by_id = {t.id: t for t in tasks}
     preds: list = []
     loss = AnswerLoss()
     for chunk in paced_chunks(queries, cfg.eval.batch_size):
+        if deadline is not None and time.monotonic() > deadline:
+            break
         chunk_preds, chunk_loss = predict_with_answer_loss(
             model, by_id, chunk, cfg.canvas_sides() or cfg.model.canvas, cfg.eval.batch_size, dtype, levers
         )
@@ -117,6 +143,26 @@ def heldout_predictions(
         if on_progress is not None:
             on_progress(len(preds), len(queries))
     return queries, preds, loss
+
+
+def evaluation_seconds(run: Run, puzzles: list[Puzzle], heldout: list[Task], limit_s: float) -> tuple[float, int]:
+    """(seconds the final held-out evaluation of this process's share will take, its queries),
+    from one query timed, then a sample of them across its canvases where that takes under a
+    twentieth of limit_s. Neither the model nor any random generator is changed."""
+    cfg, d = run.cfg, run.d
+    mine = heldout[d.rank :: d.world_size]
+    queries = heldout_queries(cfg, puzzles, mine)
+    if not queries:
+        return 0.0, 0
+    n = min(cfg.eval.batch_size, 32, len(queries))
+    sample = queries[:: max(len(queries) // n, 1)][:n]  # across the canvases, as the evaluation runs them
+    canvas = cfg.canvas_sides() or cfg.model.canvas
+    levers = Levers.of(cfg.eval, cfg.run.seed)  # the depth it runs at
+    tasks = {t.id: t for t in mine}
+    per_query = seconds_per_query(
+        run.model, tasks, sample, canvas, cfg.eval.batch_size, run.dtype, limit_s / 20, levers
+    )
+    return per_query * len(queries), len(queries)
 
 
 def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], None]:
@@ -131,12 +177,24 @@ def eval_progress(logger: Logger, what: str, d: Dist) -> Callable[[int, int], No
 
 
 def evaluate_logged(
-    run: Run, puzzles: list[Puzzle], heldout: list[Task], logger: Logger, step: int, final: bool
+    run: Run,
+    puzzles: list[Puzzle],
+    heldout: list[Task],
+    logger: Logger,
+    step: int,
+    final: bool,
+    deadline: float | None = None,
 ) -> dict:
     """evaluate_heldout of the model at step, told as it runs and recorded in metrics.jsonl: a
-    periodic evaluation (over at most eval.periodic_max_versions versions) or the final one."""
+    periodic evaluation (over at most eval.periodic_max_versions versions) or the final one;
+    one cut short at deadline says so."""
     what = "held-out evaluation" if final else f"step {step}: held-out evaluation"
     max_versions = None if final else run.cfg.eval.periodic_max_versions
-    scores = evaluate_heldout(run, puzzles, heldout, max_versions, eval_progress(logger, what, run.d))
+    scores = evaluate_heldout(run, puzzles, heldout, max_versions, eval_progress(logger, what, run.d), deadline)
+    if scores.get("cut"):
+        logger.print(
+            f"{what} stopped at the time limit: {scores['tasks']} tasks scored, {scores['cut']} left out "
+            "(raise run.time_limit_s, or lower eval.max_versions, to score them all)"
+        )
     logger.log_evaluation(step, scores)
     return scores

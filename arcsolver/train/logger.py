@@ -156,11 +156,11 @@ class Logger:
 
         def line() -> str:
             elapsed = time.monotonic() - self.started
-            left = (self.total - step) * elapsed / max(step - self.start, 1)
+            # Projected afresh: the last record's projection may lie behind the step reached since.
+            total = max(self.eta_total(step) or self.total, step)
+            left = (total - step) * elapsed / max(step - self.start, 1)
             status = f": {self.status}" if self.status else ""  # none before the first logged step
-            return (
-                f"pretrain step {step}/{self.total}{status}; {duration(elapsed)} elapsed, about {duration(left)} left"
-            )
+            return f"pretrain step {step}/{total}{status}; {duration(elapsed)} elapsed, about {duration(left)} left"
 
         self.heartbeat(line)
 

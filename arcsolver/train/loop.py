@@ -33,7 +33,7 @@ from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.errors import ConfigError
 from arcsolver.model.trm import TRM
 from arcsolver.trackers import Trackers, check_trackers
-from arcsolver.train.heldout import evaluate_logged
+from arcsolver.train.heldout import evaluate_logged, evaluation_seconds
 from arcsolver.train.logger import Logger
 from arcsolver.train.resume import (
     diverged,
@@ -46,6 +46,9 @@ from arcsolver.train.resume import (
 from arcsolver.train.run import Run
 from arcsolver.train.stops import Interrupted, StopRequests, agreed_signal, stopped
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
+
+EVAL_SPARE = 1.25  # training leaves the final evaluation its estimate and a quarter more
+EVAL_SHARE = 0.5  # but never more than this share of the time limit
 
 
 def compiled(model: TRM, cfg: PretrainConfig):
@@ -87,8 +90,9 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     """
     from rich import get_console
 
-    check_trackers(cfg.run.trackers)  # a missing package fails here, before the data are read
     run_dir = Path(run_dir)
+    # A missing or broken package, or a directory they cannot write, fails here, before the data are read.
+    check_trackers(cfg.run.trackers, run_dir)
     device = resolve_device(cfg.run.device)
     d = init_distributed(device.type)
     if device.type == "cuda":
@@ -138,12 +142,25 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         cfg.optim.micro_batch_size, model, local_batch, dtype, device, cfg.run.gpu_memory_gb, say, cfg.canvas_sides()
     )
 
+    # The time limit covers the final evaluation: training stops in time to leave it its
+    # measured length (at most half the limit; past that the evaluation is cut at the limit).
+    reserve = 0.0
+    if cfg.run.time_limit_s and heldout:
+        estimate, n_queries = evaluation_seconds(run, puzzles, heldout, cfg.run.time_limit_s)
+        reserve = min(EVAL_SPARE * estimate, EVAL_SHARE * cfg.run.time_limit_s)
+        say(
+            f"time limit {cfg.run.time_limit_s:g}s: the final held-out evaluation ({n_queries} queries) is estimated "
+            f"at {estimate:.0f}s, so training stops {reserve:.0f}s before the limit"
+            + ("; the evaluation is cut at the limit if it runs longer" if reserve < EVAL_SPARE * estimate else "")
+        )
+
     trackers = (
         Trackers(cfg.run.trackers, run_dir, run_dir.name, cfg.model_dump(mode="json"))
         if d.is_main and cfg.run.trackers
         else None
     )
     # The logger's clock, which times the records and the ETA, starts with the first step.
+    training_limit_s = cfg.run.time_limit_s - reserve if cfg.run.time_limit_s else None
     logger = Logger(
         run_dir,
         total_steps,
@@ -151,7 +168,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         d,
         device,
         cfg.optim.global_batch_size,
-        cfg.run.time_limit_s,
+        training_limit_s,
         console,
         trackers,
         flops_per_sample=per_sample,
@@ -174,12 +191,13 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             return True
         # Every process stops at the same step, or one would wait alone at the next collective;
         # the vote arrives a step late under torchrun rather than make every step wait for it.
-        time_up = bool(cfg.run.time_limit_s) and time.monotonic() - started > cfg.run.time_limit_s
+        time_up = bool(cfg.run.time_limit_s) and time.monotonic() - started > cfg.run.time_limit_s - reserve
         if not vote(time_up or stops.requested):
             return False
         signum = agreed_signal(stops, d, device)
         if signum is None:
-            logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}")
+            left = f" ({reserve:.0f}s left for the final evaluation)" if reserve else ""
+            logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}{left}")
             total_steps = step
         return True
 
@@ -229,7 +247,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
                 # Nothing is written until its end: a signal ends the evaluation at once.
                 stops.immediate = True
                 logger.print(f"held-out evaluation of {len(heldout)} tasks")
-                scores = evaluate_logged(run, puzzles, heldout, logger, step, final=True)
+                deadline = started + cfg.run.time_limit_s if cfg.run.time_limit_s else None
+                scores = evaluate_logged(run, puzzles, heldout, logger, step, final=True, deadline=deadline)
                 stops.immediate = False
                 if d.is_main:
                     with reported_writes(run_dir, "the checkpoint and metrics are intact"):
