@@ -128,3 +128,33 @@ def test_format_flops_reads_in_engineering_units():
     assert (
         format_flops(7.1e15) == "7.1 PFLOP" and format_flops(83.8e9) == "83.8 GFLOP" and format_flops(12) == "12 FLOP"
     )
+
+
+def test_steps_in_budget_is_where_run_flops_stops_and_extrapolates_long_budgets(monkeypatch):
+    from arcsolver.engine import flops
+
+    per_sample, side_of = {6: 3, 10: 7}, lambda k: 6 if k % 3 else 10  # steps cost 7, 3, 3, 7, ... x batch 2
+    assert (
+        flops.steps_in_budget(per_sample, side_of, 0, 0, 26, 2) == 3
+    )  # 14 + 6 + 6 = 26: the third step ends exactly at it
+    assert flops.steps_in_budget(per_sample, side_of, 0, 0, 25.9, 2) == 2
+    assert flops.steps_in_budget(per_sample, side_of, 0, 0, 39, 2) == 3
+    assert flops.steps_in_budget(per_sample, side_of, 3, 26, 26, 2) == 3  # resumed at the budget: no step left
+    monkeypatch.setattr(flops, "WALKED_STEPS", 30)  # past the walk, the mean step (26/3 per step) carries on
+    assert flops.steps_in_budget(per_sample, side_of, 0, 0, 26 * 100, 2) == 300
+
+
+def test_the_progress_total_of_a_flops_budgeted_run_is_where_the_budget_ends_it(tmp_path, monkeypatch):
+    from arcsolver.train import logger
+
+    totals = []
+    original = logger.Logger.__init__
+    monkeypatch.setattr(
+        logger.Logger,
+        "__init__",
+        lambda self, run, total, *a, **k: (totals.append(total), original(self, run, total, *a, **k))[1],
+    )
+    cfg = tiny_config("run.steps=1000")
+    per_step = step_flops(TRM(cfg.model, n_puzzle_ids=2), 5, batch_size=cfg.optim.global_batch_size)
+    result = pretrain(tiny_config("run.steps=1000", f"run.flops={3.5 * per_step}"), tmp_path / "run")
+    assert result.step == 3 and totals == [3]  # not the 1000 steps the run would otherwise take

@@ -63,10 +63,28 @@ def flops_per_sample(model: TRM, sides: Sequence[int]) -> dict[int, int]:
     return {side: step_flops(model, side) for side in sides}
 
 
+WALKED_STEPS = 100_000  # steps_in_budget counts this many exactly, then extrapolates
+
+
 def cumulative_flops(per_sample: dict[int, int], side_of: Callable[[int], int], steps: int, batch: int) -> int:
     """The global FLOPs of a run's first `steps` steps of `batch` samples, where step k draws
     its batch on the canvas side_of(k)."""
     return sum(per_sample[side_of(k)] for k in range(steps)) * batch
+
+
+def steps_in_budget(
+    per_sample: dict[int, int], side_of: Callable[[int], int], step: int, flops: int, budget: float, batch: int
+) -> int:
+    """The step a run at `step` with `flops` spent ends at under a FLOPs budget: the last step
+    whose cumulative count stays within it. Walked step by step for up to WALKED_STEPS steps,
+    then extrapolated at the walked steps' mean (the sides' draws average out long before)."""
+    spent, k = flops, step
+    while k - step < WALKED_STEPS:
+        cost = per_sample[side_of(k)] * batch
+        if spent + cost > budget:
+            return k
+        spent, k = spent + cost, k + 1
+    return k + int((budget - spent) / ((spent - flops) / WALKED_STEPS))
 
 
 def expected_flops_per_step(per_sample: dict[int, int], shares: dict[int, float], batch: int) -> float:

@@ -125,6 +125,7 @@ _RANKS = {
     "halt_head.bias": 1,
 }
 _LAYER_WEIGHTS = ("attn.qkv.weight", "attn.out.weight", "mlp.gate_up.weight", "mlp.down.weight")
+_MLP_T_LAYER_WEIGHTS = ("mlp_t.gate_up.weight", "mlp_t.down.weight", "mlp.gate_up.weight", "mlp.down.weight")  # TRM-MLP
 _TABLE_CHUNK = 65536  # rows checked at a time: a million-row table is never copied whole
 
 
@@ -136,7 +137,8 @@ def check_reference_weights(weights: Mapping[str, torch.Tensor], path: Path) -> 
         raise CheckpointError(
             f"{path}: the reference checkpoint's layers are numbered {layers}, expected 0, 1, ... (L_level.layers.i)"
         )
-    ranks = _RANKS | {f"blocks.{i}.{name}": 2 for i in layers for name in _LAYER_WEIGHTS}
+    layer_weights = _MLP_T_LAYER_WEIGHTS if "blocks.0.mlp_t.gate_up.weight" in weights else _LAYER_WEIGHTS
+    ranks = _RANKS | {f"blocks.{i}.{name}": 2 for i in layers for name in layer_weights}
     for key, rank in ranks.items():
         if key not in weights:
             raise CheckpointError(f"{path}: no reference weight for arcsolver's {key!r}; the checkpoint is incomplete")

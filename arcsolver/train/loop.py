@@ -26,7 +26,7 @@ from arcsolver.data.stream import build_puzzles, trainable_pairs
 from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
 from arcsolver.engine.distributed import StopVote, barrier, init_distributed, shutdown
-from arcsolver.engine.flops import cumulative_flops, flops_per_sample, format_flops
+from arcsolver.engine.flops import cumulative_flops, flops_per_sample, format_flops, steps_in_budget
 from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.optim import warmup_factor
 from arcsolver.engine.trainer import StepResult, Trainer
@@ -161,9 +161,16 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     )
     # The logger's clock, which times the records and the ETA, starts with the first step.
     training_limit_s = cfg.run.time_limit_s - reserve if cfg.run.time_limit_s else None
+    # The bar's total: where run.flops ends the run, if that comes first (the run itself stops by the count).
+    bar_total = total_steps
+    if cfg.run.flops:
+        budget_end = steps_in_budget(
+            per_sample, stream.side_of, step, flops, cfg.run.flops, cfg.optim.global_batch_size
+        )
+        bar_total = max(min(total_steps, budget_end), step)
     logger = Logger(
         run_dir,
-        total_steps,
+        bar_total,
         step,
         d,
         device,
