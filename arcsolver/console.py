@@ -13,8 +13,9 @@ from rich.markup import escape
 
 from arcsolver.errors import ArcsolverError
 
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: a task id or path such as `a:abc:b` prints as written, not as `a🔤b`.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 # Characters that would break a message out of its line or drive the terminal (ESC sequences).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")

@@ -102,7 +102,7 @@ def test_solve_defaults_to_the_newest_checkpoint_at_any_depth(tmp_path):
     assert newest_run(tmp_path / "runs") == tmp_path / "runs/demo/pretrain"
 
 
-MARKUP_IDS = ["[/x]", "[bold]b", "[red]r[/red]"]
+MARKUP_IDS = ["[/x]", "[bold]b", "[red]r[/red]", "e:abc:e"]
 
 
 def test_task_ids_and_paths_with_markup_are_printed_as_written(tmp_path):
@@ -114,13 +114,15 @@ def test_task_ids_and_paths_with_markup_are_printed_as_written(tmp_path):
     check = run("data", "check", str(path))
     assert check.exit_code == 1 and "Traceback" not in check.output, check.output
     assert f"{path}: task [/bad]: has no 'test' list" in check.output
-    assert f"{path}: 3 valid tasks" in check.output
+    assert f"{path}: {len(MARKUP_IDS)} valid tasks" in check.output
     for task_id in MARKUP_IDS:
         show = run("data", "show", task_id, "--source", str(path))
         assert show.exit_code == 0, show.output
         assert f"task {task_id}" in show.output and f"from {path}" in show.output
     missing = run("data", "show", "[/nope]", "--source", str(path))
     assert missing.exit_code == 1 and "task [/nope] is not in" in missing.output
+    missing = run("data", "show", "no:abc:pe", "--source", str(path))  # an emoji code, not a picture
+    assert missing.exit_code == 1 and "task no:abc:pe is not in" in missing.output, missing.output
     export = run("data", "export", str(path), "--out", str(folder / "[i]out"))
     assert export.exit_code == 1 and "task [/bad]: has no 'test' list" in export.output
 
