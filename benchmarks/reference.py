@@ -600,6 +600,12 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=5, help="interleaved timing windows of each side")
     parser.add_argument("--curve-steps", type=int, help="training steps per learning curve")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument(
+        "--halt-exploration",
+        default="per_step",
+        choices=["per_step", "per_sample"],
+        help="arcsolver's halting-exploration draw (the reference's is per_step)",
+    )
     parser.add_argument("--augmentations", type=int, default=8, help="augmented versions per task in the stream")
     parser.add_argument("--loop-seconds", type=int, help="time limit of each real-loop run (0: skip the real loop)")
     parser.add_argument("--loop-log-every", type=int, default=5)
@@ -635,7 +641,7 @@ def main() -> None:
     dtype_name = "bf16" if dtype == torch.bfloat16 else "fp32"
     ref = import_reference(args.reference)
     stream = arc1_stream(0, args.augmentations)
-    cfg = TRMConfig(**size["model"], canvas=CANVAS)
+    cfg = TRMConfig(**size["model"], canvas=CANVAS, halt_exploration=args.halt_exploration)
     n_params = sum(p.numel() for p in TRM(cfg, table_rows(stream)).parameters())
     print(
         f"{machine(device)} {cpu_flags()}; torch {torch.__version__}; {dtype_name}; compile {args.compile}\n"
