@@ -139,3 +139,14 @@ def test_the_command_prints_the_table_and_verdicts_and_writes_the_png(runs, tmp_
     assert result.exit_code == 0, result.output
     assert "model.hidden_size=1024: cell accuracy +0.0000 (seed spread 0.0000): within the spread" in result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("target", ["metrics.jsonl", "config.json", "checkpoints/compare.png"])
+def test_the_png_never_replaces_a_file_of_a_compared_run(runs, target):
+    first = runs["base0"]
+    png = first / target
+    before = png.read_bytes() if png.exists() else None
+    result = CliRunner().invoke(app, ["compare", *map(str, runs.values()), "--png", str(png)])
+    assert result.exit_code == 1, result.output
+    error_line(result.output, f"--png {png}", "this command reads")
+    assert (png.read_bytes() if png.exists() else None) == before

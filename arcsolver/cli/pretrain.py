@@ -284,8 +284,14 @@ def compare(
     """Compare runs that differ in one setting, each over several seeds: held-out loss, cell
     accuracy, pass@1 and pass@2 per group (mean and spread over seeds), a verdict per group
     against the first, and every run's curves against training FLOPs in a PNG."""
+    from arcsolver.engine.checkpoint import run_inputs
+    from arcsolver.inputs import Inputs, refuse_outputs
     from arcsolver.report.compare import METRICS, compare_runs, plot_compared
 
+    inputs = Inputs()
+    for run_dir in runs:
+        run_inputs(inputs, run_dir)
+    refuse_outputs([("--png", png)], inputs)
     if at not in ("flops", "last"):
         raise ArcsolverError(f"--at {at}: give flops or last")
     if metric not in METRICS:
