@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from test_reference_checkpoint import solve_file
 from test_reference_hostile import SETS, convert, reference_state
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from arcsolver.cli import app
 from arcsolver.engine.checkpoint import find_checkpoint, load_tensors
+from arcsolver.errors import CheckpointError
 from arcsolver.engine.pretrained import MEAN_FILE, load_model, trained_versions
 from arcsolver.kaggle.bundle import copy_checkpoint
 
@@ -79,5 +81,21 @@ def test_kept_rows_answer_their_tasks_and_the_rest_start_at_the_full_mean(tmp_pa
 
     every = copy_checkpoint(full, tmp_path / "every", ["all"])
     assert every.rows == 5
+    with pytest.raises(CheckpointError, match=r"--keep-rows: no task of t2, zzz has a trained row in .*puzzles.txt"):
+        copy_checkpoint(full, tmp_path / "mistyped", ["zzz", "t2"])  # a typo keeps nothing: refused, not silent
     result = CliRunner().invoke(app, ["kaggle", "bundle", "--help"], env={"COLUMNS": "200"})
     assert "--keep-rows" in result.output
+
+
+def test_kept_rows_of_a_pretraining_run_come_from_the_runs_puzzle_names(tiny_run, tmp_path):
+    full = find_checkpoint(tiny_run)
+    assert not (full / "puzzles.txt").exists()  # a run's checkpoints share the run's list
+    names = (tiny_run / "puzzles.txt").read_text().splitlines()
+    task = names[0].rsplit("_t", 1)[0]
+    rows = [row for row, name in enumerate(names, start=1) if name.rsplit("_t", 1)[0] == task]
+    slim = copy_checkpoint(full, tmp_path / "slim", [task])
+    assert slim.rows == 1 + len(rows)
+    assert (tmp_path / "slim" / "puzzles.txt").read_text().splitlines() == [names[row - 1] for row in rows]
+    table = load_tensors(full / "model.safetensors")["puzzle_emb.weight"]
+    kept = load_tensors(tmp_path / "slim" / "model.safetensors")["puzzle_emb.weight"]
+    assert torch.equal(kept[1:], table[rows])

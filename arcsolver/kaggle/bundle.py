@@ -42,7 +42,7 @@ from pydantic import BaseModel
 import arcsolver
 from arcsolver.atomic import atomic_write_text
 from arcsolver.errors import ArcsolverError, CheckpointError
-from arcsolver.inputs import check_regular_file
+from arcsolver.inputs import check_regular_file, read_text
 from arcsolver.locks import Lock
 
 MANIFEST = "manifest.json"
@@ -308,6 +308,7 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
     from safetensors.torch import save_file
 
     from arcsolver.data.augment import split_augmented_id
+    from arcsolver.engine.checkpoint import CHECKPOINTS
     from arcsolver.engine.pretrained import MEAN_FILE, TABLE_KEY, VERSIONS_FILE, table_mean_rows
 
     dest.mkdir(parents=True)
@@ -316,11 +317,12 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
         if (ckpt_dir / name).exists():
             check_regular_file(ckpt_dir / name, CheckpointError)  # a FIFO would block the copy
             shutil.copy2(ckpt_dir / name, dest / name)
-    names = (
-        (ckpt_dir / VERSIONS_FILE).read_text(encoding="utf-8").splitlines()
-        if (ckpt_dir / VERSIONS_FILE).exists()
-        else []
-    )
+    # A converted checkpoint names its rows itself; a pretraining run's checkpoints share the
+    # run's puzzles.txt.
+    names_path = ckpt_dir / VERSIONS_FILE
+    if not names_path.exists() and ckpt_dir.parent.name == CHECKPOINTS:
+        names_path = ckpt_dir.parent.parent / VERSIONS_FILE
+    names = read_text(names_path, CheckpointError).splitlines() if names_path.exists() else []
     with safe_open(str(ckpt_dir / "model.safetensors"), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys() if k != TABLE_KEY}
         table = f.get_slice(TABLE_KEY)
@@ -330,6 +332,11 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
             tensors[TABLE_KEY] = blank_and_mean
         else:
             wanted = set(keep_rows)
+            if names and len(names) != full_rows - 1:
+                raise CheckpointError(
+                    f"{names_path}: names {len(names)} rows, the puzzle table of {ckpt_dir / 'model.safetensors'} "
+                    f"has {full_rows - 1}; bundle it without --keep-rows"
+                )
             try:
                 kept = [
                     row
@@ -337,7 +344,13 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
                     if "all" in wanted or split_augmented_id(name)[0] in wanted
                 ]
             except ValueError as e:
-                raise CheckpointError(f"{ckpt_dir / VERSIONS_FILE}: {e}; bundle it without --keep-rows") from None
+                raise CheckpointError(f"{names_path}: {e}; bundle it without --keep-rows") from None
+            if not kept:  # a mistyped id, or tasks the checkpoint never trained on
+                shown = ", ".join(sorted(wanted)[:3]) + (f" and {len(wanted) - 3} more" if len(wanted) > 3 else "")
+                raise CheckpointError(
+                    f"--keep-rows: no task of {shown} has a trained row in {names_path} "
+                    f"({len(names)} rows); give tasks it names, or all"
+                )
             tensors[TABLE_KEY] = torch.cat([table[0:1], *(table[row : row + 1] for row in kept)])
             (dest / VERSIONS_FILE).write_text("".join(names[row - 1] + "\n" for row in kept), encoding="utf-8")
             save_file({TABLE_KEY: blank_and_mean[1:].contiguous()}, str(dest / MEAN_FILE))
