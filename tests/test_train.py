@@ -19,6 +19,7 @@ from rich.console import Console
 from safetensors.torch import load_file
 
 import arcsolver.console
+from arcsolver.errors import ArcsolverError
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
 from arcsolver.train.tasks import select_tasks
@@ -342,6 +343,20 @@ def test_evaluate_run_scores_kept_checkpoints_as_pretraining_did_and_an_ensemble
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 1
     error_line(out, "--checkpoints 7", "keeps steps [1, 2]")
+
+    # The record is never written through a link, nor waited on as a pipe: refused before any work.
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep\n")
+    (run / "evaluations.jsonl").unlink()
+    (run / "evaluations.jsonl").symlink_to(target)
+    said = []
+    with pytest.raises(ArcsolverError, match="evaluations.jsonl: a link; remove it"):
+        evaluate_run(run, cfg, pick_checkpoints(run, "2"), said.append)
+    (run / "evaluations.jsonl").unlink()
+    os.mkfifo(run / "evaluations.jsonl")
+    with pytest.raises(ArcsolverError, match="evaluations.jsonl: not a regular file; remove it"):
+        evaluate_run(run, cfg, pick_checkpoints(run, "2"), said.append)
+    assert target.read_text() == "keep\n" and said == []
 
 
 @pytest.mark.parametrize(

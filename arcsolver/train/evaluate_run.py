@@ -5,7 +5,9 @@ vote per test input; each checkpoint's own scores are reported beside the ensemb
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import torch
@@ -67,9 +69,41 @@ def evaluation_model(cfg: PretrainConfig, ckpt_dir: Path, n_puzzles: int, device
     return model.to(device).eval()
 
 
+def check_record(path: Path) -> None:
+    """Refuse, before any work, a record that could not be appended to: one that is a link, a
+    directory, a pipe or a device, or a folder that cannot be written."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        if not os.access(path.parent, os.W_OK):
+            raise ArcsolverError(f"{path.parent}: not writable; make the run directory writable") from None
+        return
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        raise ArcsolverError(f"{path}: {kind}; remove it (the scores are appended to a file of that name)")
+    if not os.access(path, os.W_OK):
+        raise ArcsolverError(f"{path}: not writable; make it writable or move it away")
+
+
+def append_record(path: Path, record: dict) -> None:
+    """One line appended to a regular file, never through a link, never blocking on a pipe: a
+    crash loses the line whole or not at all."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ArcsolverError(f"{path}: not a regular file; remove it (the scores are printed above)")
+            os.write(fd, (json.dumps(record) + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise ArcsolverError(f"{path}: cannot write ({e.strerror or e}); the scores are printed above") from None
+
+
 def evaluate_run(run_dir: Path, cfg: PretrainConfig, checkpoints: list[Path], say) -> dict:
     """Held-out scores of each checkpoint alone and of all of them voting together (the record
     appended to the run's evaluations.jsonl, which it returns)."""
+    check_record(run_dir / RECORD)
     device = resolve_device(cfg.run.device)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
@@ -98,11 +132,5 @@ def evaluate_run(run_dir: Path, cfg: PretrainConfig, checkpoints: list[Path], sa
         "ensemble": heldout_scores(tasks, vote_queries(all_queries, all_preds)),
         "alone": alone,
     }
-    try:
-        with open(run_dir / RECORD, "a", encoding="utf-8") as f:  # one line: a crash loses it whole or not at all
-            f.write(json.dumps(record) + "\n")
-    except OSError as e:
-        raise ArcsolverError(
-            f"{run_dir / RECORD}: cannot write ({e.strerror or e}); the scores are printed above"
-        ) from None
+    append_record(run_dir / RECORD, record)
     return record
