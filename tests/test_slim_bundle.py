@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from arcsolver.cli import app
 from arcsolver.engine.checkpoint import find_checkpoint, load_tensors
-from arcsolver.errors import CheckpointError
 from arcsolver.engine.pretrained import MEAN_FILE, load_model, trained_versions
+from arcsolver.errors import CheckpointError
 from arcsolver.kaggle.bundle import copy_checkpoint
 
 UNSEEN = {

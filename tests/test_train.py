@@ -19,9 +19,9 @@ from rich.console import Console
 from safetensors.torch import load_file
 
 import arcsolver.console
-from arcsolver.errors import ArcsolverError
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
+from arcsolver.errors import ArcsolverError
 from arcsolver.train.tasks import select_tasks
 
 
