@@ -18,7 +18,8 @@ the same batches of augmented ARC-AGI-1 training examples:
 - Learning curves: the reference, arcsolver at 30x30 and arcsolver sized, from the same weights
   on the same stream, for --curve-steps steps, for two seeds. Loss and exact accuracy at equal
   steps and at equal wall time, and whether the reference and arcsolver agree within the spread
-  between seeds.
+  between seeds. arcsolver draws its halting-exploration minimum per step as the reference does
+  (--halt-exploration per_sample gives its earlier once-per-sample draw, to compare the two).
 - The real loop: `arcsolver pretrain` itself, sized and at 30x30, time-limited; its steady
   samples/s from metrics.jsonl (the records after the first, whose window holds start-up).
 
