@@ -109,10 +109,10 @@ def run_files(run: Path) -> dict[str, Path]:
     the config, the model card, puzzles.txt, and the newest checkpoint's safetensors, state.json and
     puzzles.txt; laid out as a run directory, so a clone of the repository is one solve takes."""
     from arcsolver.engine.card import CARD_FILE
-    from arcsolver.engine.checkpoint import find_checkpoint
+    from arcsolver.engine.checkpoint import find_checkpoint, run_of
 
     ckpt_dir = find_checkpoint(run)
-    run_dir = ckpt_dir.parent.parent if ckpt_dir.parent.name == "checkpoints" else ckpt_dir
+    run_dir = run_of(ckpt_dir) or ckpt_dir
     files = {name: run_dir / name for name in ("config.json", CARD_FILE, "puzzles.txt") if (run_dir / name).is_file()}
     if CARD_FILE not in files:
         raise ArcsolverError(

@@ -295,6 +295,12 @@ def run_inputs(inputs: Inputs, run_dir: Path) -> Inputs:
     return inputs.directory("run's checkpoints", Path(run_dir) / CHECKPOINTS)
 
 
+def run_of(ckpt_dir: Path) -> Path | None:
+    """The run directory a checkpoint lies in (RUN/checkpoints/step_N), or None for one that
+    stands alone (a converted or bundled checkpoint)."""
+    return ckpt_dir.parent.parent if ckpt_dir.parent.name == CHECKPOINTS else None
+
+
 def checkpoint_inputs(inputs: Inputs, given: str | Path) -> Inputs:
     """inputs with a checkpoint, given it or its run: its folder (read whole), each of its files
     and, where it lies in a run, the run's. A path that names no checkpoint is taken as it is
@@ -306,7 +312,8 @@ def checkpoint_inputs(inputs: Inputs, given: str | Path) -> Inputs:
     inputs.directory("checkpoint", ckpt_dir)
     for name in ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "state.json", "puzzles.txt"):
         inputs.file(f"checkpoint's {name}", ckpt_dir / name)
-    return run_inputs(inputs, ckpt_dir.parent.parent) if ckpt_dir.parent.name == CHECKPOINTS else inputs
+    run_dir = run_of(ckpt_dir)
+    return run_inputs(inputs, run_dir) if run_dir is not None else inputs
 
 
 def find_checkpoint(path: str | Path) -> Path:

@@ -308,7 +308,7 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
     from safetensors.torch import save_file
 
     from arcsolver.data.augment import split_augmented_id
-    from arcsolver.engine.checkpoint import CHECKPOINTS
+    from arcsolver.engine.checkpoint import run_of
     from arcsolver.engine.pretrained import MEAN_FILE, TABLE_KEY, VERSIONS_FILE, table_mean_rows
 
     dest.mkdir(parents=True)
@@ -319,9 +319,9 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
             shutil.copy2(ckpt_dir / name, dest / name)
     # A converted checkpoint names its rows itself; a pretraining run's checkpoints share the
     # run's puzzles.txt.
-    names_path = ckpt_dir / VERSIONS_FILE
-    if not names_path.exists() and ckpt_dir.parent.name == CHECKPOINTS:
-        names_path = ckpt_dir.parent.parent / VERSIONS_FILE
+    names_path, run_dir = ckpt_dir / VERSIONS_FILE, run_of(ckpt_dir)
+    if not names_path.exists() and run_dir is not None:
+        names_path = run_dir / VERSIONS_FILE
     names = read_text(names_path, CheckpointError).splitlines() if names_path.exists() else []
     with safe_open(str(ckpt_dir / "model.safetensors"), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys() if k != TABLE_KEY}
