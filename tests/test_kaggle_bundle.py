@@ -73,6 +73,44 @@ def test_bundle_holds_the_wheels_one_checkpoint_the_recipe_and_a_manifest(tiny_b
         assert entry["sha256"] == sha256(tiny_bundle / entry["path"])
 
 
+def test_an_ensembles_checkpoints_each_get_a_folder_and_the_check_loads_every_one(ensemble_bundle):
+    bundle, output = ensemble_bundle
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    first, second = manifest["checkpoint"], *manifest["ensemble"]
+    assert (first["folder"], first["step"], second["folder"], second["step"]) == ("checkpoint", 3, "checkpoint-2", 2)
+    for info in (first, second):
+        assert sorted(p.name for p in (bundle / info["folder"]).iterdir()) == [
+            "ema.safetensors",
+            "model.safetensors",
+            "state.json",
+        ]
+        assert info["table_rows"] == 2  # each table slimmed to its blank row and mean
+    assert "an ensemble of 2 checkpoints: step 3 (" in output and "checkpoint-2: puzzle table: " in output
+    result = run("kaggle", "check", str(bundle))
+    assert result.exit_code == 0, result.output
+    assert "checkpoint: step 3 (from step_0000003), " in result.output
+    assert "checkpoint-2: step 2 (from step_0000002), " in result.output
+    assert result.output.count("one of an ensemble of 2, voting together") == 2
+
+    # A manifest that moves a checkpoint to another folder is refused before anything is used.
+    moved = json.loads(json.dumps(manifest))
+    moved["ensemble"][0]["folder"] = "checkpoint"
+    (bundle / "manifest.json").write_text(json.dumps(moved))
+    try:
+        result = run("kaggle", "check", str(bundle))
+    finally:
+        (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    assert result.exit_code == 1 and "names checkpoint 2's folder 'checkpoint', not 'checkpoint-2'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_one_checkpoint_given_twice_is_refused_in_one_line(tiny_run, tmp_path):
+    out = tmp_path / "bundle"
+    result = run("kaggle", "bundle", "--checkpoint", str(tiny_run), "--checkpoint", str(tiny_run), "--out", str(out))
+    assert result.exit_code == 1 and "an ensemble's checkpoints must differ" in result.output, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_requirements_are_resolved_for_the_target_python(tiny_bundle):
     metadata = wheel_metadata(next((tiny_bundle / "wheels").glob("arcsolver-*.whl")))
     for_310, for_311 = runtime_requirements(metadata, "3.10"), runtime_requirements(metadata, "3.11")

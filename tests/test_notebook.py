@@ -94,7 +94,8 @@ def test_kernel_metadata_runs_offline_on_a_gpu_with_the_bundle_and_the_competiti
     assert [s.split("/")[1] for s in meta["dataset_sources"]] == ["arcsolver-bundle"]
 
 
-def test_notebook_installs_the_bundle_and_writes_a_valid_submission(tiny_bundle, tmp_path, monkeypatch):
+def test_notebook_installs_the_bundle_and_writes_a_valid_submission(ensemble_bundle, tmp_path, monkeypatch):
+    bundle, _ = ensemble_bundle  # two checkpoints: the solve is given both, and they vote together
     pytest.importorskip("ipykernel")
     nbclient = pytest.importorskip("nbclient")
     nbformat = pytest.importorskip("nbformat")
@@ -102,7 +103,7 @@ def test_notebook_installs_the_bundle_and_writes_a_valid_submission(tiny_bundle,
     kaggle_input, working = tmp_path / "kaggle" / "input", tmp_path / "kaggle" / "working"
     working.mkdir(parents=True)
     (kaggle_input / "arcsolver-bundle").parent.mkdir(parents=True)
-    (kaggle_input / "arcsolver-bundle").symlink_to(tiny_bundle, target_is_directory=True)
+    (kaggle_input / "arcsolver-bundle").symlink_to(bundle, target_is_directory=True)
     small = load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5)
     tasks = TaskSet(small.tasks[:3])
     challenges = export_challenges(tasks, kaggle_input / "arc-prize-2026", "arc-agi_test")[0]
@@ -127,6 +128,9 @@ def test_notebook_installs_the_bundle_and_writes_a_valid_submission(tiny_bundle,
     assert f"challenges: {challenges} (the newest competition of 2 " in log
     assert f"arcsolver 0.1.0 from {site / 'arcsolver'}" in log  # the solve ran the bundled code
     assert "3 tasks, 3 from the model, 0 fallbacks" in log
+    assert "match the manifest; an ensemble of 2 checkpoints, steps 3, 2" in log
+    bundled = kaggle_input / "arcsolver-bundle"
+    assert f"--checkpoint {bundled / 'checkpoint'} --checkpoint {bundled / 'checkpoint-2'} " in log
     assert f"{out}: valid: 3 tasks" in log
     # Only what this environment lacks came from the bundle: arcsolver; its requirements were all here.
     assert f"Python {sys.version_info.major}.{sys.version_info.minor}; from the bundle: arcsolver 0.1.0\n" in log
@@ -135,4 +139,4 @@ def test_notebook_installs_the_bundle_and_writes_a_valid_submission(tiny_bundle,
     assert (site / "arcsolver").is_dir() and not (site / "numpy").exists() and not (site / "torch").exists()
     solved, _ = read_challenges(challenges)
     assert check_submission(json.loads(out.read_text()), solved, str(out)) == []
-    assert not os.path.exists(tiny_bundle / "submission.json")
+    assert not os.path.exists(bundle / "submission.json")

@@ -7,8 +7,10 @@ checkpoint/    model.safetensors, ema.safetensors, state.json of one checkpoint 
                new tasks only ever read the mean of its rows, so by default the table keeps the
                blank row and that mean; `--keep-rows` also keeps the trained rows of some tasks
                (puzzles.txt names them, puzzle_mean.safetensors holds the whole table's mean)
+checkpoint-2/  the same of an ensemble's second checkpoint (with several --checkpoint), and so on:
+...            the notebook's solve passes every one, and all their answers go into one vote
 recipe.toml    the submit recipe
-manifest.json  versions, the checkpoint's step, the requirements to install on each Python, and
+manifest.json  versions, each checkpoint's step, the requirements to install on each Python, and
                every file's size and SHA-256; written last, so a folder without it is an unfinished
                bundle
 
@@ -68,6 +70,7 @@ class FileEntry(BaseModel):
 
 class CheckpointInfo(BaseModel):
     name: str  # the step_XXXXXXX directory it was copied from
+    folder: str = CHECKPOINT  # its folder in the bundle (checkpoint_folder)
     step: int
     table_rows: int | None = None  # puzzle-table rows in the bundle, the blank one included
     full_table_rows: int | None = None  # ... in the checkpoint it was cut from
@@ -80,9 +83,19 @@ class Manifest(BaseModel):
     platform: str
     recipe: str
     checkpoint: CheckpointInfo
+    ensemble: list[CheckpointInfo] = []  # an ensemble's other checkpoints, in the order they answer
     # For each of pythons: what to install from wheels/ besides arcsolver (markers resolved for it)
     requirements: dict[str, list[str]]
     files: list[FileEntry]
+
+    def checkpoints(self) -> list[CheckpointInfo]:
+        """Every checkpoint of the bundle, in the order the solve takes them."""
+        return [self.checkpoint, *self.ensemble]
+
+
+def checkpoint_folder(index: int) -> str:
+    """The bundle's folder of its index-th checkpoint: checkpoint, checkpoint-2, checkpoint-3, ..."""
+    return CHECKPOINT if index == 0 else f"{CHECKPOINT}-{index + 1}"
 
 
 def sha256(path: Path) -> str:
@@ -407,14 +420,15 @@ def staged(out: Path):
 
 
 def build_bundle(
-    checkpoint: str | Path,
+    checkpoints: str | Path | list[str | Path],
     out: Path,
     recipe: str = "kaggle",
     python_versions: tuple[str, ...] = IMAGE_PYTHONS,
     keep_rows: list[str] | None = None,
 ) -> Manifest:
-    """Write the bundle for a checkpoint (or a run's newest) into out, which must be empty or absent,
-    with wheels for each of python_versions; its puzzle table slimmed (see copy_checkpoint)."""
+    """Write the bundle for a checkpoint (or a run's newest), or an ensemble's several, into out,
+    which must be empty or absent, with wheels for each of python_versions; each puzzle table
+    slimmed (see copy_checkpoint)."""
     from arcsolver.config import SolveConfig
     from arcsolver.recipes import load_recipe, recipe_path
 
@@ -426,7 +440,18 @@ def build_bundle(
         raise ArcsolverError("no --python-version: name at least one Python the wheels are for, e.g. 3.12")
     out = Path(out)
     refuse_occupied(out)
-    ckpt_dir, step = resolve_checkpoint(checkpoint)
+    given = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    if not given:
+        raise ArcsolverError("no --checkpoint: name the checkpoint or run directory to bundle")
+    resolved = [resolve_checkpoint(path) for path in given]  # each validated before any work
+    seen: dict[Path, str | Path] = {}
+    for path, (ckpt_dir, _) in zip(given, resolved):
+        if ckpt_dir.resolve() in seen:
+            raise ArcsolverError(
+                f"--checkpoint {path}: the same checkpoint as --checkpoint {seen[ckpt_dir.resolve()]} "
+                f"({ckpt_dir}); an ensemble's checkpoints must differ"
+            )
+        seen[ckpt_dir.resolve()] = path
     load_recipe(SolveConfig, "submit", recipe)  # a recipe that does not validate here would fail on Kaggle
     recipe_file = recipe_path("submit", recipe)
 
@@ -441,20 +466,28 @@ def build_bundle(
         requirements = {version: runtime_requirements(metadata, version) for version in pythons}
         for version in pythons:
             download_dependencies(requirements[version], version, staging / WHEELS)
-        slim = copy_checkpoint(ckpt_dir, staging / CHECKPOINT, keep_rows)
+        infos = []
+        for index, (ckpt_dir, step) in enumerate(resolved):
+            folder = checkpoint_folder(index)
+            slim = copy_checkpoint(ckpt_dir, staging / folder, keep_rows)
+            infos.append(
+                CheckpointInfo(
+                    name=ckpt_dir.name,
+                    folder=folder,
+                    step=step,
+                    table_rows=slim.rows,
+                    full_table_rows=slim.full_rows,
+                    full_bytes=slim.full_bytes,
+                )
+            )
         shutil.copyfile(recipe_file, staging / RECIPE)
         manifest = Manifest(
             arcsolver=metadata["Version"],
             pythons=pythons,
             platform="manylinux x86_64",
             recipe=recipe_file.stem,
-            checkpoint=CheckpointInfo(
-                name=ckpt_dir.name,
-                step=step,
-                table_rows=slim.rows,
-                full_table_rows=slim.full_rows,
-                full_bytes=slim.full_bytes,
-            ),
+            checkpoint=infos[0],
+            ensemble=infos[1:],
             requirements=requirements,
             files=file_entries(staging),
         )

@@ -8,7 +8,7 @@ arcsolver wheel allows that Python, pip resolves the manifest's requirements for
 wheels alone (torch is never asked for: arcsolver itself is installed without dependencies), and
 every requirement of what pip picks, markers judged for that Python, is met; on this machine's
 Python, if targeted, the wheels install into an empty folder and the bundled code imports from
-it; the checkpoint loads. Each problem of these is one line naming the file.
+it; every checkpoint loads. Each problem of these is one line naming the file.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from arcsolver.errors import ArcsolverError
 from arcsolver.inputs import check_regular_file
 from arcsolver.kaggle.bundle import (
-    CHECKPOINT,
     MANIFEST,
     WHEELS,
     Manifest,
+    checkpoint_folder,
     offline_env,
     pinned,
     pip,
@@ -63,6 +63,12 @@ def read_manifest(bundle: Path) -> Manifest:
             f"{path}: requirements for Python {', '.join(sorted(manifest.requirements)) or 'none'}, wheels for "
             f"{', '.join(manifest.pythons) or 'none'}; rebuild the bundle with `arcsolver kaggle bundle`"
         )
+    for index, info in enumerate(manifest.checkpoints()):
+        if info.folder != checkpoint_folder(index):  # the notebook passes exactly these folders
+            raise ArcsolverError(
+                f"{path}: names checkpoint {index + 1}'s folder {info.folder!r}, not {checkpoint_folder(index)!r}; "
+                "rebuild the bundle with `arcsolver kaggle bundle`"
+            )
     for entry in manifest.files:
         if outside_bundle(entry.path):
             raise ArcsolverError(
@@ -215,25 +221,29 @@ def trial_install(bundle: Path, manifest: Manifest, report: CheckReport) -> None
             report.summary.append(f"import: on this Python ({python}) arcsolver imports from the installed wheels")
 
 
-def verify_checkpoint(bundle: Path, manifest: Manifest, report: CheckReport) -> None:
+def verify_checkpoints(bundle: Path, manifest: Manifest, report: CheckReport) -> None:
+    """Every checkpoint of the bundle loads, at the step the manifest gives it."""
     import torch
 
     from arcsolver.engine.checkpoint import read_state
     from arcsolver.engine.pretrained import load_model
 
-    try:
-        model, cfg, ckpt_dir = load_model(bundle / CHECKPOINT, torch.device("cpu"))
-        step = read_state(ckpt_dir).get("step")
-    except ArcsolverError as e:
-        report.problems.append(str(e))
-        return
-    if step != manifest.checkpoint.step:
-        report.problems.append(f"{ckpt_dir / 'state.json'}: step {step}, the manifest says {manifest.checkpoint.step}")
-    n_params = sum(p.numel() for p in model.parameters())
-    report.summary.append(
-        f"checkpoint: step {step} (from {manifest.checkpoint.name}), {n_params:,} parameters, "
-        f"canvas {cfg.model.canvas}x{cfg.model.canvas}"
-    )
+    infos = manifest.checkpoints()
+    for info in infos:
+        try:
+            model, cfg, ckpt_dir = load_model(bundle / info.folder, torch.device("cpu"))
+            step = read_state(ckpt_dir).get("step")
+        except ArcsolverError as e:
+            report.problems.append(str(e))
+            continue
+        if step != info.step:
+            report.problems.append(f"{ckpt_dir / 'state.json'}: step {step}, the manifest says {info.step}")
+        n_params = sum(p.numel() for p in model.parameters())
+        report.summary.append(
+            f"{info.folder}: step {step} (from {info.name}), {n_params:,} parameters, "
+            f"canvas {cfg.model.canvas}x{cfg.model.canvas}"
+            + (f"; one of an ensemble of {len(infos)}, voting together" if len(infos) > 1 else "")
+        )
 
 
 def check_bundle(bundle: Path) -> CheckReport:
@@ -258,5 +268,5 @@ def check_bundle(bundle: Path) -> CheckReport:
         report.summary.append(
             f"import: skipped (this is Python {this_python()}, the wheels are for {', '.join(manifest.pythons)})"
         )
-    verify_checkpoint(bundle, manifest, report)
+    verify_checkpoints(bundle, manifest, report)
     return report

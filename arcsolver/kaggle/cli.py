@@ -16,7 +16,12 @@ kaggle_app = typer.Typer(
 @kaggle_app.command("bundle")
 @user_errors
 def bundle(
-    checkpoint: str = typer.Option(..., help="A checkpoint or run directory (then its newest checkpoint)."),
+    checkpoint: list[str] = typer.Option(
+        ...,
+        "--checkpoint",
+        help="A checkpoint or run directory (then its newest checkpoint). Repeat it for an ensemble: the "
+        "notebook's solve passes every one, and their answers vote together.",
+    ),
     out: Path = typer.Option(
         ..., "--out", help="The folder to write (absent or empty); upload it as a Kaggle dataset."
     ),
@@ -35,13 +40,15 @@ def bundle(
         "row, all that tasks the checkpoint never saw start from.",
     ),
 ) -> None:
-    """Write the wheels, the checkpoint, the recipe and a manifest for the offline Kaggle notebook."""
+    """Write the wheels, the checkpoint (or an ensemble's), the recipe and a manifest for the offline Kaggle notebook."""
     from arcsolver.engine.checkpoint import checkpoint_inputs
     from arcsolver.inputs import Inputs, refuse_output_dir
     from arcsolver.kaggle.bundle import IMAGE_PYTHONS, build_bundle
     from arcsolver.recipes import recipe_path
 
-    inputs = checkpoint_inputs(Inputs(), checkpoint).file("recipe", recipe_path("submit", recipe))
+    inputs = Inputs().file("recipe", recipe_path("submit", recipe))
+    for given in checkpoint:
+        checkpoint_inputs(inputs, given)
     refuse_output_dir("--out", out, inputs)
     manifest = build_bundle(
         checkpoint,
@@ -51,21 +58,28 @@ def bundle(
         kept_task_ids(keep_rows) if keep_rows else None,
     )
     wheels = [f for f in manifest.files if f.path.startswith("wheels/")]
-    ckpt = [f for f in manifest.files if f.path.startswith("checkpoint/")]
     total = sum(f.size for f in manifest.files)
+    infos = manifest.checkpoints()
+
+    def size_of(folder: str) -> float:
+        return sum(f.size for f in manifest.files if f.path.startswith(f"{folder}/")) / 1e6
+
+    steps = ", ".join(f"step {info.step} ({size_of(info.folder):.1f} MB)" for info in infos)
     console.print(
         f"wrote {one_line(str(out))}: arcsolver {manifest.arcsolver} and {len(wheels) - 1} dependency wheels for Python {', '.join(manifest.pythons)} "
-        f"({sum(f.size for f in wheels) / 1e6:.1f} MB), checkpoint step {manifest.checkpoint.step} "
-        f"({sum(f.size for f in ckpt) / 1e6:.1f} MB), recipe {manifest.recipe}; {total / 1e6:.1f} MB in all",
+        f"({sum(f.size for f in wheels) / 1e6:.1f} MB), "
+        + (f"checkpoint {steps}" if len(infos) == 1 else f"an ensemble of {len(infos)} checkpoints: {steps}")
+        + f", recipe {manifest.recipe}; {total / 1e6:.1f} MB in all",
         highlight=False,
         soft_wrap=True,
     )
-    info = manifest.checkpoint
-    if info.full_bytes is not None:
+    for info in infos:
+        if info.full_bytes is None or info.full_table_rows is None or info.table_rows is None:
+            continue
         console.print(
-            f"puzzle table: {info.full_table_rows - 1} trained rows -> {info.table_rows - 1} "
+            f"{info.folder}: puzzle table: {info.full_table_rows - 1} trained rows -> {info.table_rows - 1} "
             f"({'the mean row' if info.table_rows == 2 and not keep_rows else 'the kept rows'}); checkpoint "
-            f"{info.full_bytes / 1e6:.1f} MB -> {sum(f.size for f in ckpt) / 1e6:.1f} MB",
+            f"{info.full_bytes / 1e6:.1f} MB -> {size_of(info.folder):.1f} MB",
             highlight=False,
             soft_wrap=True,
         )
