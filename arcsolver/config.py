@@ -128,7 +128,7 @@ class OptimConfig(_Section):
     global_batch_size: int = Field(768, ge=1, le=MAX_BATCH, description="what the optimiser and sign-SGD see per step")
     micro_batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)] | Literal["auto"] = Field(
         "auto",
-        description="Samples per forward/backward within a process; gradients accumulate up to the batch. auto: measured on CUDA to fill the GPU, the whole local batch on a CPU.",
+        description="Samples per forward/backward within a process; gradients accumulate up to the batch. auto: measured on CUDA to fill the GPU; on a CPU the whole local batch where it fits half the memory available, else split.",
     )
     lr: float = Field(1e-4, gt=0, le=FLOAT32_MAX, description="learning rate of the network (after warm-up)")
     betas: tuple[Beta, Beta] = Field((0.9, 0.95), description="Adam's moment decay rates")

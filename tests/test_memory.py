@@ -38,3 +38,53 @@ def test_plan_of_a_sized_layout_gives_each_side_its_micro_batch():
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith("on a 2 GB GPU"))
     assert "micro-batch per canvas side" in line and "6: " in line and "10: " in line
+
+
+def test_on_a_cpu_auto_keeps_the_whole_batch_where_it_fits_and_splits_it_where_it_does_not(monkeypatch, tmp_path):
+    import io
+    import json
+
+    from conftest import tiny_config
+    from rich.console import Console
+
+    from arcsolver.engine import memory
+    from arcsolver.train.loop import pretrain
+
+    model = TRM(TRMConfig(hidden_size=32, n_heads=2, canvas=30, positions="rope2d", puzzle_emb_len=2), 3)
+    cpu, said = torch.device("cpu"), []
+    monkeypatch.setattr(memory, "available_memory", lambda: 64 * 2**30)
+    assert memory.choose_micro_batch("auto", model, 64, torch.float32, cpu, None, said.append, (6, 30)) is None
+    assert said == []  # as before: nothing said, the whole batch
+    # Room for a quarter of the batch on the 30x30 canvas (CPU_SHARE of what is available).
+    sides = {side: estimate_step_memory(model, torch.float32, side=side) for side in (6, 30)}
+    carries = sum(m.carry_per_sample for m in sides.values()) * 64
+    room = sides[30].fixed + carries + sides[30].per_sample * 16.5
+    monkeypatch.setattr(memory, "available_memory", lambda: room / memory.CPU_SHARE)
+    chosen = memory.choose_micro_batch("auto", model, 64, torch.float32, cpu, None, said.append, (6, 30))
+    assert chosen == {6: 64, 30: 16}, chosen
+    assert said and said[0].startswith("micro-batch per canvas side of 64 per process on the CPU: 6: 64, 30: 16; ")
+    monkeypatch.setattr(memory, "available_memory", lambda: None)  # unreadable: the whole batch, as before
+    assert memory.choose_micro_batch("auto", model, 64, torch.float32, cpu, None, said.append, (6, 30)) is None
+
+    # A run on a machine with little memory trains in micro-batches to the end.
+    monkeypatch.setattr(memory, "available_memory", lambda: 1.0)
+    log = io.StringIO()
+    pretrain(tiny_config("run.steps=3"), tmp_path / "run", console=Console(file=log, width=300))
+    assert "micro-batch 1 of 8 per process on the CPU; " in log.getvalue(), log.getvalue()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 3
+
+
+def test_the_memory_available_is_capped_by_a_cgroups_limit(monkeypatch, tmp_path):
+    from arcsolver.engine import memory
+
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    limit.write_text(f"{2**30}\n")
+    usage.write_text(f"{2**28}\n")
+    monkeypatch.setattr(memory, "CGROUP_FILES", ((str(limit), str(usage)),))
+    assert memory.available_memory() == 2**30 - 2**28  # below any machine's MemAvailable here
+    limit.write_text("max\n")  # no limit: the machine's own
+    assert memory.available_memory() > 2**30 - 2**28
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(memory, "available_memory", lambda: 8.0 * 2**30)
+    assert memory.cpu_budget() == 8.0 * 2**30 * memory.CPU_SHARE / 2  # shared by the machine's processes
