@@ -53,8 +53,10 @@ def test_on_a_cpu_auto_keeps_the_whole_batch_where_it_fits_and_splits_it_where_i
     model = TRM(TRMConfig(hidden_size=32, n_heads=2, canvas=30, positions="rope2d", puzzle_emb_len=2), 3)
     cpu, said = torch.device("cpu"), []
     monkeypatch.setattr(memory, "available_memory", lambda: 64 * 2**30)
+    stream = torch.get_rng_state()
     assert memory.choose_micro_batch("auto", model, 64, torch.float32, cpu, None, said.append, (6, 30)) is None
     assert said == []  # as before: nothing said, the whole batch
+    assert torch.equal(torch.get_rng_state(), stream)  # and the run's random stream untouched by the count
     # Room for a quarter of the batch on the 30x30 canvas (CPU_SHARE of what is available).
     sides = {side: estimate_step_memory(model, torch.float32, side=side) for side in (6, 30)}
     carries = sum(m.carry_per_sample for m in sides.values()) * 64
@@ -62,6 +64,7 @@ def test_on_a_cpu_auto_keeps_the_whole_batch_where_it_fits_and_splits_it_where_i
     monkeypatch.setattr(memory, "available_memory", lambda: room / memory.CPU_SHARE)
     chosen = memory.choose_micro_batch("auto", model, 64, torch.float32, cpu, None, said.append, (6, 30))
     assert chosen == {6: 64, 30: 16}, chosen
+    assert torch.equal(torch.get_rng_state(), stream)
     assert said and said[0].startswith("micro-batch per canvas side of 64 per process on the CPU: 6: 64, 30: 16; ")
     monkeypatch.setattr(memory, "available_memory", lambda: None)  # unreadable: the whole batch, as before
     assert memory.choose_micro_batch("auto", model, 64, torch.float32, cpu, None, said.append, (6, 30)) is None

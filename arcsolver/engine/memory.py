@@ -80,7 +80,9 @@ def shallow_copy(model: TRM, **schedule) -> TRM:
     """A TRM of the same shapes and device with another recursion schedule (its own weights:
     memory depends on shapes only) and a 2-row puzzle table."""
     device = next(model.parameters()).device
-    return TRM(model.config.model_copy(update=schedule), n_puzzle_ids=2).to(device)
+    # Its weights are drawn aside: counting memory never moves the caller's random stream.
+    with torch.random.fork_rng(devices=[]):
+        return TRM(model.config.model_copy(update=schedule), n_puzzle_ids=2).to(device)
 
 
 def saved_activation_bytes(
@@ -237,7 +239,9 @@ def cpu_micro_batch(model: TRM, local_batch: int, dtype, say, sides=None) -> Mic
     carries = sum(carry_bytes_per_sample(model, dtype, side) for side in canvases) * local_batch
     if largest.micro_batch(budget, local_batch, carries) >= local_batch:
         return None
-    memories = {side: estimate_step_memory(model, dtype, side=side) for side in canvases}
+    memories = {
+        side: largest if side == max(canvases) else estimate_step_memory(model, dtype, side=side) for side in canvases
+    }
     chosen = micro_batches(memories, budget, local_batch)
     sized = len(canvases) > 1
     say(
