@@ -33,8 +33,10 @@ eager). --compile/--no-compile overrides both.
 
 Every ratio comes from interleaved windows (benchmarks/interleave.py): the reference, arcsolver at
 30x30 and arcsolver sized take turns, --windows times, and a ratio is the median of the rounds'
-ratios with their range. When one side's window rates drift by more than 20%, the machine's load
-changed while measuring: the line says so instead of giving a figure. The last line reads
+ratios with their range. A slow drift of the machine moves both sides of a round alike and leaves
+its ratio; when the rounds disagree (fewer than half within 10% of their median ratio), a load came
+and went while measuring: the line says so instead of giving a figure. Each side's own drift is
+printed beside it. The last line reads
 `training speed-up vs reference: X.XX× (median of N interleaved windows, range A-B×) (DEVICE,
 DTYPE, SIZE)`: arcsolver's sized training step against the reference's, same model and batch.
 The real loop's samples/s, measured on its own, is printed and never divided by anything.
@@ -411,7 +413,10 @@ def throughput(args, ref, cfg: TRMConfig, stream: SizedStream, device, dtype) ->
             "arcsolver_30x30": result.median_rate("arcsolver 30x30"),
             "arcsolver_sized": result.median_rate("arcsolver sized"),
             "window_rates": result.rates,
-            "ratios": {name: {"median": r.median, "ratios": r.ratios, "quiet": r.quiet} for name, r in ratios.items()},
+            "ratios": {
+                name: {"median": r.median, "ratios": r.ratios, "quiet": r.quiet, "drifts": r.drifts}
+                for name, r in ratios.items()
+            },
         }
         print(
             f"{mode} examples/s, median of {args.windows} interleaved windows: "
@@ -419,7 +424,7 @@ def throughput(args, ref, cfg: TRMConfig, stream: SizedStream, device, dtype) ->
             flush=True,
         )
         for name, r in ratios.items():
-            print(f"  {mode}, {name} vs reference 30x30: {r.text()}", flush=True)
+            print(f"  {mode}, {name} vs reference 30x30: {r.text()} ({r.drift_text()})", flush=True)
         out[mode]["speed_up"] = ratios["arcsolver sized"]
     return out
 
