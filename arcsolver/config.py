@@ -166,6 +166,18 @@ class RunConfig(MachineConfig):
         le=MAX_FLOPS,
         description="stop early at this compute: training FLOPs (forward and backward, all processes), e.g. 1e15",
     )
+    target_heldout_loss: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="stop when the held-out loss of a fixed sample first reaches this (time to target); None: no target",
+    )
+    target_every: int = Field(
+        25, ge=1, le=MAX_STEPS, description="steps between the target's checks (their FLOPs count against the run)"
+    )
+    target_queries: int = Field(
+        64, ge=1, le=100_000, description="held-out test inputs in the target's fixed sample (one version each)"
+    )
     compile: bool = Field(False, description="torch.compile the network (CUDA)")
     log_every: int = Field(
         10, ge=1, le=MAX_STEPS, description="steps between progress records (each the mean of the steps since the last)"

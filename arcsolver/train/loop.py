@@ -45,6 +45,7 @@ from arcsolver.train.resume import (
 )
 from arcsolver.train.run import Run
 from arcsolver.train.stops import Interrupted, StopRequests, agreed_signal, stopped
+from arcsolver.train.target import TargetCheck
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
 
 EVAL_SPARE = 1.25  # training leaves the final evaluation its estimate and a quarter more
@@ -181,6 +182,12 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         flops_per_sample=per_sample,
         flops=flops,
     )
+    target = TargetCheck.of(run, puzzles, heldout)
+    if target is not None:
+        say(
+            f"target: held-out loss {cfg.run.target_heldout_loss:g} on {len(target.sample)} fixed queries, "
+            f"checked every {cfg.run.target_every} steps; the run stops where it first reaches it"
+        )
     started = time.monotonic()
     scores: dict = {}
     signum = None
@@ -189,6 +196,10 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
 
     def should_stop(step: int) -> bool:
         nonlocal signum, total_steps
+        # The target's loss is summed over processes, so every process stops at the same step.
+        if target is not None and target.reached_at is not None:
+            total_steps = step
+            return True
         # Every process counts the same FLOPs, so all stop at the same step without a vote; a
         # step that would pass the budget is not taken.
         next_step = logger.flops + per_sample[stream.side_of(step)] * cfg.optim.global_batch_size
@@ -208,6 +219,24 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             total_steps = step
         return True
 
+    def check_target(step: int) -> None:
+        loss, check_flops = target.loss()
+        logger.flops += check_flops  # the check's compute counts against the run, as its seconds do
+        record = {
+            "step": step,
+            "target_check_loss": loss if math.isfinite(loss) else None,
+            "time_s": logger.elapsed(),
+            "flops": logger.flops,
+        }
+        if target.reached(loss):
+            target.reached_at = step
+            record |= {"target_reached": True, "target_heldout_loss": cfg.run.target_heldout_loss}
+            logger.print(
+                f"target held-out loss {cfg.run.target_heldout_loss:g} reached at step {step}: {loss:.4f} on "
+                f"{len(target.sample)} queries, {format_flops(logger.flops)}, {record['time_s']:.0f}s"
+            )
+        logger.log(record)
+
     def after_step(step: int, result: StepResult) -> None:
         logger.count(result)
         if step % cfg.run.log_every == 0 or step == total_steps:
@@ -217,6 +246,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             if not math.isfinite(values["loss"]):
                 raise diverged(run, step, "the loss is not finite")
         logger.tick(step)
+        if target is not None and target.due(step) and step < total_steps:
+            check_target(step)
         if step % cfg.run.checkpoint_every == 0 and step < total_steps:
             save_checkpoint(run, step, trainer.carries, logger.flops)
         if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
