@@ -203,3 +203,114 @@ def test_two_files_of_one_task_id_are_refused_naming_both(tmp_path):
     assert "\n" not in line
     assert str(tmp_path / "A" / "same.json") in line and str(tmp_path / "B" / "same.json") in line
     assert "rename one" in line
+
+
+# --- one walker for every tree of task files (loaders.task_files): loops, depth, duplicates and
+# unreadable folders, alike for data check, export, a run's train_sets and --concept ------------
+
+
+def corpus_with(root, *files):
+    """A ConceptARC clone at root holding GOOD under each of files (paths inside corpus/)."""
+    for name in files:
+        nested_write(root / "corpus" / name, GOOD)
+    return root
+
+
+def test_a_link_back_up_the_tree_reads_each_task_once(tmp_path):
+    from arcsolver.data.reference_names import read_concept
+
+    clone = corpus_with(tmp_path / "clone", "A/a1.json", "A/a2.json", "B/b1.json")
+    (clone / "corpus" / "L").symlink_to(".")  # corpus/L -> corpus: a loop
+    (clone / "corpus" / "B" / "up").symlink_to("../..")  # corpus/B/up -> clone: a loop a level higher
+    assert [t.id for t in read_concept(clone)] == ["a1", "a2", "b1"]
+    tasks, problems = read_directory(clone / "corpus")
+    assert tasks.ids() == ["a1", "a2", "b1"] and problems == []
+
+
+def test_a_task_id_in_two_concepts_is_refused_naming_both(tmp_path):
+    from arcsolver.data.reference_names import read_concept
+
+    clone = corpus_with(tmp_path / "clone", "A/same.json", "B/same.json", "B/other.json")
+    with pytest.raises(DataError) as caught:
+        read_concept(clone)
+    line = str(caught.value)
+    assert str(clone / "corpus" / "A" / "same.json") in line and str(clone / "corpus" / "B" / "same.json") in line
+
+
+def test_a_task_1400_folders_deep_is_read(tmp_path):
+    from typer.testing import CliRunner
+
+    from arcsolver.cli import app
+    from arcsolver.data.reference_names import read_concept
+
+    deep = tmp_path / "clone" / "corpus" / "C"
+    chain = []
+    for _ in range(1400):  # mkdir one at a time: os.makedirs itself recurses
+        deep = deep / "d"
+        chain.append(deep)
+    (tmp_path / "clone" / "corpus" / "C").mkdir(parents=True)
+    for folder in chain:
+        folder.mkdir()
+    write(deep / "deep.json", GOOD)
+    try:
+        assert [t.id for t in read_concept(tmp_path / "clone")] == ["deep"]
+        result = CliRunner().invoke(app, ["data", "check", str(tmp_path / "clone")])
+        assert result.exit_code == 0 and "1 valid tasks" in result.output, result.output
+    finally:  # shutil.rmtree recurses too: undo the chain from its end
+        (deep / "deep.json").unlink()
+        for folder in reversed(chain):
+            folder.rmdir()
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """make(folder): folder cannot be listed, by its mode, or as root (whom modes do not stop) by
+    os.scandir refusing it as the kernel would."""
+    import errno
+    import os
+
+    made = []
+
+    def make(folder):
+        if os.geteuid() != 0:
+            folder.chmod(0)
+            made.append(folder)
+            return
+        real = os.scandir
+
+        def scandir(path="."):
+            if os.fspath(path) == os.fspath(folder):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+            return real(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+
+    yield make
+    for folder in made:
+        folder.chmod(0o755)
+
+
+def test_an_unreadable_folder_is_named_by_every_reader_of_a_tree(tmp_path, unreadable):
+    from conftest import error_line, tiny_config
+    from typer.testing import CliRunner
+
+    from arcsolver.cli import app
+    from arcsolver.data.reference_names import read_concept
+    from arcsolver.train.tasks import select_tasks
+
+    clone = corpus_with(tmp_path / "clone", "A/a1.json", "A/a2.json", "B/b1.json")
+    corpus, hidden = clone / "corpus", clone / "corpus" / "B"
+    unreadable(hidden)
+    result = CliRunner().invoke(app, ["data", "check", str(corpus)])
+    assert result.exit_code == 1, result.output
+    assert f"problem: {hidden}: cannot read this folder" in result.output
+    assert "2 valid tasks" in result.output and "1 problems" in result.output
+    result = CliRunner().invoke(app, ["data", "export", str(corpus), "--out", str(tmp_path / "export")])
+    error_line(result.output, hidden, "cannot read this folder", "make it readable")
+    assert not (tmp_path / "export").exists()
+    with pytest.raises(DataError, match="cannot read this folder") as caught:
+        select_tasks(tiny_config(f"data.train_sets=['{corpus}']", "data.heldout_sets=[]"))
+    assert str(caught.value).startswith(f"{hidden}: ")
+    with pytest.raises(DataError, match="cannot read this folder") as caught:
+        read_concept(clone)
+    assert str(caught.value).startswith(f"{hidden}: ")

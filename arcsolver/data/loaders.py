@@ -8,6 +8,7 @@ needs this). `load_*` is strict: it raises `DataError` naming the first problem.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -162,15 +163,48 @@ def _set_name(path: Path) -> str:
     return path.name.removesuffix(".json").removesuffix("_challenges")
 
 
+def task_files(root: Path) -> tuple[list[Path], list[Problem]]:
+    """Every .json file in root and the folders below it, in the order of their paths, and a
+    problem naming each folder that could not be read. The one walker of every tree of task files:
+    it keeps its own list of the folders still to read, so no depth is too deep for it, and
+    follows links to folders but reads each folder once, so a link back up (a loop) ends."""
+    files, problems = [], []
+    seen: set[tuple[int, int]] = set()  # (device, inode) of each folder read
+    folders = [Path(root)]
+    while folders:
+        folder = folders.pop()
+        try:
+            info = folder.stat()
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name, reverse=True)  # popped in order
+            for entry in entries:
+                if entry.is_dir():
+                    folders.append(Path(entry.path))
+                elif entry.name.endswith(".json"):
+                    files.append(Path(entry.path))
+        except OSError as e:
+            problems.append(
+                Problem(
+                    str(folder),
+                    f"cannot read this folder ({e.strerror or type(e).__name__}), so its task files are not read; "
+                    "make it readable, or move it out of the tree",
+                )
+            )
+    return sorted(files), problems
+
+
 def read_directory(path) -> tuple[TaskSet, list[Problem]]:
     """Read a directory of per-task JSON files (file name = task id), nested at any depth
-    (ConceptARC's `corpus/<Concept>/<Task>.json`), leniently. Two files of one id are one
-    problem naming both: a task id names one task."""
+    (ConceptARC's `corpus/<Concept>/<Task>.json`), leniently (see task_files). Two files of one id
+    are one problem naming both: a task id names one task."""
     path = Path(path)
-    files = sorted(path.rglob("*.json"))
-    if not files:
+    files, problems = task_files(path) if path.is_dir() else ([], [])
+    if not files and not problems:
         raise DataError(f"{path}: no .json task files in this directory or below it")
-    tasks, problems = [], []
+    tasks = []
     first: dict[str, Path] = {}
     for file in files:
         if file.stem in first:

@@ -95,26 +95,23 @@ def reference_identifiers(
 
 def read_concept(path: Path) -> list[Task]:
     """ConceptARC's tasks: a clone of its repository (corpus/<concept>/<task>.json, task id the
-    file's name, concepts and tasks in the order of their paths) or a challenges file of them
-    (with solutions)."""
+    file's name, tasks in the order of their paths, read as one tree: see loaders.task_files) or
+    a challenges file of them (with solutions)."""
     from arcsolver.data.loaders import first_of, load_tasks, read_directory
 
     path = Path(path)
     if path.is_file():
         return list(load_tasks(str(path)))
-    concepts = sorted(p for p in (path / "corpus").glob("*") if p.is_dir()) if (path / "corpus").is_dir() else []
-    if not concepts:
+    corpus = path / "corpus"
+    if not corpus.is_dir():
         raise DataError(
             f"{path}: no corpus/<concept>/ directories; give a clone of ConceptARC "
             "(git clone https://github.com/victorvikram/ConceptARC) or a challenges file of its tasks"
         )
-    tasks: list[Task] = []
-    for concept in concepts:
-        found, problems = read_directory(concept)
-        if problems:
-            raise DataError(first_of(problems))
-        tasks.extend(found)
-    return tasks
+    tasks, problems = read_directory(corpus)  # one tree: a task id in two concepts is refused
+    if problems:
+        raise DataError(first_of(problems))
+    return list(tasks)
 
 
 def dataset_subsets(name: str, concept: Path | None) -> list[list[Task]]:
