@@ -93,6 +93,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def plain_permissions(path: str | os.PathLike) -> None:
+    """Give a file the permissions a plain open() would (0644 under the usual umask): safetensors
+    writes its files private (0600), unreadable to another user sharing the folder."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write text as UTF-8, atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))

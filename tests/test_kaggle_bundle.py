@@ -104,6 +104,20 @@ def test_an_ensembles_checkpoints_each_get_a_folder_and_the_check_loads_every_on
     assert "Traceback" not in result.output
 
 
+def test_the_checkpoint_and_every_file_of_the_bundle_are_readable_by_whoever_shares_the_folder(
+    ensemble_bundle, tiny_run
+):
+    """safetensors writes its files private (0600); the rest are 0644 under umask 022, and so must they be."""
+    bundle, _ = ensemble_bundle
+    mask = os.umask(0)
+    os.umask(mask)
+    checkpoint = tiny_run / "checkpoints" / "step_0000003"
+    files = [*checkpoint.iterdir(), *(p for p in bundle.rglob("*") if p.is_file())]
+    assert any(p.name == "model.safetensors" for p in files) and any(p.name == "optimizer.safetensors" for p in files)
+    modes = {str(p): oct(p.stat().st_mode & 0o777) for p in files}
+    assert modes == {str(p): oct(0o666 & ~mask) for p in files}
+
+
 def test_one_checkpoint_given_twice_is_refused_in_one_line(tiny_run, tmp_path):
     out = tmp_path / "bundle"
     result = run("kaggle", "bundle", "--checkpoint", str(tiny_run), "--checkpoint", str(tiny_run), "--out", str(out))

@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from arcsolver.atomic import plain_permissions
 from arcsolver.engine.carry import carries_tensors, on_side, split_carries
 from arcsolver.errors import CheckpointError
 from arcsolver.inputs import Inputs, check_input_file, read_json, weights_file
@@ -33,8 +34,10 @@ PREFIX = "step_"
 MAX_STEP = 10**7 - 1  # the most a checkpoint's 7-digit name holds, and so the most that sorts right
 
 
-def _save(tensors: dict[str, torch.Tensor], path: Path) -> None:
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Write tensors as a safetensors file readable by whoever may read the folder (see plain_permissions)."""
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
+    plain_permissions(path)
 
 
 def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -93,15 +96,15 @@ def write_rank_part(staging: Path, rank: int, carries: dict) -> None:
     tensors["torch_rng"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["cuda_rng"] = torch.cuda.get_rng_state()
-    _save(tensors, staging / f"carry_rank{rank}.safetensors")
+    save_tensors(tensors, staging / f"carry_rank{rank}.safetensors")
 
 
 def write_main_part(staging: Path, model, ema, optimizer, state: dict) -> None:
-    _save(model.state_dict(), staging / "model.safetensors")
+    save_tensors(model.state_dict(), staging / "model.safetensors")
     if ema is not None:
-        _save(ema.state_dict(), staging / "ema.safetensors")
+        save_tensors(ema.state_dict(), staging / "ema.safetensors")
     opt_tensors, opt_meta = optimizer_state(optimizer)
-    _save(opt_tensors, staging / "optimizer.safetensors")
+    save_tensors(opt_tensors, staging / "optimizer.safetensors")
     (staging / "state.json").write_text(json.dumps({**state, "optimizer": opt_meta}, indent=1))
 
 

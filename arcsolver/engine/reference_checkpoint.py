@@ -35,7 +35,6 @@ from typing import Annotated, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import save_file
 
 from arcsolver.atomic import temp_prefix, terminations_raised, write_problem
 from arcsolver.config import PretrainConfig
@@ -454,7 +453,7 @@ def _write_staged(
         staging.chmod(0o777 & ~mask)  # mkdtemp makes it private; give it a plain mkdir's permissions
         ckpt_dir = staging / ckpt.CHECKPOINTS / f"{ckpt.PREFIX}{step:07d}"
         ckpt_dir.mkdir(parents=True)
-        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(ckpt_dir / "model.safetensors"))
+        ckpt.save_tensors(weights, ckpt_dir / "model.safetensors")
         (ckpt_dir / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
         (staging / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")), encoding="utf-8")
         if card:

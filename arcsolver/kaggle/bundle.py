@@ -318,10 +318,9 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
     keeps the trained rows of those of its named tasks, with the mean in MEAN_FILE."""
     import torch
     from safetensors import safe_open
-    from safetensors.torch import save_file
 
     from arcsolver.data.augment import split_augmented_id
-    from arcsolver.engine.checkpoint import run_of
+    from arcsolver.engine.checkpoint import run_of, save_tensors
     from arcsolver.engine.pretrained import MEAN_FILE, TABLE_KEY, VERSIONS_FILE, table_mean_rows
 
     dest.mkdir(parents=True)
@@ -329,7 +328,7 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
     for name in ("ema.safetensors", "state.json"):
         if (ckpt_dir / name).exists():
             check_regular_file(ckpt_dir / name, CheckpointError)  # a FIFO would block the copy
-            shutil.copy2(ckpt_dir / name, dest / name)
+            shutil.copyfile(ckpt_dir / name, dest / name)  # not its mode: a checkpoint's may be private
     # A converted checkpoint names its rows itself; a pretraining run's checkpoints share the
     # run's puzzles.txt.
     names_path, run_dir = ckpt_dir / VERSIONS_FILE, run_of(ckpt_dir)
@@ -366,8 +365,8 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
                 )
             tensors[TABLE_KEY] = torch.cat([table[0:1], *(table[row : row + 1] for row in kept)])
             (dest / VERSIONS_FILE).write_text("".join(names[row - 1] + "\n" for row in kept), encoding="utf-8")
-            save_file({TABLE_KEY: blank_and_mean[1:].contiguous()}, str(dest / MEAN_FILE))
-    save_file(tensors, str(dest / "model.safetensors"))
+            save_tensors({TABLE_KEY: blank_and_mean[1:]}, dest / MEAN_FILE)
+    save_tensors(tensors, dest / "model.safetensors")
     return Slimmed(len(tensors[TABLE_KEY]), full_rows, full_bytes)
 
 
