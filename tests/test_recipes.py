@@ -188,3 +188,20 @@ def test_every_section_refuses_unknown_keys():
         assert model.model_config["extra"] == "forbid"
         for name, info in model.model_fields.items():
             assert info.annotation.model_config["extra"] == "forbid", f"{model.__name__}.{name}"
+
+
+def test_every_command_a_shipped_recipe_names_is_one_the_cli_takes():
+    """A recipe's comments tell the user what to run (the kaggle recipe travels in the bundle):
+    each `arcsolver ...` they name must parse, its command and every option known."""
+    import re
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from arcsolver.cli import app
+
+    named = [cmd for path in SHIPPED for cmd in re.findall(r"`arcsolver ([^`]+)`", path.read_text())]
+    assert named  # the kaggle recipe names how to estimate its hours
+    for cmd in named:
+        result = CliRunner().invoke(app, [*shlex.split(cmd), "--help"])
+        assert result.exit_code == 0, f"`arcsolver {cmd}`: {result.output}"
