@@ -14,7 +14,8 @@ and prints each one's wall time and last lines. CHALLENGES are the first --tasks
 ARC-AGI-1 evaluation set (all 400 with --tasks 400). Random weights score nothing: the figures are
 the pipeline's (download, the rows rebuilt, every trained version voted, the slim bundle).
 
-    python benchmarks/published_checkpoint.py --concept PATH/TO/ConceptARC [--tasks 20] [--work DIR]
+    git clone https://github.com/victorvikram/ConceptARC   # the 160 ConceptARC tasks arc1concept's rows name
+    python benchmarks/published_checkpoint.py --concept ConceptARC [--tasks 20] [--work DIR]
 """
 
 from __future__ import annotations
@@ -74,7 +75,12 @@ def run(command: list[str], env: dict) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--concept", type=Path, required=True, help="a clone of ConceptARC")
+    parser.add_argument(
+        "--concept",
+        type=Path,
+        required=True,
+        help="a clone of ConceptARC: git clone https://github.com/victorvikram/ConceptARC",
+    )
     parser.add_argument("--tasks", type=int, default=20, help="ARC-AGI-1 evaluation tasks solved")
     parser.add_argument("--work", type=Path, default=None, help="where to write (default: a temporary folder)")
     parser.add_argument("--rows", type=int, default=None, help="arc1concept's rows, if known (skips one rebuild)")
