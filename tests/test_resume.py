@@ -266,3 +266,20 @@ def test_trim_metrics_keeps_what_it_cannot_read_and_leaves_an_untouched_file_alo
     assert (path.stat().st_mtime_ns, path.stat().st_ino) == stamp  # nothing to drop: not rewritten
     trim_metrics(path, 1)
     assert path.read_text() == '{"step": 1}\nnot json\n[3]\n'
+
+
+# --- what a killed process leaves: the checkpoint a killed run was staging (atomic.staged_folder's
+# rule: named after the main process, removed by the next run, saying so) ------------------------
+
+
+def test_a_resumed_run_removes_the_checkpoint_a_killed_run_left_half_written_saying_so(run_copy):
+    from test_atomic import dead_owner
+
+    left = run_copy / ckpt.CHECKPOINTS / f"{ckpt.STAGING}0000005-{dead_owner()}"
+    left.mkdir()
+    (left / "model.safetensors").write_bytes(b"half")
+    done = resume(run_copy, "--set", "run.steps=5")
+    assert done.exit_code == 0, done.output
+    assert f"removed {left}: the unfinished work of process" in done.output
+    assert [p.name for p in (run_copy / ckpt.CHECKPOINTS).iterdir() if not p.name.startswith(ckpt.PREFIX)] == []
+    assert (run_copy / ckpt.CHECKPOINTS / "step_0000005").is_dir()

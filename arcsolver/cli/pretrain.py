@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
+from arcsolver.atomic import signals_raised
 from arcsolver.console import console, one_line, user_errors
 from arcsolver.errors import ArcsolverError
 
@@ -80,25 +80,11 @@ def pretrain(
 QUIET_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-@contextmanager
 def signals_end_quietly():
     """Ctrl-C or SIGTERM where the training loop does not handle them (set-up, and the moments
     between its end and the process's) end the process with 128 + the signal, without a
     traceback. The loop's own handling (stop after the step, checkpoint) comes inside this."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def end(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = {signum: signal.signal(signum, end) for signum in QUIET_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            if signal.getsignal(signum) is end:
-                signal.signal(signum, handler)
+    return signals_raised(lambda signum: SystemExit(128 + signum), QUIET_SIGNALS)
 
 
 def refuse_run_outputs(run_dir: Path, recipe: str | None, cfg) -> None:

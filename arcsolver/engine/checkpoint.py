@@ -8,7 +8,7 @@ A checkpoint is a directory `checkpoints/step_XXXXXXX/` holding:
                          side<S>.<field>) and torch RNG state
   state.json             step, world size, resolved config, optimiser hyperparameters
 It is written under a temporary name and renamed into place, so a run killed at any moment
-leaves only complete checkpoints. Nothing here unpickles: loading never runs stored code.
+leaves only complete checkpoints (and a temporary folder, which the next run removes). Nothing here unpickles: loading never runs stored code.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from arcsolver.inputs import Inputs, check_input_file, read_json, weights_file
 CHECKPOINTS = "checkpoints"
 PREFIX = "step_"
 MAX_STEP = 10**7 - 1  # the most a checkpoint's 7-digit name holds, and so the most that sorts right
+# A checkpoint being written: .tmp-step_XXXXXXX-<host>-<pid of the main process> (see staging_dir).
+STAGING = f".tmp-{PREFIX}"
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -84,9 +86,11 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return dirs[-1] if dirs else None
 
 
-def staging_dir(run_dir: Path, step: int) -> Path:
-    """Where every process writes its part before the main process publishes the checkpoint."""
-    path = Path(run_dir) / CHECKPOINTS / f".tmp-{PREFIX}{step:07d}"
+def staging_dir(run_dir: Path, step: int, owner: str) -> Path:
+    """Where every process writes its part before the main process publishes the checkpoint: named
+    after the main process (owner, its atomic.owner_tag), so that a later run knows the one a
+    killed run left (atomic.remove_stale_staging)."""
+    path = Path(run_dir) / CHECKPOINTS / f"{STAGING}{step:07d}-{owner}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -122,6 +122,22 @@ def any_process(flag: bool, d: Dist, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def from_main(text: str, d: Dist, device: torch.device) -> str:
+    """The main process's text (a name, at most 255 bytes of UTF-8) in every process (one small
+    broadcast)."""
+    if not d.enabled:
+        return text
+    data = text.encode("utf-8")
+    assert len(data) < 256, "a name, not a message"
+    buffer = torch.zeros(256, dtype=torch.uint8, device=device)
+    if d.is_main:
+        buffer[0] = len(data)
+        buffer[1 : 1 + len(data)] = torch.tensor(list(data), dtype=torch.uint8)
+    dist.broadcast(buffer, src=0)
+    size = int(buffer[0])
+    return bytes(buffer[1 : 1 + size].tolist()).decode("utf-8")
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

@@ -4,12 +4,10 @@ they run. The workers die with the parent, so a killed solve leaves no orphan on
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +16,7 @@ from pathlib import Path
 import torch
 
 from arcsolver import STARTED
-from arcsolver.atomic import reported_writes, write_problem
+from arcsolver.atomic import parent_death_signal, reported_writes, write_problem
 from arcsolver.config import SolveConfig
 from arcsolver.console import one_line as escaped
 from arcsolver.solve.budget import budget_left
@@ -28,7 +26,6 @@ from arcsolver.solve.writer import RANKINGS, checkpoint_path, fallback_sources, 
 # The parent's pid, for a shard worker to notice that it has become an orphan.
 PARENT_PID_ENV = "ARCSOLVER_PARENT_PID"
 MERGE_EVERY_S = 2.0  # how often the parent merges the shards' files while they run
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def visible_gpus() -> int:
@@ -235,26 +232,6 @@ def start_worker(
         budget_left(cfg, STARTED),
     )
     return subprocess.Popen(cmd, env=env, preexec_fn=parent_death_signal())
-
-
-def parent_death_signal():
-    """A preexec_fn by which Linux sends the child SIGTERM when this process dies; None elsewhere
-    (there exit_with_parent's watch in the worker is all there is)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        # Looked up here, in the parent: between fork and exec the child should do no more than call it.
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def arm() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-
-    return arm
 
 
 def exit_with_parent() -> None:

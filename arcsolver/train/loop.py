@@ -249,7 +249,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         if target is not None and target.due(step) and step < total_steps:
             check_target(step)
         if step % cfg.run.checkpoint_every == 0 and step < total_steps:
-            save_checkpoint(run, step, trainer.carries, logger.flops)
+            save_checkpoint(run, step, trainer.carries, logger.flops, logger.print)
         if cfg.eval.every and step % cfg.eval.every == 0 and step < total_steps and heldout:
             periodic = evaluate_logged(run, puzzles, heldout, logger, step, final=False)
             logger.print(
@@ -274,7 +274,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
 
             # The run's end, its time limit or a signal: checkpoint the step reached.
             logger.finish(step, total_steps)
-            saved = save_checkpoint(run, step, trainer.carries, logger.flops)
+            saved = save_checkpoint(run, step, trainer.carries, logger.flops, logger.print)
             logger.close()
             if signum is None:  # a signal may also come while the checkpoint is written
                 signum = agreed_signal(stops, d, device)

@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import shlex
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 
-from arcsolver.atomic import atomic_write_json, atomic_write_text, reported_writes, write_problem
+from arcsolver.atomic import (
+    atomic_write_json,
+    atomic_write_text,
+    owner_tag,
+    remove_stale_staging,
+    reported_writes,
+    write_problem,
+)
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import Puzzle
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.carry import carries_from_tensors, fresh_carry_like
-from arcsolver.engine.distributed import any_process, barrier
+from arcsolver.engine.distributed import any_process, barrier, from_main
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError, Diverged
 from arcsolver.inputs import parse_json, read_bytes
 from arcsolver.model.trm import Carry
@@ -109,18 +117,25 @@ def apply_snapshot(snap: ckpt.Snapshot, run: Run) -> dict[int, Carry]:
 # --- writing -------------------------------------------------------------------------------
 
 
-def save_checkpoint(run: Run, step: int, carries: dict[int, Carry], flops: int = 0) -> Path:
+def save_checkpoint(
+    run: Run, step: int, carries: dict[int, Carry], flops: int = 0, say: Callable[[str], None] = lambda text: None
+) -> Path:
     """Every process stages its part, then the main process publishes the checkpoint, its
     state.json holding the step and the run's training FLOPs up to it. A write
     that fails in any process (a full disk) is one error line in all of them, with the staged
     part removed and the checkpoints already published intact. Weights that are no longer
-    finite are never written: the run stops with the last good checkpoint the newest."""
+    finite are never written: the run stops with the last good checkpoint the newest. The
+    staging folders of killed runs are removed first, each said with say."""
     d = run.d
     check_finite(run, step)
     barrier(d)
+    owner = from_main(owner_tag(), d, run.device)  # every process writes into the main process's folder
     staging, problem = None, None
     try:
-        staging = ckpt.staging_dir(run.dir, step)
+        if d.is_main:
+            (run.dir / ckpt.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+            remove_stale_staging(run.dir / ckpt.CHECKPOINTS, ckpt.STAGING, say)
+        staging = ckpt.staging_dir(run.dir, step, owner)
         ckpt.write_rank_part(staging, d.rank, carries)
         if d.is_main:
             state = {
