@@ -368,3 +368,92 @@ def test_a_second_bundle_into_one_out_is_refused_and_touches_nothing_of_the_firs
     line = result.output.strip().splitlines()[-1]
     assert line.startswith(f"error: bundle {out} is in use by process {os.getpid()}"), line
     assert (first / "wheels" / "arcsolver.whl").read_bytes() == b"first" and not out.exists()
+
+
+# --- every input checked before long work: --keep-rows before the wheels ------------------------
+
+
+def test_an_unknown_keep_rows_id_is_refused_before_any_wheel_is_built(tiny_run, tmp_path, monkeypatch):
+    from arcsolver.kaggle import bundle
+
+    monkeypatch.setattr(bundle, "build_wheel", lambda source, wheel_dir: pytest.fail("a wheel was built first"))
+    out = tmp_path / "bundle"
+    args = ("--checkpoint", tiny_run, "--out", out, "--python-version", "3.12", "--keep-rows", "no_such_task")
+    result = invoke("kaggle", "bundle", *args)
+    error_line(result.output, "--keep-rows", "no task of no_such_task has a trained row", "give tasks it names")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# --- what a killed process leaves: the bundle's pip dies with it, and pip's temporary files lie in
+# the staging folder, which the next bundle removes, saying so -----------------------------------
+
+FAKE_PIP = """
+import os, pathlib, sys, tempfile, time
+pathlib.Path(os.environ["FAKE_PIP_RECORD"]).write_text(f"{os.getpid()} {os.environ.get('TMPDIR', '')}")
+pathlib.Path(tempfile.mkdtemp(prefix="pip-build-"), "part").write_bytes(b"x" * 1000)  # as pip's builds do
+if os.environ.get("FAKE_PIP_HANG"):
+    time.sleep(120)
+print("ERROR: the fake pip stops here")
+sys.exit(1)
+"""
+
+
+@pytest.fixture
+def fake_pip(tmp_path, monkeypatch):
+    """`python -m pip` runs a pip that records its pid and $TMPDIR (in the returned file), makes a
+    build folder there, and fails; or hangs, with FAKE_PIP_HANG set."""
+    (tmp_path / "fake" / "pip").mkdir(parents=True)
+    (tmp_path / "fake" / "pip" / "__init__.py").write_text("")
+    (tmp_path / "fake" / "pip" / "__main__.py").write_text(FAKE_PIP)
+    record = tmp_path / "pip-record"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "fake"), str(Path(__file__).parents[1])]))
+    monkeypatch.setenv("FAKE_PIP_RECORD", str(record))
+    return record
+
+
+def running(pid: int) -> bool:
+    """Whether pid is a process that has not ended (a zombie no one has reaped has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_killed_bundles_pip_dies_with_it_and_the_next_bundle_removes_what_it_left(tiny_run, tmp_path, fake_pip):
+    import signal
+    import time
+
+    out = tmp_path / "bundle"
+    args = ["kaggle", "bundle", "--checkpoint", str(tiny_run), "--out", str(out), "--python-version", "3.12"]
+    code = "import sys; from arcsolver.cli import app; app(sys.argv[1:])"
+    bundler = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=dict(os.environ, FAKE_PIP_HANG="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (fake_pip.exists() and fake_pip.read_text()):
+        assert bundler.poll() is None and time.monotonic() < deadline, "the bundle ended before pip started"
+        time.sleep(0.1)
+    pid, tmp = fake_pip.read_text().split(" ", 1)
+    bundler.send_signal(signal.SIGKILL)
+    bundler.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while running(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(int(pid)), "pip outlived the bundle that started it"
+    [left] = [p for p in tmp_path.iterdir() if p.name.startswith(".bundle.partial-")]
+    assert Path(tmp).is_relative_to(left) and list(Path(tmp).glob("pip-build-*/part")), tmp  # not in $TMPDIR
+
+    fake_pip.unlink()
+    result = invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert f"removed {left}: the unfinished work of process {bundler.pid} on " in result.output
+    assert "pip wheel (building arcsolver) failed: ERROR: the fake pip stops here" in result.output
+    from arcsolver.atomic import owner_tag
+
+    _, tmp = fake_pip.read_text().split(" ", 1)
+    assert Path(tmp).is_relative_to(tmp_path / f".bundle.partial-{owner_tag()}")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".bundle")) == [".bundle.lock"]

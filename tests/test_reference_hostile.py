@@ -216,3 +216,79 @@ def test_sigterm_during_import_leaves_no_temporary_files(tmp_path):
     assert "Traceback" not in output
     # The output's lock file (.run.lock, empty once released) stays by design; nothing else may.
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".run.lock") == ["reference"]
+
+
+# --- what a killed process leaves: the staged run of a killed import (atomic.staged_folder) -----
+
+KILLED_IMPORT = """
+import os, sys, time
+def hang(*args, **kwargs):  # the run is staged whole; killed before its rename into place
+    print("staged", flush=True)
+    time.sleep(120)
+os.rename = os.replace = hang
+from arcsolver.cli import app
+sys.argv = ["arcsolver", *sys.argv[1:]]
+app()
+"""
+
+
+def test_the_next_import_removes_the_staged_run_of_a_killed_one_saying_so(tmp_path):
+    checkpoint, out = saved(tmp_path), tmp_path / "run"
+    args = ["import-reference", str(checkpoint), "--out", str(out), *[x for s in SETS for x in ("--set", s)]]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="300")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_IMPORT, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "staged", proc.stdout.read()
+    finally:
+        proc.kill()  # SIGKILL: nothing of ours runs
+        proc.communicate(timeout=60)
+    [left] = [p for p in tmp_path.iterdir() if p.name.startswith(".run.arcsolver-")]
+    assert (left / "checkpoints" / "step_0000007" / "model.safetensors").exists() and not out.exists()
+    result = convert(checkpoint, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert f"removed {left}: the unfinished work of process {proc.pid} on " in result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".run.lock") == ["reference", "run"]
+
+
+# --- every input checked before long work: the checkpoint, the settings and --out before the rows
+# of --identifiers arc1concept are rebuilt (876,405 rows: minutes) --------------------------------
+
+
+@pytest.mark.parametrize("fault", ["missing checkpoint", "bad setting", "occupied out"])
+def test_a_bad_input_is_refused_in_seconds_before_the_rows_are_rebuilt(tmp_path, monkeypatch, fault):
+    import time
+
+    from arcsolver.data import reference_names
+
+    def rebuild(*args, **kwargs):
+        pytest.fail("the rows were rebuilt before every input was checked")
+
+    monkeypatch.setattr(reference_names, "reference_identifiers", rebuild)
+    concept = tmp_path / "ConceptARC" / "corpus" / "Copy"
+    concept.mkdir(parents=True)
+    grid = [[1, 0], [0, 2]]
+    (concept / "Copy1.json").write_text(
+        json.dumps({"train": [{"input": grid, "output": grid}], "test": [{"input": grid}]})
+    )
+    checkpoint = tmp_path / "no_such_step_7" if fault == "missing checkpoint" else saved(tmp_path)
+    out = tmp_path / "run"
+    if fault == "occupied out":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    sets = [*SETS, "model.n_heads=3"] if fault == "bad setting" else SETS
+    started = time.monotonic()
+    result = convert(
+        checkpoint, "--out", out, "--identifiers", "arc1concept", "--concept", tmp_path / "ConceptARC", sets=sets
+    )
+    seconds = time.monotonic() - started
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    named = {"missing checkpoint": checkpoint, "bad setting": checkpoint, "occupied out": out}[fault]
+    assert result.output.strip().splitlines()[-1].startswith("error: "), result.output
+    assert str(named) in result.output.strip().splitlines()[-1], result.output
+    assert seconds < 20, f"refused after {seconds:.0f}s"

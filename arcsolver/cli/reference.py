@@ -40,8 +40,7 @@ def import_reference(
     from arcsolver.atomic import Terminated
     from arcsolver.cli.solve import output_lock
     from arcsolver.data.reference_names import DATASETS, dataset_subsets, reference_identifiers
-    from arcsolver.engine.reference_checkpoint import CONFIG_FILE
-    from arcsolver.engine.reference_checkpoint import import_reference as convert
+    from arcsolver.engine.reference_checkpoint import CONFIG_FILE, read_reference, write_reference
     from arcsolver.hub import download_reference, is_hub
     from arcsolver.inputs import Inputs, refuse_output_dir
 
@@ -62,17 +61,19 @@ def import_reference(
     say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
     if not is_hub(checkpoint):
         refuse_out_over(Path(checkpoint))  # before any work
-    rows: Path | tuple[str, list[str]] | None = Path(identifiers) if identifiers else None
-    if identifiers in DATASETS:
-        subsets = dataset_subsets(identifiers, concept)  # before the download: a missing --concept is one line now
-        say(f"rebuilding the rows of {identifiers} ({sum(map(len, subsets))} tasks, up to 1000 versions each)")
-        rows = (identifiers, reference_identifiers(subsets))
+    # Every input is checked before the rows are rebuilt, which takes minutes.
+    subsets = dataset_subsets(identifiers, concept) if identifiers in DATASETS else None
     source = download_reference(checkpoint, CONFIG_FILE) if is_hub(checkpoint) else Path(checkpoint)
     if is_hub(checkpoint):
         refuse_out_over(source)  # the downloaded files in the Hub's cache
     try:
         with output_lock(out):  # a second import into the same --out is refused, and a read-only folder named
-            imported = convert(source, out, rows, set_, origin=checkpoint if is_hub(checkpoint) else None)
+            reference = read_reference(source, out, set_)
+            rows: Path | tuple[str, list[str]] | None = Path(identifiers) if identifiers else None
+            if subsets is not None:
+                say(f"rebuilding the rows of {identifiers} ({sum(map(len, subsets))} tasks, up to 1000 versions each)")
+                rows = (identifiers, reference_identifiers(subsets))
+            imported = write_reference(reference, out, rows, checkpoint if is_hub(checkpoint) else None, say)
     except Terminated:
         err_console.print(
             f"[bold red]error:[/] {one_line(str(out))}: stopped by SIGTERM before the run was complete; nothing was "

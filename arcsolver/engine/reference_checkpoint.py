@@ -25,9 +25,7 @@ import json
 import os
 import pickle
 import re
-import shutil
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,7 +34,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from safetensors import SafetensorError
 
-from arcsolver.atomic import temp_prefix, terminations_raised, write_problem
+from arcsolver.atomic import staged_folder, terminations_raised, write_problem
 from arcsolver.config import PretrainConfig
 from arcsolver.data.augment import Augmentation, augmented_id
 from arcsolver.engine import checkpoint as ckpt
@@ -365,19 +363,27 @@ def reference_settings(
     return cfg, assumed
 
 
-def import_reference(
-    checkpoint: Path,
-    out: Path,
-    identifiers: Path | tuple[str, list[str]] | None = None,
-    overrides: Sequence[str] = (),
-    origin: str | None = None,
-) -> Imported:
-    """Convert a reference checkpoint (its step_<N> file, or its directory) into the run
-    directory out, which must not exist or be empty. identifiers names the puzzle table's rows:
-    the reference data set's identifiers.json, or (the data set's name, its rows' names) as
-    arcsolver.data.reference_names rebuilds them. Errors name the file or weight and what was
-    expected; nothing is left in out unless the whole run was written. origin names the
-    checkpoint in the run's model card where it came from elsewhere (a Hub path)."""
+@dataclass
+class Reference:
+    """A reference checkpoint read and checked whole (its weights loaded into the model its
+    settings give), before anything is rebuilt or written."""
+
+    path: Path  # the step_<N> file
+    model: TRM
+    config: PretrainConfig
+    settings_file: Path | None  # the all_config.yaml read, if any
+    assumed: dict[str, Any]  # our model setting -> value taken on trust
+
+    @property
+    def rows(self) -> int:
+        """Puzzle-table rows, the blank one included."""
+        return self.model.puzzle_emb.weight.shape[0]
+
+
+def read_reference(checkpoint: Path, out: Path, overrides: Sequence[str] = ()) -> Reference:
+    """Read and check a reference checkpoint (its step_<N> file, or its directory) and its settings
+    for a conversion into the run directory out, which must not exist or be empty: every input of
+    the conversion but the rows' names, which may take minutes to rebuild, is checked here."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArcsolverError(f"{out}: already exists and is not empty; choose another --out")
@@ -387,20 +393,49 @@ def import_reference(
     arch_file = path.parent / CONFIG_FILE
     arch_file = arch_file if os.path.lexists(arch_file) else None  # not a regular file: refused by name
     cfg, assumed = reference_settings(weights, arch_file, list(overrides), str(arch_file or path))
-    rows = weights["puzzle_emb.weight"].shape[0]
+    model = TRM(cfg.model, weights["puzzle_emb.weight"].shape[0])
+    try:
+        model.load_state_dict(weights, strict=True)  # what solve will do: refuse here, not there
+    except RuntimeError as e:
+        raise ConfigError(f"{path}: weights do not fit the settings ({str(e).splitlines()[0]})") from None
+    return Reference(path, model, cfg, arch_file, assumed)
+
+
+def import_reference(
+    checkpoint: Path,
+    out: Path,
+    identifiers: Path | tuple[str, list[str]] | None = None,
+    overrides: Sequence[str] = (),
+    origin: str | None = None,
+) -> Imported:
+    """Convert a reference checkpoint (its step_<N> file, or its directory) into the run
+    directory out, which must not exist or be empty (read_reference, then write_reference)."""
+    return write_reference(read_reference(checkpoint, out, overrides), out, identifiers, origin)
+
+
+def write_reference(
+    reference: Reference,
+    out: Path,
+    identifiers: Path | tuple[str, list[str]] | None = None,
+    origin: str | None = None,
+    say: Callable[[str], None] = lambda text: None,
+) -> Imported:
+    """Write a reference checkpoint read by read_reference as the run directory out. identifiers
+    names the puzzle table's rows: the reference data set's identifiers.json, or (the data set's
+    name, its rows' names) as arcsolver.data.reference_names rebuilds them. Errors name the file or
+    weight and what was expected; nothing is left in out unless the whole run was written. origin
+    names the checkpoint in the run's model card where it came from elsewhere (a Hub path); say
+    tells of the unfinished runs of killed imports removed."""
+    out, path, cfg, rows = Path(out), reference.path, reference.config, reference.rows
     names = None
     if isinstance(identifiers, tuple):
         name, rebuilt = identifiers
         names = version_names(check_identifiers(rebuilt, rows, f"the rows of {name}"), Path(name))
     elif identifiers is not None:
         names = version_names(read_identifiers(identifiers, rows), identifiers)
-    model = TRM(cfg.model, rows)
-    try:
-        model.load_state_dict(weights, strict=True)  # what solve will do: refuse here, not there
-    except RuntimeError as e:
-        raise ConfigError(f"{path}: weights do not fit the settings ({str(e).splitlines()[0]})") from None
     match = _STEP.fullmatch(path.name)
     step = int(match.group(1)) if match else 0
+    arch_file = reference.settings_file
     state = {
         "step": step,
         "world_size": 1,
@@ -409,8 +444,8 @@ def import_reference(
     }
     named = identifiers[0] if isinstance(identifiers, tuple) else str(identifiers) if identifiers else None
     card = imported_card(cfg, origin or str(path), step, rows, named)
-    written = write_run(out, step, model.state_dict(), cfg, state, names, card)
-    return Imported(out, written, cfg, rows, arch_file, assumed, names is not None)
+    written = write_run(out, step, reference.model.state_dict(), cfg, state, names, card, say)
+    return Imported(out, written, cfg, rows, arch_file, reference.assumed, names is not None)
 
 
 def write_run(
@@ -421,54 +456,32 @@ def write_run(
     state: dict,
     names: list[str] | None,
     card: str = "",
+    say: Callable[[str], None] = lambda text: None,
 ) -> Path:
-    """Write the run under a temporary name beside out, then rename it into place; returns the
-    checkpoint directory. A failed write removes the temporary and leaves out as it was."""
+    """Write the run under a temporary name beside out (staged_folder), then rename it into place;
+    returns the checkpoint directory. A failed write removes the temporary and leaves out as it
+    was; the temporaries of killed imports into out are removed first, saying so."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ArcsolverError(f"{out.parent}: cannot create it ({write_problem(e)}); choose another --out") from None
-    with terminations_raised():  # SIGTERM unwinds through the clean-up below instead of killing us mid-write
-        return _write_staged(out, step, weights, cfg, state, names, card)
-
-
-def _write_staged(
-    out: Path,
-    step: int,
-    weights: dict[str, torch.Tensor],
-    cfg: PretrainConfig,
-    state: dict,
-    names: list[str] | None,
-    card: str,
-) -> Path:
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=temp_prefix(out), suffix=".tmp", dir=out.parent))
-    except OSError as e:
-        raise ArcsolverError(
-            f"{out}: cannot write the converted run ({write_problem(e)}); nothing was left there"
-        ) from None
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        staging.chmod(0o777 & ~mask)  # mkdtemp makes it private; give it a plain mkdir's permissions
-        ckpt_dir = staging / ckpt.CHECKPOINTS / f"{ckpt.PREFIX}{step:07d}"
-        ckpt_dir.mkdir(parents=True)
-        ckpt.save_tensors(weights, ckpt_dir / "model.safetensors")
-        (ckpt_dir / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-        (staging / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")), encoding="utf-8")
-        if card:
-            (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        if names is not None:
-            # Line k is row k + 1, as in the runs of `arcsolver pretrain`.
-            (ckpt_dir / VERSIONS_FILE).write_text("\n".join(names) + "\n", encoding="utf-8")
-        if out.is_dir():
-            out.rmdir()  # empty (checked by the caller): rename needs it gone
-        staging.rename(out)
-    except BaseException as e:  # Ctrl-C included: leave nothing half-written behind
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(e, (OSError, SafetensorError)):  # safetensors reports a full disk as its own error
+    ckpt_dir = Path(ckpt.CHECKPOINTS) / f"{ckpt.PREFIX}{step:07d}"
+    # SIGTERM unwinds through the staged folder's clean-up instead of killing us mid-write.
+    with terminations_raised():
+        try:
+            with staged_folder(out, f".{out.name}.arcsolver-", say, suffix=".tmp") as staging:
+                (staging / ckpt_dir).mkdir(parents=True)
+                ckpt.save_tensors(weights, staging / ckpt_dir / "model.safetensors")
+                (staging / ckpt_dir / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+                (staging / "config.json").write_text(json.dumps(cfg.model_dump(mode="json")), encoding="utf-8")
+                if card:
+                    (staging / CARD_FILE).write_text(card, encoding="utf-8")
+                if names is not None:
+                    # Line k is row k + 1, as in the runs of `arcsolver pretrain`.
+                    (staging / ckpt_dir / VERSIONS_FILE).write_text("\n".join(names) + "\n", encoding="utf-8")
+                os.replace(staging, out)  # out is absent or empty (checked before): rename replaces it
+        except (OSError, SafetensorError) as e:  # safetensors reports a full disk as its own error
             raise ArcsolverError(
                 f"{out}: cannot write the converted run ({write_problem(e)}); nothing was left there"
             ) from None
-        raise
-    return out / ckpt.CHECKPOINTS / f"{ckpt.PREFIX}{step:07d}"
+    return out / ckpt_dir

@@ -23,7 +23,6 @@ Python, and `kaggle check` verifies the same closure from the bundle alone.
 from __future__ import annotations
 
 import email.parser
-import glob
 import hashlib
 import json
 import os
@@ -33,16 +32,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import zipfile
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel
 
 import arcsolver
-from arcsolver.atomic import atomic_write_text
+from arcsolver.atomic import atomic_write_text, parent_death_signal, signals_raised, staged_folder
 from arcsolver.errors import ArcsolverError, CheckpointError
 from arcsolver.inputs import check_regular_file, read_text
 from arcsolver.locks import Lock
@@ -50,6 +49,7 @@ from arcsolver.locks import Lock
 MANIFEST = "manifest.json"
 WHEELS = "wheels"
 CHECKPOINT = "checkpoint"
+SCRATCH = ".build"  # the staging folder's temporary files (see scratch)
 RECIPE = "recipe.toml"
 CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.json", "puzzles.txt", "puzzle_mean.safetensors")
 # Kaggle's image ships a CUDA build of torch; bundling another would add gigabytes. Its own
@@ -111,13 +111,34 @@ def bundle_files(root: Path) -> list[Path]:
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p != root / MANIFEST)
 
 
-def pip(args: list[str], what: str, env: dict | None = None) -> str:
-    """Run pip with this interpreter; a failure becomes one line: pip's own last line."""
-    done = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=env)
-    if done.returncode:
-        lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
-        raise ArcsolverError(f"{what} failed: {lines[-1] if lines else f'pip exited with {done.returncode}'}")
-    return done.stdout
+def pip(args: list[str], what: str, env: dict | None = None, tmp: Path | None = None) -> str:
+    """Run pip with this interpreter; a failure becomes one line: pip's own last line. pip dies
+    with this process, and what it starts with it where this process stops it (Ctrl-C, SIGTERM);
+    with tmp, pip's temporary files (its builds, its unpacked downloads) go there, not to $TMPDIR."""
+    env = dict(os.environ if env is None else env)
+    if tmp is not None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmp)
+    command = [sys.executable, "-m", "pip", *args]
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group, stopped whole below
+        preexec_fn=parent_death_signal(),
+    ) as process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:
+            with suppress(ProcessLookupError):  # ended already
+                os.killpg(process.pid, signal.SIGKILL)
+            raise
+    if process.returncode:
+        lines = [line.strip() for line in (stdout + "\n" + stderr).splitlines() if line.strip()]
+        raise ArcsolverError(f"{what} failed: {lines[-1] if lines else f'pip exited with {process.returncode}'}")
+    return stdout
 
 
 def target_args(python_version: str) -> list[str]:
@@ -154,9 +175,17 @@ def source_tree() -> Path:
     return root
 
 
+def scratch(wheel_dir: Path) -> Path:
+    """The folder beside wheel_dir (in the bundle's staging folder) for the builds' and pip's
+    temporary files: a killed bundle leaves none in $TMPDIR, and the next bundle removes them with
+    its staging folder. Removed before the manifest is written."""
+    return wheel_dir.parent / SCRATCH
+
+
 def build_wheel(source: Path, wheel_dir: Path) -> Path:
     """The arcsolver wheel, built from a copy of the project so the checkout gains no build files."""
-    with tempfile.TemporaryDirectory(prefix="arcsolver-wheel-") as tmp:
+    scratch(wheel_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="arcsolver-wheel-", dir=scratch(wheel_dir)) as tmp:
         copy = Path(tmp) / "src"
         copy.mkdir()
         for path in source.iterdir():
@@ -168,6 +197,7 @@ def build_wheel(source: Path, wheel_dir: Path) -> Path:
         pip(
             ["wheel", "--no-deps", "--quiet", "--wheel-dir", str(Path(tmp) / "out"), str(copy)],
             "pip wheel (building arcsolver)",
+            tmp=scratch(wheel_dir),
         )
         built = list((Path(tmp) / "out").glob("arcsolver-*.whl"))
         if len(built) != 1:
@@ -261,12 +291,14 @@ def download_dependencies(requirements: list[str], python_version: str, wheel_di
     install items (see wheel_item)."""
     _, canonicalize_name = requirement_tools()
     wanted = list(requirements)
-    with tempfile.TemporaryDirectory(prefix="arcsolver-wheels-") as tmp:
+    scratch(wheel_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="arcsolver-wheels-", dir=scratch(wheel_dir)) as tmp:
         for round_ in range(5):  # each round adds what the last one missed; real chains are one or two deep
             dest = Path(tmp) / str(round_)  # afresh: an added requirement may change other versions
             pip(
                 ["download", "--quiet", "--dest", str(dest), *target_args(python_version), *wanted],
                 f"pip download (the dependencies for Python {python_version})",
+                tmp=scratch(wheel_dir),
             )
             wheels = sorted(dest.glob("*.whl"))
             items = [wheel_item(wheel) for wheel in wheels]
@@ -312,15 +344,54 @@ class Slimmed:
     full_bytes: int  # the checkpoint's files as they were
 
 
-def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = None) -> Slimmed:
-    """Copy what solving reads of a checkpoint into dest, its puzzle table cut to the blank row and
-    the mean of the trained rows, which is all a new task reads; keep_rows (task ids, or ["all"])
-    keeps the trained rows of those of its named tasks, with the mean in MEAN_FILE."""
-    import torch
+def kept_rows(ckpt_dir: Path, keep_rows: list[str]) -> tuple[Path, list[str], list[int]]:
+    """The rows of a checkpoint's puzzle table (numbered from 1, after the blank row) that keep_rows
+    (task ids, or ["all"]) keeps, with the file naming the rows and its names; CheckpointError where
+    it keeps none (a mistyped id, or tasks the checkpoint never trained on) or the names do not fit
+    the table. Reads the names and the table's header only: cheap enough to check before any work."""
     from safetensors import safe_open
 
     from arcsolver.data.augment import split_augmented_id
-    from arcsolver.engine.checkpoint import run_of, save_tensors
+    from arcsolver.engine.checkpoint import run_of
+    from arcsolver.engine.pretrained import TABLE_KEY, VERSIONS_FILE
+
+    # A converted checkpoint names its rows itself; a pretraining run's checkpoints share the
+    # run's puzzles.txt.
+    names_path, run_dir = ckpt_dir / VERSIONS_FILE, run_of(ckpt_dir)
+    if not names_path.exists() and run_dir is not None:
+        names_path = run_dir / VERSIONS_FILE
+    names = read_text(names_path, CheckpointError).splitlines() if names_path.exists() else []
+    with safe_open(str(ckpt_dir / "model.safetensors"), framework="pt") as f:
+        full_rows = f.get_slice(TABLE_KEY).get_shape()[0]
+    wanted = set(keep_rows)
+    if names and len(names) != full_rows - 1:
+        raise CheckpointError(
+            f"{names_path}: names {len(names)} rows, the puzzle table of {ckpt_dir / 'model.safetensors'} "
+            f"has {full_rows - 1}; bundle it without --keep-rows"
+        )
+    try:
+        kept = [
+            row for row, name in enumerate(names, start=1) if "all" in wanted or split_augmented_id(name)[0] in wanted
+        ]
+    except ValueError as e:
+        raise CheckpointError(f"{names_path}: {e}; bundle it without --keep-rows") from None
+    if not kept:
+        shown = ", ".join(sorted(wanted)[:3]) + (f" and {len(wanted) - 3} more" if len(wanted) > 3 else "")
+        raise CheckpointError(
+            f"--keep-rows: no task of {shown} has a trained row in {names_path} "
+            f"({len(names)} rows); give tasks it names, or all"
+        )
+    return names_path, names, kept
+
+
+def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = None) -> Slimmed:
+    """Copy what solving reads of a checkpoint into dest, its puzzle table cut to the blank row and
+    the mean of the trained rows, which is all a new task reads; keep_rows (task ids, or ["all"])
+    keeps the trained rows of those of its named tasks (see kept_rows), with the mean in MEAN_FILE."""
+    import torch
+    from safetensors import safe_open
+
+    from arcsolver.engine.checkpoint import save_tensors
     from arcsolver.engine.pretrained import MEAN_FILE, TABLE_KEY, VERSIONS_FILE, table_mean_rows
 
     dest.mkdir(parents=True)
@@ -329,12 +400,6 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
         if (ckpt_dir / name).exists():
             check_regular_file(ckpt_dir / name, CheckpointError)  # a FIFO would block the copy
             shutil.copyfile(ckpt_dir / name, dest / name)  # not its mode: a checkpoint's may be private
-    # A converted checkpoint names its rows itself; a pretraining run's checkpoints share the
-    # run's puzzles.txt.
-    names_path, run_dir = ckpt_dir / VERSIONS_FILE, run_of(ckpt_dir)
-    if not names_path.exists() and run_dir is not None:
-        names_path = run_dir / VERSIONS_FILE
-    names = read_text(names_path, CheckpointError).splitlines() if names_path.exists() else []
     with safe_open(str(ckpt_dir / "model.safetensors"), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys() if k != TABLE_KEY}
         table = f.get_slice(TABLE_KEY)
@@ -343,26 +408,7 @@ def copy_checkpoint(ckpt_dir: Path, dest: Path, keep_rows: list[str] | None = No
         if keep_rows is None:
             tensors[TABLE_KEY] = blank_and_mean
         else:
-            wanted = set(keep_rows)
-            if names and len(names) != full_rows - 1:
-                raise CheckpointError(
-                    f"{names_path}: names {len(names)} rows, the puzzle table of {ckpt_dir / 'model.safetensors'} "
-                    f"has {full_rows - 1}; bundle it without --keep-rows"
-                )
-            try:
-                kept = [
-                    row
-                    for row, name in enumerate(names, start=1)
-                    if "all" in wanted or split_augmented_id(name)[0] in wanted
-                ]
-            except ValueError as e:
-                raise CheckpointError(f"{names_path}: {e}; bundle it without --keep-rows") from None
-            if not kept:  # a mistyped id, or tasks the checkpoint never trained on
-                shown = ", ".join(sorted(wanted)[:3]) + (f" and {len(wanted) - 3} more" if len(wanted) > 3 else "")
-                raise CheckpointError(
-                    f"--keep-rows: no task of {shown} has a trained row in {names_path} "
-                    f"({len(names)} rows); give tasks it names, or all"
-                )
+            _, names, kept = kept_rows(ckpt_dir, keep_rows)
             tensors[TABLE_KEY] = torch.cat([table[0:1], *(table[row : row + 1] for row in kept)])
             (dest / VERSIONS_FILE).write_text("".join(names[row - 1] + "\n" for row in kept), encoding="utf-8")
             save_tensors({TABLE_KEY: blank_and_mean[1:]}, dest / MEAN_FILE)
@@ -392,30 +438,18 @@ def staging_prefix(out: Path) -> str:
 
 
 @contextmanager
-def staged(out: Path):
+def staged(out: Path, say: Callable[[str], None]):
     """A fresh folder beside out to build the bundle in (the caller renames it into place), removed
     on every exit: an error, Ctrl-C, or SIGTERM, which raises SystemExit(143) while it is held.
-    Those left by a killed build (SIGKILL) are removed first: the caller holds out's lock."""
-    for stale in out.parent.glob(f"{glob.escape(staging_prefix(out))}*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = out.parent / f"{staging_prefix(out)}{os.getpid()}"
-    try:
-        staging.mkdir()
-    except OSError as e:
-        raise ArcsolverError(f"{out.parent}: cannot write in it ({e.strerror or e}); choose another --out") from None
-
-    def terminated(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = (
-        signal.signal(signal.SIGTERM, terminated) if threading.current_thread() is threading.main_thread() else None
-    )
-    try:
+    Those a killed build (SIGKILL) left are removed first, saying so (see staged_folder)."""
+    with signals_raised(lambda signum: SystemExit(128 + signum)), ExitStack() as stack:
+        try:
+            staging = stack.enter_context(staged_folder(out, staging_prefix(out), say))
+        except OSError as e:
+            raise ArcsolverError(
+                f"{out.parent}: cannot write in it ({e.strerror or e}); choose another --out"
+            ) from None
         yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already once renamed into place
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def build_bundle(
@@ -424,10 +458,12 @@ def build_bundle(
     recipe: str = "kaggle",
     python_versions: tuple[str, ...] = IMAGE_PYTHONS,
     keep_rows: list[str] | None = None,
+    say: Callable[[str], None] = lambda text: None,
 ) -> Manifest:
     """Write the bundle for a checkpoint (or a run's newest), or an ensemble's several, into out,
     which must be empty or absent, with wheels for each of python_versions; each puzzle table
-    slimmed (see copy_checkpoint)."""
+    slimmed (see copy_checkpoint). Every input is checked before the first wheel is built; say
+    tells of the unfinished bundles of killed builds removed."""
     from arcsolver.config import SolveConfig
     from arcsolver.recipes import load_recipe, recipe_path
 
@@ -451,17 +487,22 @@ def build_bundle(
                 f"({ckpt_dir}); an ensemble's checkpoints must differ"
             )
         seen[ckpt_dir.resolve()] = path
+    if keep_rows is not None:  # a mistyped task id is named now, not after the wheels are built
+        for ckpt_dir, _ in resolved:
+            kept_rows(ckpt_dir, keep_rows)
     load_recipe(SolveConfig, "submit", recipe)  # a recipe that does not validate here would fail on Kaggle
     recipe_file = recipe_path("submit", recipe)
+    source = source_tree()
+    requirement_tools()  # building the bundle needs packaging
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ArcsolverError(f"{out.parent}: cannot create it ({e.strerror or e}); choose another --out") from None
     # One bundle into out at a time: a second is refused in one line and touches nothing of the first's.
-    with Lock(out.parent / f".{out.name}.lock", f"bundle {out}"), staged(out) as staging:
+    with Lock(out.parent / f".{out.name}.lock", f"bundle {out}"), staged(out, say) as staging:
         refuse_occupied(out)  # written by another bundle since the first look
-        metadata = wheel_metadata(build_wheel(source_tree(), staging / WHEELS))
+        metadata = wheel_metadata(build_wheel(source, staging / WHEELS))
         requirements = {version: runtime_requirements(metadata, version) for version in pythons}
         for version in pythons:
             download_dependencies(requirements[version], version, staging / WHEELS)
@@ -480,6 +521,7 @@ def build_bundle(
                 )
             )
         shutil.copyfile(recipe_file, staging / RECIPE)
+        shutil.rmtree(scratch(staging / WHEELS), ignore_errors=True)
         manifest = Manifest(
             arcsolver=metadata["Version"],
             pythons=pythons,

@@ -56,6 +56,7 @@ def bundle(
         recipe,
         tuple(python_versions) or IMAGE_PYTHONS,
         kept_task_ids(keep_rows) if keep_rows else None,
+        say=lambda text: console.print(one_line(text), highlight=False, soft_wrap=True),
     )
     wheels = [f for f in manifest.files if f.path.startswith("wheels/")]
     total = sum(f.size for f in manifest.files)
