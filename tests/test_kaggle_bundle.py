@@ -216,6 +216,25 @@ def test_a_changed_or_unlisted_file_fails_the_check_naming_it(tiny_bundle, tmp_p
     check_stops_at(bundle, bundle / "recipe.toml", "bytes, the manifest says")  # the first mismatch, alone
 
 
+def test_the_kaggle_clis_dataset_metadata_beside_the_bundle_passes_the_check_and_nothing_else_unlisted(
+    tiny_bundle, tmp_path
+):
+    """`kaggle datasets init -p BUNDLE` (the README's upload) writes dataset-metadata.json into the bundle."""
+    from arcsolver.kaggle.check import read_manifest, verify_files
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    (bundle / "dataset-metadata.json").write_text('{"id": "someone/arcsolver-bundle", "title": "arcsolver-bundle"}')
+    verify_files(bundle, read_manifest(bundle))
+    (bundle / "wheels" / "dataset-metadata.json").write_text("{}")  # at the top only
+    check_stops_at(bundle, bundle / "wheels" / "dataset-metadata.json", "not listed in the manifest")
+
+
+def test_bundle_says_how_to_upload_it_with_its_subfolders(ensemble_bundle):
+    bundle, output = ensemble_bundle
+    assert f"`kaggle datasets create -p {bundle} --dir-mode zip` after `kaggle datasets init -p {bundle}`" in output
+
+
 def tampered_arcsolver_wheel(bundle, marker):
     """The bundle's arcsolver wheel rewritten so that importing arcsolver from it writes marker."""
     (wheel,) = (bundle / "wheels").glob("arcsolver-*.whl")

@@ -1,7 +1,8 @@
 """Verify a bundle before uploading it: what the notebook will do on Kaggle, done here first.
 
 First, before anything from the bundle is installed, imported or unpacked: every file the manifest
-lists is a regular file inside the bundle of its size and SHA-256, none is unlisted and no link
+lists is a regular file inside the bundle of its size and SHA-256, none is unlisted (but the Kaggle
+CLI's dataset-metadata.json) and no link
 leads out of the bundle; the first that is not stops the check in one line naming it. Then, for
 each Python the bundle targets, the
 arcsolver wheel allows that Python, pip resolves the manifest's requirements for it from the
@@ -37,6 +38,10 @@ from arcsolver.kaggle.bundle import (
     wheel_item,
     wheel_metadata,
 )
+
+# The Kaggle CLI's description of a dataset, which `kaggle datasets init -p BUNDLE` writes into the
+# folder and its upload never sends: the one file beside the bundle's own that the check allows.
+KAGGLE_METADATA = "dataset-metadata.json"
 
 
 @dataclass
@@ -119,7 +124,7 @@ def verify_files(bundle: Path, manifest: Manifest) -> None:
             if path.is_symlink() and not inside(path):
                 raise ArcsolverError(f"{path}: a link leading outside the bundle; {rebuild}")
             rel = path.relative_to(bundle).as_posix()
-            if name in files and rel != MANIFEST and rel not in listed:
+            if name in files and rel not in (MANIFEST, KAGGLE_METADATA) and rel not in listed:
                 raise ArcsolverError(f"{path}: not listed in the manifest; remove it, or {rebuild}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -84,9 +85,11 @@ def bundle(
             highlight=False,
             soft_wrap=True,
         )
+    folder = shlex.quote(one_line(str(out)))
     console.print(
-        f"check it with `arcsolver kaggle check {one_line(str(out))}`, then upload it as the dataset the notebook attaches "
-        "(arcsolver-bundle)",
+        f"check it with `arcsolver kaggle check {folder}`, then upload it as the dataset the notebook attaches "
+        f"(arcsolver-bundle), its subfolders with it: `kaggle datasets create -p {folder} --dir-mode zip` after "
+        f"`kaggle datasets init -p {folder}` (the Kaggle CLI's default, --dir-mode skip, leaves them out; see the README)",
         highlight=False,
         soft_wrap=True,
     )
