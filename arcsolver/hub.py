@@ -9,6 +9,8 @@ resumes where it stopped, and `HF_HUB_OFFLINE=1` reads the cache alone.
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +65,8 @@ def _download(hub, where: HubPath, filename: str, optional: bool = False) -> Pat
         if optional:
             return None
         raise ArcsolverError(
-            f"{name}: not in the Hub cache and the Hub cannot be reached (offline or no network); connect, or "
-            "download the file elsewhere and give its local path"
+            f"{name}: not in the Hub cache and the Hub at {hub.constants.ENDPOINT} cannot be reached (offline or no "
+            "network); connect, or download the file elsewhere and give its local path"
         ) from None
     except errors.EntryNotFoundError:
         if optional:
@@ -90,6 +92,12 @@ def _download(hub, where: HubPath, filename: str, optional: bool = False) -> Pat
             f"{name}: download failed ({e.strerror or type(e).__name__}); free space or set HF_HOME to a writable "
             "directory, and run the command again to resume"
         ) from None
+    except _network_errors() as e:  # a connection refused, reset or timed out
+        raise _unreachable(name, e) from None
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
 
 
 def download_reference(spec: str, settings_file: str) -> Path:
@@ -107,41 +115,112 @@ def download_reference(spec: str, settings_file: str) -> Path:
 def run_files(run: Path) -> dict[str, Path]:
     """What `push` uploads of a run directory (or a checkpoint of one), by path in the repository:
     the config, the model card, puzzles.txt, and the newest checkpoint's safetensors, state.json and
-    puzzles.txt; laid out as a run directory, so a clone of the repository is one solve takes."""
+    puzzles.txt; laid out as a run directory, so a clone of the repository is one solve takes. Each
+    is the resolved path of a regular file inside the run (run_file)."""
     from arcsolver.engine.card import CARD_FILE
     from arcsolver.engine.checkpoint import find_checkpoint, run_of
+    from arcsolver.engine.pretrained import MEAN_FILE, VERSIONS_FILE
 
     ckpt_dir = find_checkpoint(run)
     run_dir = run_of(ckpt_dir) or ckpt_dir
-    files = {name: run_dir / name for name in ("config.json", CARD_FILE, "puzzles.txt") if (run_dir / name).is_file()}
+    wanted = {name: run_dir / name for name in ("config.json", CARD_FILE, VERSIONS_FILE)}
+    inside = f"checkpoints/{ckpt_dir.name}" if run_dir != ckpt_dir else ""
+    for name in ("model.safetensors", "ema.safetensors", MEAN_FILE, "state.json", VERSIONS_FILE):
+        wanted[f"{inside}/{name}".lstrip("/")] = ckpt_dir / name
+    files = {name: run_file(run_dir, path) for name, path in wanted.items() if os.path.lexists(path)}
     if CARD_FILE not in files:
         raise ArcsolverError(
             f"{run_dir}: no {CARD_FILE} (the model card pretrain and import-reference write); write one before pushing"
         )
-    inside = f"checkpoints/{ckpt_dir.name}" if run_dir != ckpt_dir else ""
-    for name in ("model.safetensors", "ema.safetensors", "state.json", "puzzles.txt"):
-        if (ckpt_dir / name).is_file():
-            files[f"{inside}/{name}".lstrip("/")] = ckpt_dir / name
     return files
+
+
+def run_file(run_dir: Path, path: Path) -> Path:
+    """path with every link resolved, which must be a regular file inside run_dir (itself
+    resolved): a link leading out of the run, or a directory, pipe or device, is refused naming
+    path, and nothing outside the run is ever opened."""
+    real, root = Path(os.path.realpath(path)), Path(os.path.realpath(run_dir))
+    if root not in real.parents:
+        raise ArcsolverError(
+            f"{path}: a link that leads out of the run (to {real}); push uploads only the run's own files: "
+            "replace the link with a copy of the file, or remove it"
+        )
+    try:
+        mode = os.stat(real).st_mode
+    except OSError as e:
+        raise ArcsolverError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        raise ArcsolverError(
+            f"{path}: not a regular file (a directory, pipe, socket or device); push uploads only files: remove it"
+        )
+    return real
+
+
+def check_pushed(files: dict[str, Path], ckpt_dir: Path) -> None:
+    """Load what is pushed as solve would, so that what leaves is a run solve takes: the
+    checkpoint's model (state, weights, EMA, the table's mean) and the task versions of its
+    puzzles.txt; the card and config are read as text and JSON. CheckpointError or DataError otherwise."""
+    import torch
+
+    from arcsolver.engine.card import CARD_FILE
+    from arcsolver.engine.checkpoint import read_state
+    from arcsolver.engine.pretrained import load_model, trained_versions
+    from arcsolver.inputs import read_json, read_text
+
+    read_state(ckpt_dir)  # a run's newest folder without one is no checkpoint: said naming its state.json
+    load_model(ckpt_dir, torch.device("cpu"))
+    trained_versions(ckpt_dir, [])  # every line a task version, as solve reads it
+    read_text(files[CARD_FILE])
+    if "config.json" in files:
+        read_json(files["config.json"])
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """What the HTTP client that huggingface_hub uses (httpx2, httpx or requests) raises for a
+    connection refused, reset or timed out: none of them is always an OSError."""
+    found = []
+    for module, name in (("httpx2", "HTTPError"), ("httpx", "HTTPError"), ("requests", "RequestException")):
+        error = getattr(sys.modules.get(module), name, None)
+        if isinstance(error, type) and issubclass(error, Exception):
+            found.append(error)
+    return tuple(found)
+
+
+def _unreachable(name: str, e: Exception) -> ArcsolverError:
+    """The one line for a connection to the Hub that failed: name, the endpoint and the cause."""
+    from huggingface_hub import constants
+
+    return ArcsolverError(
+        f"{name}: the Hub at {constants.ENDPOINT} cannot be reached ({_first_line(e)}); check the network, and "
+        "HF_ENDPOINT where it is set, then run the command again"
+    )
 
 
 def push_run(run: Path, to: str) -> tuple[HubPath, dict[str, Path]]:
     """Upload a run's weights, config, model card and puzzles.txt to a model repository of the Hub
-    (created if need be) in one commit; refused without a Hub token."""
+    (created if need be) in one commit: only the run's own regular files (run_file), loaded as
+    solve would before the first byte leaves; refused without a Hub token."""
+    from arcsolver.engine.checkpoint import find_checkpoint
+
     where = parse_hub(to, need_path=False)
     files = run_files(run)
     hub = _hub()
     token = hub.get_token()
     if not token:
         raise ArcsolverError(f"{to}: pushing needs a Hub token; log in with `hf auth login` or set HF_TOKEN")
+    check_pushed(files, find_checkpoint(run))
     api = hub.HfApi(token=token)
-    operations = [hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in files.items()]
     try:
+        operations = [hub.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(p)) for name, p in files.items()]
         api.create_repo(where.repo_id, repo_type="model", exist_ok=True)
         api.create_commit(where.repo_id, operations, commit_message=f"arcsolver push of {Path(run).name}")
-    except OSError as e:  # the Hub's HTTP errors are OSErrors too
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+    except hub.errors.HfHubHTTPError as e:  # the Hub answered, and refused
         raise ArcsolverError(
-            f"{to}: the upload failed ({first}); check the token's write access and try again"
+            f"{to}: the Hub at {hub.constants.ENDPOINT} refused the upload ({_first_line(e)}); check the token's "
+            "write access and try again"
         ) from None
+    except _network_errors() as e:
+        raise _unreachable(to, e) from None
+    except (OSError, ValueError) as e:  # a file of the run gone since it was checked; an answer not understood
+        raise ArcsolverError(f"{to}: the upload failed ({_first_line(e)}); push again") from None
     return where, files

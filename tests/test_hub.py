@@ -99,6 +99,21 @@ def test_a_failed_download_is_one_line(tmp_path, monkeypatch):
     assert asked == [(REPO, "arc_v1_public/step_7")]
 
 
+# every network error is one line naming the endpoint: a connection dropped during a download too
+def test_a_dropped_connection_is_one_line_naming_the_endpoint(tmp_path, monkeypatch):
+    hub = pytest.importorskip("huggingface_hub", reason="the hub extra is not installed")
+    client = pytest.importorskip("httpx2", reason="huggingface_hub's HTTP client here is another")
+
+    def dropped(repo_id, filename, **kwargs):
+        raise client.ReadError("Connection reset by peer")  # not an OSError
+
+    monkeypatch.setattr(hub, "hf_hub_download", dropped)
+    monkeypatch.setattr(hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    result = convert(f"hf:{REPO}/arc_v1_public/step_7", "--out", tmp_path / "run")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    error_line(result.output, f"hf:{REPO}/arc_v1_public/step_7", "http://127.0.0.1:9", "Connection reset by peer")
+
+
 def test_the_settings_file_is_fetched_beside_the_checkpoint_when_there_is_one(tmp_path, monkeypatch):
     hub = pytest.importorskip("huggingface_hub", reason="the hub extra is not installed")
     from huggingface_hub.errors import LocalEntryNotFoundError

@@ -15,7 +15,9 @@ def push(
     to: str = typer.Option(..., "--to", help="The Hub repository, hf:OWNER/REPO (created if it does not exist)."),
 ) -> None:
     """Upload a run's weights (safetensors), config, model card (README.md) and puzzles.txt to the
-    Hugging Face Hub. Needs the hub extra and a token (hf auth login, or HF_TOKEN)."""
+    Hugging Face Hub: only the run's own regular files (a link leading out of it is refused), its
+    checkpoint loaded first as solve loads it. Needs the hub extra and a token (hf auth login, or
+    HF_TOKEN)."""
     from arcsolver.hub import push_run
 
     where, files = push_run(run, to)
