@@ -10,7 +10,12 @@ it finds itself (a checkpoint's weights and state, a run's config.json and metri
 challenges beside the solutions), and the directories it reads as a whole (a checkpoint, a run's
 checkpoints, a directory of task files). `refuse_outputs` turns away, before any work, an output
 that is one of those files, or lies inside one of those directories. Beside an input is allowed:
-a run's folder holds its own submission and curves, a data folder its exports.
+a run's folder holds its own submission and curves, a data folder its exports. No output is a
+lock file (locks.is_lock): replaced, a lock guards nothing.
+
+The folders a command writes: one it fills (a run, a bundle) is new, empty or a run of ours
+(`refuse_foreign_dir`); one it adds files to (an export, a run's curves) loses none of the
+user's files to them (`refuse_overwrites`).
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from arcsolver.errors import ArcsolverError, DataError
+from arcsolver.locks import is_lock
 
 # The largest input file read (a challenges file of every ARC task ever published is ~100 MB):
 # past it, or from a device or a pipe, a read could fill memory before the first check.
@@ -197,6 +204,8 @@ def _real(path: Path) -> Path:
 def _clash(output: Path, inputs: Inputs) -> str | None:
     """What output would replace or write into, in words; None if nothing."""
     real = _real(output)
+    if is_lock(output) or is_lock(real):
+        return "is a lock file, which keeps a second writer out of a run or an output (replaced, it guards nothing)"
     for what, path in inputs.files:
         if real == _real(path):
             return f"is the {what} this command reads ({path})"
@@ -234,3 +243,71 @@ def refuse_output_dir(option: str, path: Path, inputs: Inputs) -> None:
     input directory; one ArcsolverError naming it."""
     if clash := _clash(Path(path), inputs):
         raise ArcsolverError(f"{option} {path}: {clash}; write to another directory")
+
+
+# --- output folders: new, empty, or ours ------------------------------------------------------
+
+
+def is_our_run(folder: Path) -> bool:
+    """Whether folder is a run directory of arcsolver: its config.json, read through the checked
+    reader, is an object of PretrainConfig's sections, the model's among them. One that is a pipe,
+    a device or past the size limit is refused as such (DataError), never opened."""
+    from arcsolver.config import PretrainConfig
+
+    path = Path(folder) / "config.json"
+    if not os.path.lexists(path):
+        return False
+    check_input_file(path)
+    try:
+        config = read_json(path)
+    except ArcsolverError:  # not JSON, not UTF-8: the config of something else
+        return False
+    return (
+        isinstance(config, dict)
+        and isinstance(config.get("model"), dict)
+        and set(config) <= set(PretrainConfig.model_fields)
+    )
+
+
+def _already_there(folder: Path, writes) -> list[str]:
+    return [name for name in writes if os.path.lexists(Path(folder) / name)]
+
+
+def refuse_foreign_dir(option: str, folder: Path, writes) -> None:
+    """Refuse, before any work, a folder a command fills as a whole (a run, a bundle) unless it
+    is new, empty (lock files aside) or a run of ours (is_our_run); one ArcsolverError naming the
+    files of `writes` (names in the folder) it would overwrite there, or else what it holds."""
+    folder = Path(folder)
+    if not os.path.lexists(folder):
+        return
+    if not folder.is_dir():
+        raise ArcsolverError(f"{option} {folder}: not a folder; give a new or empty folder")
+    try:
+        with os.scandir(folder) as entries:
+            held = list(islice((e.name for e in entries if not is_lock(e.name)), 4))
+    except OSError as e:
+        raise ArcsolverError(
+            f"{option} {folder}: cannot read it ({e.strerror or e}); give a new or empty folder"
+        ) from None
+    if not held or is_our_run(folder):
+        return
+    clash = _already_there(folder, writes)
+    holds = f"writing there would overwrite {', '.join(clash)}" if clash else f"it holds {', '.join(held[:3])}"
+    more = ", ..." if not clash and len(held) > 3 else ""
+    raise ArcsolverError(
+        f"{option} {folder}: not an empty folder, nor a run of arcsolver ({holds}{more}); choose a new or empty folder"
+    )
+
+
+def refuse_overwrites(option: str, folder: Path, writes) -> None:
+    """Refuse, before any work, writing the files `writes` (names) into a folder that already
+    holds one of them and is not a run of ours (whose files are ours to replace): one
+    ArcsolverError naming each. A command that adds files to a folder of the user's (an export,
+    a run's curves) writes beside what is there, and over nothing of it."""
+    folder = Path(folder)
+    clash = _already_there(folder, writes) if folder.is_dir() else []
+    if clash and not is_our_run(folder):
+        raise ArcsolverError(
+            f"{option} {folder}: already holds {', '.join(clash)}, which writing there would overwrite; "
+            "move them away or choose another folder"
+        )

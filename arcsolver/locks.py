@@ -91,6 +91,13 @@ class Lock:
         self.release()
 
 
+def is_lock(path: Path) -> bool:
+    """Whether path is named as one of our locks: a run's (.lock) or an output's (.NAME.lock). A
+    lock replaced by another file no longer guards what it locks, so no output may be one."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".lock")
+
+
 def run_lock(run_dir: Path) -> Lock:
     """The lock of a run directory (the directory must exist)."""
     return Lock(Path(run_dir) / ".lock", f"run directory {run_dir}")

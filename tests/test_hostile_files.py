@@ -403,8 +403,13 @@ def test_pretrain_refuses_a_run_directory_whose_files_are_its_data(tmp_path):
     data.mkdir()
     (data / "config.json").write_text(json.dumps(TASKS))
     sets = [x for s in [*TINY, f"data.train_sets=['{data / 'config.json'}']"] for x in ("--set", s)]
-    refused(invoke("pretrain", "--out", data, *sets), data / "config.json", "is the data set file")
+    refused(invoke("pretrain", "--out", data, *sets), data, "nor a run of arcsolver", "overwrite config.json")
     assert (data / "config.json").read_text() == json.dumps(TASKS)
+    (data / "config.json").write_text(tiny_config().model_dump_json())  # a run of ours, not started yet
+    (data / "puzzles.txt").write_text(json.dumps(TASKS))
+    sets = [x for s in [*TINY, f"data.train_sets=['{data / 'puzzles.txt'}']"] for x in ("--set", s)]
+    refused(invoke("pretrain", "--out", data, *sets), data / "puzzles.txt", "is the data set file")
+    assert (data / "puzzles.txt").read_text() == json.dumps(TASKS)
 
 
 def test_bundle_and_import_refuse_an_output_inside_what_they_read(run, tmp_path):

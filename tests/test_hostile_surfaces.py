@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import TINY, error_line
+from conftest import TINY, error_line, tiny_config
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -60,25 +60,35 @@ def pretrain_with(run, *settings):
     return invoke("pretrain", "--out", run, *sets(*TINY, "run.steps=1", *settings))
 
 
+def run_of_ours(run: Path) -> str:
+    """run made a run of ours that has not started (its config.json alone, of the tiny recipe):
+    pretrain takes it, where it refuses a folder of the user's; returns the config."""
+    run.mkdir(parents=True, exist_ok=True)
+    config = tiny_config().model_dump_json()
+    (run / "config.json").write_text(config)
+    return config
+
+
 def test_pretrain_refuses_a_tracker_directory_that_is_a_file(tmp_path):
     run = tmp_path / "run"
-    run.mkdir()
+    config = run_of_ours(run)
     (run / "tensorboard").write_text("mine")
     result = pretrain_with(run, "run.trackers=['tensorboard']")
     assert result.exit_code == 1, result.output
     error_line(result.output, run / "tensorboard", "not a directory", "choose another --out")
     assert (run / "tensorboard").read_text() == "mine"
-    assert not (run / "config.json").exists()  # refused before any work
+    assert (run / "config.json").read_text() == config  # refused before any work
 
 
 def test_pretrain_refuses_a_read_only_run_directory_for_its_trackers(tmp_path):
     run = tmp_path / "run"
+    config = run_of_ours(run)
     (run / "tensorboard").mkdir(parents=True)
     with read_only(run / "tensorboard"):
         result = pretrain_with(run, "run.trackers=['tensorboard']")
     assert result.exit_code == 1, result.output
     error_line(result.output, run / "tensorboard", "read-only")
-    assert not (run / "config.json").exists()
+    assert (run / "config.json").read_text() == config
 
 
 @pytest.mark.parametrize("occupied", ["s.trackers", "s.trackers/tensorboard"])
@@ -349,7 +359,7 @@ def test_a_failed_bundle_leaves_nothing_and_a_finished_one_is_never_written_over
     out.mkdir()
     (out / "manifest.json").write_text("{}")  # a finished bundle
     result = invoke("kaggle", "bundle", "--checkpoint", tiny_run, "--out", out, "--python-version", "3.12")
-    error_line(result.output, out, "already exists and is not an empty folder")
+    error_line(result.output, f"--out {out}", "would overwrite manifest.json", "new or empty folder")
     assert [p.name for p in out.iterdir()] == ["manifest.json"]
 
 

@@ -67,7 +67,7 @@ def data_export(
     """Write a task set as Kaggle `*_challenges.json` and `*_solutions.json` files."""
     from arcsolver.atomic import reported_writes
     from arcsolver.data.loaders import BUNDLED, export_challenges, load_tasks, solutions_path_for
-    from arcsolver.inputs import Inputs, refuse_output_dir, refuse_outputs
+    from arcsolver.inputs import Inputs, refuse_output_dir, refuse_outputs, refuse_overwrites
 
     bundled = name in BUNDLED
     stem = name.replace("/", "-") if bundled else Path(name).stem.removesuffix("_challenges")
@@ -77,7 +77,9 @@ def data_export(
     if not bundled and Path(name).is_file():
         inputs.file("solutions file", solutions_path_for(Path(name)))
     refuse_output_dir("--out", out, inputs)
-    refuse_outputs([("--out", out / f"{stem}_{kind}.json") for kind in ("challenges", "solutions")], inputs)
+    files = [f"{stem}_{kind}.json" for kind in ("challenges", "solutions")]
+    refuse_outputs([("--out", out / file) for file in files], inputs)
+    refuse_overwrites("--out", out, files)
     tasks = load_tasks(name)
     if max_side is not None:
         tasks = tasks.filter(lambda t: t.max_side() <= max_side)

@@ -48,6 +48,8 @@ def pretrain(
     if plan:
         return print_plan(recipe, set_, gpu_memory, processes)
     run_dir = out or Path("runs") / Path(recipe or "cpu-small").stem
+    if not resume:  # a resumed run is proven ours by its checkpoints, read before anything is written
+        refuse_foreign_run("--out", run_dir)  # before its lock is written: a user's folder is left as it was
     with locked_run(run_dir):  # before anything in it is read or written
         if resume and recipe is None and (run_dir / "config.json").exists():
             cfg = resumed_settings(run_dir / "config.json", set_)
@@ -85,6 +87,19 @@ def signals_end_quietly():
     between its end and the process's) end the process with 128 + the signal, without a
     traceback. The loop's own handling (stop after the step, checkpoint) comes inside this."""
     return signals_raised(lambda signum: SystemExit(128 + signum), QUIET_SIGNALS)
+
+
+def refuse_foreign_run(option: str, run_dir: Path) -> None:
+    """Refuse, before any work, a run directory that is not new, empty, or a run of ours: one line
+    naming the files of the user's that the run's would overwrite (see refuse_foreign_dir). Under
+    torchrun only rank 0 looks: the others may find what it has begun to write."""
+    from arcsolver.engine.card import CARD_FILE
+    from arcsolver.engine.checkpoint import CHECKPOINTS
+    from arcsolver.engine.pretrained import VERSIONS_FILE
+    from arcsolver.inputs import refuse_foreign_dir
+
+    if os.environ.get("RANK", "0") == "0":
+        refuse_foreign_dir(option, run_dir, ("config.json", CARD_FILE, VERSIONS_FILE, "metrics.jsonl", CHECKPOINTS))
 
 
 def refuse_run_outputs(run_dir: Path, recipe: str | None, cfg) -> None:
@@ -208,9 +223,11 @@ def report(
 ) -> None:
     """Draw a training run's curves (loss, accuracy, halting steps, held-out pass@k) into a PNG."""
     from arcsolver.engine.checkpoint import run_inputs
-    from arcsolver.inputs import Inputs, refuse_outputs
+    from arcsolver.inputs import Inputs, refuse_outputs, refuse_overwrites
     from arcsolver.report.curves import plot_training_curves
 
+    if out is None:  # into the run: over its own curves only, never over a file of the user's
+        refuse_overwrites("RUN_DIR", run_dir, ["curves.png"])
     out = out or run_dir / "curves.png"
     refuse_outputs([("--out", out)], run_inputs(Inputs(), run_dir))
     path = plot_training_curves(run_dir, out)

@@ -38,6 +38,7 @@ def import_reference(
     evaluate and kaggle bundle take. Settings come from the all_config.yaml beside the checkpoint
     where there is one, else from the weights' shapes and the reference's ARC recipe."""
     from arcsolver.atomic import Terminated
+    from arcsolver.cli.pretrain import refuse_foreign_run
     from arcsolver.cli.solve import output_lock
     from arcsolver.data.reference_names import DATASETS, dataset_subsets, reference_identifiers
     from arcsolver.engine.reference_checkpoint import CONFIG_FILE, read_reference, write_reference
@@ -61,6 +62,7 @@ def import_reference(
     say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
     if not is_hub(checkpoint):
         refuse_out_over(Path(checkpoint))  # before any work
+    refuse_foreign_run("--out", out)  # before any work, the download included
     # Every input is checked before the rows are rebuilt, which takes minutes.
     subsets = dataset_subsets(identifiers, concept) if identifiers in DATASETS else None
     source = download_reference(checkpoint, CONFIG_FILE) if is_hub(checkpoint) else Path(checkpoint)

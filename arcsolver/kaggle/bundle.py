@@ -43,7 +43,7 @@ from pydantic import BaseModel
 import arcsolver
 from arcsolver.atomic import atomic_write_text, parent_death_signal, signals_raised, staged_folder
 from arcsolver.errors import ArcsolverError, CheckpointError
-from arcsolver.inputs import check_regular_file, read_text
+from arcsolver.inputs import check_regular_file, read_text, refuse_foreign_dir
 from arcsolver.locks import Lock
 
 MANIFEST = "manifest.json"
@@ -428,7 +428,9 @@ def file_entries(root: Path) -> list[FileEntry]:
 
 
 def refuse_occupied(out: Path) -> None:
-    """A bundle goes into an absent or empty folder only: nothing there is ever written over."""
+    """A bundle goes into an absent or empty folder only: nothing there is ever written over. A
+    folder of the user's is refused naming the files the bundle's would overwrite."""
+    refuse_foreign_dir("--out", out, (MANIFEST, WHEELS, CHECKPOINT, RECIPE))
     if os.path.lexists(out) and (out.is_symlink() or not out.is_dir() or any(out.iterdir())):
         raise ArcsolverError(f"{out}: already exists and is not an empty folder; remove it or choose another --out")
 
