@@ -174,6 +174,17 @@ def test_report_refuses_or_passes_over_run_files_that_are_not_regular(run, tmp_p
         assert result.exit_code == 0, result.output
 
 
+# the checked reader everywhere: compare reads a run's config.json through it, as every other command
+@pytest.mark.parametrize("kind", KINDS)
+def test_compare_refuses_a_config_that_is_not_a_regular_file(run, tmp_path, kind):
+    run_dir, _ = run
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    replace(run_dir / "config.json", kind)
+    result = invoke("compare", run_dir, other, "--png", tmp_path / "compare.png")
+    refused(result, run_dir / "config.json", "not a regular file")
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_identifiers_that_are_not_a_regular_file_are_one_line(tmp_path, kind):
     from arcsolver.engine.reference_checkpoint import read_identifiers

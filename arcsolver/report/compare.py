@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 from arcsolver.atomic import atomic_write_bytes
 from arcsolver.errors import DataError
+from arcsolver.inputs import read_json
 from arcsolver.recipes import RESUME_MAY_CHANGE, RESUME_MAY_CHANGE_SECTIONS
 from arcsolver.report.curves import _matplotlib, read_metrics
 
@@ -107,14 +109,9 @@ def read_run(run_dir) -> RunResult:
     """A run's settings and held-out evaluations; DataError names what is missing."""
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing; give run directories that `arcsolver pretrain` wrote") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise DataError(
-            f"{path}: not readable ({type(e).__name__}); give a run directory with its config.json"
-        ) from None
+    if not os.path.lexists(path):
+        raise DataError(f"{path}: missing; give run directories that `arcsolver pretrain` wrote")
+    config = read_json(path)  # the checked reader: a pipe or a device is refused by its stat, never opened
     if not isinstance(config, dict):
         raise DataError(f"{path}: not an object of settings; give a run directory with its config.json")
     by_step, training = {}, {}
