@@ -1,4 +1,4 @@
-"""`arcsolver kaggle bundle` and `arcsolver kaggle check`."""
+"""`arcsolver kaggle bundle`, `arcsolver kaggle upload` and `arcsolver kaggle check`."""
 
 from __future__ import annotations
 
@@ -107,6 +107,35 @@ def kept_task_ids(values: list[str]) -> list[str]:
         else:
             ids.append(value)
     return ids
+
+
+@kaggle_app.command("upload")
+@user_errors
+def upload(
+    bundle_dir: Path = typer.Argument(..., metavar="DIR", help="A bundle written by `arcsolver kaggle bundle`."),
+    dataset: str = typer.Option(
+        ..., "--dataset", help="The Kaggle dataset, OWNER/SLUG (private; created, or given a new version)."
+    ),
+    notes: str = typer.Option("", "--notes", help="The new version's notes."),
+) -> None:
+    """Upload a bundle to a private Kaggle dataset through kagglehub, its subfolders kept (the Kaggle CLI's
+    default drops them): every file verified first. Needs kagglehub and Kaggle credentials."""
+    from arcsolver.kaggle.upload import MAX_TREE_FILES, upload_bundle
+
+    sent = upload_bundle(bundle_dir, dataset, notes)
+    how = (
+        f"as one archive.zip (kagglehub packs a folder of more than {MAX_TREE_FILES} files; the notebook unpacks it)"
+        if sent.packed
+        else "as its tree"
+    )
+    console.print(
+        one_line(
+            f"uploaded {bundle_dir} to the Kaggle dataset {dataset}: {sent.files} files, {sent.size / 1e6:.1f} MB, "
+            f"{how}; attach it to the notebook (Add Input), where Kaggle mounts it once it has processed the files"
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @kaggle_app.command("check")
