@@ -1,5 +1,5 @@
 """The README's commands from a published TRM checkpoint to a scored submission, end to end on a
-CPU with a tiny stand-in: a reference checkpoint of random weights (tests/test_reference_hostile's
+CPU with a tiny stand-in: a reference checkpoint of random weights (tests/reference/test_hostile_reference's
 reference_state) whose puzzle table has exactly the rows of the reference's arc1concept data set,
 laid out as `arcprize/trm_arc_prize_verification` in a Hugging Face cache read offline. It runs
 
@@ -32,13 +32,13 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "reference")]
 
-from test_reference_hostile import reference_state  # noqa: E402
+from test_hostile_reference import reference_state  # noqa: E402
 
 from arcsolver.data.loaders import export_challenges, load_tasks  # noqa: E402
-from arcsolver.data.reference_names import dataset_subsets, reference_identifiers  # noqa: E402
 from arcsolver.data.task import TaskSet  # noqa: E402
+from arcsolver.reference.names import dataset_subsets, reference_identifiers  # noqa: E402
 
 REPO, FILE = "arcprize/trm_arc_prize_verification", "arc_v1_public/step_518071"
 COMMIT = "0" * 40

@@ -5,7 +5,7 @@
     python benchmarks/reference.py --reference TinyRecursiveModels [--device cpu|cuda] [--size small|paper]
 
 Both networks are built with the same settings and the same initial weights (the reference's
-random initialisation, copied into arcsolver's TRM by arcsolver.model.reference), then driven on
+random initialisation, copied into arcsolver's TRM by arcsolver.reference.weights), then driven on
 the same batches of augmented ARC-AGI-1 training examples:
 
 - Equality: one supervision step of each on one batch; the largest difference of the logits,
@@ -66,8 +66,8 @@ from arcsolver.data.stream import SizedStream, build_puzzles, trainable_pairs
 from arcsolver.engine.device import resolve_dtype
 from arcsolver.engine.optim import AdamAtan2, warmup_factor
 from arcsolver.model.loss import trm_loss
-from arcsolver.model.reference import reference_state_to_trm
 from arcsolver.model.trm import TRM, TRMConfig
+from arcsolver.reference.weights import reference_state_to_trm
 from arcsolver.train.plan import steady_samples_per_s
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

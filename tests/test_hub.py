@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import error_line
-from test_reference_hostile import convert, reference_state
+from test_hostile_reference import convert, reference_state
 from typer.testing import CliRunner
 
 import arcsolver.hub

@@ -18,7 +18,7 @@ LAYERS = [
     {"config"},
     {"recipes"},
     {"engine", "evaluation"},
-    {"train", "solve"},
+    {"train", "solve", "reference"},
     {"report", "kaggle", "hub"},
     {"cli"},
     {"__main__"},

@@ -217,7 +217,7 @@ def corpus_with(root, *files):
 
 
 def test_a_link_back_up_the_tree_reads_each_task_once(tmp_path):
-    from arcsolver.data.reference_names import read_concept
+    from arcsolver.reference.names import read_concept
 
     clone = corpus_with(tmp_path / "clone", "A/a1.json", "A/a2.json", "B/b1.json")
     (clone / "corpus" / "L").symlink_to(".")  # corpus/L -> corpus: a loop
@@ -228,7 +228,7 @@ def test_a_link_back_up_the_tree_reads_each_task_once(tmp_path):
 
 
 def test_a_task_id_in_two_concepts_is_refused_naming_both(tmp_path):
-    from arcsolver.data.reference_names import read_concept
+    from arcsolver.reference.names import read_concept
 
     clone = corpus_with(tmp_path / "clone", "A/same.json", "B/same.json", "B/other.json")
     with pytest.raises(DataError) as caught:
@@ -241,7 +241,7 @@ def test_a_task_1400_folders_deep_is_read(tmp_path):
     from typer.testing import CliRunner
 
     from arcsolver.cli import app
-    from arcsolver.data.reference_names import read_concept
+    from arcsolver.reference.names import read_concept
 
     deep = tmp_path / "clone" / "corpus" / "C"
     chain = []
@@ -295,7 +295,7 @@ def test_an_unreadable_folder_is_named_by_every_reader_of_a_tree(tmp_path, unrea
     from typer.testing import CliRunner
 
     from arcsolver.cli import app
-    from arcsolver.data.reference_names import read_concept
+    from arcsolver.reference.names import read_concept
     from arcsolver.train.tasks import select_tasks
 
     clone = corpus_with(tmp_path / "clone", "A/a1.json", "A/a2.json", "B/b1.json")

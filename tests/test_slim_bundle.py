@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-from test_reference_checkpoint import solve_file
-from test_reference_hostile import SETS, convert, reference_state
+from test_convert import solve_file
+from test_hostile_reference import SETS, convert, reference_state
 from typer.testing import CliRunner
 
 from arcsolver.cli import app

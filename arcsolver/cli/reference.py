@@ -40,10 +40,10 @@ def import_reference(
     from arcsolver.atomic import Terminated
     from arcsolver.cli.pretrain import refuse_foreign_run
     from arcsolver.cli.solve import output_lock
-    from arcsolver.data.reference_names import DATASETS, dataset_subsets, reference_identifiers
-    from arcsolver.engine.reference_checkpoint import CONFIG_FILE, read_reference, write_reference
     from arcsolver.hub import download_reference, is_hub
     from arcsolver.inputs import Inputs, refuse_output_dir
+    from arcsolver.reference.convert import CONFIG_FILE, read_reference, write_reference
+    from arcsolver.reference.names import DATASETS, dataset_subsets, reference_identifiers
 
     def refuse_out_over(source: Path) -> None:
         """--out must be none of the files the import reads, nor lie in a folder it reads whole."""

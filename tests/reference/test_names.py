@@ -8,12 +8,12 @@ import sys
 
 import numpy as np
 import pytest
-from test_reference import reference_path
+from test_weights import reference_path
 
 from arcsolver.data.loaders import export_challenges, load_tasks
-from arcsolver.data.reference_names import DATASETS, dataset_subsets, read_concept, reference_identifiers
 from arcsolver.data.task import Pair, Task, TaskSet, as_grid
 from arcsolver.errors import DataError
+from arcsolver.reference.names import DATASETS, dataset_subsets, read_concept, reference_identifiers
 
 
 def reference_builder():

@@ -1,7 +1,7 @@
 """`arcsolver import-reference`: a checkpoint saved by the TRM reference code, converted, gives the
 reference's outputs and runs through solve and evaluate.
 
-The reference model is built from a clone (found as tests/test_reference.py finds it; skipped with
+The reference model is built from a clone (found as tests/reference/test_weights.py finds it; skipped with
 the reason where there is none), given random weights and saved as its pretrain.py saves one:
 `torch.save` of the compiled model's state dict, beside an all_config.yaml.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import error_line
-from test_reference import (  # noqa: F401 (harness: a fixture)
+from test_weights import (  # noqa: F401 (harness: a fixture)
     N_ROWS,
     build_equal_mlp_t,
     harness,
@@ -32,10 +32,10 @@ from arcsolver.data.augment import split_augmented_id
 from arcsolver.data.task import Pair, Task, as_grid
 from arcsolver.engine.checkpoint import load_tensors, read_state
 from arcsolver.engine.pretrained import load_model, trained_versions
-from arcsolver.engine.reference_checkpoint import ASSUMED, reference_settings, version_name
-from arcsolver.model.reference import reference_state_to_trm
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import load_recipe
+from arcsolver.reference.convert import ASSUMED, reference_settings, version_name
+from arcsolver.reference.weights import reference_state_to_trm
 from arcsolver.solve.adapt import add_puzzles
 
 # The small model's settings that an ARC checkpoint's shapes cannot give, as --set items.
@@ -89,7 +89,7 @@ def converted_model(run) -> TRM:
 
 def check_equal(harness, head, model, cfg, inference_atol=1e-4):  # noqa: F811
     """One supervision step (y, z, logits, halting logits) and the whole N_sup inference agree
-    (TRM-MLP's recursion amplifies float32 rounding more: see tests/test_reference.py)."""
+    (TRM-MLP's recursion amplifies float32 rounding more: see tests/reference/test_weights.py)."""
     bench, ref = harness
     b = random_batch(cfg, 4, seed=11)
     diffs = bench.compare_one_step(head, model, b, "cpu")

@@ -16,10 +16,10 @@ import torch
 
 from arcsolver.data.encoding import PAD
 from arcsolver.errors import ConfigError
-from arcsolver.model.reference import check_shapes, reference_state_to_trm, trm_settings_from_reference
 from arcsolver.model.trm import TRM, TRMConfig
+from arcsolver.reference.weights import check_shapes, reference_state_to_trm, trm_settings_from_reference
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_ROWS = 6  # the small model's puzzle table: the blank row and five task versions
 CANDIDATES = [ROOT.parent / "TinyRecursiveModels", ROOT.parent / "shared" / "ref" / "TinyRecursiveModels"]
 

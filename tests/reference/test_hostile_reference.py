@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from arcsolver.cli import app
 from arcsolver.model.layers import swiglu_width
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HIDDEN, ROWS = 16, 5
 SETS = ["model.n_heads=2", "model.n_latent_steps=1", "model.n_recursions=1", "model.n_supervision=2"]
 SETS += ["model.puzzle_emb_len=2", "model.canvas=6"]
@@ -160,7 +160,7 @@ def test_identifiers_nested_too_deep_or_not_a_file_are_one_line(tmp_path):
 
 @pytest.mark.parametrize("what", ["weights", "state"])
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, what):
-    import arcsolver.engine.reference_checkpoint as rc
+    import arcsolver.engine.checkpoint as checkpoint
 
     def full_safetensors(*args, **kwargs):  # what safetensors raises when the device is full
         raise SafetensorError('Error while serializing: I/O error: No space left on device (os error 28) at path "x"')
@@ -173,7 +173,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, what)
         return real_write_text(self, *args, **kwargs)
 
     if what == "weights":
-        monkeypatch.setattr(rc, "save_file", full_safetensors)
+        monkeypatch.setattr(checkpoint, "save_file", full_safetensors)
     else:
         monkeypatch.setattr(Path, "write_text", full_write_text)
     refused(tmp_path, saved(tmp_path), tmp_path / "run", "No space left on device", "nothing was left")
@@ -181,13 +181,13 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, what)
 
 SLOW_IMPORT = """
 import sys, time
-import arcsolver.engine.reference_checkpoint as rc
-real = rc.save_file
+import arcsolver.engine.checkpoint as checkpoint
+real = checkpoint.save_file
 def slow(*args, **kwargs):
     real(*args, **kwargs)
     print("staged", flush=True)
     time.sleep(60)
-rc.save_file = slow
+checkpoint.save_file = slow
 from arcsolver.cli import app
 sys.argv = ["arcsolver", *sys.argv[1:]]
 app()
@@ -264,12 +264,12 @@ def test_the_next_import_removes_the_staged_run_of_a_killed_one_saying_so(tmp_pa
 def test_a_bad_input_is_refused_in_seconds_before_the_rows_are_rebuilt(tmp_path, monkeypatch, fault):
     import time
 
-    from arcsolver.data import reference_names
+    from arcsolver.reference import names
 
     def rebuild(*args, **kwargs):
         pytest.fail("the rows were rebuilt before every input was checked")
 
-    monkeypatch.setattr(reference_names, "reference_identifiers", rebuild)
+    monkeypatch.setattr(names, "reference_identifiers", rebuild)
     concept = tmp_path / "ConceptARC" / "corpus" / "Copy"
     concept.mkdir(parents=True)
     grid = [[1, 0], [0, 2]]

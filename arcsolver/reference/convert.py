@@ -4,7 +4,7 @@
 The reference saves `model.state_dict()` with `torch.save` into a file `step_<N>` of its
 checkpoint directory, beside the `all_config.yaml` of its settings. The file is read with
 `weights_only=True` (tensors only: no stored code runs) and its names are mapped by
-arcsolver.model.reference. The settings come from `all_config.yaml` where it lies beside the
+arcsolver.reference.weights. The settings come from `all_config.yaml` where it lies beside the
 checkpoint; without it, the weights' shapes give the width, the layers, the SwiGLU width and the
 puzzle table, and the rest (heads, T, n, N_sup, the prefix length, the canvas) are the
 reference's ARC recipe, reported as assumed so that the user can override them.
@@ -43,9 +43,9 @@ from arcsolver.engine.pretrained import VERSIONS_FILE
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
 from arcsolver.inputs import check_input_file, check_regular_file, read_json, read_text
 from arcsolver.model.layers import swiglu_width
-from arcsolver.model.reference import check_shapes, reference_state_to_trm, trm_settings_from_reference
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import apply_overrides, validate
+from arcsolver.reference.weights import check_shapes, reference_state_to_trm, trm_settings_from_reference
 
 CONFIG_FILE = "all_config.yaml"  # the reference's settings, beside its checkpoints
 BLANK_NAME = "<blank>"  # the reference's name for row 0 in identifiers.json
@@ -422,7 +422,7 @@ def write_reference(
 ) -> Imported:
     """Write a reference checkpoint read by read_reference as the run directory out. identifiers
     names the puzzle table's rows: the reference data set's identifiers.json, or (the data set's
-    name, its rows' names) as arcsolver.data.reference_names rebuilds them. Errors name the file or
+    name, its rows' names) as arcsolver.reference.names rebuilds them. Errors name the file or
     weight and what was expected; nothing is left in out unless the whole run was written. origin
     names the checkpoint in the run's model card where it came from elsewhere (a Hub path); say
     tells of the unfinished runs of killed imports removed."""
