@@ -269,8 +269,8 @@ def kagglehub_upload(folder: Path, mount: Path, unpacked: bool) -> None:
 
 
 def readme_uploads() -> list[list[str]]:
-    """The Kaggle CLI upload commands the README gives, as argument lists."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The Kaggle CLI upload commands docs/kaggle.md gives, as argument lists."""
+    readme = (ROOT / "docs" / "kaggle.md").read_text(encoding="utf-8")
     return [
         shlex.split(line, comments=True)
         for line in re.findall(r"^\s*(kaggle datasets (?:create|version) .*)$", readme, flags=re.M)
