@@ -219,7 +219,7 @@ def test_a_changed_or_unlisted_file_fails_the_check_naming_it(tiny_bundle, tmp_p
 def test_the_kaggle_clis_dataset_metadata_beside_the_bundle_passes_the_check_and_nothing_else_unlisted(
     tiny_bundle, tmp_path
 ):
-    """`kaggle datasets init -p BUNDLE` (the README's upload) writes dataset-metadata.json into the bundle."""
+    """`kaggle datasets init -p BUNDLE` (the upload of docs/kaggle.md) writes dataset-metadata.json into the bundle."""
     from arcsolver.kaggle.check import read_manifest, verify_files
 
     bundle = tmp_path / "bundle"

@@ -89,7 +89,7 @@ def bundle(
     console.print(
         f"check it with `arcsolver kaggle check {folder}`, then upload it as the dataset the notebook attaches "
         f"(arcsolver-bundle), its subfolders with it: `kaggle datasets create -p {folder} --dir-mode zip` after "
-        f"`kaggle datasets init -p {folder}` (the Kaggle CLI's default, --dir-mode skip, leaves them out; see the README)",
+        f"`kaggle datasets init -p {folder}` (the Kaggle CLI's default, --dir-mode skip, leaves them out; see docs/kaggle.md)",
         highlight=False,
         soft_wrap=True,
     )

@@ -33,7 +33,7 @@ def select_tasks(cfg: PretrainConfig) -> tuple[list[Task], list[Task]]:
 
 
 def task_counts(train: list[Task], heldout: list[Task]) -> str:
-    """The tasks of a run in the README's words: trained on in full, or held out (demonstrations
+    """The tasks of a run in the words of docs/setup.md: trained on in full, or held out (demonstrations
     trained on, test inputs held out for evaluation)."""
     parts = []
     if train:
