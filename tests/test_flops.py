@@ -158,3 +158,20 @@ def test_the_progress_total_of_a_flops_budgeted_run_is_where_the_budget_ends_it(
     per_step = step_flops(TRM(cfg.model, n_puzzle_ids=2), 5, batch_size=cfg.optim.global_batch_size)
     result = pretrain(tiny_config("run.steps=1000", f"run.flops={3.5 * per_step}"), tmp_path / "run")
     assert result.step == 3 and totals == [3]  # not the 1000 steps the run would otherwise take
+
+
+def test_a_query_and_the_shapes_alone_count_what_the_model_computes():
+    from arcsolver.engine.flops import query_flops, shapes_only
+    from arcsolver.engine.memory import example_batch
+
+    cfg = tiny_config().model
+    model = TRM(cfg, n_puzzle_ids=5)
+    batch = example_batch(model, 1, torch.device("cpu"), 4)
+    with flop_counter() as counter:
+        model.predict(batch["inputs"], batch["puzzle_ids"], 3, 5)
+    assert query_flops(model, 4, 3, 5) == counter.get_total_flops()  # exact, though two steps were counted
+    meta = shapes_only(cfg)
+    assert next(meta.parameters()).is_meta
+    assert query_flops(meta, 4, 3, 5) == counter.get_total_flops()
+    # Training: the unfused attention's backward does not recompute the scores, the CPU's fused one does.
+    assert 0.9 * step_flops(model, 4) < step_flops(meta, 4) < step_flops(model, 4)

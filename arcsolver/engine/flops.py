@@ -17,7 +17,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from arcsolver.engine.memory import _forward_backward, example_batch
-from arcsolver.model.trm import TRM
+from arcsolver.model.trm import TRM, TRMConfig
 
 
 def flop_counter() -> FlopCounterMode:
@@ -56,6 +56,35 @@ def step_flops(model: TRM, side: int | None = None, batch_size: int = 1) -> int:
             p.grad = g
         model.train(was_training)
     return int(counter.get_total_flops())
+
+
+def query_flops(
+    model: TRM, side: int | None = None, n_recursions: int | None = None, n_supervision: int | None = None
+) -> int:
+    """FLOPs of answering one query on a side x side canvas (default: the model's): predict's N_sup
+    supervision steps of T recursions, no gradients (n_recursions, n_supervision: as predict's).
+    Without gradients every recursion is the same work: one and two are counted, the rest is their
+    difference."""
+    batch = example_batch(model, 1, next(model.parameters()).device, side)
+
+    def counted(recursions: int) -> int:
+        with flop_counter() as counter:
+            model.predict(batch["inputs"], batch["puzzle_ids"], recursions, 1)
+        return int(counter.get_total_flops())
+
+    one, two = counted(1), counted(2)
+    recursions = (n_recursions or model.config.n_recursions) * (n_supervision or model.config.n_supervision)
+    return one + (recursions - 1) * (two - one)
+
+
+def shapes_only(config: TRMConfig) -> TRM:
+    """A TRM of config's shapes on the meta device, for step_flops and query_flops: no weights and no
+    arithmetic, so a paper-sized model counts in a second where the CPU computes its step for tens.
+    Its attention counts as the unfused matmuls (the meta device has no fused kernel), whose
+    backward does not recompute the scores: a training step counts 2% less for the paper's model
+    on 30x30, inference the same."""
+    with torch.device("meta"):
+        return TRM(config, n_puzzle_ids=2)
 
 
 def flops_per_sample(model: TRM, sides: Sequence[int]) -> dict[int, int]:

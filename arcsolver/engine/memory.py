@@ -9,6 +9,7 @@ the bytes autograd saves, which is what `--plan` reports for a GPU it has not se
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from dataclasses import dataclass
@@ -68,7 +69,9 @@ def example_batch(model: TRM, size: int, device: torch.device, side: int | None 
 def _forward_backward(model: TRM, batch: dict, dtype: torch.dtype, backward: bool = True):
     carry = model.initial_carry(batch)
     device_type = batch["inputs"].device.type
-    with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
+    # float32 needs no autocast, and the meta device (FLOPs of shapes, engine/flops.py) has none.
+    precision = contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(device_type, dtype=dtype)
+    with precision:
         carry, out = model(carry, batch)
     loss, _ = trm_loss(out.logits, out.labels, out.halt_logit, model.config.halt_loss_weight)
     if backward:
