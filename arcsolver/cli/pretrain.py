@@ -165,23 +165,32 @@ def plan_command(
         help="Plan this submit recipe instead (a file or a shipped name, e.g. kaggle): its hours on 4 L4 GPUs "
         "for the 120 ARC-AGI-2 evaluation tasks.",
     ),
+    checkpoint: list[str] = typer.Option(
+        [],
+        "--checkpoint",
+        help="With --submit: a checkpoint or run directory the solve runs (repeat it for an ensemble), priced by "
+        "its layout, canvas and size. Default: the recipe's run.checkpoints, else the paper-sized rope2d TRM.",
+    ),
 ) -> None:
     """Print what a pretraining run would do and need: data, schedule, canvases, memory per
     sample and the micro-batch for each GPU size; with --rate-from, its length in hours. With
-    --submit, what a submit recipe's solve would take on the competition's 4 L4s. Nothing is
-    trained or written."""
+    --submit, what a submit recipe's solve would take on the competition's 4 L4s with the
+    --checkpoint given. Nothing is trained or written."""
     if submit is not None:
         from arcsolver.config import SolveConfig
         from arcsolver.recipes import load_recipe, recipe_path
-        from arcsolver.solve.plan import solve_plan
+        from arcsolver.solve.plan import checkpoints_to_plan, solve_plan
 
         if recipe is not None or rate_from is not None:
             raise ArcsolverError("--submit plans a submit recipe: give it without --recipe and --rate-from")
         cfg = load_recipe(SolveConfig, "submit", submit, set_)
+        planned = checkpoints_to_plan(list(checkpoint) or list(cfg.run.checkpoints))
         console.print(one_line(f"plan of {recipe_path('submit', submit)}"), highlight=False, soft_wrap=True)
-        for line in solve_plan(cfg):
+        for line in solve_plan(cfg, planned):
             console.print(one_line(line), highlight=False, soft_wrap=True)
         return
+    if checkpoint:
+        raise ArcsolverError("--checkpoint prices the plan of a submit recipe: give it with --submit RECIPE")
     print_plan(recipe, set_, gpu_memory, processes, rate_from)
 
 

@@ -36,11 +36,7 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
     New tasks only ever use the mean of the trained puzzle rows (`PuzzleEmbedding.grow` starts
     their rows there), so the table is loaded as two rows: the blank row and that mean.
     """
-    ckpt_dir = ckpt.find_checkpoint(checkpoint)
-    state = ckpt.read_state(ckpt_dir)
-    if not isinstance(state.get("config"), dict):
-        raise CheckpointError(f"{ckpt_dir / 'state.json'}: corrupt (config is not an object of settings)")
-    cfg = validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json"))
+    cfg, ckpt_dir = checkpoint_config(checkpoint)
     ema_path = ckpt_dir / "ema.safetensors"
     # The config's claims are checked against the files' headers before anything is allocated:
     # a state.json claiming a huge model must not cost its memory.
@@ -70,6 +66,16 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[TRM, Pretr
     except RuntimeError as e:
         raise CheckpointError(f"{ckpt_dir}: weights do not match its config ({str(e).splitlines()[0]})") from None
     return model.to(device), cfg, ckpt_dir
+
+
+def checkpoint_config(checkpoint: str | Path) -> tuple[PretrainConfig, Path]:
+    """The settings a checkpoint (or a run's newest) was trained with, validated, and its directory;
+    no weights are read."""
+    ckpt_dir = ckpt.find_checkpoint(checkpoint)
+    state = ckpt.read_state(ckpt_dir)
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"{ckpt_dir / 'state.json'}: corrupt (config is not an object of settings)")
+    return validate(PretrainConfig, state["config"], str(ckpt_dir / "state.json")), ckpt_dir
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

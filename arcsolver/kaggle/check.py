@@ -9,7 +9,8 @@ arcsolver wheel allows that Python, pip resolves the manifest's requirements for
 wheels alone (torch is never asked for: arcsolver itself is installed without dependencies), and
 every requirement of what pip picks, markers judged for that Python, is met; on this machine's
 Python, if targeted, the wheels install into an empty folder and the bundled code imports from
-it; every checkpoint loads. Each problem of these is one line naming the file.
+it; every checkpoint loads. Each problem of these is one line naming the file. Last, the solve's
+plan on Kaggle's 4 L4s, priced for those checkpoints.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from arcsolver.errors import ArcsolverError
 from arcsolver.inputs import check_regular_file
 from arcsolver.kaggle.bundle import (
     MANIFEST,
+    RECIPE,
     WHEELS,
     Manifest,
     checkpoint_folder,
@@ -251,6 +253,23 @@ def verify_checkpoints(bundle: Path, manifest: Manifest, report: CheckReport) ->
         )
 
 
+def plan_on_kaggle(bundle: Path, manifest: Manifest, report: CheckReport) -> None:
+    """The solve's plan on Kaggle's 4 L4s (solve/plan.py), for the bundle's recipe and priced for
+    its own checkpoints (check_bundle asks for it once every checkpoint has loaded)."""
+    from arcsolver.config import SolveConfig
+    from arcsolver.recipes import load_recipe
+    from arcsolver.solve.plan import checkpoints_to_plan, solve_plan
+
+    infos = manifest.checkpoints()
+    try:
+        cfg = load_recipe(SolveConfig, "submit", str(bundle / RECIPE))
+        planned = checkpoints_to_plan([bundle / info.folder for info in infos], [info.folder for info in infos])
+    except ArcsolverError as e:
+        report.problems.append(str(e))
+        return
+    report.summary += [f"plan: {line}" for line in solve_plan(cfg, planned)]
+
+
 def check_bundle(bundle: Path) -> CheckReport:
     """What was verified (report.summary) and what is wrong (report.problems) with a bundle. The
     manifest and every file are verified first: a mismatch there raises ArcsolverError, before
@@ -273,5 +292,8 @@ def check_bundle(bundle: Path) -> CheckReport:
         report.summary.append(
             f"import: skipped (this is Python {this_python()}, the wheels are for {', '.join(manifest.pythons)})"
         )
+    before = len(report.problems)
     verify_checkpoints(bundle, manifest, report)
+    if len(report.problems) == before:  # every checkpoint loaded
+        plan_on_kaggle(bundle, manifest, report)
     return report
