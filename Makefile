@@ -33,10 +33,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2
 
-# The solve tests and the notebook run on the package versions of Kaggle's notebook image, in a second
-# environment that installs exactly those (constraints/kaggle-image.txt) beside the CPU build of torch.
+# The solve and adaptation tests and the notebook run as on Kaggle's notebook image, in a second environment
+# of its Python (3.12) that installs exactly its package versions, torch's included (constraints/kaggle-image.txt).
 IMAGE_VENV := .venv-kaggle-image
-IMAGE_TESTS := tests/test_notebook.py tests/test_solve.py tests/test_solve_resilience.py \
+IMAGE_TESTS := tests/test_notebook.py tests/test_solve.py tests/test_solve_resilience.py tests/test_optim.py \
 	tests/test_shards.py tests/test_submission.py tests/test_evaluate.py tests/test_loaders.py tests/test_recipes.py \
 	tests/test_constraints.py
 

@@ -14,8 +14,8 @@ else:
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints" / "kaggle-image.txt"
-# torch comes from the image (its CUDA build), never the bundle; tomli only on Python 3.10.
-NOT_PINNED = {"torch", "tomli"}
+# tomli only on Python 3.10, never on the image's.
+NOT_PINNED = {"tomli"}
 
 
 def pins() -> dict[str, str]:
@@ -36,3 +36,11 @@ def test_every_lower_bound_is_a_version_the_image_job_installs():
         assert Version(bounds[name]) == Version(version), (
             f"{name}: pyproject.toml says >={bounds[name]}, pinned {version}"
         )
+
+
+def test_the_image_job_installs_the_images_torch_on_the_images_python():
+    script = (ROOT / "scripts" / "kaggle-image-venv.sh").read_text()
+    python = re.search(r"^image_python=(\S+)$", script, re.M)[1]
+    assert f"Kaggle's notebook image (Python {python})" in CONSTRAINTS.read_text()
+    assert "torch==" not in script  # torch comes from the pins, as every package does
+    assert "torch" in pins()
