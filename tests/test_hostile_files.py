@@ -188,7 +188,7 @@ def test_compare_refuses_a_config_that_is_not_a_regular_file(run, tmp_path, kind
 @pytest.mark.parametrize("kind", KINDS)
 def test_identifiers_that_are_not_a_regular_file_are_one_line(tmp_path, kind):
     from arcsolver.errors import ConfigError
-    from arcsolver.reference.convert import read_identifiers
+    from arcsolver.reference.names import read_identifiers
 
     path = tmp_path / "identifiers.json"
     replace(path, kind)
@@ -198,7 +198,7 @@ def test_identifiers_that_are_not_a_regular_file_are_one_line(tmp_path, kind):
 
 def test_identifiers_nested_too_deep_are_one_line(tmp_path):
     from arcsolver.errors import ConfigError
-    from arcsolver.reference.convert import read_identifiers
+    from arcsolver.reference.names import read_identifiers
 
     path = tmp_path / "identifiers.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
@@ -209,7 +209,8 @@ def test_identifiers_nested_too_deep_are_one_line(tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_reference_checkpoint_or_its_settings_that_are_not_regular_are_one_line(tmp_path, kind):
     from arcsolver.errors import CheckpointError, ConfigError
-    from arcsolver.reference.convert import read_reference_arch, read_reference_state
+    from arcsolver.reference.checkpoint import read_reference_state
+    from arcsolver.reference.settings import read_reference_arch
 
     replace(tmp_path / "step_1", kind)
     with within(10), pytest.raises(CheckpointError, match="step_1: not a regular file"):

@@ -42,8 +42,10 @@ def import_reference(
     from arcsolver.cli.solve import output_lock
     from arcsolver.hub import download_reference, is_hub
     from arcsolver.inputs import Inputs, refuse_output_dir
-    from arcsolver.reference.convert import CONFIG_FILE, read_reference, write_reference
+    from arcsolver.reference.checkpoint import read_reference
+    from arcsolver.reference.convert import write_reference
     from arcsolver.reference.names import DATASETS, dataset_subsets, reference_identifiers
+    from arcsolver.reference.settings import CONFIG_FILE
 
     def refuse_out_over(source: Path) -> None:
         """--out must be none of the files the import reads, nor lie in a folder it reads whole."""

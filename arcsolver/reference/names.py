@@ -1,5 +1,5 @@
-"""The row names of the TRM reference's ARC data sets (its identifiers.json), rebuilt from the
-same source tasks without its code.
+"""The row names of the TRM reference's ARC data sets (its identifiers.json): read and checked,
+each in arcsolver's names, and rebuilt from the same source tasks without its code.
 
 The reference's dataset builder gives every task version one puzzle-embedding row. Its draws
 are what fix which versions exist and in which order, so they are followed exactly:
@@ -16,19 +16,26 @@ are what fix which versions exist and in which order, so they are followed exact
 A version is named `<task id>|||t<d>|||<ten digits>` (digit i is the image of colour i), the
 task itself `<task id>`. A test pair without a known output counts as the 1×1 black grid, as
 the builder fills it where a subset has no solutions file.
+
+A name read from identifiers.json (read_identifiers) is arcsolver's name of the same task version
+(version_name): both codes number the 8 transforms alike and apply the colours first.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 
-from arcsolver.data.augment import Augmentation
+from arcsolver.data.augment import Augmentation, augmented_id
 from arcsolver.data.task import Grid, Task
-from arcsolver.errors import DataError
+from arcsolver.errors import ConfigError, DataError
+from arcsolver.inputs import read_json
 
 SEED = 42
 N_AUGMENTATIONS = 1000
@@ -126,3 +133,72 @@ def dataset_subsets(name: str, concept: Path | None) -> list[list[Task]]:
             "https://github.com/victorvikram/ConceptARC"
         )
     return [read_concept(concept) if s == CONCEPT else list(load_tasks(s)) for s in DATASETS[name]]
+
+
+# A row's name: a task id of the reference's builder with its augmentation; never a character
+# that would end a line of puzzles.txt, drive a terminal or name another directory.
+RowName = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f/\\\u2028\u2029]+$")
+]
+_ROW_NAMES = TypeAdapter(list[RowName])
+
+
+def read_identifiers(path: Path, rows: int) -> list[str]:
+    """The task-version name of each puzzle-table row (row 0 blank), from the identifiers.json the
+    reference's dataset builder wrote beside the data set the checkpoint was trained on."""
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path}: no such file (give the identifiers.json of the reference's data set)")
+    return check_identifiers(read_json(path, ConfigError), rows, str(path))
+
+
+def check_identifiers(names: object, rows: int, source: str) -> list[str]:
+    """names, checked to be a list of rows names for the checkpoint's puzzle table: a task
+    version's name each (ConfigError naming source and the first that is not), row 0 blank."""
+    path = source
+    try:
+        names = _ROW_NAMES.validate_python(names, strict=True)
+    except ValidationError as e:
+        first = e.errors()[0]
+        if not first["loc"]:
+            raise ConfigError(f"{path}: expected a JSON list of names, one per puzzle-table row") from None
+        raise ConfigError(
+            f"{path}: row {first['loc'][0]} ({first['input']!r:.80}) is not a task version's name (no control "
+            "characters or path separators, 1 to 256 characters); give the identifiers.json of the reference's data set"
+        ) from None
+    assert isinstance(names, list)
+    if len(names) != rows:
+        raise ConfigError(
+            f"{path}: {len(names)} names for the checkpoint's puzzle table of {rows} rows; give the identifiers.json "
+            "of the data set this checkpoint was trained on"
+        )
+    if names and names[0] != BLANK:
+        raise ConfigError(f"{path}: row 0 is {names[0]!r}, expected {BLANK!r} (the reference's blank row)")
+    return names
+
+
+def version_name(reference_name: str) -> str:
+    """arcsolver's name of a task version (augmented_id) from the reference's: "<task id>" for the
+    task as given, "<task id>|||t<d>|||<ten digits>" for dihedral transform d after the colour
+    mapping whose digit i is the image of colour i. Both codes number the 8 transforms alike and
+    apply the colours first, so the transform and digits carry over unchanged."""
+    parts = reference_name.split(SEPARATOR)
+    if len(parts) == 1:
+        return augmented_id(reference_name, Augmentation.identity())
+    if len(parts) != 3:
+        raise ValueError(f"{len(parts) - 1} separators {SEPARATOR!r}, not 2")
+    task_id, transform, colours = parts
+    return augmented_id(task_id, Augmentation.parse(f"{transform}.c{colours}"))
+
+
+def version_names(names: list[str], path: Path) -> list[str]:
+    """version_name of every row's name but the blank row's; ConfigError naming the first that is
+    not an ARC task version."""
+    out = []
+    for row, name in enumerate(names[1:], start=1):
+        try:
+            out.append(version_name(name))
+        except ValueError as e:
+            raise ConfigError(
+                f"{path}: row {row} ({name!r}) is not an ARC task version of the reference's builder ({e})"
+            ) from None
+    return out

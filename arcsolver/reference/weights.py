@@ -1,4 +1,4 @@
-"""The TRM reference code's weights and settings in this package's names.
+"""The TRM reference code's weights in this package's names, and checked.
 
 The reference implementation (github.com/SamsungSAILMontreal/TinyRecursiveModels) saves
 `model.state_dict()` of its loss head around the model, so its keys read
@@ -23,15 +23,15 @@ at inference, so it is dropped.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from arcsolver.data.encoding import VOCAB_SIZE
-from arcsolver.errors import ConfigError
+from arcsolver.errors import CheckpointError, ConfigError
 from arcsolver.model.layers import swiglu_width
 
 _PREFIXES = ("_orig_mod.", "model.")
@@ -93,51 +93,6 @@ def reference_state_to_trm(state: Mapping[str, torch.Tensor]) -> dict[str, torch
     return {key: value.detach().to(torch.float32).contiguous() for key, value in out.items()}
 
 
-def trm_settings_from_reference(arch: Mapping[str, Any]) -> dict[str, Any]:
-    """TRMConfig fields from the reference's arch settings (its `all_config.yaml` `arch:` block,
-    or the model's config), for its TRM (attention, or mlp_t: TRM-MLP) with rope positions on a
-    square canvas."""
-
-    def get(name: str, default: Any = None) -> Any:
-        if name not in arch and default is None:
-            raise ConfigError(f"reference settings lack arch.{name}")
-        return arch.get(name, default)
-
-    if get("pos_encodings", "rope") != "rope":
-        raise ConfigError(f"reference arch.pos_encodings is {arch['pos_encodings']!r}: arcsolver reads rope only")
-    hidden = int(get("hidden_size"))
-    ndim = arch.get("puzzle_emb_ndim", hidden)
-    if isinstance(ndim, str):  # the yaml's "${.hidden_size}" interpolation
-        ndim = hidden
-    if int(ndim) != hidden:
-        raise ConfigError(
-            f"reference arch.puzzle_emb_ndim is {ndim}: arcsolver's task vector is hidden_size ({hidden}) wide"
-        )
-    settings: dict[str, Any] = {
-        "hidden_size": hidden,
-        "n_heads": int(get("num_heads")),
-        "n_layers": int(get("L_layers")),
-        "expansion": float(get("expansion")),
-        "n_latent_steps": int(get("L_cycles")),
-        "n_recursions": int(get("H_cycles")),
-        "n_supervision": int(get("halt_max_steps")),
-        "puzzle_emb_len": int(get("puzzle_emb_len", 16)),
-        "rope_theta": float(get("rope_theta", 10000.0)),
-        "rms_eps": float(get("rms_norm_eps", 1e-5)),
-        "halt_exploration_prob": float(get("halt_exploration_prob", 0.1)),
-        "positions": "rope1d",
-        "mixer": "mlp" if get("mlp_t", False) else "attention",
-    }
-    if "seq_len" in arch:
-        side = math.isqrt(int(arch["seq_len"]))
-        if side * side != int(arch["seq_len"]):
-            raise ConfigError(f"reference seq_len {arch['seq_len']} is not a square canvas")
-        settings["canvas"] = side
-    if "vocab_size" in arch and int(arch["vocab_size"]) != VOCAB_SIZE:
-        raise ConfigError(f"reference vocab_size is {arch['vocab_size']}: ARC's encoding has {VOCAB_SIZE} tokens")
-    return settings
-
-
 def check_shapes(settings: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> None:
     """Raise ConfigError naming the first converted weight whose shape the settings contradict."""
     hidden, expansion = int(settings["hidden_size"]), float(settings["expansion"])
@@ -180,3 +135,43 @@ def check_shapes(settings: Mapping[str, Any], state: Mapping[str, torch.Tensor])
         raise ConfigError(
             f"reference checkpoint has more layers than arch.L_layers={settings['n_layers']}: {extra[0]!r}"
         )
+
+
+# The rank of each converted weight (blocks.<i>.* are all matrices).
+_RANKS = {
+    "embed_tokens.weight": 2,
+    "puzzle_emb.weight": 2,
+    "y_init": 1,
+    "z_init": 1,
+    "lm_head.weight": 2,
+    "halt_head.weight": 2,
+    "halt_head.bias": 1,
+}
+_LAYER_WEIGHTS = ("attn.qkv.weight", "attn.out.weight", "mlp.gate_up.weight", "mlp.down.weight")
+_MLP_T_LAYER_WEIGHTS = ("mlp_t.gate_up.weight", "mlp_t.down.weight", "mlp.gate_up.weight", "mlp.down.weight")  # TRM-MLP
+_TABLE_CHUNK = 65536  # rows checked at a time: a million-row table is never copied whole
+
+
+def check_reference_weights(weights: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Raise CheckpointError naming the first converted weight of the wrong rank, empty, missing
+    from its layer, or not finite, before anything reads a shape from it."""
+    layers = sorted({int(k.split(".")[1]) for k in weights if k.startswith("blocks.")})
+    if not layers or layers != list(range(len(layers))):
+        raise CheckpointError(
+            f"{path}: the reference checkpoint's layers are numbered {layers}, expected 0, 1, ... (L_level.layers.i)"
+        )
+    layer_weights = _MLP_T_LAYER_WEIGHTS if "blocks.0.mlp_t.gate_up.weight" in weights else _LAYER_WEIGHTS
+    ranks = _RANKS | {f"blocks.{i}.{name}": 2 for i in layers for name in layer_weights}
+    for key, rank in ranks.items():
+        if key not in weights:
+            raise CheckpointError(f"{path}: no reference weight for arcsolver's {key!r}; the checkpoint is incomplete")
+        value = weights[key]
+        if value.dim() != rank:
+            raise CheckpointError(
+                f"{path}: the reference weight for {key!r} has {value.dim()} dimensions {tuple(value.shape)}, "
+                f"expected {rank}"
+            )
+        if value.numel() == 0:
+            raise CheckpointError(f"{path}: the reference weight for {key!r} is empty {tuple(value.shape)}")
+        if not all(bool(torch.isfinite(part).all()) for part in value.split(_TABLE_CHUNK)):
+            raise CheckpointError(f"{path}: the reference weight for {key!r} holds inf or NaN; the model is dead")

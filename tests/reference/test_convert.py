@@ -34,7 +34,8 @@ from arcsolver.engine.checkpoint import load_tensors, read_state
 from arcsolver.engine.pretrained import load_model, trained_versions
 from arcsolver.model.trm import TRM
 from arcsolver.recipes import load_recipe
-from arcsolver.reference.convert import ASSUMED, reference_settings, version_name
+from arcsolver.reference.names import version_name
+from arcsolver.reference.settings import ASSUMED, reference_settings
 from arcsolver.reference.weights import reference_state_to_trm
 from arcsolver.solve.adapt import add_puzzles
 

@@ -17,7 +17,8 @@ import torch
 from arcsolver.data.encoding import PAD
 from arcsolver.errors import ConfigError
 from arcsolver.model.trm import TRM, TRMConfig
-from arcsolver.reference.weights import check_shapes, reference_state_to_trm, trm_settings_from_reference
+from arcsolver.reference.settings import trm_settings_from_reference
+from arcsolver.reference.weights import check_shapes, reference_state_to_trm
 
 ROOT = Path(__file__).resolve().parents[2]
 N_ROWS = 6  # the small model's puzzle table: the blank row and five task versions
