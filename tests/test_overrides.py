@@ -1,4 +1,4 @@
-"""--set overrides (arcsolver/recipes.py): nested keys, values in TOML syntax converted to the
+"""--set overrides (arcsolver/recipes/__init__.py): nested keys, values in TOML syntax converted to the
 setting's type, and one-line errors for keys and values that are not settings."""
 
 import re

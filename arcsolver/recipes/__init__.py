@@ -1,7 +1,7 @@
 """Recipes: TOML files of settings, validated by pydantic models, overridable with key=value.
 
-A recipe is found by path, or by name among the recipes shipped with the package
-(`arcsolver/recipes/<stage>/<name>.toml`, which `pretrain/` and `submit/` at the top of the
+A recipe is found by path, or by name among the recipes shipped with the package, beside this
+file (`arcsolver/recipes/<stage>/<name>.toml`, which `pretrain/` and `submit/` at the top of the
 repository point to).
 """
 
@@ -27,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-RECIPES_DIR = Path(__file__).parent / "recipes"
+RECIPES_DIR = Path(__file__).parent
 C = TypeVar("C", bound=BaseModel)
 
 # What a resumed run may change: how long it runs, how often it logs, checkpoints and evaluates,
