@@ -6,8 +6,9 @@ import torch
 
 from arcsolver.config import OptimConfig
 from arcsolver.engine.distributed import Dist
+from arcsolver.engine.ema import EMA
 from arcsolver.engine.memory import gpu_budget, measure_step_memory
-from arcsolver.engine.optim import EMA, build_optimizer
+from arcsolver.engine.optim import build_optimizer
 from arcsolver.engine.step import Stepper
 from arcsolver.model.trm import TRM, TRMConfig
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from arcsolver.engine.optim import EMA, AdamAtan2, build_optimizer, warmup_factor
+from arcsolver.engine.ema import EMA
+from arcsolver.engine.optim import AdamAtan2, build_optimizer, warmup_factor
 
 BETAS = (0.9, 0.95)
 

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 
 from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs
 from arcsolver.engine.distributed import Dist
-from arcsolver.engine.optim import EMA, build_optimizer
+from arcsolver.engine.ema import EMA
+from arcsolver.engine.optim import build_optimizer
 from arcsolver.engine.step import Stepper, micro_slices, to_device
 from arcsolver.model.trm import TRM
 from arcsolver.train.tasks import select_tasks

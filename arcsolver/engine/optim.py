@@ -1,8 +1,7 @@
-"""Optimisation pieces: Adam-atan2, the warm-up schedule, and the EMA of the weights."""
+"""Optimisation pieces: Adam-atan2 (alone, or beside Muon), the warm-up schedule, gradient clipping."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -134,50 +133,6 @@ def build_optimizer(model: nn.Module, name: str, lr: float, betas, weight_decay:
 def warmup_factor(step: int, warmup_steps: int) -> float:
     """Linear warm-up from 0 to 1 over warmup_steps, then constant (the paper's schedule)."""
     return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
-
-
-class EMA:
-    """Exponential moving average of the network's parameters, used for evaluation.
-
-    Only parameters are averaged: the puzzle-embedding table is shared with the live model.
-    """
-
-    def __init__(self, model: nn.Module, rate: float):
-        self.rate = rate
-        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()}
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        for name, p in model.named_parameters():
-            self.shadow[name].lerp_(p.detach(), 1 - self.rate)
-
-    @contextlib.contextmanager
-    def applied(self, model: nn.Module):
-        """Temporarily swap the averaged weights into model."""
-        params = dict(model.named_parameters())
-        saved = {n: p.detach().clone() for n, p in params.items()}
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(self.shadow[n])
-        try:
-            yield model
-        finally:
-            with torch.no_grad():
-                for n, p in params.items():
-                    p.copy_(saved[n])
-
-    @torch.no_grad()
-    def load_into(self, model: nn.Module) -> None:
-        """Copy the averaged weights into model for good (the end of a fine-tuning run)."""
-        for name, p in model.named_parameters():
-            p.copy_(self.shadow[name])
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return dict(self.shadow)
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for name, tensor in state.items():
-            self.shadow[name].copy_(tensor)
 
 
 def clip_grad_norm(model: nn.Module, max_norm: float | None) -> float:

@@ -20,7 +20,8 @@ from arcsolver.data.encoding import PAD
 from arcsolver.data.stream import Batch
 from arcsolver.engine.carry import carry_cat, carry_slice
 from arcsolver.engine.distributed import Dist, average_gradients, gather
-from arcsolver.engine.optim import EMA, clip_grad_norm
+from arcsolver.engine.ema import EMA
+from arcsolver.engine.optim import clip_grad_norm
 from arcsolver.model.loss import trm_loss
 from arcsolver.model.trm import TRM, Carry
 

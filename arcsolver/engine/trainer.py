@@ -18,7 +18,8 @@ import torch
 from arcsolver.config import OptimConfig
 from arcsolver.data.stream import SizedStream, TrainStream
 from arcsolver.engine.distributed import Dist
-from arcsolver.engine.optim import EMA, build_optimizer
+from arcsolver.engine.ema import EMA
+from arcsolver.engine.optim import build_optimizer
 from arcsolver.engine.prefetch import Prefetcher
 from arcsolver.engine.step import MicroBatch, Stepper
 from arcsolver.model.trm import TRM, Carry

@@ -10,7 +10,7 @@ import torch
 
 from arcsolver.config import PretrainConfig
 from arcsolver.engine.distributed import Dist
-from arcsolver.engine.optim import EMA
+from arcsolver.engine.ema import EMA
 from arcsolver.model.trm import TRM
 
 
