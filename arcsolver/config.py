@@ -14,7 +14,7 @@ import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from arcsolver.data.encoding import CANVAS_SIDES, canvas_sides
-from arcsolver.model.trm import TRMConfig
+from arcsolver.model.config import TRMConfig
 
 # Bounds that no run means to pass: past them a setting is a slip (a digit too many), and would
 # end in a crash, an overflow or a run that never ends rather than in this one line.

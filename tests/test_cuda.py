@@ -10,7 +10,8 @@ from arcsolver.engine.ema import EMA
 from arcsolver.engine.memory import gpu_budget, measure_step_memory
 from arcsolver.engine.optim import build_optimizer
 from arcsolver.engine.step import Stepper
-from arcsolver.model.trm import TRM, TRMConfig
+from arcsolver.model.config import TRMConfig
+from arcsolver.model.trm import TRM
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 
 from arcsolver.cli import app
 from arcsolver.engine.memory import StepMemory, estimate_step_memory, micro_batches
-from arcsolver.model.trm import TRM, TRMConfig
+from arcsolver.model.config import TRMConfig
+from arcsolver.model.trm import TRM
 
 
 def test_a_small_canvas_takes_fewer_passes_than_the_largest():

@@ -12,7 +12,7 @@ from arcsolver.data.stream import SizedStream, build_puzzles, trainable_pairs
 from arcsolver.data.task import Pair, Task, as_grid
 from arcsolver.evaluation.canvas import inference_side, model_canvases, query_sides
 from arcsolver.evaluation.inference import predict_with_log_probs, queries_for
-from arcsolver.model.trm import TRMConfig
+from arcsolver.model.config import TRMConfig
 
 
 @pytest.fixture(scope="module")

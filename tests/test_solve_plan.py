@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from arcsolver.cli import app
 from arcsolver.config import SolveConfig
 from arcsolver.engine.flops import shapes_only, step_flops
-from arcsolver.model.trm import TRMConfig
+from arcsolver.model.config import TRMConfig
 from arcsolver.recipes import load_recipe
 from arcsolver.solve.plan import PlannedCheckpoint, l4_rates, solve_plan
 

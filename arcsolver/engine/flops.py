@@ -17,7 +17,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from arcsolver.engine.memory import _forward_backward, example_batch
-from arcsolver.model.trm import TRM, TRMConfig
+from arcsolver.model.config import TRMConfig
+from arcsolver.model.trm import TRM
 
 
 def flop_counter() -> FlopCounterMode:

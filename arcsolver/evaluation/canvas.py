@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from arcsolver.data.encoding import canvas_sides, fitting_side
 from arcsolver.data.task import MAX_SIDE, Task
-from arcsolver.model.trm import TRMConfig
+from arcsolver.model.config import TRMConfig
 
 
 def model_canvases(config: TRMConfig) -> int | tuple[int, ...]:

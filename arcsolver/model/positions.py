@@ -21,7 +21,7 @@ from torch import nn
 from arcsolver.errors import ConfigError
 
 if TYPE_CHECKING:
-    from arcsolver.model.trm import TRMConfig
+    from arcsolver.model.config import TRMConfig
 
 Positions = Literal["rope1d", "rope2d"]
 Rope = tuple[torch.Tensor, torch.Tensor]  # (cos, sin) tables, each [L, d/2], for one canvas

@@ -25,7 +25,8 @@ from arcsolver.data.loaders import load_tasks
 from arcsolver.engine.flops import query_flops, shapes_only, step_flops
 from arcsolver.engine.memory import GiB, StepMemory, estimate_step_memory, gpu_budget_for
 from arcsolver.evaluation.canvas import model_canvases
-from arcsolver.model.trm import TRM, TRMConfig
+from arcsolver.model.config import TRMConfig
+from arcsolver.model.trm import TRM
 
 # BENCHMARKS.md: 200 adaptation steps of 96 in 47 s (the first 50 on the embeddings alone, the recipe
 # of then); 64 versions of the 16 test inputs answered in 22 s. The first 10 arc2/evaluation tasks.

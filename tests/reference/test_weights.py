@@ -16,7 +16,8 @@ import torch
 
 from arcsolver.data.encoding import PAD
 from arcsolver.errors import ConfigError
-from arcsolver.model.trm import TRM, TRMConfig
+from arcsolver.model.config import TRMConfig
+from arcsolver.model.trm import TRM
 from arcsolver.reference.settings import trm_settings_from_reference
 from arcsolver.reference.weights import check_shapes, reference_state_to_trm
 
