@@ -217,7 +217,8 @@ def test_muon_state_survives_a_checkpoint(tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    from arcsolver.engine.checkpoint import _optimizer_state_dict, optimizer_state
+    from arcsolver.engine.checkpoint import optimizer_state
+    from arcsolver.engine.snapshot import _optimizer_state_dict
 
     model = tiny_trm()
     opt = build_optimizer(model, "muon", 1e-2, BETAS, 0.1)

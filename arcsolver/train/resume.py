@@ -25,6 +25,7 @@ from arcsolver.engine import checkpoint as ckpt
 from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.carry import carries_from_tensors, fresh_carry_like
 from arcsolver.engine.distributed import any_process, barrier, from_main
+from arcsolver.engine.snapshot import Snapshot, read_snapshot
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError, Diverged
 from arcsolver.inputs import parse_json, read_bytes
 from arcsolver.model.trm import Carry
@@ -85,7 +86,7 @@ def restore_newest(run: Run, candidates: list[tuple[Path, dict]], say) -> tuple[
     for path, state in candidates:
         try:
             snap, problem = (
-                ckpt.read_snapshot(path, state, run.model, run.ema, run.optimizer, d.rank, d.world_size, carry_like),
+                read_snapshot(path, state, run.model, run.ema, run.optimizer, d.rank, d.world_size, carry_like),
                 None,
             )
         except CheckpointError as e:
@@ -97,7 +98,7 @@ def restore_newest(run: Run, candidates: list[tuple[Path, dict]], say) -> tuple[
     raise CheckpointError(f"{run.dir}: no usable checkpoint to resume from (every one is unreadable, see above)")
 
 
-def apply_snapshot(snap: ckpt.Snapshot, run: Run) -> dict[int, Carry]:
+def apply_snapshot(snap: Snapshot, run: Run) -> dict[int, Carry]:
     """Put a checked checkpoint into the run's live objects; return the carries by canvas side
     (empty: start afresh)."""
     run.model.load_state_dict(snap.model)
