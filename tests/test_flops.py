@@ -85,7 +85,7 @@ def test_a_resumed_run_counts_on_from_its_checkpoint(tmp_path):
 
 
 def test_a_checkpoint_without_a_count_or_with_a_bad_one_replays_its_sides():
-    from arcsolver.train.loop import resumed_flops
+    from arcsolver.train.resume import resumed_flops
 
     per_sample = {6: 10, 10: 30}
     side_of = lambda k: 6 if k % 2 else 10  # noqa: E731

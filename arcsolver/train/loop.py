@@ -26,7 +26,7 @@ from arcsolver.data.stream import build_puzzles, trainable_pairs
 from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
 from arcsolver.engine.distributed import StopVote, barrier, init_distributed, shutdown
-from arcsolver.engine.flops import cumulative_flops, flops_per_sample, format_flops, steps_in_budget
+from arcsolver.engine.flops import flops_per_sample, format_flops, steps_in_budget
 from arcsolver.engine.memory import choose_micro_batch
 from arcsolver.engine.optim import warmup_factor
 from arcsolver.engine.trainer import StepResult, Trainer
@@ -40,6 +40,7 @@ from arcsolver.train.resume import (
     readable_checkpoints,
     restore_newest,
     resume_hint,
+    resumed_flops,
     save_checkpoint,
     write_run_files,
 )
@@ -68,17 +69,6 @@ class PretrainResult:
     step: int
     scores: dict = field(default_factory=dict)
     signal: int | None = None
-
-
-def resumed_flops(candidates: list, step: int, per_sample: dict[int, int], side_of, batch: int) -> int:
-    """The training FLOPs of a run's first `step` steps: the resumed checkpoint's count, or, for
-    a checkpoint written before FLOPs were counted, the steps' sides replayed (batch k's side is
-    a function of the seed and k)."""
-    for _, state in candidates:
-        count = state.get("flops")
-        if state["step"] == step and isinstance(count, int) and not isinstance(count, bool) and count >= 0:
-            return count
-    return cumulative_flops(per_sample, side_of, step, batch)
 
 
 def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=None) -> PretrainResult:

@@ -1,5 +1,6 @@
 """A run's state on disk, so that it can be continued: the checkpoints it writes, the newest one
-that `--resume` can read with the same settings, and the run files beside them."""
+that `--resume` can read with the same settings (and the training FLOPs it had reached), and the run
+files beside them."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from arcsolver.engine import checkpoint as ckpt
 from arcsolver.engine.card import pretrain_card, write_card
 from arcsolver.engine.carry import carries_from_tensors, fresh_carry_like
 from arcsolver.engine.distributed import any_process, barrier, from_main
+from arcsolver.engine.flops import cumulative_flops
 from arcsolver.engine.snapshot import Snapshot, read_snapshot
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError, Diverged
 from arcsolver.inputs import parse_json, read_bytes
@@ -116,6 +118,17 @@ def apply_snapshot(snap: Snapshot, run: Run) -> dict[int, Carry]:
 
 
 # --- writing -------------------------------------------------------------------------------
+
+
+def resumed_flops(candidates: list, step: int, per_sample: dict[int, int], side_of, batch: int) -> int:
+    """The training FLOPs of a run's first `step` steps: the resumed checkpoint's count, or, for
+    a checkpoint written before FLOPs were counted, the steps' sides replayed (batch k's side is
+    a function of the seed and k)."""
+    for _, state in candidates:
+        count = state.get("flops")
+        if state["step"] == step and isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            return count
+    return cumulative_flops(per_sample, side_of, step, batch)
 
 
 def save_checkpoint(
