@@ -1,6 +1,7 @@
-"""The `arcsolver` command line, one module per command group: data.py, pretrain.py (pretrain,
-plan, report, compare, evaluate-run), solve.py (solve, evaluate), reference.py (import-reference), hub.py
-(push), and arcsolver/kaggle/cli.py; `settings` is here."""
+"""The `arcsolver` command line, one module per command group: data.py, pretrain.py, plan.py, runs.py
+(report, compare, evaluate-run), solve.py (solve, evaluate), reference.py (import-reference), hub.py
+(push), and arcsolver/kaggle/cli.py; `settings` is here. What pretrain and import-reference may write
+into a run directory is run_dir.py's."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from rich.table import Table
 
 from arcsolver.cli.data import data_app
 from arcsolver.cli.hub import push
-from arcsolver.cli.pretrain import compare, evaluate_run, plan_command, pretrain, report
+from arcsolver.cli.plan import plan_command
+from arcsolver.cli.pretrain import pretrain
 from arcsolver.cli.reference import import_reference
+from arcsolver.cli.runs import compare, evaluate_run, report
 from arcsolver.cli.solve import evaluate, solve
 from arcsolver.console import console, one_line, user_errors
 from arcsolver.kaggle.cli import kaggle_app

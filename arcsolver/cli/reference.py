@@ -38,7 +38,7 @@ def import_reference(
     evaluate and kaggle bundle take. Settings come from the all_config.yaml beside the checkpoint
     where there is one, else from the weights' shapes and the reference's ARC recipe."""
     from arcsolver.atomic import Terminated
-    from arcsolver.cli.pretrain import refuse_foreign_run
+    from arcsolver.cli.run_dir import refuse_foreign_run
     from arcsolver.cli.solve import output_lock
     from arcsolver.hub import download_reference, is_hub
     from arcsolver.inputs import Inputs, refuse_output_dir
