@@ -84,6 +84,12 @@ def _download(hub, where: HubPath, filename: str, optional: bool = False) -> Pat
         ) from None
     except errors.RevisionNotFoundError:
         raise ArcsolverError(f"{name}: the repository has no main revision") from None
+    except errors.HFValidationError as e:
+        raise ArcsolverError(f"{name}: not a name the Hub accepts ({_first_line(e)}); check OWNER/REPO") from None
+    except ValueError as e:  # the cache's refs/main names a revision outside its snapshots, or is not text
+        refs = Path(hub.constants.HF_HUB_CACHE) / f"models--{where.repo_id.replace('/', '--')}" / "refs" / "main"
+        cause = "not text" if isinstance(e, UnicodeDecodeError) else "no revision the cache can hold"
+        raise ArcsolverError(f"{name}: the Hub cache's {refs} is {cause}; remove it and download again") from None
     except errors.HfHubHTTPError as e:
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise ArcsolverError(f"{name}: the Hub refused the download ({first}); try again later") from None

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from arcsolver.environment import env_number
 from arcsolver.errors import ArcsolverError, DataError
 from arcsolver.locks import is_lock
 
@@ -37,15 +38,9 @@ MAX_INPUT_MB = 512
 
 
 def input_limit_bytes() -> float:
-    """The size limit on input files: 512 MB, or the ARCSOLVER_MAX_INPUT_MB environment variable."""
-    raw = os.environ.get(MAX_INPUT_MB_VARIABLE, "")
-    try:
-        limit_mb = float(raw) if raw else MAX_INPUT_MB
-    except ValueError:
-        raise DataError(f"{MAX_INPUT_MB_VARIABLE}={raw!r} is not a number of megabytes") from None
-    if not limit_mb > 0:  # NaN included
-        raise DataError(f"{MAX_INPUT_MB_VARIABLE}={raw!r}: give a positive number of megabytes")
-    return limit_mb * 1e6
+    """The size limit on input files: 512 MB, or the ARCSOLVER_MAX_INPUT_MB environment variable
+    (from a byte to a terabyte)."""
+    return env_number(MAX_INPUT_MB_VARIABLE, MAX_INPUT_MB, 1e-6, 1e6, "megabytes") * 1e6
 
 
 def _kind(mode: int) -> str:

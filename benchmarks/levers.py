@@ -44,8 +44,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from arguments import Parser, number, settings, whole  # noqa: E402  (benchmarks/arguments.py, beside this script)
+
 from arcsolver.atomic import atomic_write_json  # noqa: E402
-from arcsolver.config import PretrainConfig  # noqa: E402
+from arcsolver.config import MAX_FLOPS, MAX_SECONDS, MAX_THREADS, MAX_VERSIONS, PretrainConfig  # noqa: E402
 from arcsolver.errors import ArcsolverError  # noqa: E402
 from arcsolver.recipes import load_recipe  # noqa: E402
 from arcsolver.report.compare import compare_runs, plot_compared  # noqa: E402
@@ -65,6 +67,7 @@ LEVERS = [
 ]
 BASELINE = "baseline"
 MANIFEST = "levers.json"
+MAX_SEEDS = 1000
 NO_TIME_LIMIT = "run.time_limit_s=100000000"  # the budget ends each run, not the recipe's clock
 
 
@@ -92,8 +95,25 @@ def validate(recipe: str, sets: list[str]) -> str | None:
 
 
 def load_manifest(out: Path) -> dict:
+    """OUT/levers.json (the budget and the finished runs), or a fresh one; ArcsolverError naming
+    the file where it is not one."""
     path = out / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else {"finished": {}}
+    if not path.exists():
+        return {"finished": {}}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise ArcsolverError(
+            f"{path}: not readable ({type(e).__name__}); remove it, and its runs start afresh"
+        ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("finished"), dict):
+        raise ArcsolverError(f"{path}: not a record of this script's runs; remove it, and its runs start afresh")
+    budget = manifest.get("budget")
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= MAX_FLOPS
+    ):
+        raise ArcsolverError(f"{path}: its budget {budget!r} is no FLOPs count; remove it, and its runs start afresh")
+    return manifest
 
 
 def save_manifest(out: Path, manifest: dict) -> None:
@@ -147,21 +167,36 @@ def final_cut(run_dir: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="directory of the runs (resumable)")
     parser.add_argument("--recipe", default="cpu-small", help="the pretraining recipe (default: cpu-small)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     budget = parser.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--flops", type=float, help="the FLOPs budget of every run")
-    budget.add_argument("--baseline-seconds", type=float, help="the budget: the baseline's FLOPs in this many seconds")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds per lever and for the baseline (0, 1, ...)")
-    parser.add_argument("--lever", action="append", help=f"a lever's settings (repeatable; default: {LEVERS})")
+    budget.add_argument("--flops", type=number(1.0, MAX_FLOPS), help="the FLOPs budget of every run")
+    budget.add_argument(
+        "--baseline-seconds",
+        type=number(0.1, MAX_SECONDS),
+        help="the budget: the baseline's FLOPs in this many seconds",
+    )
+    parser.add_argument(
+        "--seeds", type=whole(1, MAX_SEEDS), default=2, help="seeds per lever and for the baseline (0, 1, ...)"
+    )
+    parser.add_argument(
+        "--lever", action="append", type=settings, help=f"a lever's settings (repeatable; default: {LEVERS})"
+    )
     parser.add_argument("--no-levers", action="store_true", help="the baseline only")
-    parser.add_argument("--eval-versions", type=int, default=8, help="versions of each held-out task evaluated")
+    parser.add_argument(
+        "--eval-versions", type=whole(1, MAX_VERSIONS), default=8, help="versions of each held-out task evaluated"
+    )
     parser.add_argument("--set", action="append", default=[], help="a setting for every run, as pretrain's --set")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (after the budget is measured)")
+    parser.add_argument(
+        "--jobs", type=whole(1, MAX_THREADS), default=1, help="runs at a time (after the budget is measured)"
+    )
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.error(f"--out {args.out}: cannot create it ({e.strerror or e}); give a directory")
     levers = [] if args.no_levers else (args.lever or LEVERS)
 
     usable = [""]
@@ -175,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the baseline does not validate: {problem}", flush=True)
         return 1
 
-    manifest = load_manifest(args.out)
+    try:
+        manifest = load_manifest(args.out)
+    except ArcsolverError as e:
+        print(f"error: {e}", flush=True)
+        return 1
     runs = [Run(lever, seed) for lever in usable for seed in range(args.seeds)]
 
     if manifest.get("budget") is None:

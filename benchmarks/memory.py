@@ -11,11 +11,12 @@ versions per task: 730,156). --cap-gb rehearses a smaller GPU on a larger one.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
+from arguments import Parser, number, whole  # benchmarks/arguments.py, beside this script
 
+from arcsolver.config import MAX_BATCH
 from arcsolver.engine.device import limit_gpu_memory
 from arcsolver.engine.memory import (
     GiB,
@@ -30,6 +31,7 @@ from arcsolver.engine.memory import (
 from arcsolver.model.trm import TRM, TRMConfig
 
 MiB = 2**20
+MAX_ROWS = 10**8  # puzzle-table rows (the paper's ARC-AGI-1 table has 730,156)
 
 
 def cuda_inference_per_sample(model: TRM, dtype, sizes=(2, 8)) -> float:
@@ -50,11 +52,11 @@ def cuda_inference_per_sample(model: TRM, dtype, sizes=(2, 8)) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--rows", type=int, default=730_156)
-    ap.add_argument("--batch", type=int, default=768, help="local batch the micro-batch is chosen for")
-    ap.add_argument("--cap-gb", type=float, nargs="*", default=[24.0])
+    ap.add_argument("--rows", type=whole(1, MAX_ROWS), default=730_156)
+    ap.add_argument("--batch", type=whole(1, MAX_BATCH), default=768, help="local batch the micro-batch is chosen for")
+    ap.add_argument("--cap-gb", type=number(0.01, 100_000), nargs="*", default=[24.0])
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     device, dtype = torch.device(args.device), torch.bfloat16

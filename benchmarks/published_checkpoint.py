@@ -20,7 +20,6 @@ the pipeline's (download, the rows rebuilt, every trained version voted, the sli
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -34,6 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "reference")]
 
+from arguments import Parser, whole  # noqa: E402  (benchmarks/arguments.py, beside this script)
 from test_hostile_reference import reference_state  # noqa: E402
 
 from arcsolver.data.loaders import export_challenges, load_tasks  # noqa: E402
@@ -74,16 +74,18 @@ def run(command: list[str], env: dict) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--concept",
         type=Path,
         required=True,
         help="a clone of ConceptARC: git clone https://github.com/victorvikram/ConceptARC",
     )
-    parser.add_argument("--tasks", type=int, default=20, help="ARC-AGI-1 evaluation tasks solved")
+    parser.add_argument("--tasks", type=whole(1, 400), default=20, help="ARC-AGI-1 evaluation tasks solved")
     parser.add_argument("--work", type=Path, default=None, help="where to write (default: a temporary folder)")
-    parser.add_argument("--rows", type=int, default=None, help="arc1concept's rows, if known (skips one rebuild)")
+    parser.add_argument(
+        "--rows", type=whole(1, 10**8), default=None, help="arc1concept's rows, if known (skips one rebuild)"
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="published-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from arcsolver.config import MAX_BATCH, MAX_SECONDS, MAX_STEPS, MAX_VERSIONS
 from arcsolver.data.encoding import CANVAS, CANVAS_SIDES, PAD
 from arcsolver.data.loaders import load_tasks
 from arcsolver.data.stream import SizedStream, build_puzzles, trainable_pairs
@@ -71,6 +72,7 @@ from arcsolver.reference.weights import reference_state_to_trm
 from arcsolver.train.plan import steady_samples_per_s
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arguments import Parser, whole  # noqa: E402  (benchmarks/arguments.py, beside this script)
 from interleave import interleave  # noqa: E402  (benchmarks/interleave.py, beside this script)
 
 IGNORE_LABEL_ID = -100  # the reference's label for cells without a target (our PAD)
@@ -595,26 +597,32 @@ def cpu_flags() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", type=Path, help="a clone of the TRM reference code (required but with --report)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--size", default="small", choices=list(SIZES))
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"])
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="default: on CUDA only")
-    parser.add_argument("--batch", type=int, help="per step (default: the size's)")
-    parser.add_argument("--throughput-steps", type=int, help="timed steps per canvas side in each window")
-    parser.add_argument("--windows", type=int, default=5, help="interleaved timing windows of each side")
-    parser.add_argument("--curve-steps", type=int, help="training steps per learning curve")
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--batch", type=whole(1, MAX_BATCH), help="per step (default: the size's)")
+    parser.add_argument(
+        "--throughput-steps", type=whole(1, MAX_STEPS), help="timed steps per canvas side in each window"
+    )
+    parser.add_argument("--windows", type=whole(1, 1000), default=5, help="interleaved timing windows of each side")
+    parser.add_argument("--curve-steps", type=whole(1, MAX_STEPS), help="training steps per learning curve")
+    parser.add_argument("--seeds", type=whole(1, 1000), default=2)
     parser.add_argument(
         "--halt-exploration",
         default="per_step",
         choices=["per_step", "per_sample"],
         help="arcsolver's halting-exploration draw (the reference's is per_step)",
     )
-    parser.add_argument("--augmentations", type=int, default=8, help="augmented versions per task in the stream")
-    parser.add_argument("--loop-seconds", type=int, help="time limit of each real-loop run (0: skip the real loop)")
-    parser.add_argument("--loop-log-every", type=int, default=5)
+    parser.add_argument(
+        "--augmentations", type=whole(1, MAX_VERSIONS), default=8, help="augmented versions per task in the stream"
+    )
+    parser.add_argument(
+        "--loop-seconds", type=whole(0, MAX_SECONDS), help="time limit of each real-loop run (0: skip the real loop)"
+    )
+    parser.add_argument("--loop-log-every", type=whole(1, MAX_STEPS), default=5)
     parser.add_argument(
         "--loop-metrics",
         type=Path,

@@ -11,13 +11,13 @@ step (seconds): the figures are the pipeline's, not the network's.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import tempfile
 import time
 from pathlib import Path
 
+from arguments import Parser, whole  # benchmarks/arguments.py, beside this script
 from rich.console import Console
 
 from arcsolver.config import PretrainConfig, SolveConfig
@@ -80,8 +80,8 @@ def measure(run: Path, n: int, work: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, nargs="+", default=[200, 20_000])
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=whole(1, 1_000_000), nargs="+", default=[200, 20_000])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,8 +22,9 @@ import argparse
 import time
 
 import torch
+from arguments import Parser, whole  # benchmarks/arguments.py, beside this script
 
-from arcsolver.config import OptimConfig
+from arcsolver.config import MAX_BATCH, MAX_STEPS, OptimConfig
 from arcsolver.engine.optim import build_optimizer
 from arcsolver.model.loss import trm_loss
 from arcsolver.model.trm import TRM, TRMConfig
@@ -211,10 +212,10 @@ def main_per_side(args, cfg: TRMConfig, device) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=whole(1, MAX_BATCH), default=16)
+    parser.add_argument("--steps", type=whole(1, MAX_STEPS), default=5)
+    parser.add_argument("--warmup", type=whole(0, MAX_STEPS), default=2)
     parser.add_argument("--dtype", nargs="+", default=["bf16", "fp32"], choices=["bf16", "fp32"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true")

@@ -19,6 +19,7 @@ from arcsolver import STARTED
 from arcsolver.atomic import parent_death_signal, reported_writes, write_problem
 from arcsolver.config import SolveConfig
 from arcsolver.console import one_line as escaped
+from arcsolver.environment import env_integer
 from arcsolver.solve.budget import budget_left
 from arcsolver.solve.submission import read_for_submission, submission_json, write_submission
 from arcsolver.solve.writer import RANKINGS, checkpoint_path, fallback_sources, side_path
@@ -237,12 +238,12 @@ def start_worker(
 def exit_with_parent() -> None:
     """In a shard worker, end this process with SIGTERM once the parent that started it is gone
     (it is then adopted by another process): the portable backstop of parent_death_signal."""
-    parent = os.environ.get(PARENT_PID_ENV)
-    if not parent or not parent.isdigit():
+    parent = env_integer(PARENT_PID_ENV, None, 1, 2**31 - 1, "a process id")
+    if parent is None:
         return
 
     def watch() -> None:
-        while os.getppid() == int(parent):
+        while os.getppid() == parent:
             time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGTERM)
 
