@@ -10,16 +10,8 @@ from typer.testing import CliRunner
 
 from arcsolver.cli import app
 from arcsolver.errors import ArcsolverError
-from arcsolver.kaggle.bundle import (
-    IMAGE_PYTHONS,
-    MANIFEST,
-    file_entries,
-    pip,
-    runtime_requirements,
-    sha256,
-    unmet_requirements,
-    wheel_metadata,
-)
+from arcsolver.kaggle.manifest import MANIFEST, file_entries, sha256
+from arcsolver.kaggle.wheels import IMAGE_PYTHONS, pip, runtime_requirements, unmet_requirements, wheel_metadata
 from arcsolver.recipes import recipe_path
 
 runner = CliRunner()

@@ -14,7 +14,7 @@ from conftest import error_line
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
-from arcsolver.kaggle.bundle import file_entries
+from arcsolver.kaggle.manifest import file_entries
 
 DATASET = "me/arcsolver-bundle"
 KEY = "s3cret-kaggle-key"

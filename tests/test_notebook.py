@@ -15,7 +15,7 @@ import pytest
 
 from arcsolver.data.loaders import export_challenges, load_tasks, read_challenges
 from arcsolver.data.task import TaskSet
-from arcsolver.kaggle.bundle import file_entries
+from arcsolver.kaggle.manifest import file_entries
 from arcsolver.solve.submission import check_submission
 
 ROOT = Path(__file__).resolve().parent.parent

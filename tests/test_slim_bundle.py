@@ -15,7 +15,7 @@ from arcsolver.cli import app
 from arcsolver.engine.checkpoint import find_checkpoint, load_tensors
 from arcsolver.engine.pretrained import MEAN_FILE, load_model, trained_versions
 from arcsolver.errors import CheckpointError
-from arcsolver.kaggle.bundle import copy_checkpoint
+from arcsolver.kaggle.slim import copy_checkpoint
 
 UNSEEN = {
     "new1": {"train": [{"input": [[1, 2], [0, 3]], "output": [[2, 1], [3, 0]]}] * 2, "test": [{"input": [[1, 2]]}]},

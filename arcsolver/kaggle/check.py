@@ -24,17 +24,12 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from arcsolver.errors import ArcsolverError
 from arcsolver.inputs import check_regular_file
-from arcsolver.kaggle.bundle import (
-    MANIFEST,
-    RECIPE,
-    WHEELS,
-    Manifest,
-    checkpoint_folder,
+from arcsolver.kaggle.manifest import MANIFEST, RECIPE, WHEELS, Manifest, checkpoint_folder, sha256
+from arcsolver.kaggle.wheels import (
     offline_env,
     pinned,
     pip,
     requirement_tools,
-    sha256,
     target_args,
     unmet_requirements,
     wheel_item,

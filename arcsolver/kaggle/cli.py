@@ -44,7 +44,8 @@ def bundle(
     """Write the wheels, the checkpoint (or an ensemble's), the recipe and a manifest for the offline Kaggle notebook."""
     from arcsolver.engine.checkpoint import checkpoint_inputs
     from arcsolver.inputs import Inputs, refuse_output_dir
-    from arcsolver.kaggle.bundle import IMAGE_PYTHONS, build_bundle
+    from arcsolver.kaggle.bundle import build_bundle
+    from arcsolver.kaggle.wheels import IMAGE_PYTHONS
     from arcsolver.recipes import recipe_path
 
     inputs = Inputs().file("recipe", recipe_path("submit", recipe))
