@@ -7,7 +7,8 @@ import torch
 from arcsolver.config import OptimConfig
 from arcsolver.engine.distributed import Dist
 from arcsolver.engine.ema import EMA
-from arcsolver.engine.memory import gpu_budget, measure_step_memory
+from arcsolver.engine.memory import gpu_budget
+from arcsolver.engine.memory_model import measure_step_memory
 from arcsolver.engine.optim import build_optimizer
 from arcsolver.engine.step import Stepper
 from arcsolver.model.config import TRMConfig

@@ -162,7 +162,7 @@ def test_the_progress_total_of_a_flops_budgeted_run_is_where_the_budget_ends_it(
 
 def test_a_query_and_the_shapes_alone_count_what_the_model_computes():
     from arcsolver.engine.flops import query_flops, shapes_only
-    from arcsolver.engine.memory import example_batch
+    from arcsolver.engine.memory_model import example_batch
 
     cfg = tiny_config().model
     model = TRM(cfg, n_puzzle_ids=5)

@@ -5,7 +5,8 @@ from conftest import TINY
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
-from arcsolver.engine.memory import StepMemory, estimate_step_memory, micro_batches
+from arcsolver.engine.memory import micro_batches
+from arcsolver.engine.memory_model import StepMemory, estimate_step_memory
 from arcsolver.model.config import TRMConfig
 from arcsolver.model.trm import TRM
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from arcsolver.engine.memory import _forward_backward, example_batch
+from arcsolver.engine.memory_model import _forward_backward, example_batch
 from arcsolver.model.config import TRMConfig
 from arcsolver.model.trm import TRM
 

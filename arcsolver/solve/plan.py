@@ -23,7 +23,8 @@ import torch
 from arcsolver.config import SolveConfig
 from arcsolver.data.loaders import load_tasks
 from arcsolver.engine.flops import query_flops, shapes_only, step_flops
-from arcsolver.engine.memory import GiB, StepMemory, estimate_step_memory, gpu_budget_for
+from arcsolver.engine.memory import gpu_budget_for
+from arcsolver.engine.memory_model import GiB, StepMemory, estimate_step_memory
 from arcsolver.evaluation.canvas import model_canvases
 from arcsolver.model.config import TRMConfig
 from arcsolver.model.trm import TRM

@@ -20,13 +20,12 @@ import torch
 from arcsolver.config import PretrainConfig
 from arcsolver.data.stream import build_puzzles, trainable_pairs
 from arcsolver.engine.flops import expected_flops_per_step, flops_per_sample, format_flops
-from arcsolver.engine.memory import (
+from arcsolver.engine.memory import gpu_budget_for, micro_batches
+from arcsolver.engine.memory_model import (
     GiB,
     activation_bytes_per_sample,
     estimate_step_memory,
-    gpu_budget_for,
     inference_bytes_per_sample,
-    micro_batches,
 )
 from arcsolver.errors import ArcsolverError
 from arcsolver.inputs import read_json_lines
