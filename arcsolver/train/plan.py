@@ -2,7 +2,7 @@
 
 The data (tasks, versions, examples), the length in the recipe's unit and in steps, the memory a
 step needs per sample, and the micro-batch that would fit GPUs of given sizes. Activation memory
-is counted on this machine on the real shapes (see arcsolver/engine/memory.py): a GPU run
+is counted on this machine on the real shapes (see arcsolver/engine/memory_model.py): a GPU run
 measures its own at start.
 """
 
