@@ -196,6 +196,18 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))  # symlinks resolved, also where the tail does not exist
 
 
+def distinct(paths) -> list[Path]:
+    """Each path once, identified by where it really is: a repeat, or a link to one given before,
+    is dropped (a run or a checkpoint named twice counts once)."""
+    seen: set[Path] = set()
+    kept = []
+    for path in map(Path, paths):
+        if (real := _real(path)) not in seen:
+            seen.add(real)
+            kept.append(path)
+    return kept
+
+
 def _clash(output: Path, inputs: Inputs) -> str | None:
     """What output would replace or write into, in words; None if nothing."""
     real = _real(output)

@@ -89,7 +89,8 @@ def test_equal_compute_takes_the_last_evaluation_within_the_least_flops_reached(
     assert "at or below 4e+09 training FLOPs" in lines[0]
     assert groups[1].runs[0].chosen["step"] == 4 and groups[1].mean("loss") == 1.5
     _, lines = compare_runs([runs["base0"], runs["base1"], longer], at="last")
-    assert "last held-out evaluation" in lines[0] and lines[-1].endswith(": better")
+    assert "last held-out evaluation" in lines[0] and "held-out loss -1.4100" in lines[-1]
+    assert lines[-1].endswith("no verdict: this group lacks 1 seed (a verdict needs 2 distinct seeds in each)")
 
 
 def test_runs_stopped_by_one_budget_are_compared_at_it(tmp_path):
@@ -109,7 +110,9 @@ def test_runs_stopped_by_one_budget_are_compared_at_it(tmp_path):
 
 def test_one_seed_each_gets_no_verdict(runs):
     _, lines = compare_runs([runs["base0"], runs["wide0"]])
-    assert lines[-1].endswith("one seed each, no spread to judge by")
+    assert lines[-1].endswith(
+        "no verdict: the first group lacks 1 seed and this group lacks 1 seed (a verdict needs 2 distinct seeds in each)"
+    )
 
 
 def test_runs_of_other_data_or_held_out_tasks_are_refused_in_one_line(runs, tmp_path):

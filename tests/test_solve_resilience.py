@@ -15,7 +15,7 @@ import pytest
 import torch
 from rich.console import Console
 from safetensors.torch import load_file, save_file
-from test_solve import QUICK, quick, write_challenges
+from test_solve import QUICK, answered_by_the_model, quick, write_challenges
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -131,7 +131,7 @@ def test_failed_adaptation_answers_with_the_unadapted_network(tiny_run, tmp_path
     report = solver.solve(
         challenges, out, str(tiny_run), quick("adapt.embeddings_only_fraction=0"), Console(file=log, width=300)
     )
-    assert report.solved_by_model == len(tasks) and not report.fallbacks
+    assert answered_by_the_model(report) == len(tasks)
     assert report.adapt_error == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
     assert len(adapt_module.error_line(RuntimeError("x" * 1000))) == 200
     failed = [line for line in log.getvalue().splitlines() if "adaptation failed" in line]

@@ -1,12 +1,15 @@
 """`arcsolver compare RUN...`: pretraining runs side by side, at equal compute.
 
 Runs whose settings differ only in their seed (and in their length, logging and use of the
-hardware) form a group. For each group: the held-out loss, cell accuracy, pass@1 and pass@2 of
-its runs' evaluations, as the mean and the spread between seeds (max - min). Against the first
+hardware) form a group; a run is identified by its resolved directory, so one named twice (or
+through a link) counts once. For each group: the held-out loss, cell accuracy, pass@1 and pass@2
+of its runs' evaluations, as the mean and the spread between seeds (max - min). Against the first
 group, each other group gets a verdict on one metric: better or worse when the difference of
-the means is beyond the larger of the two groups' spreads, within the spread otherwise. Runs are
-compared at equal training FLOPs by default: each run's last evaluation at or below the least
-FLOPs that every run reached. Runs whose data or held-out tasks differ are refused.
+the means is beyond the larger of the two groups' spreads, within the spread otherwise. A verdict
+needs MIN_SEEDS distinct seeds in both groups and a finite metric in every run of them; short of
+that the line says what it lacks. Runs are compared at equal training FLOPs by default: each
+run's last evaluation at or below the least FLOPs that every run reached. Runs whose data or
+held-out tasks differ are refused.
 
 No wall-time ratio is printed: runs trained one after another on a shared machine did not see
 the same machine (see benchmarks/interleave.py for ratios that hold).
@@ -25,7 +28,7 @@ from typing import Any
 
 from arcsolver.atomic import atomic_write_bytes
 from arcsolver.errors import DataError
-from arcsolver.inputs import read_json
+from arcsolver.inputs import distinct, read_json
 from arcsolver.recipes import RESUME_MAY_CHANGE, RESUME_MAY_CHANGE_SECTIONS
 from arcsolver.report.curves import _matplotlib, read_metrics
 
@@ -42,6 +45,8 @@ NOT_COMPARED = {"run.seed", "run.device", *RESUME_MAY_CHANGE}
 NOT_COMPARED_SECTIONS = RESUME_MAY_CHANGE_SECTIONS
 # Settings that decide what is trained on and what is scored: runs must share them.
 SAME_DATA = ("data.train_sets", "data.heldout_sets", "data.max_side", "data.max_tasks", "eval.max_versions")
+# The fewest distinct seeds of a group for a verdict: one seed has no spread to judge a difference by.
+MIN_SEEDS = 2
 
 
 @dataclass
@@ -82,7 +87,17 @@ class Group:
     runs: list[RunResult]
 
     def values(self, metric: str) -> list[float]:
-        return [v for r in self.runs if (v := r.value(metric)) is not None]
+        """The metric of its runs, where it is finite (NaN or inf measures nothing)."""
+        return [v for r in self.runs if (v := r.value(metric)) is not None and math.isfinite(v)]
+
+    def non_finite(self, metric: str) -> int:
+        """How many of its runs have the metric, but not finite."""
+        return sum(1 for r in self.runs if (v := r.value(metric)) is not None and not math.isfinite(v))
+
+    def seeds(self, metric: str) -> int:
+        """How many distinct seeds its finite values of metric come from."""
+        finite = [r for r in self.runs if (v := r.value(metric)) is not None and math.isfinite(v)]
+        return len({json.dumps(r.settings.get("run.seed")) for r in finite})
 
     def mean(self, metric: str) -> float | None:
         values = self.values(metric)
@@ -211,16 +226,23 @@ def verdict(base: Group, group: Group, metric: str) -> str:
     """`LABEL: METRIC +-DIFF (seed spread S): better | worse | within the spread`.
 
     Better or worse when the difference of the means is beyond the larger of the two groups'
-    spreads (max - min over seeds); with a single seed in both groups there is no spread to judge by."""
+    spreads (max - min over seeds). No verdict where a run's metric is not finite, or where a
+    group has fewer than MIN_SEEDS distinct seeds: the line says how many it lacks."""
     _, name, higher_is_better = METRICS[metric]
+    groups = (("the first group", base), ("this group", group))
+    for which, g in groups:
+        if bad := g.non_finite(metric):
+            return f"{group.label}: {name} not finite in {bad} of the {len(g.runs)} runs of {which}: no verdict"
     a, b = base.mean(metric), group.mean(metric)
     if a is None or b is None:
         return f"{group.label}: {name} missing in {'the first group' if a is None else 'this group'}: no verdict"
     diff = round(b - a, 12) + 0.0  # no -0.0000 from rounding noise
+    lacking = [(which, MIN_SEEDS - g.seeds(metric)) for which, g in groups if g.seeds(metric) < MIN_SEEDS]
+    if lacking:
+        lacks = " and ".join(f"{which} lacks {n} seed{'s' if n > 1 else ''}" for which, n in lacking)
+        return f"{group.label}: {name} {diff:+.4f}: no verdict: {lacks} (a verdict needs {MIN_SEEDS} distinct seeds in each)"
     spread = max(base.spread(metric) or 0.0, group.spread(metric) or 0.0)
     head = f"{group.label}: {name} {diff:+.4f} (seed spread {spread:.4f})"
-    if len(base.values(metric)) < 2 and len(group.values(metric)) < 2:
-        return f"{head}: one seed each, no spread to judge by"
     if abs(diff) <= spread:
         return f"{head}: within the spread"
     return f"{head}: {'better' if (diff > 0) == higher_is_better else 'worse'}"
@@ -235,20 +257,36 @@ def table_lines(groups: list[Group]) -> list[str]:
         cells = []
         for metric in METRICS:
             mean, spread = g.mean(metric), g.spread(metric)
-            cells.append(f"{'-':>20}" if mean is None else f"{f'{mean:.4f} ({spread:.4f})':>20}")
+            if bad := g.non_finite(metric):
+                cells.append(f"{f'not finite ({bad} of {len(g.runs)})':>20}")
+            elif mean is None:
+                cells.append(f"{'-':>20}")
+            else:
+                within = f"{spread:.4f}" if g.seeds(metric) >= MIN_SEEDS else "1 seed"
+                cells.append(f"{f'{mean:.4f} ({within})':>20}")
         lines.append(f"{g.label:<{width}}  {len(g.runs):>4}  " + "  ".join(cells))
     return lines
 
 
 def compare_runs(run_dirs: Sequence, at: str = "flops", metric: str = "loss") -> tuple[list[Group], list[str]]:
-    """Read, check, group and compare runs: (groups, the lines to print)."""
+    """Read, check, group and compare runs, each once (by its resolved directory): (groups, the
+    lines to print)."""
+    given = list(run_dirs)
+    run_dirs = distinct(given)
     if len(run_dirs) < 2:
-        raise DataError(f"{run_dirs[0] if run_dirs else 'RUN'}: compare needs two runs or more")
+        again = "; the runs given are one directory (named again or through a link)" if len(given) > 1 else ""
+        raise DataError(f"{given[0] if given else 'RUN'}: compare needs two runs or more{again}")
     runs = [read_run(d) for d in run_dirs]
     check_same_data(runs)
     where = choose_evaluations(runs, at)
     groups = group_runs(runs)
-    lines = [f"compared at {where}; each metric as the mean over seeds (spread = max - min over seeds)"]
+    lines = []
+    if len(given) > len(run_dirs):
+        lines.append(
+            f"{len(given) - len(run_dirs)} of the runs given name a run given before (again or through a link): "
+            "each run counts once"
+        )
+    lines.append(f"compared at {where}; each metric as the mean over seeds (spread = max - min over seeds)")
     lines += table_lines(groups)
     lines += [verdict(groups[0], g, metric) for g in groups[1:]]
     return groups, lines

@@ -44,16 +44,22 @@ from arcsolver.solve.writer import (
     checkpoint_path,
     fallback_names,
     fallback_sources,
+    from_model,
     two_attempts,
 )
 from arcsolver.trackers import Trackers, check_trackers
+
+NO_GRID = "the model's answers hold no valid grid"
 
 
 @dataclass
 class SolveReport:
     tasks: int = 0
-    solved_by_model: int = 0  # tasks whose attempts came from the model (not fallbacks)
-    fallbacks: dict[str, str] = field(default_factory=dict)  # task id -> reason
+    # Tasks the model gave an attempt of, and those that keep only fallbacks: at the end, as the
+    # sources record counts them (Submissions.source_counts), so the last line says what it says.
+    solved_by_model: int = 0
+    fallback_only: int = 0
+    fallbacks: dict[str, str] = field(default_factory=dict)  # task id -> why it keeps its fallbacks
     adapt_steps: int = 0
     adapt_s: float = 0.0
     adapt_error: str | None = None  # why adaptation failed; the unadapted network answered
@@ -129,6 +135,7 @@ def solve(
             say_fallback(tid, reason)
     say_fallback.summarise()
     subs.write()
+    report.solved_by_model, report.fallback_only = subs.source_counts()
     report.unwritten = {str(path): reason for path, reason in subs.unwritten.items()}
     if device.type == "cuda":
         report.gpu_peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
@@ -329,7 +336,7 @@ def summary_line(out: Path, report: SolveReport) -> str:
     if report.tasks and not report.solved_by_model:
         holds = f"{report.tasks} tasks, fallbacks only: the model answered none of them (reasons above)"
     else:
-        holds = f"{report.tasks} tasks, {report.solved_by_model} from the model, {len(report.fallbacks)} fallbacks"
+        holds = f"{report.tasks} tasks, {report.solved_by_model} from the model, {report.fallback_only} fallbacks"
     return (
         f"wrote {out}: {holds}; adaptation {adaptation} in {report.adapt_s:.0f}s, inference {report.infer_s:.0f}s"
         + ("" if report.gpu_peak_gib is None else f"; peak GPU memory {report.gpu_peak_gib:.1f} GiB")
@@ -426,15 +433,18 @@ def infer_task_into(
             say_fallback(task.id, report.fallbacks[task.id])
         return
     answered.setdefault(task.id, []).append(mine if keep else replace(mine, queries=[], preds=[], log_probs=[]))
-    report.fallbacks.pop(task.id, None)  # an earlier checkpoint's failure is mended
     names = fallback_names(task, fallbacks[task.id])
+    gave_a_grid = False  # by the sources record of the main rule, as the solve's last line counts
     for rule, ranked in rankings.items():
-        subs.set(
-            task.id,
-            rule,
-            [two_attempts(r, fb) for r, fb in zip(ranked, fallbacks[task.id])],
-            [attempt_sources(r, fb, nm) for r, fb, nm in zip(ranked, fallbacks[task.id], names)],
-        )
+        sources = [attempt_sources(r, fb, nm) for r, fb, nm in zip(ranked, fallbacks[task.id], names)]
+        subs.set(task.id, rule, [two_attempts(r, fb) for r, fb in zip(ranked, fallbacks[task.id])], sources)
+        if rule == subs.main:
+            gave_a_grid = from_model(sources)
+    if gave_a_grid:
+        report.fallbacks.pop(task.id, None)  # an earlier checkpoint's failure is mended
+    elif report.fallbacks.get(task.id) != NO_GRID:  # said once, not once per checkpoint
+        report.fallbacks[task.id] = NO_GRID
+        say_fallback(task.id, NO_GRID)
     subs.write_due()
     if own is not None:
         for rule, ranked in own_rankings.items():

@@ -55,7 +55,7 @@ def worker_command(
 
 def write_report(out: Path, report) -> None:
     """The shard's counts, for the parent's last line: tasks, answered by the model, fallbacks."""
-    counts = {"tasks": report.tasks, "solved_by_model": report.solved_by_model, "fallbacks": len(report.fallbacks)}
+    counts = {"tasks": report.tasks, "solved_by_model": report.solved_by_model, "fallbacks": report.fallback_only}
     try:
         atomic_write_json(report_path(out), counts)
     except OSError:

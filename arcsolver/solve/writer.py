@@ -73,6 +73,13 @@ class Submissions:
         """Write the sources record too, starting from every task's fallback sources."""
         self.sources = {rule: dict(fallback_sources) for rule in RANKINGS}
 
+    def source_counts(self) -> tuple[int, int]:
+        """(tasks the model gave an attempt of, tasks whose every attempt is a fallback), counted
+        from the sources record of the main rule: what <out>.sources.json says (keep_sources first)."""
+        assert self.sources is not None, "the sources record is not kept"
+        by_model = sum(from_model(self.sources[self.main][tid]) for tid in self.order)
+        return by_model, len(self.order) - by_model
+
     def write_due(self) -> None:
         """write(), if every_s seconds have passed since the last one ended, and at least
         WRITE_SHARE_INVERSE times as long as the last one took: a write of a large file (seconds
@@ -149,6 +156,11 @@ def attempt_sources(ranked: list, fallback: tuple, fallback_names: tuple) -> dic
         else:
             sources[key] = {"source": "model", "votes": what.votes, **(what.origin or {})}
     return sources
+
+
+def from_model(task_sources: list[dict]) -> bool:
+    """Whether the model gave any attempt of a task, by its sources record (attempt_sources)."""
+    return any(attempt["source"] == "model" for test in task_sources for attempt in test.values())
 
 
 def fallback_names(task, fallback: list) -> list[tuple[str, str]]:

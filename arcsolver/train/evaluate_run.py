@@ -19,6 +19,7 @@ from arcsolver.engine.device import resolve_device, resolve_dtype
 from arcsolver.errors import ArcsolverError, CheckpointError
 from arcsolver.evaluation.inference import vote_queries
 from arcsolver.evaluation.scoring import heldout_scores
+from arcsolver.inputs import distinct
 from arcsolver.model.trm import TRM
 from arcsolver.train.heldout import depth_of, heldout_predictions
 from arcsolver.train.tasks import select_tasks
@@ -28,17 +29,18 @@ RECORD = "evaluations.jsonl"  # in the run directory: one line per evaluate-run
 
 def pick_checkpoints(run_dir: Path, which: str) -> list[Path]:
     """The run's kept checkpoints that `which` names: last:N (the newest N), all, or step numbers
-    separated by commas (1000,2000)."""
+    separated by commas (1000,2000); each once, by its resolved directory (a step named twice, or
+    a checkpoint linked to another, votes once)."""
     kept = ckpt.checkpoint_dirs(run_dir)
     if not kept:
         raise ArcsolverError(f"{run_dir}: no checkpoint in this run directory; give the directory of a pretraining run")
     if which == "all":
-        return kept
+        return distinct(kept)
     if match := re.fullmatch(r"last:(\d+)", which.strip()):
         n = int(match[1])
         if n < 1:
             raise ArcsolverError(f"--checkpoints {which}: give last:N with N of 1 or more")
-        return kept[-n:]
+        return distinct(kept[-n:])
     by_step = {int(p.name.removeprefix(ckpt.PREFIX)): p for p in kept}
     try:
         steps = [int(s) for s in which.split(",")]
@@ -49,7 +51,7 @@ def pick_checkpoints(run_dir: Path, which: str) -> list[Path]:
         raise ArcsolverError(
             f"--checkpoints {which}: the run keeps no checkpoint of step {missing[0]}; it keeps steps {sorted(by_step)}"
         )
-    return [by_step[s] for s in steps]
+    return distinct(by_step[s] for s in steps)
 
 
 def evaluation_model(cfg: PretrainConfig, ckpt_dir: Path, n_puzzles: int, device: torch.device) -> TRM:
