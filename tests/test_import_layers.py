@@ -12,7 +12,8 @@ import arcsolver
 # Lowest first. Packages on one level are siblings: neither may import the other.
 LAYERS = [
     {"errors"},
-    {"atomic", "console", "inputs", "locks", "trackers"},
+    {"environment", "locks"},
+    {"atomic", "console", "inputs", "trackers"},
     {"data"},
     {"model"},
     {"config"},
