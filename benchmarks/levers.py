@@ -50,7 +50,8 @@ from arcsolver.atomic import atomic_write_json  # noqa: E402
 from arcsolver.config import MAX_FLOPS, MAX_SECONDS, MAX_THREADS, MAX_VERSIONS, PretrainConfig  # noqa: E402
 from arcsolver.errors import ArcsolverError  # noqa: E402
 from arcsolver.recipes import load_recipe  # noqa: E402
-from arcsolver.report.compare import compare_runs, plot_compared  # noqa: E402
+from arcsolver.report.compare import compare_runs  # noqa: E402
+from arcsolver.report.compare_plot import plot_compared  # noqa: E402
 from arcsolver.report.curves import read_metrics  # noqa: E402
 
 # Each lever alone, as --set strings: URM's ConvSwiGLU over the sequence and our 2-D one, Muon,

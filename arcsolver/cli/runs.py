@@ -85,7 +85,9 @@ def compare(
     against the first, and every run's curves against training FLOPs in a PNG."""
     from arcsolver.engine.checkpoint import run_inputs
     from arcsolver.inputs import Inputs, refuse_outputs
-    from arcsolver.report.compare import METRICS, compare_runs, plot_compared
+    from arcsolver.report.compare import compare_runs
+    from arcsolver.report.compare_plot import plot_compared
+    from arcsolver.report.runs import METRICS
 
     inputs = Inputs()
     for run_dir in runs:

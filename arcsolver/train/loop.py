@@ -195,6 +195,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         next_step = logger.flops + per_sample[stream.side_of(step)] * cfg.optim.global_batch_size
         if cfg.run.flops and next_step > cfg.run.flops:
             logger.print(f"compute budget of {format_flops(cfg.run.flops)} reached at step {step}")
+            # compare counts the final evaluation of a run its budget ended at that budget
+            logger.log({"step": step, "flops_budget_reached": cfg.run.flops, "flops": logger.flops})
             total_steps = step
             return True
         # Every process stops at the same step, or one would wait alone at the next collective;
