@@ -22,7 +22,8 @@ from rich.console import Console
 
 from arcsolver.config import PretrainConfig, SolveConfig
 from arcsolver.recipes import load_recipe
-from arcsolver.solve.solver import NO_GRID, solve
+from arcsolver.solve.answer import NO_GRID
+from arcsolver.solve.solver import solve
 from arcsolver.train.loop import pretrain
 
 MODEL = [

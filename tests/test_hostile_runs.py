@@ -332,7 +332,7 @@ def test_many_tasks_are_written_on_a_timer_not_after_each(tiny_run, tmp_path, mo
 
 
 def test_fallbacks_past_a_few_dozen_are_counted_not_listed(tiny_run, tmp_path, monkeypatch):
-    from arcsolver.solve.solver import FallbackLines
+    from arcsolver.solve.progress import FallbackLines
 
     lines, _ = solve_counting_writes(
         tiny_run, tmp_path, monkeypatch, 300, "run.time_budget_s=0.001", "run.safety_margin_s=0"

@@ -115,13 +115,13 @@ def solve_with_answers(tmp_path, monkeypatch, tiny_run, no_grid: set[str]):
     import numpy as np
 
     from arcsolver.evaluation.voting import Candidate
-    from arcsolver.solve import solver
+    from arcsolver.solve import answer
 
     def rank(task, answers, cfg):
         ranked = [[] if task.id in no_grid else [Candidate(np.array([[7]], dtype=np.uint8), 2, 0.5)] for _ in task.test]
         return {"votes": ranked, "likelihood": ranked}
 
-    monkeypatch.setattr(solver, "rank_answers", rank)
+    monkeypatch.setattr(answer, "rank_answers", rank)
     tasks = {tid: {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[1, 2]]}]} for tid in "abc"}
     challenges = tmp_path / "challenges.json"
     challenges.write_text(json.dumps({**tasks, "broken": {"train": "no"}}))

@@ -141,7 +141,7 @@ def sources_counts(sources: dict) -> tuple[int, int]:
 def answered_by_the_model(report) -> int:
     """Tasks the model ran to the end, with a grid or with none (NO_GRID): every other fallback
     reason is a task it never answered (malformed, too big, the time budget, an error)."""
-    from arcsolver.solve.solver import NO_GRID
+    from arcsolver.solve.answer import NO_GRID
 
     return report.tasks - sum(reason != NO_GRID for reason in report.fallbacks.values())
 
@@ -323,10 +323,10 @@ def test_adaptations_progress_total_is_the_step_its_deadline_allows(tiny_run, tm
 
     from rich.console import Console
 
-    from arcsolver.solve import solver
+    from arcsolver.solve import answer, solver
 
     monkeypatch.setattr(arcsolver.console, "HEARTBEAT_S", 0.0)
-    monkeypatch.setattr(solver, "adaptation_deadline", lambda *a: time.monotonic() + 3.0)
+    monkeypatch.setattr(answer, "adaptation_deadline", lambda *a: time.monotonic() + 3.0)
     challenges = tmp_path / "c.json"
     write_challenges(challenges, small_tasks(2))
     log = io.StringIO()
@@ -471,19 +471,19 @@ def test_an_ensemble_of_two_copies_of_one_checkpoint_votes_as_it_does_with_every
 
     from rich.console import Console
 
-    from arcsolver.solve import solver
+    from arcsolver.solve import answer, solver
 
     challenges = tmp_path / "c.json"
     write_challenges(challenges, small_tasks(2))
     rankings = []
-    real_rank = solver.rank_answers
+    real_rank = answer.rank_answers
 
     def rank(task, answers, cfg):
         ranked = real_rank(task, answers, cfg)
         rankings.append((task.id, len(answers), ranked))
         return ranked
 
-    monkeypatch.setattr(solver, "rank_answers", rank)
+    monkeypatch.setattr(answer, "rank_answers", rank)
     cfg = quick("infer.rollouts=1")
     solver.solve(challenges, tmp_path / "one.json", str(tiny_run), cfg, Console(file=io.StringIO()))
     one = {tid: ranked for tid, n, ranked in rankings}

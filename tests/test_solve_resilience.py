@@ -26,7 +26,7 @@ from arcsolver.engine.pretrained import load_model
 from arcsolver.errors import CheckpointError
 from arcsolver.model.trm import TRM
 from arcsolver.solve import adapt as adapt_module
-from arcsolver.solve import shards, solver
+from arcsolver.solve import ranking, shards, solver
 from arcsolver.solve.adapt import adapt
 from arcsolver.solve.submission import check_submission, fallback_attempts, submission_json
 
@@ -81,7 +81,7 @@ def test_a_large_puzzle_table_loads_as_its_mean_and_answers_the_same(tiny_run, t
             [
                 [
                     [c.grid.tolist() for c in ranked]
-                    for ranked in solver.infer_task(
+                    for ranked in ranking.infer_task(
                         m, t, adapted.versions[t.id], quick(), m.config.canvas, torch.float32
                     )["votes"]
                 ]
