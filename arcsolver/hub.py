@@ -171,7 +171,7 @@ def check_pushed(files: dict[str, Path], ckpt_dir: Path) -> None:
     from arcsolver.engine.card import CARD_FILE
     from arcsolver.engine.checkpoint import read_state
     from arcsolver.engine.pretrained import load_model, trained_versions
-    from arcsolver.inputs import read_json, read_text
+    from arcsolver.reader import read_json, read_text
 
     read_state(ckpt_dir)  # a run's newest folder without one is no checkpoint: said naming its state.json
     load_model(ckpt_dir, torch.device("cpu"))

@@ -154,7 +154,7 @@ SOLVE_QUICK = [
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 def test_solve_ends_in_one_line_or_a_valid_submission_of_every_id(path, tiny_run, tmp_path):
     from arcsolver.errors import DataError
-    from arcsolver.inputs import read_json
+    from arcsolver.reader import read_json
     from arcsolver.solve.submission import check_submission
 
     out = tmp_path / "submission.json"

@@ -229,15 +229,15 @@ def test_a_checkpoint_state_nested_too_deep_is_one_line(run, tmp_path):
 
 
 def test_a_file_swapped_for_a_fifo_after_its_stat_is_refused_through_its_descriptor(tmp_path, monkeypatch):
-    from arcsolver import inputs
+    from arcsolver import reader
     from arcsolver.errors import DataError
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     FIFOS.append(fifo)
-    monkeypatch.setattr(inputs, "check_input_file", lambda path, error: None)  # the stat saw a regular file
+    monkeypatch.setattr(reader, "check_input_file", lambda path, error: None)  # the stat saw a regular file
     with within(10), pytest.raises(DataError, match="pipe: not a regular file"):
-        inputs.read_bytes(fifo)
+        reader.read_bytes(fifo)
 
 
 # --- lock files -------------------------------------------------------------------------------

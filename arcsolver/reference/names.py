@@ -35,7 +35,7 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 from arcsolver.data.augment import Augmentation, augmented_id
 from arcsolver.data.task import Grid, Task
 from arcsolver.errors import ConfigError, DataError
-from arcsolver.inputs import read_json
+from arcsolver.reader import read_json
 
 SEED = 42
 N_AUGMENTATIONS = 1000

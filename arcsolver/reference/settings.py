@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from arcsolver.config import PretrainConfig
 from arcsolver.data.encoding import VOCAB_SIZE
 from arcsolver.errors import ConfigError
-from arcsolver.inputs import check_input_file, read_text
 from arcsolver.model.layers import swiglu_width
+from arcsolver.reader import check_input_file, read_text
 from arcsolver.recipes import apply_overrides, validate
 from arcsolver.reference.weights import check_shapes
 

@@ -13,7 +13,7 @@ from arcsolver.data.loaders import first_of
 from arcsolver.data.task import Grid, GridError, as_grid
 from arcsolver.errors import DataError, SubmissionRejected
 from arcsolver.evaluation.scoring import mean_scores, output_scores, same_grid, task_scores
-from arcsolver.inputs import read_json
+from arcsolver.reader import read_json
 from arcsolver.solve.submission import coverage_problems, parse_submission
 
 

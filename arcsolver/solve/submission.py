@@ -19,7 +19,7 @@ from arcsolver.atomic import atomic_write_json
 from arcsolver.data.loaders import parse_challenges_only
 from arcsolver.data.task import N_COLOURS, Grid, GridError, Task, TaskSet, as_grid, grid_to_list
 from arcsolver.errors import DataError
-from arcsolver.inputs import read_json
+from arcsolver.reader import read_json
 
 ATTEMPT_KEYS = ("attempt_1", "attempt_2")
 
