@@ -169,12 +169,36 @@ def refuse_foreign_dir(option: str, folder: Path, writes) -> None:
         ) from None
     if not held or is_our_run(folder):
         return
-    clash = _already_there(folder, writes)
-    holds = f"writing there would overwrite {', '.join(clash)}" if clash else f"it holds {', '.join(held[:3])}"
-    more = ", ..." if not clash and len(held) > 3 else ""
     raise ArcsolverError(
-        f"{option} {folder}: not an empty folder, nor a run of arcsolver ({holds}{more}); choose a new or empty folder"
+        f"{option} {folder}: not an empty folder, nor a run of arcsolver ({_holds(folder, held, writes)}); "
+        "choose a new or empty folder"
     )
+
+
+def refuse_filled_dir(option: str, folder: Path, writes) -> None:
+    """Refuse, before any work, a folder a command fills as a whole and only afresh (an imported
+    run): anything there but lock files, naming what it would overwrite, or else what it holds."""
+    folder = Path(folder)
+    if not os.path.lexists(folder):
+        return
+    try:
+        with os.scandir(folder) as entries:
+            held = list(islice((e.name for e in entries if not is_lock(e.name)), 4))
+    except NotADirectoryError:
+        held = [folder.name]
+    except OSError as e:
+        raise ArcsolverError(f"{folder}: cannot read it ({e.strerror or e}); choose another {option}") from None
+    if held:
+        raise ArcsolverError(
+            f"{folder}: already exists and is not empty ({_holds(folder, held, writes)}); choose another {option}"
+        )
+
+
+def _holds(folder: Path, held: list[str], writes) -> str:
+    clash = _already_there(folder, writes)
+    if clash:
+        return f"writing there would overwrite {', '.join(clash)}"
+    return f"it holds {', '.join(held[:3])}" + (", ..." if len(held) > 3 else "")
 
 
 def refuse_overwrites(option: str, folder: Path, writes) -> None:

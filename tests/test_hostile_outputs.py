@@ -64,7 +64,7 @@ def test_a_run_of_ours_is_no_foreign_folder(tiny_run):
     refuse_foreign_dir("--out", tiny_run, ["config.json", "README.md"])
 
 
-# import-reference's --out is new, empty or a run of ours: refused before the download
+# import-reference's --out is new or empty (a run is imported afresh): refused before the download
 def test_import_reference_refuses_a_users_folder_before_downloading(users_folder, monkeypatch):
     hub = pytest.importorskip("huggingface_hub", reason="the hub extra is not installed")
     asked = []
@@ -72,7 +72,7 @@ def test_import_reference_refuses_a_users_folder_before_downloading(users_folder
     before = contents(users_folder)
     result = invoke("import-reference", "hf:arcprize/trm/arc_v1_public/step_7", "--out", users_folder)
     assert result.exit_code == 1, result.output
-    error_line(result.output, f"--out {users_folder}", "config.json, README.md")
+    error_line(result.output, users_folder, "not empty", "config.json, README.md", "--out")
     assert asked == [] and contents(users_folder) == before
 
 

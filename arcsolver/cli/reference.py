@@ -38,7 +38,7 @@ def import_reference(
     evaluate and kaggle bundle take. Settings come from the all_config.yaml beside the checkpoint
     where there is one, else from the weights' shapes and the reference's ARC recipe."""
     from arcsolver.atomic import Terminated
-    from arcsolver.cli.run_dir import refuse_foreign_run
+    from arcsolver.cli.run_dir import refuse_filled_run
     from arcsolver.cli.solve import output_lock
     from arcsolver.hub import download_reference, is_hub
     from arcsolver.inputs import Inputs, refuse_output_dir
@@ -64,7 +64,7 @@ def import_reference(
     say = lambda text: console.print(one_line(text), highlight=False, soft_wrap=True)  # noqa: E731
     if not is_hub(checkpoint):
         refuse_out_over(Path(checkpoint))  # before any work
-    refuse_foreign_run("--out", out)  # before any work, the download included
+    refuse_filled_run("--out", out)  # before any work, the download included
     # Every input is checked before the rows are rebuilt, which takes minutes.
     subsets = dataset_subsets(identifiers, concept) if identifiers in DATASETS else None
     source = download_reference(checkpoint, CONFIG_FILE) if is_hub(checkpoint) else Path(checkpoint)

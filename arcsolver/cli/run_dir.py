@@ -24,6 +24,17 @@ def refuse_foreign_run(option: str, run_dir: Path) -> None:
         refuse_foreign_dir(option, run_dir, ("config.json", CARD_FILE, VERSIONS_FILE, "metrics.jsonl", CHECKPOINTS))
 
 
+def refuse_filled_run(option: str, run_dir: Path) -> None:
+    """Refuse, before any work, a run directory that holds anything (an imported run is written
+    afresh): one line naming the files of the user's that the run's would overwrite."""
+    from arcsolver.engine.card import CARD_FILE
+    from arcsolver.engine.checkpoint import CHECKPOINTS
+    from arcsolver.engine.pretrained import VERSIONS_FILE
+    from arcsolver.inputs import refuse_filled_dir
+
+    refuse_filled_dir(option, run_dir, ("config.json", CARD_FILE, VERSIONS_FILE, "metrics.jsonl", CHECKPOINTS))
+
+
 def refuse_run_outputs(run_dir: Path, recipe: str | None, cfg) -> None:
     """Refuse, before any work, a run directory whose files would replace what the run reads: its
     recipe, or its data files and directories."""
