@@ -18,13 +18,12 @@ from arguments import Parser, number, whole  # benchmarks/arguments.py, beside t
 
 from arcsolver.config import MAX_BATCH
 from arcsolver.engine.device import limit_gpu_memory
-from arcsolver.engine.memory import (
+from arcsolver.engine.memory import choose_micro_batch, gpu_budget_for
+from arcsolver.engine.memory_model import (
     GiB,
     activation_bytes_per_sample,
-    choose_micro_batch,
     estimate_step_memory,
     example_batch,
-    gpu_budget_for,
     inference_bytes_per_sample,
     measure_step_memory,
 )

@@ -15,11 +15,6 @@ from arcsolver.engine.memory_model import (
     estimate_step_memory,
     measure_step_memory,
 )
-
-# Used by benchmarks/memory.py, which imports them from here.
-from arcsolver.engine.memory_model import activation_bytes_per_sample as activation_bytes_per_sample
-from arcsolver.engine.memory_model import example_batch as example_batch
-from arcsolver.engine.memory_model import inference_bytes_per_sample as inference_bytes_per_sample
 from arcsolver.engine.step import MicroBatch
 from arcsolver.model.trm import TRM
 
