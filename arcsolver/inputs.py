@@ -24,18 +24,7 @@ from pathlib import Path
 
 from arcsolver.errors import ArcsolverError
 from arcsolver.locks import is_lock
-
-# The checked reader, also importable from here (as engine/, train/, report/ and kaggle/ import it).
-from arcsolver.reader import (  # noqa: F401
-    check_input_file,
-    check_regular_file,
-    parse_json,
-    read_bytes,
-    read_json,
-    read_json_lines,
-    read_text,
-    weights_file,
-)
+from arcsolver.reader import check_input_file, read_json
 
 
 @dataclass

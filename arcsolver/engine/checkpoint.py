@@ -26,7 +26,8 @@ from safetensors.torch import load_file, save_file
 from arcsolver.atomic import plain_permissions
 from arcsolver.engine.carry import carries_tensors
 from arcsolver.errors import CheckpointError
-from arcsolver.inputs import Inputs, check_input_file, read_json, weights_file
+from arcsolver.inputs import Inputs
+from arcsolver.reader import check_input_file, read_json, weights_file
 
 CHECKPOINTS = "checkpoints"
 PREFIX = "step_"

@@ -14,8 +14,8 @@ from arcsolver.config import PretrainConfig
 from arcsolver.data.augment import Augmentation, split_augmented_id
 from arcsolver.engine import checkpoint as ckpt
 from arcsolver.errors import CheckpointError
-from arcsolver.inputs import read_text, weights_file
 from arcsolver.model.trm import TRM
+from arcsolver.reader import read_text, weights_file
 from arcsolver.recipes import validate
 
 # The pretrained puzzle table's key, and how many of its rows are read at a time to average it

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from arcsolver.errors import ArcsolverError
-from arcsolver.inputs import check_regular_file
 from arcsolver.kaggle.manifest import MANIFEST, RECIPE, WHEELS, Manifest, checkpoint_folder, sha256
 from arcsolver.kaggle.wheels import (
     offline_env,
@@ -35,6 +34,7 @@ from arcsolver.kaggle.wheels import (
     wheel_item,
     wheel_metadata,
 )
+from arcsolver.reader import check_regular_file
 
 # The Kaggle CLI's description of a dataset, which `kaggle datasets init -p BUNDLE` writes into the
 # folder and its upload never sends: the one file beside the bundle's own that the check allows.
@@ -49,7 +49,7 @@ class CheckReport:
 
 def read_manifest(bundle: Path) -> Manifest:
     """The bundle's manifest, validated; raises ArcsolverError naming the file."""
-    from arcsolver.inputs import read_json
+    from arcsolver.reader import read_json
     from arcsolver.recipes import validate
 
     path = bundle / MANIFEST

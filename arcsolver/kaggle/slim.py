@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arcsolver.errors import CheckpointError
-from arcsolver.inputs import check_regular_file, read_text
+from arcsolver.reader import check_regular_file, read_text
 
 CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "state.json", "puzzles.txt", "puzzle_mean.safetensors")
 

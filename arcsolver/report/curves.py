@@ -14,7 +14,7 @@ from pathlib import Path
 
 from arcsolver.atomic import atomic_write_bytes
 from arcsolver.errors import ArcsolverError, DataError
-from arcsolver.inputs import parse_json, read_json, read_text
+from arcsolver.reader import parse_json, read_json, read_text
 
 # One panel per question a reader asks of a run: (title, ((metrics key, legend label), ...)).
 # A panel is drawn when at least one of its keys occurs; the first key is drawn boldest.

@@ -19,7 +19,7 @@ from arcsolver.data.loaders import challenges_path_for, read_challenges
 from arcsolver.data.render import ARC_COLOURS
 from arcsolver.data.task import Grid, Task, TaskSet
 from arcsolver.errors import DataError
-from arcsolver.inputs import read_json
+from arcsolver.reader import read_json
 from arcsolver.report.html_assets import CSS, JS
 from arcsolver.solve.evaluate import EvaluationResult, read_solutions
 from arcsolver.solve.submission import Submission, parse_submission

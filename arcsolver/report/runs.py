@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from arcsolver.errors import DataError
-from arcsolver.inputs import read_json
+from arcsolver.reader import read_json
 from arcsolver.recipes import RESUME_MAY_CHANGE, RESUME_MAY_CHANGE_SECTIONS
 from arcsolver.report.curves import read_metrics
 

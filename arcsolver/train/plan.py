@@ -28,8 +28,8 @@ from arcsolver.engine.memory_model import (
     inference_bytes_per_sample,
 )
 from arcsolver.errors import ArcsolverError
-from arcsolver.inputs import read_json_lines
 from arcsolver.model.trm import TRM
+from arcsolver.reader import read_json_lines
 from arcsolver.recipes import load_recipe, resumed_settings, setting_values
 from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_stream
 

@@ -29,8 +29,8 @@ from arcsolver.engine.distributed import any_process, barrier, from_main
 from arcsolver.engine.flops import cumulative_flops
 from arcsolver.engine.snapshot import Snapshot, read_snapshot
 from arcsolver.errors import ArcsolverError, CheckpointError, ConfigError, Diverged
-from arcsolver.inputs import parse_json, read_bytes
 from arcsolver.model.trm import Carry
+from arcsolver.reader import parse_json, read_bytes
 from arcsolver.recipes import resume_differences, validate
 from arcsolver.train.run import Run
 
