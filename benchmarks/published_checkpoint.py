@@ -1,5 +1,5 @@
 """The README's commands from a published TRM checkpoint to a scored submission, end to end on a
-CPU with a tiny stand-in: a reference checkpoint of random weights (tests/reference/test_hostile_reference's
+CPU with a tiny stand-in: a reference checkpoint of random weights (tests/helpers/reference.py's
 reference_state) whose puzzle table has exactly the rows of the reference's arc1concept data set,
 laid out as `arcprize/trm_arc_prize_verification` in a Hugging Face cache read offline. It runs
 
@@ -31,10 +31,10 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "reference")]
+sys.path.insert(0, str(ROOT / "tests"))
 
 from arguments import Parser, whole  # noqa: E402  (benchmarks/arguments.py, beside this script)
-from test_hostile_reference import reference_state  # noqa: E402
+from helpers.reference import reference_state  # noqa: E402
 
 from arcsolver.data.loaders import export_challenges, load_tasks  # noqa: E402
 from arcsolver.data.task import TaskSet  # noqa: E402

@@ -2,6 +2,7 @@ import json
 import os
 
 import pytest
+from helpers import dead_owner
 
 from arcsolver.atomic import atomic_write_json, atomic_write_text
 
@@ -68,15 +69,6 @@ def test_only_temporaries_of_finished_writers_are_stale(tmp_path):
 
 # --- what a killed process leaves: one staging helper (staged_folder) names its owner, and the
 # next writer of the same target removes a dead owner's folder, saying so ----------------------
-
-
-def dead_owner() -> str:
-    """The owner tag (host-pid) of a process that has ended."""
-    import subprocess
-    import sys
-
-    code = "from arcsolver.atomic import owner_tag; print(owner_tag())"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_a_staged_folder_is_named_after_its_owner_and_removed_on_every_exit(tmp_path):

@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 import pytest
+from helpers.strategies import FAST, grids
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import FAST, grids
 
 from arcsolver.data.augment import (
     DIHEDRAL_INVERSE,

@@ -2,7 +2,7 @@ import inspect
 import json
 import re
 
-from conftest import TINY, error_line, tiny_config
+from helpers import TINY, error_line, tiny_config
 from typer.testing import CliRunner
 
 from arcsolver.cli import app

@@ -2,7 +2,7 @@
 
 import json
 
-from test_compare import PER_STEP, fake_run
+from helpers.compare import PER_STEP, fake_run
 
 from arcsolver.report.compare import compare_runs
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from helpers.strategies import FAST, grids
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import FAST, grids
 
 from arcsolver.data.encoding import (
     CANVAS,

@@ -2,7 +2,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import error_line
+from helpers import error_line
 from typer.testing import CliRunner
 
 from arcsolver.cli import app

@@ -3,7 +3,7 @@
 import json
 
 import torch
-from conftest import TINY, tiny_config
+from helpers import TINY, tiny_config
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 

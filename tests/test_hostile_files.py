@@ -11,7 +11,7 @@ import tempfile
 from contextlib import contextmanager
 
 import pytest
-from conftest import TINY, tiny_config
+from helpers import TINY, tiny_config
 from typer.testing import CliRunner
 
 from arcsolver.cli import app

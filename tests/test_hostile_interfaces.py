@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY, error_line
+from helpers import TINY, error_line
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -150,7 +150,7 @@ def test_every_reader_of_an_environment_variable_checks_it(monkeypatch):
 
 @pytest.mark.parametrize("ref", [b"..", b"/elsewhere", b"\xff\xfe"], ids=["parent", "absolute", "not text"])
 def test_a_hub_cache_whose_refs_main_names_no_revision_it_holds_is_one_line(tmp_path, ref):
-    from test_hub import REPO, hub_cache, run_offline
+    from helpers.hub import REPO, hub_cache, run_offline
 
     cache = hub_cache(tmp_path)
     refs = cache / f"models--{REPO.replace('/', '--')}" / "refs" / "main"

@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from conftest import TINY, error_line
+from helpers import TINY, error_line
 from typer.testing import CliRunner
 
 from arcsolver.cli import app

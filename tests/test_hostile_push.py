@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import error_line
+from helpers import error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_fake_token_for_tests"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
@@ -170,7 +170,7 @@ def test_a_second_solve_into_one_submission_is_refused(challenges, tiny_run, tmp
 
 
 def test_a_second_pretrain_into_one_run_directory_is_refused(tmp_path):
-    from conftest import TINY
+    from helpers import TINY
 
     from arcsolver.locks import run_lock
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import TINY, error_line, tiny_config
+from helpers import TINY, error_line, tiny_config
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -147,7 +147,7 @@ TINY_SETS = sets(*TINY, "run.steps=36000")
 
 def measured_run(path: Path, rates, *settings, on_gpu=False) -> Path:
     """A run directory as a short run of TINY (with settings) leaves it, its records at these rates."""
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     path.mkdir(exist_ok=True)
     (path / "config.json").write_text(tiny_config("run.steps=10", *settings).model_dump_json())
@@ -191,7 +191,7 @@ def test_plan_refuses_a_rate_of_another_model_or_device(tmp_path):
 
 
 def test_plan_without_a_measured_rate_names_the_reference_or_says_there_is_none(monkeypatch):
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     from arcsolver.train import plan as plan_module
 
@@ -244,7 +244,7 @@ def test_a_checkpoint_with_non_finite_optimiser_moments_gives_way_to_the_one_bef
     import math
 
     import torch
-    from conftest import tiny_config
+    from helpers import tiny_config
     from rich.console import Console
     from safetensors.torch import load_file, save_file
 

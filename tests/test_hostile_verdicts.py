@@ -17,9 +17,9 @@ import re
 import shutil
 
 import pytest
-from conftest import error_line
-from test_compare import fake_run
-from test_solve import sources_counts
+from helpers import error_line
+from helpers.compare import fake_run
+from helpers.solve import sources_counts
 from typer.testing import CliRunner
 
 from arcsolver.cli import app

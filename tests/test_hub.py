@@ -6,51 +6,19 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import error_line
-from test_hostile_reference import convert, reference_state
+from helpers import error_line
+from helpers.hub import COMMIT, REPO, hub_cache, run_offline
+from helpers.reference import convert, reference_state
 from typer.testing import CliRunner
 
 import arcsolver.hub
 from arcsolver.cli import app
 from arcsolver.hub import HubPath, parse_hub
-
-ROOT = Path(__file__).resolve().parents[1]
-REPO = "arcprize/trm_arc_prize_verification"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-YAML = "arch:\n  hidden_size: 16\n  num_heads: 2\n  L_cycles: 1\n  H_cycles: 1\n  halt_max_steps: 2\n"
-YAML += "  puzzle_emb_len: 2\n  seq_len: 36\n  L_layers: 1\n  expansion: 4\n"
-
-
-def hub_cache(tmp_path) -> Path:
-    """A Hub cache holding REPO at COMMIT (its main revision) with arc_v1_public/step_7 and the
-    all_config.yaml beside it: what hf_hub_download leaves after downloading both."""
-    cache = tmp_path / "hub-cache"
-    repo = cache / f"models--{REPO.replace('/', '--')}"
-    snapshot = repo / "snapshots" / COMMIT / "arc_v1_public"
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(COMMIT)
-    torch.save(reference_state(), snapshot / "step_7")
-    (snapshot / "all_config.yaml").write_text(YAML)
-    return cache
-
-
-def run_offline(cache, *args):
-    pytest.importorskip("huggingface_hub", reason="the hub extra is not installed")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), COLUMNS="300")
-    return subprocess.run(
-        [sys.executable, "-m", "arcsolver", "import-reference", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
 
 
 def test_a_hub_checkpoint_is_read_from_the_cache_with_its_settings(tmp_path):

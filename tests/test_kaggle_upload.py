@@ -10,7 +10,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import error_line
+from helpers import error_line
 from typer.testing import CliRunner
 
 from arcsolver.cli import app

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import TINY
+from helpers import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 

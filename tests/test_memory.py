@@ -1,7 +1,7 @@
 """The memory model behind the micro-batch: per canvas side, with every side's carry held."""
 
 import torch
-from conftest import TINY
+from helpers import TINY
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -46,7 +46,7 @@ def test_on_a_cpu_auto_keeps_the_whole_batch_where_it_fits_and_splits_it_where_i
     import io
     import json
 
-    from conftest import tiny_config
+    from helpers import tiny_config
     from rich.console import Console
 
     from arcsolver.engine import memory

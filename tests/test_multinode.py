@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import torch
-from conftest import TINY
+from helpers import TINY
 from safetensors.torch import load_file
 
 # float32 and no exploration: the only difference between world sizes is float summation order.

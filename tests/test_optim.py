@@ -264,7 +264,7 @@ def test_muon_is_refused_in_one_line_on_a_torch_without_it(monkeypatch):
 def test_a_muon_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
     import io
 
-    from conftest import tiny_config
+    from helpers import tiny_config
     from rich.console import Console
 
     from arcsolver.train.loop import pretrain

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, error_line, tiny_config
+from helpers import TINY, error_line, tiny_config
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
@@ -273,7 +273,7 @@ def test_trim_metrics_keeps_what_it_cannot_read_and_leaves_an_untouched_file_alo
 
 
 def test_a_resumed_run_removes_the_checkpoint_a_killed_run_left_half_written_saying_so(run_copy):
-    from test_atomic import dead_owner
+    from helpers import dead_owner
 
     left = run_copy / ckpt.CHECKPOINTS / f"{ckpt.STAGING}0000005-{dead_owner()}"
     left.mkdir()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, tiny_config
+from helpers import TINY, tiny_config
 from rich.console import Console
 from typer.testing import CliRunner
 

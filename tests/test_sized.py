@@ -127,7 +127,7 @@ def weights(run):
 
 
 def test_a_sized_run_keeps_a_carry_per_side_and_resumes_to_the_same_weights(tmp_path):
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     from arcsolver.train.loop import pretrain
 
@@ -147,7 +147,7 @@ def test_a_sized_run_keeps_a_carry_per_side_and_resumes_to_the_same_weights(tmp_
 
 
 def test_each_side_carries_its_own_samples_on(tmp_path):
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     from arcsolver.engine.distributed import Dist
     from arcsolver.engine.optim import build_optimizer
@@ -183,7 +183,7 @@ def test_two_processes_on_sized_canvases_follow_one(tmp_path):
     import subprocess
     import sys
 
-    from conftest import TINY
+    from helpers import TINY
 
     def run(name, *launcher):
         args = [x for s in TINY + SIZED for x in ("--set", s)]

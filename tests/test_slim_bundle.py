@@ -7,8 +7,7 @@ import json
 
 import pytest
 import torch
-from test_convert import solve_file
-from test_hostile_reference import SETS, convert, reference_state
+from helpers.reference import SETS, convert, reference_state, solve_file
 from typer.testing import CliRunner
 
 from arcsolver.cli import app

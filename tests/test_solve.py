@@ -11,10 +11,10 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import error_line
+from helpers import error_line
+from helpers.solve import QUICK, quick, sources_counts, write_challenges
 
 import arcsolver.console
-from arcsolver.config import SolveConfig
 from arcsolver.data.augment import Augmentation
 from arcsolver.data.encoding import VOCAB_SIZE, encode_grid
 from arcsolver.data.loaders import load_tasks
@@ -22,23 +22,8 @@ from arcsolver.data.task import Pair, Task, as_grid
 from arcsolver.engine.pretrained import load_model
 from arcsolver.evaluation.inference import predict, queries_for, rank_by_likelihood, vote_queries
 from arcsolver.evaluation.voting import Candidate, vote
-from arcsolver.recipes import load_recipe
 from arcsolver.solve.adapt import adapt
 from arcsolver.solve.submission import check_submission
-
-QUICK = [
-    "data.n_augmentations=2",
-    "adapt.steps=4",
-    "adapt.log_every=1",
-    "optim.global_batch_size=8",
-    "infer.max_versions=2",
-    "infer.batch_size=16",
-    "run.threads=1",
-]
-
-
-def quick(*extra) -> SolveConfig:
-    return load_recipe(SolveConfig, "submit", "cpu-small", QUICK + list(extra))
 
 
 class Oracle(torch.nn.Module):
@@ -113,37 +98,10 @@ def test_adaptation_grows_the_table_and_leaves_the_network_alone_at_first(tiny_r
     assert changed  # the second phase trains the network
 
 
-def write_challenges(path, tasks, extra=None):
-    obj = {
-        t.id: {
-            "train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in t.train],
-            "test": [{"input": p.input.tolist()} for p in t.test],
-        }
-        for t in tasks
-    }
-    obj.update(extra or {})
-    path.write_text(json.dumps(obj))
-    return obj
-
-
 def run_solve(args, timeout=600):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     cmd = [sys.executable, "-m", "arcsolver", "solve", *args, *[x for s in QUICK for x in ("--set", s)]]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def sources_counts(sources: dict) -> tuple[int, int]:
-    """(tasks the model gave an attempt of, tasks of fallbacks only), read from a sources record."""
-    model = sum(any(a["source"] == "model" for test in task for a in test.values()) for task in sources.values())
-    return model, len(sources) - model
-
-
-def answered_by_the_model(report) -> int:
-    """Tasks the model ran to the end, with a grid or with none (NO_GRID): every other fallback
-    reason is a task it never answered (malformed, too big, the time budget, an error)."""
-    from arcsolver.solve.answer import NO_GRID
-
-    return report.tasks - sum(reason != NO_GRID for reason in report.fallbacks.values())
 
 
 def says_what_its_sources_say(log: str, out) -> tuple[int, int]:

@@ -4,7 +4,7 @@ priced for the checkpoints that run."""
 import re
 
 import pytest
-from conftest import error_line, tiny_config
+from helpers import error_line, tiny_config
 from typer.testing import CliRunner
 
 from arcsolver.cli import app

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.solve import QUICK, answered_by_the_model, quick, small_tasks, write_challenges
 from rich.console import Console
 from safetensors.torch import load_file, save_file
-from test_solve import QUICK, answered_by_the_model, quick, write_challenges
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -29,10 +29,6 @@ from arcsolver.solve import adapt as adapt_module
 from arcsolver.solve import ranking, shards, solver
 from arcsolver.solve.adapt import adapt
 from arcsolver.solve.submission import check_submission, fallback_attempts, submission_json
-
-
-def small_tasks(n: int):
-    return list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:n]
 
 
 def copy_checkpoint(tiny_run, tmp_path) -> Path:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import TINY, tiny_config
+from helpers import TINY, tiny_config
 from safetensors.torch import load_file
 
 from arcsolver.data.stream import TrainStream, build_puzzles, trainable_pairs

@@ -3,7 +3,7 @@
 import json
 from types import SimpleNamespace
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 from arcsolver.data.stream import build_puzzles
 from arcsolver.train.loop import pretrain

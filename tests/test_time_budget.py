@@ -9,10 +9,9 @@ import time
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
+from helpers.solve import answered_by_the_model, quick, small_tasks, write_challenges
 from rich.console import Console
-from test_solve import answered_by_the_model, quick, write_challenges
-from test_solve_resilience import small_tasks
 
 from arcsolver.model.trm import TRM
 from arcsolver.solve import solver

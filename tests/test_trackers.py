@@ -6,10 +6,9 @@ import io
 import json
 
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
+from helpers.solve import quick, small_tasks, write_challenges
 from rich.console import Console
-from test_solve import quick, write_challenges
-from test_solve_resilience import small_tasks
 
 from arcsolver import trackers as trackers_module
 from arcsolver.errors import ConfigError

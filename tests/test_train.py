@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, error_line
-from conftest import tiny_config as tiny
+from helpers import TINY, error_line
+from helpers import tiny_config as tiny
 from rich.console import Console
 from safetensors.torch import load_file
 
@@ -284,7 +284,7 @@ def test_paced_chunks_cover_every_item_in_order_grow_while_fast_and_halve_when_s
 
 
 def test_a_nested_task_directory_trains_and_a_duplicate_id_is_one_line(tmp_path):
-    from test_loaders import concept_corpus, nested_write
+    from helpers.data import concept_corpus, nested_write
 
     from arcsolver.data.loaders import read_bundled
     from arcsolver.train.loop import pretrain

@@ -3,7 +3,7 @@ what its caller decides (learning-rate scale, when the network trains, when to s
 keeps (a carry per canvas side)."""
 
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 from arcsolver.data.stream import build_puzzles, stream_for, trainable_pairs
 from arcsolver.engine.distributed import Dist

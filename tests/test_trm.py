@@ -522,7 +522,7 @@ def test_mlp_mixer_mixes_the_positions_of_the_fixed_canvas():
 
 
 def test_mlp_mixer_with_sized_canvases_is_refused_in_one_line():
-    from conftest import TINY
+    from helpers import TINY
     from typer.testing import CliRunner
 
     from arcsolver.cli import app

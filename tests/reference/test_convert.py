@@ -15,15 +15,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import error_line
-from test_weights import (  # noqa: F401 (harness: a fixture)
-    N_ROWS,
-    build_equal_mlp_t,
-    harness,
-    random_batch,
-    reference_path,
-    small_config,
-)
+from helpers import error_line
+from helpers.reference import N_ROWS, build_equal_mlp_t, random_batch, reference_path, small_config, solve_file
 from typer.testing import CliRunner
 
 from arcsolver.cli import app
@@ -207,16 +200,6 @@ def test_tasks_the_reference_trained_on_get_their_versions_and_rows(harness, tmp
     result = solve_file(tmp_path, run, "adapt.steps=0")
     assert result.exit_code == 0, result.output
     assert "1 of 1 tasks answered with the 3 task versions" in result.output
-
-
-def solve_file(tmp_path, run, *extra):
-    quick = ["data.n_augmentations=2", "adapt.steps=2", "optim.global_batch_size=4", "infer.max_versions=2"]
-    return CliRunner().invoke(
-        app,
-        ["solve", str(tmp_path / "challenges.json"), "--checkpoint", str(run), "--out", str(tmp_path / "sub.json")]
-        + [x for s in [*quick, "run.threads=1", "run.device='cpu'", *extra] for x in ("--set", s)],
-        env={"COLUMNS": "300"},
-    )
 
 
 def test_converted_checkpoint_solves_a_task_file_end_to_end(harness, tmp_path):  # noqa: F811

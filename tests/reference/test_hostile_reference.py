@@ -13,37 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import error_line
+from helpers import error_line
+from helpers.reference import HIDDEN, ROWS, SETS, convert, reference_state
 from safetensors import SafetensorError
-from typer.testing import CliRunner
-
-from arcsolver.cli import app
-from arcsolver.model.layers import swiglu_width
 
 ROOT = Path(__file__).resolve().parents[2]
-HIDDEN, ROWS = 16, 5
-SETS = ["model.n_heads=2", "model.n_latent_steps=1", "model.n_recursions=1", "model.n_supervision=2"]
-SETS += ["model.puzzle_emb_len=2", "model.canvas=6"]
-
-
-def reference_state(hidden: int = HIDDEN, rows: int = ROWS) -> dict[str, torch.Tensor]:
-    """A one-layer reference TRM's state dict in the reference's names, random weights."""
-    width = swiglu_width(hidden, 4.0)
-    g = torch.Generator().manual_seed(0)
-    shapes = {
-        "embed_tokens.embedding_weight": (12, hidden),
-        "puzzle_emb.weights": (rows, hidden),
-        "H_init": (hidden,),
-        "L_init": (hidden,),
-        "lm_head.weight": (12, hidden),
-        "q_head.weight": (2, hidden),
-        "q_head.bias": (2,),
-        "L_level.layers.0.self_attn.qkv_proj.weight": (3 * hidden, hidden),
-        "L_level.layers.0.self_attn.o_proj.weight": (hidden, hidden),
-        "L_level.layers.0.mlp.gate_up_proj.weight": (2 * width, hidden),
-        "L_level.layers.0.mlp.down_proj.weight": (hidden, width),
-    }
-    return {f"_orig_mod.model.inner.{k}": torch.randn(shape, generator=g) * 0.1 for k, shape in shapes.items()}
 
 
 def saved(tmp_path, state=None, yaml_text: str | None = None) -> Path:
@@ -53,12 +27,6 @@ def saved(tmp_path, state=None, yaml_text: str | None = None) -> Path:
     if yaml_text is not None:
         (directory / "all_config.yaml").write_text(yaml_text)
     return directory / "step_7"
-
-
-def convert(*args, sets=SETS):
-    return CliRunner().invoke(
-        app, ["import-reference", *map(str, args), *[x for s in sets for x in ("--set", s)]], env={"COLUMNS": "300"}
-    )
 
 
 def refused(tmp_path, checkpoint, path, *fragments, extra=()):

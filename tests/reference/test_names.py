@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_weights import reference_path
+from helpers.reference import reference_path
 
 from arcsolver.data.loaders import export_challenges, load_tasks
 from arcsolver.data.task import Pair, Task, TaskSet, as_grid

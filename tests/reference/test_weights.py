@@ -6,62 +6,13 @@ where there is none, or it cannot be imported, the comparisons are skipped with 
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from helpers.reference import N_ROWS, build_equal_mlp_t, random_batch, small_config
 
-from arcsolver.data.encoding import PAD
 from arcsolver.errors import ConfigError
-from arcsolver.model.config import TRMConfig
-from arcsolver.model.trm import TRM
 from arcsolver.reference.settings import trm_settings_from_reference
 from arcsolver.reference.weights import check_shapes, reference_state_to_trm
-
-ROOT = Path(__file__).resolve().parents[2]
-N_ROWS = 6  # the small model's puzzle table: the blank row and five task versions
-CANDIDATES = [ROOT.parent / "TinyRecursiveModels", ROOT.parent / "shared" / "ref" / "TinyRecursiveModels"]
-
-
-def reference_path() -> Path | None:
-    if os.environ.get("TRM_REFERENCE"):
-        return Path(os.environ["TRM_REFERENCE"])
-    return next((p for p in CANDIDATES if (p / "models" / "recursive_reasoning" / "trm.py").is_file()), None)
-
-
-@pytest.fixture(scope="module")
-def harness():
-    """benchmarks/beside_reference.py (what the reference benchmarks share) and the reference code it imports."""
-    path = reference_path()
-    if path is None or not path.is_dir():
-        pytest.skip("no clone of the TRM reference code (set TRM_REFERENCE to one)")
-    pytest.importorskip("einops", reason="the reference code needs einops")
-    spec = importlib.util.spec_from_file_location("beside_reference", ROOT / "benchmarks" / "beside_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["beside_reference"] = module
-    spec.loader.exec_module(module)
-    return module, module.import_reference(path)
-
-
-def small_config(**changes) -> TRMConfig:
-    base = dict(
-        hidden_size=32, n_heads=2, n_latent_steps=2, n_recursions=2, n_supervision=3, canvas=8, puzzle_emb_len=4
-    )
-    return TRMConfig(**{**base, **changes})
-
-
-def random_batch(cfg: TRMConfig, batch: int, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 12, (batch, cfg.canvas, cfg.canvas), generator=g)
-    labels[:, -2:, :] = PAD  # cells without a target, as every real canvas has
-    return {
-        "inputs": torch.randint(0, 12, (batch, cfg.canvas, cfg.canvas), generator=g),
-        "labels": labels,
-        "puzzle_ids": torch.randint(1, N_ROWS, (batch,), generator=g),
-    }
 
 
 def test_equal_weights_give_equal_training_step(harness):
@@ -124,21 +75,6 @@ def test_equal_seeds_give_equal_halting_exploration(harness):
         assert abs(ref_loss - loss) < 1e-4
         held_back += sum(not h for h in halted)
     assert held_back > 0  # the draw decided something
-
-
-def build_equal_mlp_t(bench, ref, cfg: TRMConfig, batch: int, seed: int, random_rows=False):
-    """The reference's TRM-MLP (arch.mlp_t) with its initial weights for `seed`, and arcsolver's
-    mixer="mlp" TRM with the same weights."""
-    torch.manual_seed(seed)
-    arch = bench.reference_arch(cfg, batch, N_ROWS, torch.float32) | {"mlp_t": True}
-    head = ref.LossHead(ref.Model(arch), loss_type="stablemax_cross_entropy")
-    if random_rows:
-        with torch.no_grad():
-            head.model.inner.puzzle_emb.weights.normal_()
-            head.model.inner.puzzle_emb.weights[0].zero_()
-    model = TRM(cfg.model_copy(update={"mixer": "mlp"}), N_ROWS)
-    model.load_state_dict(reference_state_to_trm(head.state_dict()), strict=True)
-    return head, model
 
 
 def test_equal_weights_give_equal_mlp_t_steps_inference_and_training(harness):
