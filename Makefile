@@ -36,9 +36,9 @@ test: $(VENV)/.installed
 # The solve and adaptation tests and the notebook run as on Kaggle's notebook image, in a second environment
 # of its Python (3.12) that installs exactly its package versions, torch's included (constraints/kaggle-image.txt).
 IMAGE_VENV := .venv-kaggle-image
-IMAGE_TESTS := tests/test_notebook.py tests/test_solve.py tests/test_solve_resilience.py tests/test_optim.py \
-	tests/test_shards.py tests/test_submission.py tests/test_evaluate.py tests/test_loaders.py tests/test_recipes.py \
-	tests/test_constraints.py
+IMAGE_TESTS := tests/kaggle/test_notebook.py tests/solve/test_solver.py tests/solve/test_resilience.py \
+	tests/engine/test_optim.py tests/engine/test_ema.py tests/solve/test_shards.py tests/solve/test_submission.py \
+	tests/solve/test_evaluate.py tests/data/test_loaders.py tests/recipes/test_recipes.py tests/test_constraints.py
 
 $(IMAGE_VENV)/.installed: pyproject.toml constraints/kaggle-image.txt scripts/kaggle-image-venv.sh
 	bash scripts/kaggle-image-venv.sh $(IMAGE_VENV)

@@ -116,7 +116,7 @@ def refuse_output_dir(option: str, path: Path, inputs: Inputs) -> None:
 # --- output folders: new, empty, or ours ------------------------------------------------------
 
 
-# PretrainConfig's sections (tests/test_input_files.py keeps them so): named here, since the
+# PretrainConfig's sections (tests/test_inputs.py keeps them so): named here, since the
 # settings sit layers above the file checks.
 RUN_SECTIONS = frozenset({"data", "model", "optim", "run", "eval"})
 

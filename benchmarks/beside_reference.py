@@ -4,7 +4,7 @@ format, and the two training steps driven alike.
 
 The reference's training script needs CUDA and its adam-atan2 kernel; here its model and loss
 head are driven directly, with arcsolver's AdamAtan2 (whose step equals that kernel's; tests/
-test_optim.py) on its weights and its own sign-SGD on its puzzle embeddings. Its warm-up counts
+engine/test_optim.py) on its weights and its own sign-SGD on its puzzle embeddings. Its warm-up counts
 steps as arcsolver's does.
 """
 

@@ -12,7 +12,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c 'import torch; print("torch", torch.__version__)' | tee -a "$out/gpu.txt"
-python3 -m pytest tests/test_cuda.py tests/test_step.py -q 2>&1 | tail -8 | tee "$out/tests.txt" || true
+python3 -m pytest tests/engine/test_cuda.py tests/engine/test_step.py -q 2>&1 | tail -8 | tee "$out/tests.txt" || true
 python3 benchmarks/memory.py --json "$out/memory.json" | tail -30
 run=$(mktemp -d)/arc1
 python3 -m arcsolver pretrain --recipe arc1 --out "$run" --set run.time_limit_s="$seconds" --set eval.max_versions=8 \

@@ -25,7 +25,7 @@ the same batches of augmented ARC-AGI-1 training examples:
 
 The reference's training script needs CUDA and its adam-atan2 kernel; here its model and loss
 head are driven directly, with arcsolver's AdamAtan2 (whose step equals that kernel's; tests/
-test_optim.py) on its weights and its own sign-SGD on its puzzle embeddings. Its warm-up counts
+engine/test_optim.py) on its weights and its own sign-SGD on its puzzle embeddings. Its warm-up counts
 steps as arcsolver's does. Each side uses its own default for compilation: compiled on CUDA (the
 reference's pretrain.py compiles unless DISABLE_COMPILE is set; arcsolver's GPU recipes set
 run.compile), eager on a CPU (the reference cannot train on one; arcsolver's CPU recipe runs

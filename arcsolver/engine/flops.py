@@ -4,7 +4,7 @@ One optimiser step is one supervision step of every sample: T recursions, the la
 graph, and the backward of that last one. torch's FlopCounterMode counts the operations of one
 such step (forward and backward) on one sample of each canvas side; every operation it counts
 (matmuls, attention) is linear in the batch, so a step of B samples costs B times that
-(tests/test_flops.py checks it). The counts are global: a step's FLOPs are those of the whole
+(tests/engine/test_flops.py checks it). The counts are global: a step's FLOPs are those of the whole
 global batch, whatever the number of processes. torch counts the attention kernels of CUDA but
 not the CPU's; counting the CPU's with the same formulas makes a run's FLOPs the same on either.
 """

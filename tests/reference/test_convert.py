@@ -1,7 +1,7 @@
 """`arcsolver import-reference`: a checkpoint saved by the TRM reference code, converted, gives the
 reference's outputs and runs through solve and evaluate.
 
-The reference model is built from a clone (found as tests/reference/test_weights.py finds it; skipped with
+The reference model is built from a clone (found as tests/helpers/reference.py finds it; skipped with
 the reason where there is none), given random weights and saved as its pretrain.py saves one:
 `torch.save` of the compiled model's state dict, beside an all_config.yaml.
 """

@@ -126,7 +126,7 @@ def test_a_dataset_not_owner_slash_slug_is_one_line(ensemble_bundle, dataset):
 
 
 def test_the_readmes_upload_command_is_one_this_fake_took(ensemble_bundle, monkeypatch):
-    readme = (Path(__file__).resolve().parent.parent / "docs" / "kaggle.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "kaggle.md").read_text(encoding="utf-8")
     (line,) = re.findall(r"^\s*(arcsolver kaggle upload .*)$", readme, flags=re.M)
     args = [a.replace("YOU/", "me/") for a in shlex.split(line)[1:]]
     assert args[2] == "arcsolver-bundle"  # the folder `kaggle bundle --out arcsolver-bundle` wrote

@@ -209,7 +209,7 @@ def test_workers_ignore_the_current_directory_and_are_capped_at_the_tasks(tiny_r
     monkeypatch.chdir(tmp_path)
     (tmp_path / "arcsolver").mkdir()  # a stray package the workers must not import
     (tmp_path / "arcsolver" / "__init__.py").write_text("raise SystemExit(3)\n")
-    shutil.copy(Path(__file__).parent / "hostile" / "-dash_name.json", tmp_path / "-x.json")  # two tasks
+    shutil.copy(Path(__file__).parent / "corpus" / "-dash_name.json", tmp_path / "-x.json")  # two tasks
     result = runner.invoke(
         app,
         ["solve", "--workers", "5", "--checkpoint", str(tiny_run), "--out", "s.json", *QUICK_SETS, "--", "-x.json"],

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "published_checkpoint.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "published_checkpoint.py"
 
 
 def test_its_help_says_where_to_get_the_conceptarc_clone_it_needs():

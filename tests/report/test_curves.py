@@ -155,7 +155,7 @@ def test_the_demo_ends_with_the_html_report_and_the_curves_and_names_them(tiny_r
         json.dumps({t: [{"attempt_1": grid, "attempt_2": grid}] for t in ("t1", "t2")})
     )
 
-    root = Path(__file__).parent.parent
+    root = Path(__file__).parents[2]
     bin_dir = Path(sys.executable).parent
     # Under `make test` the outer make's flags would make this one print "Entering directory" lines.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}

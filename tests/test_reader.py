@@ -46,10 +46,3 @@ def test_recipe_files_get_the_same_checks(tmp_path):
     for path in ["/dev/zero", str(utf16), str(deep)]:
         result = runner.invoke(app, ["pretrain", "--recipe", path, "--plan"])
         one_error_line(result, path)
-
-
-def test_a_run_of_ours_is_recognised_by_the_sections_of_the_settings():
-    from arcsolver.config import PretrainConfig
-    from arcsolver.inputs import RUN_SECTIONS
-
-    assert RUN_SECTIONS == set(PretrainConfig.model_fields)

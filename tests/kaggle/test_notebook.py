@@ -18,7 +18,7 @@ from arcsolver.data.task import TaskSet
 from arcsolver.kaggle.manifest import file_entries
 from arcsolver.solve.submission import check_submission
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KAGGLE = ROOT / "kaggle"
 NOTEBOOK = KAGGLE / "arcsolver-submit.ipynb"
 QUICK = (

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from arcsolver.cli import app
 from arcsolver.errors import ArcsolverError, ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 

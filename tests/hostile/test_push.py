@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import error_line
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_fake_token_for_tests"
 # Run in a child process, so that HF_ENDPOINT is read at huggingface_hub's import; the audit hook
 # reports every file opened under SECRETS (its first argument), the rest runs the CLI.

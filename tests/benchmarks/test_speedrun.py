@@ -7,7 +7,7 @@ from pathlib import Path
 
 from helpers import TINY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def speedrun(out, *args):

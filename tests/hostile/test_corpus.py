@@ -1,4 +1,4 @@
-"""Every command that reads ARC files, run on a corpus of hostile files (tests/hostile/): malformed
+"""Every command that reads ARC files, run on a corpus of hostile files (tests/hostile/corpus/): malformed
 JSON, integers numpy cannot hold, bad grids, ids with markup, path separators and control
 characters, and more. Each run ends with exit code 0 or 1, never a traceback, and every error
 line names the file it is about."""
@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from arcsolver.cli import app
 
-HOSTILE = Path(__file__).parent / "hostile"
+HOSTILE = Path(__file__).parent / "corpus"
 CORPUS = sorted(HOSTILE.glob("*.json"))
 SOLUTIONS = {"t1": [[[1, 2]]]}
 SUBMISSION = {"t1": [{"attempt_1": [[1, 2]], "attempt_2": [[2, 1]]}]}

@@ -416,7 +416,7 @@ def fake_pip(tmp_path, monkeypatch):
     (tmp_path / "fake" / "pip" / "__init__.py").write_text("")
     (tmp_path / "fake" / "pip" / "__main__.py").write_text(FAKE_PIP)
     record = tmp_path / "pip-record"
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "fake"), str(Path(__file__).parents[1])]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "fake"), str(Path(__file__).parents[2])]))
     monkeypatch.setenv("FAKE_PIP_RECORD", str(record))
     return record
 

@@ -1,5 +1,5 @@
 """Tests for arcsolver/solve/shards.py: the shard workers' files merged into the submission, in
-process (the worker processes themselves are tested in test_solve_resilience.py)."""
+process (the worker processes themselves are tested in test_resilience.py)."""
 
 import json
 
