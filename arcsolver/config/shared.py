@@ -98,6 +98,12 @@ class OptimConfig(Section):
     betas: tuple[Beta, Beta] = Field((0.9, 0.95), description="Adam's moment decay rates")
     weight_decay: float = Field(0.1, ge=0, le=FLOAT32_MAX, description="decoupled weight decay of the network")
     warmup_steps: int = Field(2000, ge=0, le=MAX_STEPS, description="linear learning-rate warm-up from 0")
+    cooldown: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="the last fraction of the run over which the learning rates fall linearly to 0 (warm-up, stable, decay); the run's length is whichever of its bounds (steps, run.flops, the time limit) it is nearest; 0: no decay (the paper's)",
+    )
     grad_clip: float | None = Field(
         None, gt=0, le=FLOAT32_MAX, description="clip the global gradient norm to this (None: no clipping)"
     )

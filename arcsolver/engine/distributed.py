@@ -93,16 +93,20 @@ class StopVote:
         self.d = d
         self._group = dist.new_group(backend="gloo") if d.enabled else None
         self._pending: tuple | None = None
+        self.clock = 0.0
 
-    def __call__(self, wish: bool) -> bool:
+    def __call__(self, wish: bool, clock: float = 0.0) -> bool:
+        """Cast wish (and this process's clock); return the agreed outcome. The clock agreed with
+        it, the largest any process cast, is then `self.clock`, the same in every process."""
         if not self.d.enabled:
+            self.clock = clock
             return wish
         agreed = False
         if self._pending is not None:
             work, outcome = self._pending
             work.wait()
-            agreed = bool(outcome.item())
-        ballot = torch.tensor([float(wish)])
+            agreed, self.clock = bool(outcome[0].item()), float(outcome[1].item())
+        ballot = torch.tensor([float(wish), clock], dtype=torch.float64)
         self._pending = (dist.all_reduce(ballot, op=dist.ReduceOp.MAX, group=self._group, async_op=True), ballot)
         return agreed
 

@@ -135,6 +135,16 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     return 1.0 if warmup_steps == 0 else min(1.0, (step + 1) / warmup_steps)
 
 
+def schedule_factor(step: int, warmup_steps: int, cooldown: float, progress: float) -> float:
+    """The learning rates' factor at a step: the warm-up, then constant, then, with cooldown > 0, a
+    linear fall to 0 over the last `cooldown` fraction of the run; progress is the fraction of the
+    run done (0 to 1)."""
+    factor = warmup_factor(step, warmup_steps)
+    if cooldown <= 0:
+        return factor
+    return factor * min(1.0, max(0.0, (1.0 - progress) / cooldown))
+
+
 def clip_grad_norm(model: nn.Module, max_norm: float | None) -> float:
     """Clip the global gradient norm when max_norm is set; return the norm before clipping."""
     params = [p for p in model.parameters() if p.grad is not None]

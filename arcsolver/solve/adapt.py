@@ -24,7 +24,7 @@ from arcsolver.data.task import Task
 from arcsolver.engine.checkpoint import non_finite
 from arcsolver.engine.distributed import Dist
 from arcsolver.engine.memory import choose_micro_batch
-from arcsolver.engine.optim import warmup_factor
+from arcsolver.engine.optim import schedule_factor, warmup_factor
 from arcsolver.engine.step import MicroBatch
 from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.engine.window import Window
@@ -123,8 +123,15 @@ def adapt(
     embeddings_only = round(cfg.adapt.steps * cfg.adapt.embeddings_only_fraction)
 
     def lr_scale(step: int) -> float:
-        # The network's warm-up starts with its phase; the embeddings' with the run.
-        return warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
+        # The network's warm-up starts with its phase; the embeddings' with the run. The
+        # cooldown's progress is the run's, by its steps or its deadline, whichever is nearer.
+        progress = step / cfg.adapt.steps
+        if deadline is not None and deadline > started:
+            progress = max(progress, (time.monotonic() - started) / (deadline - started))
+        cooldown = schedule_factor(step, 0, cfg.optim.cooldown, progress)
+        return cooldown * (
+            warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0
+        )
 
     window = Window()
     last_step_s, step_ended = 0.0, time.monotonic()

@@ -28,7 +28,7 @@ from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dt
 from arcsolver.engine.distributed import StopVote, barrier, init_distributed, shutdown
 from arcsolver.engine.flops import flops_per_sample, format_flops, steps_in_budget
 from arcsolver.engine.memory import choose_micro_batch
-from arcsolver.engine.optim import warmup_factor
+from arcsolver.engine.optim import schedule_factor
 from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.errors import ConfigError
 from arcsolver.model.trm import TRM
@@ -201,8 +201,9 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             return True
         # Every process stops at the same step, or one would wait alone at the next collective;
         # the vote arrives a step late under torchrun rather than make every step wait for it.
-        time_up = bool(cfg.run.time_limit_s) and time.monotonic() - started > cfg.run.time_limit_s - reserve
-        if not vote(time_up or stops.requested):
+        elapsed = time.monotonic() - started
+        time_up = bool(cfg.run.time_limit_s) and elapsed > cfg.run.time_limit_s - reserve
+        if not vote(time_up or stops.requested, elapsed):
             return False
         signum = agreed_signal(stops, d, device)
         if signum is None:
@@ -210,6 +211,15 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             logger.print(f"time limit of {cfg.run.time_limit_s:.0f}s reached at step {step}{left}")
             total_steps = step
         return True
+
+    def lr_scale(step: int) -> float:
+        # The run's progress by its nearest bound; every process agrees on each (the clock by the vote).
+        progress = step / total_steps
+        if cfg.run.flops:
+            progress = max(progress, logger.flops / cfg.run.flops)
+        if training_limit_s:
+            progress = max(progress, vote.clock / training_limit_s)
+        return schedule_factor(step, cfg.optim.warmup_steps, cfg.optim.cooldown, progress)
 
     def check_target(step: int) -> None:
         loss, check_flops = target.loss()
@@ -256,7 +266,7 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
             step = trainer.run(
                 step,
                 total_steps,
-                lambda step: warmup_factor(step, cfg.optim.warmup_steps),
+                lr_scale,
                 micro,
                 should_stop=should_stop,
                 after_step=after_step,

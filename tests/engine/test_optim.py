@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from arcsolver.engine.optim import AdamAtan2, build_optimizer, warmup_factor
+from arcsolver.engine.optim import AdamAtan2, build_optimizer, schedule_factor, warmup_factor
 
 BETAS = (0.9, 0.95)
 
@@ -90,6 +90,13 @@ def test_warmup_rises_linearly_to_one_and_stays():
     assert warmup_factor(99, 100) == 1.0 and warmup_factor(10**6, 100) == 1.0
     assert warmup_factor(0, 1) == 1.0
     assert warmup_factor(0, 0) == 1.0 and warmup_factor(5, 0) == 1.0  # no warm-up: the full rate at once
+
+
+def test_the_cooldown_falls_linearly_to_zero_over_the_last_fraction_of_the_run():
+    assert schedule_factor(10, 4, 0.0, 0.9) == 1.0  # no cooldown: the paper's warm-up then constant
+    assert [schedule_factor(10, 4, 0.5, p) for p in (0.0, 0.5, 0.75, 1.0, 1.5)] == [1.0, 1.0, 0.5, 0.0, 0.0]
+    assert schedule_factor(0, 4, 1.0, 0.5) == 0.25 * 0.5  # inside the warm-up both apply
+    assert schedule_factor(3, 0, 1.0, 0.25) == 0.75  # cooldown 1: from the first step
 
 
 # --- Muon (optim.optimizer = "muon") -----------------------------------------------------

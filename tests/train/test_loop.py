@@ -375,3 +375,21 @@ def test_levers_train_checkpoint_and_evaluate(tmp_path, levers):
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["loss"]) for r in records if "loss" in r)
     assert result.scores["tasks"] == 3  # the held-out evaluation ran on the model
+
+
+def test_the_cooldown_brings_the_learning_rate_down_by_the_runs_nearest_bound(tmp_path):
+    from arcsolver.train.loop import pretrain
+
+    def lrs(run):
+        return [json.loads(line).get("lr") for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    # Bounded by its steps: full for the first half of 8 steps, then a quarter less at each step.
+    pretrain(tiny("run.steps=8", "optim.warmup_steps=0", "optim.cooldown=0.5"), tmp_path / "steps")
+    assert [x for x in lrs(tmp_path / "steps") if x is not None] == pytest.approx(
+        [1e-3] * 5 + [7.5e-4, 5e-4, 2.5e-4]
+    )
+    # Bounded by run.flops long before its steps: the rate falls as the compute is spent.
+    pretrain(tiny("run.steps=10000", "optim.warmup_steps=0", "optim.cooldown=1", "run.flops=2e9"), tmp_path / "flops")
+    falling = [x for x in lrs(tmp_path / "flops") if x is not None]
+    assert 4 <= len(falling) < 10000 and falling[0] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(falling, falling[1:])) and falling[-1] < 1e-3 / len(falling) * 1.5
