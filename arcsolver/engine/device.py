@@ -66,3 +66,9 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def compiled(model: torch.nn.Module, sides: tuple[int, ...]):
+    """The compiled network, allowed one graph per canvas side (and the evaluation's)."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 2 * len(sides) + 4)
+    return torch.compile(model)

@@ -145,6 +145,12 @@ def schedule_factor(step: int, warmup_steps: int, cooldown: float, progress: flo
     return factor * min(1.0, max(0.0, (1.0 - progress) / cooldown))
 
 
+def run_progress(step: int, steps: int, *spent_and_bounds: tuple[float, float | None]) -> float:
+    """The fraction of a run done by the bound it is nearest: its steps, or any (spent, bound)
+    pair such as (FLOPs, run.flops) or (seconds, time limit); an unset bound counts for nothing."""
+    return max([step / steps, *(spent / bound for spent, bound in spent_and_bounds if bound)])
+
+
 def clip_grad_norm(model: nn.Module, max_norm: float | None) -> float:
     """Clip the global gradient norm when max_norm is set; return the norm before clipping."""
     params = [p for p in model.parameters() if p.grad is not None]

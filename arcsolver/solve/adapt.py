@@ -24,7 +24,7 @@ from arcsolver.data.task import Task
 from arcsolver.engine.checkpoint import non_finite
 from arcsolver.engine.distributed import Dist
 from arcsolver.engine.memory import choose_micro_batch
-from arcsolver.engine.optim import schedule_factor, warmup_factor
+from arcsolver.engine.optim import run_progress, schedule_factor, warmup_factor
 from arcsolver.engine.step import MicroBatch
 from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.engine.window import Window
@@ -125,9 +125,8 @@ def adapt(
     def lr_scale(step: int) -> float:
         # The network's warm-up starts with its phase; the embeddings' with the run. The
         # cooldown's progress is the run's, by its steps or its deadline, whichever is nearer.
-        progress = step / cfg.adapt.steps
-        if deadline is not None and deadline > started:
-            progress = max(progress, (time.monotonic() - started) / (deadline - started))
+        budget = deadline - started if deadline is not None and deadline > started else None
+        progress = run_progress(step, cfg.adapt.steps, (time.monotonic() - started, budget))
         cooldown = schedule_factor(step, 0, cfg.optim.cooldown, progress)
         return cooldown * (
             warmup_factor(step - embeddings_only, cfg.optim.warmup_steps) if step >= embeddings_only else 1.0

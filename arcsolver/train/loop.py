@@ -24,11 +24,11 @@ from arcsolver.config import PretrainConfig
 from arcsolver.console import one_line
 from arcsolver.data.stream import build_puzzles, trainable_pairs
 from arcsolver.engine.card import pretrain_card, write_card
-from arcsolver.engine.device import limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
+from arcsolver.engine.device import compiled, limit_gpu_memory, resolve_device, resolve_dtype, seed_everything
 from arcsolver.engine.distributed import StopVote, barrier, init_distributed, shutdown
 from arcsolver.engine.flops import flops_per_sample, format_flops, steps_in_budget
 from arcsolver.engine.memory import choose_micro_batch
-from arcsolver.engine.optim import schedule_factor
+from arcsolver.engine.optim import run_progress, schedule_factor
 from arcsolver.engine.trainer import StepResult, Trainer
 from arcsolver.errors import ConfigError
 from arcsolver.model.trm import TRM
@@ -51,13 +51,6 @@ from arcsolver.train.tasks import schedule, select_tasks, task_counts, training_
 
 EVAL_SPARE = 1.25  # training leaves the final evaluation its estimate and a quarter more
 EVAL_SHARE = 0.5  # but never more than this share of the time limit
-
-
-def compiled(model: TRM, cfg: PretrainConfig):
-    """The compiled network, allowed one graph per canvas side (and the evaluation's)."""
-    sides = cfg.canvas_sides() or (cfg.model.canvas,)
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 2 * len(sides) + 4)
-    return torch.compile(model)
 
 
 @dataclass
@@ -113,10 +106,11 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
     model = TRM(cfg.model, n_puzzle_ids=len(puzzles) + 1).to(device)  # row 0: the blank row
     model.train()
     torch.manual_seed(cfg.run.seed + d.rank)  # but each process its own exploration draws
-    trainer = Trainer(model, stream, cfg.optim, d, dtype, compiled(model, cfg) if cfg.run.compile else model)
+    sides = cfg.canvas_sides() or (cfg.model.canvas,)
+    trainer = Trainer(model, stream, cfg.optim, d, dtype, compiled(model, sides) if cfg.run.compile else model)
     run = Run(run_dir, cfg, d, device, dtype, model, trainer.ema, trainer.optimizer)
     step, trainer.carries = restore_newest(run, candidates, say) if resume else (0, {})
-    per_sample = flops_per_sample(model, cfg.canvas_sides() or (cfg.model.canvas,))
+    per_sample = flops_per_sample(model, sides)
     flops = resumed_flops(candidates, step, per_sample, stream.side_of, cfg.optim.global_batch_size)
 
     # Every check has passed: only now is the run directory written.
@@ -213,12 +207,8 @@ def pretrain(cfg: PretrainConfig, run_dir: Path, resume: bool = False, console=N
         return True
 
     def lr_scale(step: int) -> float:
-        # The run's progress by its nearest bound; every process agrees on each (the clock by the vote).
-        progress = step / total_steps
-        if cfg.run.flops:
-            progress = max(progress, logger.flops / cfg.run.flops)
-        if training_limit_s:
-            progress = max(progress, vote.clock / training_limit_s)
+        # Every process agrees on each bound's progress (on the clock by the stop vote).
+        progress = run_progress(step, total_steps, (logger.flops, cfg.run.flops), (vote.clock, training_limit_s))
         return schedule_factor(step, cfg.optim.warmup_steps, cfg.optim.cooldown, progress)
 
     def check_target(step: int) -> None:

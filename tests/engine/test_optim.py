@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from arcsolver.engine.optim import AdamAtan2, build_optimizer, schedule_factor, warmup_factor
+from arcsolver.engine.optim import AdamAtan2, build_optimizer, run_progress, schedule_factor, warmup_factor
 
 BETAS = (0.9, 0.95)
 
@@ -97,6 +97,12 @@ def test_the_cooldown_falls_linearly_to_zero_over_the_last_fraction_of_the_run()
     assert [schedule_factor(10, 4, 0.5, p) for p in (0.0, 0.5, 0.75, 1.0, 1.5)] == [1.0, 1.0, 0.5, 0.0, 0.0]
     assert schedule_factor(0, 4, 1.0, 0.5) == 0.25 * 0.5  # inside the warm-up both apply
     assert schedule_factor(3, 0, 1.0, 0.25) == 0.75  # cooldown 1: from the first step
+
+
+def test_a_runs_progress_is_by_the_bound_it_is_nearest():
+    assert run_progress(5, 10) == 0.5
+    assert run_progress(5, 10, (3e12, 4e12), (1.0, 100.0)) == 0.75  # FLOPs nearer their budget than steps
+    assert run_progress(5, 10, (3e12, None), (90.0, 100.0)) == 0.9  # an unset bound counts for nothing
 
 
 # --- Muon (optim.optimizer = "muon") -----------------------------------------------------

@@ -473,3 +473,18 @@ def test_an_ensemble_of_two_copies_of_one_checkpoint_votes_as_it_does_with_every
     assert all(0 <= a["rollout_votes"] <= a["votes"] for a in models)
     others = [a["source"] for tests in sources.values() for test in tests for a in test.values() if a not in models]
     assert all(s.startswith("fallback: ") for s in others)
+
+
+def test_adaptation_cools_down_by_its_steps(tiny_run):
+    model, _, _ = load_model(tiny_run, torch.device("cpu"))
+    tasks = list(load_tasks("arc1/evaluation").filter(lambda t: t.max_side() <= 5))[:2]
+    lrs = []
+    cfg = quick(
+        "adapt.steps=8",
+        "adapt.log_every=1",
+        "adapt.embeddings_only_fraction=0",
+        "optim.warmup_steps=0",
+        "optim.cooldown=0.5",
+    )
+    adapt(model, tasks, cfg, torch.float32, on_step=lambda step, loss, means: lrs.append(means["lr"]))
+    assert lrs == pytest.approx([cfg.optim.lr * f for f in [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]])

@@ -385,9 +385,7 @@ def test_the_cooldown_brings_the_learning_rate_down_by_the_runs_nearest_bound(tm
 
     # Bounded by its steps: full for the first half of 8 steps, then a quarter less at each step.
     pretrain(tiny("run.steps=8", "optim.warmup_steps=0", "optim.cooldown=0.5"), tmp_path / "steps")
-    assert [x for x in lrs(tmp_path / "steps") if x is not None] == pytest.approx(
-        [1e-3] * 5 + [7.5e-4, 5e-4, 2.5e-4]
-    )
+    assert [x for x in lrs(tmp_path / "steps") if x is not None] == pytest.approx([1e-3] * 5 + [7.5e-4, 5e-4, 2.5e-4])
     # Bounded by run.flops long before its steps: the rate falls as the compute is spent.
     pretrain(tiny("run.steps=10000", "optim.warmup_steps=0", "optim.cooldown=1", "run.flops=2e9"), tmp_path / "flops")
     falling = [x for x in lrs(tmp_path / "flops") if x is not None]
