@@ -121,11 +121,11 @@ def adapt(
     stream = adaptation_stream(model, puzzles, first_id, tasks, cfg)
     trainer = Trainer(model, stream, cfg.optim, Dist(), dtype)
     embeddings_only = round(cfg.adapt.steps * cfg.adapt.embeddings_only_fraction)
+    budget = deadline - started if deadline is not None and deadline > started else None
 
     def lr_scale(step: int) -> float:
         # The network's warm-up starts with its phase; the embeddings' with the run. The
         # cooldown's progress is the run's, by its steps or its deadline, whichever is nearer.
-        budget = deadline - started if deadline is not None and deadline > started else None
         progress = run_progress(step, cfg.adapt.steps, (time.monotonic() - started, budget))
         cooldown = schedule_factor(step, 0, cfg.optim.cooldown, progress)
         return cooldown * (
